@@ -1,0 +1,13 @@
+// ggufscope's exit codes, the same for every subcommand (docs/USER-GUIDE.md).
+#pragma once
+
+namespace ggufscope::cli {
+
+inline constexpr int kExitOk = 0;           // done; for checks: nothing wrong found
+inline constexpr int kExitSuspicious = 1;   // checks: evidence worth a look, no proof of damage
+inline constexpr int kExitCorrupt = 2;      // checks: proof of damage (hash mismatch, NaN, ...)
+inline constexpr int kExitUnreadable = 3;   // the file cannot be opened or is not valid GGUF
+inline constexpr int kExitUsage = 64;       // bad command line (as sysexits' EX_USAGE)
+inline constexpr int kExitIo = 74;          // an output could not be written (EX_IOERR)
+
+}  // namespace ggufscope::cli
