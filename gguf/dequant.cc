@@ -17,6 +17,7 @@
 // vectorize them at -O2; nothing allocates or calls through pointers.
 #include "gguf/dequant.h"
 
+#include <array>
 #include <bit>
 #include <cstring>
 #include <string>
@@ -39,12 +40,9 @@ constexpr float kE2m1Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -
 // IQ2_XXS / IQ2_XS / IQ3_XXS store 7 sign bits per 8 values; the 8th sign is
 // implied by even parity, so ksigns[i] = i with bit 7 set to parity(i).
 constexpr auto kSigns = [] {
-  struct {
-    uint8_t v[128];
-  } t{};
-  for (unsigned i = 0; i < 128; ++i) {
-    t.v[i] = static_cast<uint8_t>(i | ((std::popcount(i) & 1u) << 7));
-  }
+  std::array<uint8_t, 128> t{};
+  for (unsigned i = 0; i < 128; ++i)
+    t[i] = static_cast<uint8_t>(i | ((std::popcount(i) & 1u) << 7));
   return t;
 }();
 
@@ -102,23 +100,21 @@ inline float MulAdd(float d, float q, float m) {
 }
 
 // Byte i of kHighBitBytes[v] is 0x10 if bit i of v is set: spreads 8 packed
-// fifth bits of Q5_0/Q5_1 over 8 bytes, so the main loop has no per-lane
-// variable shifts.
+// bits (Q5_0/Q5_1 fifth bits, Q1_0 signs) over 8 bytes, so the main loops
+// have no per-lane variable shifts.
 constexpr auto kHighBitBytes = [] {
-  struct {
-    uint64_t v[256];
-  } t{};
+  std::array<uint64_t, 256> t{};
   for (unsigned i = 0; i < 256; ++i) {
-    for (unsigned j = 0; j < 8; ++j)
-      t.v[i] |= static_cast<uint64_t>(((i >> j) & 1u) << 4) << (8 * j);
+    for (unsigned j = 0; j < 8; ++j) t[i] |= static_cast<uint64_t>(((i >> j) & 1u) << 4) << (8 * j);
   }
   return t;
 }();
 
-// The 32 fifth bits of a Q5_0/Q5_1 block (little-endian u32 at `qh`), one per
-// byte, already shifted to bit 4.
-inline void ExpandQ5HighBits(const uint8_t* __restrict qh, uint8_t* __restrict out) {
-  for (int i = 0; i < 4; ++i) std::memcpy(out + 8 * i, &kHighBitBytes.v[qh[i]], 8);
+// The 8 * n_bytes bits at `bits` (bit j of the little-endian bit string at
+// byte j / 8), one per byte as 0x10 or 0.
+template <int kBytes>
+inline void ExpandBits(const uint8_t* __restrict bits, uint8_t* __restrict out) {
+  for (int i = 0; i < kBytes; ++i) std::memcpy(out + 8 * i, &kHighBitBytes[bits[i]], 8);
 }
 
 // ---------------------------------------------------------------- scalars
@@ -191,7 +187,7 @@ void DequantizeQ5_0(const uint8_t* __restrict src, size_t n_blocks, float* __res
   for (size_t b = 0; b < n_blocks; ++b, src += 22, y += 32) {
     const float d = LoadF16(src);
     uint8_t hb[32];
-    ExpandQ5HighBits(src + 2, hb);
+    ExpandBits<4>(src + 2, hb);
     const uint8_t* qs = src + 6;
     for (int j = 0; j < 16; ++j) {
       y[j] = d * static_cast<float>(((qs[j] & 0xF) | hb[j]) - 16);
@@ -206,7 +202,7 @@ void DequantizeQ5_1(const uint8_t* __restrict src, size_t n_blocks, float* __res
     const float d = LoadF16(src);
     const float m = LoadF16(src + 2);
     uint8_t hb[32];
-    ExpandQ5HighBits(src + 4, hb);
+    ExpandBits<4>(src + 4, hb);
     const uint8_t* qs = src + 8;
     for (int j = 0; j < 16; ++j) {
       y[j] = MulAdd(d, static_cast<float>((qs[j] & 0xF) | hb[j]), m);
@@ -290,12 +286,25 @@ void DequantizeNvfp4(const uint8_t* __restrict src, size_t n_blocks, float* __re
 // Q1_0, 18 B: f16 d | u8 qs[16]; bit j%8 of qs[j/8] set gives +d, clear -d.
 void DequantizeQ1_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 128) {
-    const float d = LoadF16(src);
-    const float neg_d = -d;
-    const uint8_t* qs = src + 2;
-    for (int j = 0; j < 128; ++j) y[j] = (qs[j / 8] >> (j % 8)) & 1 ? d : neg_d;
+    // -d is d with the sign bit flipped (NaNs included, as in ggml and numpy).
+    const uint32_t d_bits = std::bit_cast<uint32_t>(LoadF16(src));
+    uint8_t bits[128];
+    ExpandBits<16>(src + 2, bits);
+    for (int j = 0; j < 128; ++j) {
+      y[j] = std::bit_cast<float>(d_bits ^ (static_cast<uint32_t>(~bits[j] & 0x10u) << 27));
+    }
   }
 }
+
+// kQ2Codes[v][k] = ((v >> 2k) & 3) - 1: the four Q2_0 values of a byte (a
+// table, because per-lane variable shifts do not vectorize).
+constexpr auto kQ2Codes = [] {
+  std::array<std::array<float, 4>, 256> t{};
+  for (int v = 0; v < 256; ++v) {
+    for (int k = 0; k < 4; ++k) t[v][k] = static_cast<float>(((v >> (2 * k)) & 3) - 1);
+  }
+  return t;
+}();
 
 // Q2_0, 18 B (64 elements; ggml's QK2_0 is 64): f16 d | u8 qs[16]; code
 // q = bits 2(j%4)..2(j%4)+1 of qs[j/4]; value = (q - 1) * d, i.e. -d, 0, +d, +2d.
@@ -303,9 +312,8 @@ void DequantizeQ2_0(const uint8_t* __restrict src, size_t n_blocks, float* __res
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 64) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
-    for (int j = 0; j < 64; ++j) {
-      const int q = (qs[j / 4] >> (2 * (j % 4))) & 3;
-      y[j] = static_cast<float>(q - 1) * d;
+    for (int i = 0; i < 16; ++i) {
+      for (int k = 0; k < 4; ++k) y[4 * i + k] = kQ2Codes[qs[i]][k] * d;
     }
   }
 }
@@ -439,18 +447,16 @@ void DequantizeQ8_K(const uint8_t* __restrict src, size_t n_blocks, float* __res
 
 // ---------------------------------------------------------------- ternary
 
-// TQ1_0, 54 B: u8 qs[48] | u8 qh[4] | f16 d. Each byte packs 5 (qh: 4) base-3
-// digits as a fixed-point fraction of 243: digit k of byte v is
-// (u8(v * 3^k) * 3) >> 8. Elements: k*32 + l from qs[l] (l < 32), then
-// 160 + k*16 + l from qs[32 + l], then 240 + k*4 + l from qh[l].
-// value = d * (digit - 1).
-// One base-3 digit: the byte times 3^k wraps mod 256, then the top of the
-// fraction times 3 is the digit; minus 1 gives -1, 0 or +1.
+// Base-3 digit k of a TQ1_0 byte v (a fixed-point fraction of 243), minus 1:
+// v * 3^k wraps mod 256, and the top of that fraction times 3 is the digit.
 inline float Tq1Digit(uint8_t v, unsigned pow3) {
   const unsigned shifted = (v * pow3) & 0xFFu;
   return static_cast<float>(static_cast<int>((shifted * 3u) >> 8) - 1);
 }
 
+// TQ1_0, 54 B: u8 qs[48] | u8 qh[4] | f16 d; 5 digits per qs byte, 4 per qh
+// byte. Elements: k*32 + l from qs[l] (l < 32), then 160 + k*16 + l from
+// qs[32 + l], then 240 + k*4 + l from qh[l]. value = d * (digit - 1).
 void DequantizeTq1_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
   constexpr unsigned kPow3[5] = {1, 3, 9, 27, 81};
   for (size_t b = 0; b < n_blocks; ++b, src += 54, y += kQkK) {
@@ -505,7 +511,7 @@ void DequantizeIq2Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __r
       const uint32_t flip = SignFlipMask(db);
       for (int l = 0; l < 4; ++l, y += 8) {
         EmitSigned8(db, flip, kIq2xxsGrid[(aux0 >> (8 * l)) & 0xFF],
-                    kSigns.v[(aux1 >> (7 * l)) & 0x7F], y);
+                    kSigns[(aux1 >> (7 * l)) & 0x7F], y);
       }
     }
   }
@@ -524,7 +530,7 @@ void DequantizeIq2Xs(const uint8_t* __restrict src, size_t n_blocks, float* __re
       const uint32_t flip = SignFlipMask(db);
       for (int k = g; k < g + 2; ++k, y += 8) {
         const uint16_t q = LoadU16(src + 2 + 2 * k);
-        EmitSigned8(db, flip, kIq2xsGrid[q & 511], kSigns.v[q >> 9], y);
+        EmitSigned8(db, flip, kIq2xsGrid[q & 511], kSigns[q >> 9], y);
       }
     }
   }
@@ -568,7 +574,7 @@ void DequantizeIq3Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __r
         uint8_t row[8];
         std::memcpy(row, kIq3xxsGrid[qs[8 * ib + 2 * l]], 4);
         std::memcpy(row + 4, kIq3xxsGrid[qs[8 * ib + 2 * l + 1]], 4);
-        EmitSigned8(db, flip, row, kSigns.v[(aux >> (7 * l)) & 0x7F], y);
+        EmitSigned8(db, flip, row, kSigns[(aux >> (7 * l)) & 0x7F], y);
       }
     }
   }
@@ -683,16 +689,7 @@ Error SizeError(std::string field, std::string expected, std::string actual) {
 
 }  // namespace
 
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1Fu;
-  const uint32_t mant = h & 0x3FFu;
-  if (exp == 0x1F) return std::bit_cast<float>(sign | 0x7F800000u | (mant << 13));  // inf, NaN
-  if (exp != 0) return std::bit_cast<float>(sign | ((exp + 112) << 23) | (mant << 13));
-  // Zero or subnormal: mant * 2^-24 is exact in f32 (a normal number there).
-  const float mag = static_cast<float>(mant) * 0x1p-24f;
-  return std::bit_cast<float>(sign | std::bit_cast<uint32_t>(mag));
-}
+float HalfToFloat(uint16_t h) { return HalfToFloatInline(h); }
 
 float Bf16ToFloat(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
@@ -726,114 +723,61 @@ Status Dequantize(GgmlType type, std::span<const uint8_t> src, uint64_t n_elemen
   const uint8_t* s = src.data();
   float* y = dst.data();
   const size_t n = static_cast<size_t>(n_blocks);
+  // Each case names the block geometry its kernel reads; checking it against
+  // the type table keeps a changed table from turning into an out-of-bounds read.
+  const auto run = [&](uint32_t block_size, uint32_t type_size, auto kernel) -> Status {
+    if (block_size != traits->block_size || type_size != traits->type_size) {
+      return Error{ErrorCode::kUnsupported, "type " + std::string(traits->name), 0,
+                   "block of " + std::to_string(block_size) + " elements in " +
+                       std::to_string(type_size) + " bytes (as the dequantizer reads it)",
+                   std::to_string(traits->block_size) + " elements in " +
+                       std::to_string(traits->type_size) + " bytes"};
+    }
+    kernel(s, n, y);
+    return {};
+  };
+  // clang-format off
   switch (type) {
-    case GgmlType::kF32:
-      if (n != 0) std::memcpy(y, s, n * sizeof(float));
-      break;
-    case GgmlType::kF16:
-      ConvertF16(s, n, y);
-      break;
-    case GgmlType::kBF16:
-      ConvertBf16(s, n, y);
-      break;
-    case GgmlType::kF64:
-      ConvertScalars<double>(s, n, y);
-      break;
-    case GgmlType::kI8:
-      ConvertScalars<int8_t>(s, n, y);
-      break;
-    case GgmlType::kI16:
-      ConvertScalars<int16_t>(s, n, y);
-      break;
-    case GgmlType::kI32:
-      ConvertScalars<int32_t>(s, n, y);
-      break;
-    case GgmlType::kI64:
-      ConvertScalars<int64_t>(s, n, y);
-      break;
-    case GgmlType::kQ4_0:
-      DequantizeQ4_0(s, n, y);
-      break;
-    case GgmlType::kQ4_1:
-      DequantizeQ4_1(s, n, y);
-      break;
-    case GgmlType::kQ5_0:
-      DequantizeQ5_0(s, n, y);
-      break;
-    case GgmlType::kQ5_1:
-      DequantizeQ5_1(s, n, y);
-      break;
-    case GgmlType::kQ8_0:
-      DequantizeQ8<34, 2>(s, n, y);
-      break;
-    case GgmlType::kQ8_1:
-      DequantizeQ8<36, 4>(s, n, y);
-      break;
-    case GgmlType::kQ2_K:
-      DequantizeQ2_K(s, n, y);
-      break;
-    case GgmlType::kQ3_K:
-      DequantizeQ3_K(s, n, y);
-      break;
-    case GgmlType::kQ4_K:
-      DequantizeQ45_K<false>(s, n, y);
-      break;
-    case GgmlType::kQ5_K:
-      DequantizeQ45_K<true>(s, n, y);
-      break;
-    case GgmlType::kQ6_K:
-      DequantizeQ6_K(s, n, y);
-      break;
-    case GgmlType::kQ8_K:
-      DequantizeQ8_K(s, n, y);
-      break;
-    case GgmlType::kIQ2_XXS:
-      DequantizeIq2Xxs(s, n, y);
-      break;
-    case GgmlType::kIQ2_XS:
-      DequantizeIq2Xs(s, n, y);
-      break;
-    case GgmlType::kIQ2_S:
-      DequantizeIq2S(s, n, y);
-      break;
-    case GgmlType::kIQ3_XXS:
-      DequantizeIq3Xxs(s, n, y);
-      break;
-    case GgmlType::kIQ3_S:
-      DequantizeIq3S(s, n, y);
-      break;
-    case GgmlType::kIQ1_S:
-      DequantizeIq1S(s, n, y);
-      break;
-    case GgmlType::kIQ1_M:
-      DequantizeIq1M(s, n, y);
-      break;
-    case GgmlType::kIQ4_NL:
-      DequantizeIq4Nl(s, n, y);
-      break;
-    case GgmlType::kIQ4_XS:
-      DequantizeIq4Xs(s, n, y);
-      break;
-    case GgmlType::kTQ1_0:
-      DequantizeTq1_0(s, n, y);
-      break;
-    case GgmlType::kTQ2_0:
-      DequantizeTq2_0(s, n, y);
-      break;
-    case GgmlType::kMXFP4:
-      DequantizeMxfp4(s, n, y);
-      break;
-    case GgmlType::kNVFP4:
-      DequantizeNvfp4(s, n, y);
-      break;
-    case GgmlType::kQ1_0:
-      DequantizeQ1_0(s, n, y);
-      break;
-    case GgmlType::kQ2_0:
-      DequantizeQ2_0(s, n, y);
-      break;
+    case GgmlType::kF32: return run(1, 4, [](const uint8_t* x, size_t k, float* out) {
+      if (k != 0) std::memcpy(out, x, k * sizeof(float));
+    });
+    case GgmlType::kF16: return run(1, 2, ConvertF16);
+    case GgmlType::kBF16: return run(1, 2, ConvertBf16);
+    case GgmlType::kF64: return run(1, 8, ConvertScalars<double>);
+    case GgmlType::kI8: return run(1, 1, ConvertScalars<int8_t>);
+    case GgmlType::kI16: return run(1, 2, ConvertScalars<int16_t>);
+    case GgmlType::kI32: return run(1, 4, ConvertScalars<int32_t>);
+    case GgmlType::kI64: return run(1, 8, ConvertScalars<int64_t>);
+    case GgmlType::kQ4_0: return run(32, 18, DequantizeQ4_0);
+    case GgmlType::kQ4_1: return run(32, 20, DequantizeQ4_1);
+    case GgmlType::kQ5_0: return run(32, 22, DequantizeQ5_0);
+    case GgmlType::kQ5_1: return run(32, 24, DequantizeQ5_1);
+    case GgmlType::kQ8_0: return run(32, 34, DequantizeQ8<34, 2>);
+    case GgmlType::kQ8_1: return run(32, 36, DequantizeQ8<36, 4>);
+    case GgmlType::kQ2_K: return run(256, 84, DequantizeQ2_K);
+    case GgmlType::kQ3_K: return run(256, 110, DequantizeQ3_K);
+    case GgmlType::kQ4_K: return run(256, 144, DequantizeQ45_K<false>);
+    case GgmlType::kQ5_K: return run(256, 176, DequantizeQ45_K<true>);
+    case GgmlType::kQ6_K: return run(256, 210, DequantizeQ6_K);
+    case GgmlType::kQ8_K: return run(256, 292, DequantizeQ8_K);
+    case GgmlType::kIQ2_XXS: return run(256, 66, DequantizeIq2Xxs);
+    case GgmlType::kIQ2_XS: return run(256, 74, DequantizeIq2Xs);
+    case GgmlType::kIQ2_S: return run(256, 82, DequantizeIq2S);
+    case GgmlType::kIQ3_XXS: return run(256, 98, DequantizeIq3Xxs);
+    case GgmlType::kIQ3_S: return run(256, 110, DequantizeIq3S);
+    case GgmlType::kIQ1_S: return run(256, 50, DequantizeIq1S);
+    case GgmlType::kIQ1_M: return run(256, 56, DequantizeIq1M);
+    case GgmlType::kIQ4_NL: return run(32, 18, DequantizeIq4Nl);
+    case GgmlType::kIQ4_XS: return run(256, 136, DequantizeIq4Xs);
+    case GgmlType::kTQ1_0: return run(256, 54, DequantizeTq1_0);
+    case GgmlType::kTQ2_0: return run(256, 66, DequantizeTq2_0);
+    case GgmlType::kMXFP4: return run(32, 17, DequantizeMxfp4);
+    case GgmlType::kNVFP4: return run(64, 36, DequantizeNvfp4);
+    case GgmlType::kQ1_0: return run(128, 18, DequantizeQ1_0);
+    case GgmlType::kQ2_0: return run(64, 18, DequantizeQ2_0);
   }
-  return {};
+  // clang-format on
+  return SizeError("type", "an active ggml type", std::to_string(static_cast<uint32_t>(type)));
 }
 
 }  // namespace ggufscope::gguf

@@ -46,9 +46,13 @@ def _gguf_py_tensors(path: str):
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> tuple[bool, int]:
+    """Bit equality, except that any NaN equals any NaN: a NaN's sign and
+    payload are not meaningful, and C compilers (llama.cpp) may negate a NaN
+    by flipping its sign bit where numpy multiplies it by -1 (no flip). NaN
+    only comes out of a NaN scale, which is corruption in its own right."""
     if a.size != b.size:
         return False, max(a.size, b.size)
-    diff = a.view(np.uint32) != b.view(np.uint32)
+    diff = (a.view(np.uint32) != b.view(np.uint32)) & ~(np.isnan(a) & np.isnan(b))
     return not diff.any(), int(diff.sum())
 
 

@@ -49,6 +49,9 @@ LIB.gguf_get_tensor_size.restype = ctypes.c_size_t
 LIB.gguf_get_tensor_size.argtypes = [ctypes.c_void_p, ctypes.c_int64]
 LIB.gguf_get_data_offset.restype = ctypes.c_size_t
 LIB.gguf_get_data_offset.argtypes = [ctypes.c_void_p]
+LIB.ggml_quantize_init.argtypes = [ctypes.c_int]
+LIB.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
+LIB.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
 LIB.gguf_get_n_kv.restype = ctypes.c_int64
 LIB.gguf_get_n_kv.argtypes = [ctypes.c_void_p]
 
@@ -83,8 +86,9 @@ def to_float(type_id: int, raw: bytes | np.ndarray, n_elements: int) -> np.ndarr
 def from_float(type_id: int, values: np.ndarray) -> bytes | None:
     """llama.cpp's reference quantizer (quantize_row_*_ref), or None."""
     t = LIB.ggml_get_type_traits(type_id).contents
-    if not t.from_float_ref:
+    if not t.from_float_ref or LIB.ggml_quantize_requires_imatrix(type_id):
         return None
+    LIB.ggml_quantize_init(type_id)  # builds the IQ grids' inverse tables; a no-op otherwise
     x = np.ascontiguousarray(values, dtype=np.float32).ravel()
     n_bytes = x.size // t.blck_size * t.type_size
     out = np.zeros(n_bytes, dtype=np.uint8)
