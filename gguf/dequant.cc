@@ -22,6 +22,16 @@
 #include <cstring>
 #include <string>
 
+// Kernels are compiled twice on x86-64: for the baseline (SSE2) and for
+// x86-64-v3 (AVX2), picked once at load time. The wider vectors matter
+// because numpy's own loops use them; the results are the same bits either
+// way (no FMA contraction, the same IEEE operations in the same order).
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3")))
+#else
+#define GGUFSCOPE_KERNEL
+#endif
+
 namespace ggufscope::gguf {
 namespace {
 
@@ -121,21 +131,22 @@ inline void ExpandBits(const uint8_t* __restrict bits, uint8_t* __restrict out) 
 
 // Applies `convert` (stored element bytes -> float) to n elements of T. The
 // body runs in fixed chunks of 16 so the compiler vectorizes it even at -O2,
-// where it only vectorizes loops whose trip count it knows.
+// where it only vectorizes loops whose trip count it knows. Always inlined,
+// so it is compiled for each kernel clone's target.
 template <typename T, typename Convert>
-void ConvertElements(const uint8_t* __restrict src, size_t n, float* __restrict dst,
-                     Convert convert) {
+[[gnu::always_inline]] inline void ConvertElements(const uint8_t* __restrict src, size_t n,
+                                                   float* __restrict dst, Convert convert) {
   constexpr size_t kChunk = 16;
-  T v[kChunk];
+  const auto one = [&](size_t i) {
+    T v;
+    std::memcpy(&v, src + i * sizeof(T), sizeof(T));
+    dst[i] = convert(v);
+  };
   size_t i = 0;
   for (; i + kChunk <= n; i += kChunk) {
-    std::memcpy(v, src + i * sizeof(T), sizeof v);
-    for (size_t j = 0; j < kChunk; ++j) dst[i + j] = convert(v[j]);
+    for (size_t j = 0; j < kChunk; ++j) one(i + j);
   }
-  for (; i < n; ++i) {
-    std::memcpy(v, src + i * sizeof(T), sizeof(T));
-    dst[i] = convert(v[0]);
-  }
+  for (; i < n; ++i) one(i);
 }
 
 // Plain numbers: round to nearest, like numpy's astype(float32).
@@ -144,11 +155,11 @@ void ConvertScalars(const uint8_t* __restrict src, size_t n, float* __restrict d
   ConvertElements<T>(src, n, dst, [](T v) { return static_cast<float>(v); });
 }
 
-void ConvertF16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
+GGUFSCOPE_KERNEL void ConvertF16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
   ConvertElements<uint16_t>(src, n, dst, [](uint16_t h) { return HalfToFloatInline(h); });
 }
 
-void ConvertBf16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
+GGUFSCOPE_KERNEL void ConvertBf16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
   ConvertElements<uint16_t>(
       src, n, dst, [](uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); });
 }
@@ -157,7 +168,8 @@ void ConvertBf16(const uint8_t* __restrict src, size_t n, float* __restrict dst)
 
 // Q4_0, 18 B: f16 d | u8 qs[16]. Element j < 16 is the low nibble of qs[j],
 // element j + 16 the high nibble. value = d * (q - 8).
-void DequantizeQ4_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ4_0(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 32) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -169,7 +181,8 @@ void DequantizeQ4_0(const uint8_t* __restrict src, size_t n_blocks, float* __res
 }
 
 // Q4_1, 20 B: f16 d | f16 m | u8 qs[16] (nibbles as Q4_0). value = (d * q) + m.
-void DequantizeQ4_1(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ4_1(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 20, y += 32) {
     const float d = LoadF16(src);
     const float m = LoadF16(src + 2);
@@ -183,7 +196,8 @@ void DequantizeQ4_1(const uint8_t* __restrict src, size_t n_blocks, float* __res
 
 // Q5_0, 22 B: f16 d | u32 qh (bit j = 5th bit of element j) | u8 qs[16]
 // (nibbles as Q4_0). value = d * (q - 16).
-void DequantizeQ5_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ5_0(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 22, y += 32) {
     const float d = LoadF16(src);
     uint8_t hb[32];
@@ -197,7 +211,8 @@ void DequantizeQ5_0(const uint8_t* __restrict src, size_t n_blocks, float* __res
 }
 
 // Q5_1, 24 B: f16 d | f16 m | u32 qh | u8 qs[16]. value = (d * q) + m.
-void DequantizeQ5_1(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ5_1(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 24, y += 32) {
     const float d = LoadF16(src);
     const float m = LoadF16(src + 2);
@@ -223,7 +238,8 @@ void DequantizeQ8(const uint8_t* __restrict src, size_t n_blocks, float* __restr
 }
 
 // IQ4_NL, 18 B: f16 d | u8 qs[16] (nibbles as Q4_0, indexing kIq4nlValues).
-void DequantizeIq4Nl(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq4Nl(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 32) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -242,7 +258,8 @@ inline float E8m0Half(uint8_t e) {
 }
 
 // MXFP4, 17 B: u8 e (E8M0 scale) | u8 qs[16] (nibbles as Q4_0, indexing kE2m1Values).
-void DequantizeMxfp4(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeMxfp4(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 17, y += 32) {
     const float d = E8m0Half(src[0]);
     const uint8_t* qs = src + 1;
@@ -268,7 +285,8 @@ inline float Ue4m3Half(uint8_t x) {
 // NVFP4, 36 B (64 elements): u8 d[4] (UE4M3, one per 16 elements) | u8 qs[32].
 // Sub-block s uses qs[8s .. 8s+7]: low nibbles give its elements 0..7, high
 // nibbles 8..15, indexing kE2m1Values.
-void DequantizeNvfp4(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeNvfp4(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 36) {
     for (int s = 0; s < 4; ++s, y += 16) {
       const float d = Ue4m3Half(src[s]);
@@ -284,7 +302,8 @@ void DequantizeNvfp4(const uint8_t* __restrict src, size_t n_blocks, float* __re
 // ---------------------------------------------------------------- Q1_0 and Q2_0
 
 // Q1_0, 18 B: f16 d | u8 qs[16]; bit j%8 of qs[j/8] set gives +d, clear -d.
-void DequantizeQ1_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ1_0(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 128) {
     // -d is d with the sign bit flipped (NaNs included, as in ggml and numpy).
     const uint32_t d_bits = std::bit_cast<uint32_t>(LoadF16(src));
@@ -308,7 +327,8 @@ constexpr auto kQ2Codes = [] {
 
 // Q2_0, 18 B (64 elements; ggml's QK2_0 is 64): f16 d | u8 qs[16]; code
 // q = bits 2(j%4)..2(j%4)+1 of qs[j/4]; value = (q - 1) * d, i.e. -d, 0, +d, +2d.
-void DequantizeQ2_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ2_0(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 18, y += 64) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -323,7 +343,8 @@ void DequantizeQ2_0(const uint8_t* __restrict src, size_t n_blocks, float* __res
 // Q2_K, 84 B: u8 scales[16] (low nibble scale, high nibble min, one per 16
 // elements) | u8 qs[64] | f16 d | f16 dmin. Element h*128 + s*32 + l is bits
 // 2s..2s+1 of qs[h*32 + l]. value = (d * sc) * q - (dmin * m).
-void DequantizeQ2_K(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ2_K(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 84) {
     const uint8_t* scales = src;
     const uint8_t* qs = src + 16;
@@ -346,7 +367,8 @@ void DequantizeQ2_K(const uint8_t* __restrict src, size_t n_blocks, float* __res
 // 6-bit scale i (one per 16 elements, stored minus 32): low 4 bits from
 // scales[i % 8] (nibble i / 8), high 2 bits from scales[8 + i % 4] (bits 2(i/4)..).
 // value = (d * (sc - 32)) * q.
-void DequantizeQ3_K(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ3_K(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 110) {
     const uint8_t* hmask = src;
     const uint8_t* qs = src + 32;
@@ -416,7 +438,8 @@ void DequantizeQ45_K(const uint8_t* __restrict src, size_t n_blocks, float* __re
 // Q6_K, 210 B: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d. In half h,
 // element e = s*64 + m has low nibble s of ql[h*64 + m]; element e = k*32 + l
 // has high 2 bits at bits 2k.. of qh[h*32 + l]. value = (d * sc) * (q - 32).
-void DequantizeQ6_K(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ6_K(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 210) {
     const uint8_t* sc = src + 192;
     const float d = LoadF16(src + 208);
@@ -436,7 +459,8 @@ void DequantizeQ6_K(const uint8_t* __restrict src, size_t n_blocks, float* __res
 }
 
 // Q8_K, 292 B: f32 d | i8 qs[256] | i16 bsums[16] (not needed). value = d * q.
-void DequantizeQ8_K(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeQ8_K(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 292, y += kQkK) {
     float d;
     std::memcpy(&d, src, sizeof d);
@@ -457,7 +481,8 @@ inline float Tq1Digit(uint8_t v, unsigned pow3) {
 // TQ1_0, 54 B: u8 qs[48] | u8 qh[4] | f16 d; 5 digits per qs byte, 4 per qh
 // byte. Elements: k*32 + l from qs[l] (l < 32), then 160 + k*16 + l from
 // qs[32 + l], then 240 + k*4 + l from qh[l]. value = d * (digit - 1).
-void DequantizeTq1_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeTq1_0(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   constexpr unsigned kPow3[5] = {1, 3, 9, 27, 81};
   for (size_t b = 0; b < n_blocks; ++b, src += 54, y += kQkK) {
     const float d = LoadF16(src + 52);
@@ -473,7 +498,8 @@ void DequantizeTq1_0(const uint8_t* __restrict src, size_t n_blocks, float* __re
 
 // TQ2_0, 66 B: u8 qs[64] | f16 d. Element h*128 + s*32 + l is bits 2s.. of
 // qs[h*32 + l]. value = d * (q - 1).
-void DequantizeTq2_0(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeTq2_0(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 66, y += kQkK) {
     const float d = LoadF16(src + 64);
     for (int h = 0; h < 2; ++h) {
@@ -501,7 +527,8 @@ inline void EmitSigned8(float db, uint32_t flip_mask, const uint8_t* __restrict 
 // aux0's 4 bytes index kIq2xxsGrid (8 values each); aux1 holds four 7-bit
 // sign indices into kSigns (bits 7l..) and a 4-bit scale in bits 28..31.
 // value = (d * (0.5 + scale)) * 0.25 * grid * sign.
-void DequantizeIq2Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq2Xxs(const uint8_t* __restrict src, size_t n_blocks,
+                                       float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 66) {
     const float d = LoadF16(src);
     for (int ib = 0; ib < 8; ++ib) {
@@ -520,7 +547,8 @@ void DequantizeIq2Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __r
 // IQ2_XS, 74 B: f16 d | u16 qs[32] | u8 scales[8]. Each qs entry covers 8
 // elements: bits 0..8 index kIq2xsGrid, bits 9..15 index kSigns. 4-bit scale
 // g/2 (nibble (g/2) % 2 of scales[g/4]) covers entries g. value as IQ2_XXS.
-void DequantizeIq2Xs(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq2Xs(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 74) {
     const float d = LoadF16(src);
     const uint8_t* scales = src + 66;
@@ -539,7 +567,8 @@ void DequantizeIq2Xs(const uint8_t* __restrict src, size_t n_blocks, float* __re
 // IQ2_S, 82 B: f16 d | u8 qs[32] | u8 signs[32] | u8 qh[8] | u8 scales[8].
 // Entry g (8 elements) indexes kIq2sGrid with qs[g] | (2 bits 2(g%4).. of
 // qh[g/4]) << 8; element e's sign is bit e%8 of signs[e/8]; scales as IQ2_XS.
-void DequantizeIq2S(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq2S(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 82) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -562,7 +591,8 @@ void DequantizeIq2S(const uint8_t* __restrict src, size_t n_blocks, float* __res
 // kIq3xxsGrid (4 values); aux[ib] (32 elements) holds four 7-bit sign indices
 // (bits 7l.., 8 elements each) and a 4-bit scale in bits 28..31.
 // value = (d * (0.5 + scale)) * 0.5 * grid * sign.
-void DequantizeIq3Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq3Xxs(const uint8_t* __restrict src, size_t n_blocks,
+                                       float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 98) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -584,7 +614,8 @@ void DequantizeIq3Xxs(const uint8_t* __restrict src, size_t n_blocks, float* __r
 // Entry g (4 elements) indexes kIq3sGrid with qs[g] | (bit g%8 of qh[g/8]) << 8;
 // sign bits as IQ2_S; scale ib (32 elements) is nibble ib%2 of scales[ib/2].
 // value = (d * (1 + 2 * scale)) * grid * sign.
-void DequantizeIq3S(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq3S(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 110) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -620,7 +651,8 @@ inline void EmitIq1(float dl, float delta, const int8_t* grid, float* y) {
 // IQ1_S, 50 B: f16 d | u8 qs[32] | u16 qh[8]. qh[ib] (32 elements): bits
 // 3l..3l+2 extend qs[4ib + l] to an 11-bit kIq1sGrid index, bits 12..14 the
 // scale, bit 15 the sign of delta. value = (d * (2 * scale + 1)) * (grid + delta).
-void DequantizeIq1S(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq1S(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 50) {
     const float d = LoadF16(src);
     const uint8_t* qs = src + 2;
@@ -639,7 +671,8 @@ void DequantizeIq1S(const uint8_t* __restrict src, size_t n_blocks, float* __res
 // nibbles of sc[0..3] (sc[0] lowest). Entry g (8 elements): nibble g%2 of
 // qh[g/2] gives 3 index bits above qs[g] and (bit 3) the sign of delta. Each
 // 16 elements have a 3-bit scale: half h of ib is bits 6(ib%2)+3h.. of sc[ib/2].
-void DequantizeIq1M(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq1M(const uint8_t* __restrict src, size_t n_blocks,
+                                     float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 56) {
     const uint8_t* qs = src;
     const uint8_t* qh = src + 32;
@@ -664,7 +697,8 @@ void DequantizeIq1M(const uint8_t* __restrict src, size_t n_blocks, float* __res
 // scale ib (32 elements, stored plus 32): nibble ib%2 of scales_l[ib/2], high
 // bits 2ib.. of scales_h. Sub-block ib is qs[16ib .. +15], nibbles as Q4_0,
 // indexing kIq4nlValues. value = (d * (scale - 32)) * kv.
-void DequantizeIq4Xs(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+GGUFSCOPE_KERNEL void DequantizeIq4Xs(const uint8_t* __restrict src, size_t n_blocks,
+                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 136) {
     const float d = LoadF16(src);
     const unsigned scales_h = LoadU16(src + 2);

@@ -42,6 +42,7 @@ struct TensorInfo {
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;      // exact bytes the type needs (no padding)
   uint64_t info_offset = 0;  // where this tensor's info record starts in the file
+  uint64_t offset_field = 0; // where its offset field sits in the file
 
   uint64_t n_rows() const { return ne[0] == 0 ? 0 : n_elements / static_cast<uint64_t>(ne[0]); }
 };

@@ -19,6 +19,17 @@ namespace ggufscope::gguf {
 // file could otherwise make us allocate many times its own size.
 inline constexpr uint64_t kMaxMetadataMemory = uint64_t{1} << 30;
 
+// A length or count that needs more bytes than remain is a truncated file if
+// the need is plausible for some real file, and a corrupt or hostile value
+// (2^62 elements, say) beyond this.
+inline constexpr uint64_t kImplausibleBytes = uint64_t{1} << 40;
+
+// n * size, saturated at UINT64_MAX.
+uint64_t SatMul(uint64_t n, uint64_t size) {
+  uint64_t r;
+  return __builtin_mul_overflow(n, size, &r) ? UINT64_MAX : r;
+}
+
 class Parser {
  public:
   explicit Parser(std::span<const uint8_t> bytes) : b_(bytes) {}
@@ -73,8 +84,9 @@ class Parser {
     uint64_t len = 0;
     if (!Read(&len, field + ".length")) return false;
     if (len > remaining()) {
-      return Fail(ErrorCode::kTooLarge, field + ".length", at,
-                  fmt::format("at most {} (bytes left)", remaining()), std::to_string(len));
+      return Fail(len > kImplausibleBytes ? ErrorCode::kTooLarge : ErrorCode::kTruncated,
+                  field + ".length", at,
+                  fmt::format("a length that fits the {} bytes left", remaining()), std::to_string(len));
     }
     if (!Charge(len + sizeof(std::string), field)) return false;
     out->assign(reinterpret_cast<const char*>(b_.data() + pos_), len);
@@ -100,7 +112,7 @@ class Parser {
       if (head.find("<html") != std::string_view::npos || head.find("<!DOCTYPE") != std::string_view::npos ||
           head.find("<!doctype") != std::string_view::npos || head.find("<HTML") != std::string_view::npos) {
         actual += ": this is an HTML page, not a model (a failed download?)";
-      } else if (std::memcmp(m, "version https://git-lfs", 4) == 0) {
+      } else if (head.rfind("version https://git-lfs", 0) == 0) {
         actual += ": a Git LFS pointer file, not the model itself";
       }
       return Fail(ErrorCode::kBadMagic, "header.magic", 0, "\"GGUF\"", actual);
@@ -126,21 +138,16 @@ class Parser {
     // A key/value needs at least 8 (key length) + 4 (type) + 1 (value) bytes;
     // a tensor info at least 8 (name length) + 4 + 8 (one dim) + 4 + 8.
     constexpr uint64_t kMinKv = 13, kMinTensor = 32;
-    if (n_kv_ > remaining() / kMinKv) {
-      return Fail(ErrorCode::kTooLarge, "header.n_kv", at_counts + 8,
-                  fmt::format("at most {} for the {} bytes left", remaining() / kMinKv, remaining()),
-                  std::to_string(n_kv_));
-    }
-    if (n_tensors_ > remaining() / kMinTensor) {
-      return Fail(ErrorCode::kTooLarge, "header.n_tensors", at_counts,
-                  fmt::format("at most {} for the {} bytes left", remaining() / kMinTensor,
-                              remaining()),
-                  std::to_string(n_tensors_));
-    }
-    if (n_kv_ * kMinKv + n_tensors_ * kMinTensor > remaining()) {
-      return Fail(ErrorCode::kTooLarge, "header.n_kv + header.n_tensors", at_counts,
-                  fmt::format("records that fit the {} bytes left", remaining()),
-                  fmt::format("{} keys and {} tensors", n_kv_, n_tensors_));
+    const uint64_t need_kv = SatMul(n_kv_, kMinKv), need_t = SatMul(n_tensors_, kMinTensor);
+    const uint64_t need = need_kv > UINT64_MAX - need_t ? UINT64_MAX : need_kv + need_t;
+    if (need > remaining()) {
+      const ErrorCode code = need > kImplausibleBytes ? ErrorCode::kTooLarge : ErrorCode::kTruncated;
+      const bool kv_alone = need_kv > remaining();
+      const bool t_alone = need_t > remaining();
+      const std::string field = kv_alone ? "header.n_kv" : (t_alone ? "header.n_tensors" : "header.n_kv + header.n_tensors");
+      return Fail(code, field, kv_alone ? at_counts + 8 : at_counts,
+                  fmt::format("records that fit the {} bytes left ({} bytes at least)", remaining(), need),
+                  fmt::format("{} tensors and {} keys", n_tensors_, n_kv_));
     }
     return true;
   }
@@ -187,7 +194,8 @@ class Parser {
     const uint32_t scalar = ScalarSize(out->elem_type);
     const uint64_t min_elem = scalar != 0 ? scalar : (out->elem_type == ValueType::kString ? 8 : 12);
     if (count > remaining() / min_elem) {
-      return Fail(ErrorCode::kTooLarge, field + ".count", at_count,
+      const uint64_t need = SatMul(count, min_elem);
+      return Fail(need > kImplausibleBytes ? ErrorCode::kTooLarge : ErrorCode::kTruncated, field + ".count", at_count,
                   fmt::format("at most {} {} elements for the {} bytes left", remaining() / min_elem,
                               ValueTypeName(out->elem_type), remaining()),
                   std::to_string(count));
@@ -225,8 +233,11 @@ class Parser {
   }
 
   bool ParseMetadata(GgufFile& f) {
-    f.kv_.reserve(n_kv_);
+    // Reserve only what the counts make certain; every record is charged
+    // against the metadata cap as it is parsed.
+    f.kv_.reserve(std::min<uint64_t>(n_kv_, 4096));
     for (uint64_t k = 0; k < n_kv_; ++k) {
+      if (!Charge(sizeof(KeyValue), fmt::format("kv[{}]", k))) return false;
       KeyValue kv;
       kv.offset = pos_;
       const std::string field = fmt::format("kv[{}]", k);
@@ -258,8 +269,9 @@ class Parser {
   }
 
   bool ParseTensorInfos(GgufFile& f) {
-    f.tensors_.reserve(n_tensors_);
+    f.tensors_.reserve(std::min<uint64_t>(n_tensors_, 4096));
     for (uint64_t t = 0; t < n_tensors_; ++t) {
+      if (!Charge(sizeof(TensorInfo) + 64, fmt::format("tensor[{}]", t))) return false;  // + index entry
       TensorInfo ti;
       ti.info_offset = pos_;
       if (!ReadString(&ti.name, fmt::format("tensor[{}].name", t))) return false;
@@ -317,6 +329,7 @@ class Parser {
       }
       ti.n_bytes = *bytes;
       const uint64_t at_offset = pos_;
+      ti.offset_field = at_offset;
       if (!Read(&ti.offset, named + ".offset")) return false;
       if (ti.offset % f.alignment_ != 0) {
         return Fail(ErrorCode::kMisalignedOffset, named + ".offset", at_offset,
@@ -343,12 +356,16 @@ class Parser {
     }
     const uint64_t data_size = b_.size() - f.data_offset_;
     for (const TensorInfo& t : f.tensors_) {
-      if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
+      if (t.offset > data_size) {
+        return Fail(ErrorCode::kTruncated, fmt::format("tensor '{}'.offset", t.name), t.offset_field,
+                    fmt::format("an offset within the {}-byte data section", data_size),
+                    fmt::format("{} (past the end of the file: is the download complete?)", t.offset));
+      }
+      if (t.n_bytes > data_size - t.offset) {
         return Fail(ErrorCode::kTruncated, fmt::format("tensor '{}' data", t.name), f.data_offset_ + t.offset,
                     fmt::format("{} bytes ending by byte {}", t.n_bytes, b_.size()),
-                    fmt::format("data ending past the end of the file, {} bytes at data offset {} "
-                                "(is the download complete?)",
-                                t.n_bytes, t.offset));
+                    fmt::format("only {} bytes before the end of the file (is the download complete?)",
+                                data_size - t.offset));
       }
     }
     std::vector<size_t> order(f.tensors_.size());
@@ -358,20 +375,20 @@ class Parser {
     });
     uint64_t expected = 0;  // where llama.cpp expects the next tensor: tightly packed, padded
     bool gap_reported = false;
+    const TensorInfo* furthest = nullptr;  // the tensor reaching furthest so far
     for (size_t k = 0; k < order.size(); ++k) {
       const TensorInfo& t = f.tensors_[order[k]];
-      if (k + 1 < order.size()) {
-        const TensorInfo& next = f.tensors_[order[k + 1]];
-        if (t.offset + t.n_bytes > next.offset) {
-          return Fail(ErrorCode::kOverlap, fmt::format("tensor '{}' data", next.name),
-                      f.data_offset_ + next.offset,
-                      fmt::format("no byte shared with tensor '{}' (bytes {}..{})", t.name,
-                                  f.data_offset_ + t.offset, f.data_offset_ + t.offset + t.n_bytes),
-                      fmt::format("data starting at byte {}", f.data_offset_ + next.offset));
-        }
+      if (t.n_bytes == 0) continue;  // owns no bytes, overlaps nothing
+      if (furthest != nullptr && t.offset < furthest->offset + furthest->n_bytes) {
+        return Fail(ErrorCode::kOverlap, fmt::format("tensor '{}' data", t.name), f.data_offset_ + t.offset,
+                    fmt::format("no byte shared with tensor '{}' (bytes {}..{})", furthest->name,
+                                f.data_offset_ + furthest->offset,
+                                f.data_offset_ + furthest->offset + furthest->n_bytes),
+                    fmt::format("data starting at byte {}", f.data_offset_ + t.offset));
       }
+      if (furthest == nullptr || t.offset + t.n_bytes > furthest->offset + furthest->n_bytes) furthest = &t;
       if (t.offset != expected && !gap_reported) {
-        f.warnings_.push_back({fmt::format("tensor '{}'.offset", t.name), t.info_offset,
+        f.warnings_.push_back({fmt::format("tensor '{}'.offset", t.name), t.offset_field,
                                fmt::format("offset {} where a packed layout puts it at {} "
                                            "(llama.cpp refuses such files)",
                                            t.offset, expected)});
