@@ -91,8 +91,11 @@ inline void DoNotOptimize(const T* p) {
 // Samples `run`, which performs the operation `batch` times and returns the
 // seconds its timed region took (so set-up and tear-down stay outside it).
 //
-// Rule (run_bench.py applies the same one to gguf-py): one untimed warm-up
-// call; batch = the repetitions that make a sample last >= kMinSampleS; then
+// Rule (run_bench.py applies the same one to gguf-py): one warm-up call,
+// untimed unless it alone lasts >= min_time_s (then it is the first sample:
+// a call that long is not distorted by cold caches, and repeating a
+// 10-second gguf-py parse only to discard it would double the run time);
+// batch = the repetitions that make a sample last >= kMinSampleS; then
 // samples until both min_samples and min_time_s are reached (or max_samples).
 // The result is the median per-operation time: unlike the mean it is not
 // pulled up by the occasional sample that a page fault, an interrupt or the
@@ -106,6 +109,10 @@ Measurement Measure(const std::function<double(int)>& run, const Options& opt) {
   }
   std::vector<double> per_op;
   double total = 0;
+  if (warm >= opt.min_time_s) {
+    per_op.push_back(warm);
+    total = warm;
+  }
   while ((static_cast<int>(per_op.size()) < opt.min_samples || total < opt.min_time_s) &&
          static_cast<int>(per_op.size()) < opt.max_samples) {
     const double s = run(batch);
