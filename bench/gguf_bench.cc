@@ -211,6 +211,7 @@ json BenchDequant(const gguf::GgufFile& file, gguf::GgmlType type, const TypeGro
   }
   json out = ToJson(m);
   out["type"] = gguf::TypeName(type);
+  out["type_id"] = static_cast<uint32_t>(type);
   out["n_tensors"] = group.tensors.size();
   out["n_elements"] = group.n_elements;
   out["n_bytes"] = group.n_bytes;

@@ -271,7 +271,7 @@ def build_rows(ours: dict, theirs: dict):
                 detail_rows.append({"file": name, "type": d["type"], "note": "ggufscope: " + d["error"]})
                 continue
             t = a_deq.get(d["type"]) or a_deq.get("*") or {"error": "not measured"}
-            r = {"file": name, "type": d["type"], "n_elements": d["n_elements"],
+            r = {"file": name, "type": d["type"], "type_id": d["type_id"], "n_elements": d["n_elements"],
                  "n_bytes": d["n_bytes"], "ours_s": d["median_s"],
                  "ours_eps": d["elements_per_s"], "ours_bps": d["bytes_per_s"],
                  "theirs_s": t.get("median_s"), "theirs_eps": t.get("elements_per_s"),
@@ -290,7 +290,7 @@ def build_rows(ours: dict, theirs: dict):
         nb = sum(r["n_bytes"] for r in rows)
         ours_s = sum(r["ours_s"] for r in rows)
         paired = [r for r in rows if r["ratio"] is not None]
-        row = {"type": name, "files": len(rows), "n_elements": n, "ours_eps": n / ours_s,
+        row = {"type": name, "type_id": rows[0]["type_id"], "files": len(rows), "n_elements": n, "ours_eps": n / ours_s,
                "ours_bps": nb / ours_s, "theirs_eps": None, "ratio": None, "min_ratio": None,
                "min_file": None, "status": "", "note": None}
         if paired:
@@ -305,14 +305,14 @@ def build_rows(ours: dict, theirs: dict):
             notes = {r["note"] for r in rows if r["note"]}
             row["note"] = "; ".join(sorted(notes)) if notes else "no gguf-py measurement"
             if name == "F32":
+                row["note"] = NO_RATIO_F32
                 theirs = [r for r in rows if r["theirs_s"]]
                 if theirs:
                     row["theirs_eps"] = (sum(r["n_elements"] for r in theirs) /
                                          sum(r["theirs_s"] for r in theirs))
             row["status"] = "n/a"
         type_rows.append(row)
-    type_rows.sort(key=lambda r: gguf.GGMLQuantizationType[r["type"]].value
-                   if r["type"] in gguf.GGMLQuantizationType.__members__ else 1000)
+    type_rows.sort(key=lambda r: r["type_id"])
     return index_rows, detail_rows, type_rows
 
 

@@ -27,9 +27,15 @@ std::vector<DeviceInfo> ListDevices(std::string* why) {
 }
 
 std::unique_ptr<Context> Context::Create(int device, std::string* why) {
+  int n = 0;
+  cudaError_t err = cudaGetDeviceCount(&n);
+  if (err == cudaSuccess && (device < 0 || device >= n)) {
+    if (why) *why = "no CUDA device " + std::to_string(device) + " (" + std::to_string(n) + " visible)";
+    return nullptr;
+  }
   std::unique_ptr<Context> ctx(new Context());
   ctx->device_ = device;
-  cudaError_t err = cudaSetDevice(device);
+  if (err == cudaSuccess) err = cudaSetDevice(device);
   if (err == cudaSuccess) {
     cudaStream_t s = nullptr;
     err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
