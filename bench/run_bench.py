@@ -376,7 +376,9 @@ def render(info: dict, ours: dict, index_rows, detail_rows, type_rows, markdown:
         f"- Sampling: median per operation; samples of ≥ {s['min_sample_s'] * 1e3:g} ms, until "
         f"≥ {s['min_time_s']:g} s in total and ≥ {s['min_samples']} samples (ggufscope) / "
         f"≥ {info['anchor_min_samples']} samples (gguf-py); one thread each.",
-        f"- Wall time of this run: {info['wall_s']:.0f} s.",
+        f"- Wall time of this run: {info['wall_s']:.0f} s; 1-minute load average "
+        f"{info['load'][0]:.2f} at the start, {info['load'][1]:.2f} at the end "
+        f"(above ~1 the benchmark shared its cores with other work).",
         "",
         f"#### Open and index (target: ≥ {INDEX_TARGET:.0f}x faster than gguf-py's GGUFReader)",
         "",
@@ -461,9 +463,17 @@ def main() -> int:
         sys.exit("no GGUF files to benchmark")
 
     start = time.perf_counter()
-    ours = run_ggufscope(opt, files)
+    load_before = os.getloadavg()[0]
+    # File by file, ggufscope then gguf-py, so that both sides of a ratio are
+    # measured minutes apart at most, under the same load.
+    ours = None
     theirs = {}
     for path in files:
+        one = run_ggufscope(opt, [path])
+        if ours is None:
+            ours = one
+        else:
+            ours["files"] += one["files"]
         print(f"gguf-py {path}", file=sys.stderr, flush=True)
         theirs[path] = {"open": anchor_open(path, opt), "dequant": anchor_dequant(path, opt)}
 
@@ -471,6 +481,7 @@ def main() -> int:
     info["command"] = command_line()
     info["anchor_min_samples"] = opt.anchor_min_samples
     info["wall_s"] = time.perf_counter() - start
+    info["load"] = (load_before, os.getloadavg()[0])
     index_rows, detail_rows, type_rows = build_rows(ours, theirs)
     print(render(info, ours, index_rows, detail_rows, type_rows, markdown=False))
     if opt.markdown:

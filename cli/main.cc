@@ -15,6 +15,7 @@
 #include "gguf/dequant.h"
 #include "gguf/file.h"
 #include "gguf/writer.h"
+#include "inspect/audit.h"
 #include "inspect/info.h"
 #include "inspect/npy.h"
 
@@ -185,6 +186,16 @@ int RunRewrite(const std::string& in, const std::string& out, uint32_t alignment
   return kExitOk;
 }
 
+int RunAudit(const std::string& path, const inspect::AuditOptions& opt, bool json, bool all_tensors) {
+  const inspect::AuditReport r = inspect::Audit(path, opt);
+  if (json) {
+    fmt::print("{}\n", inspect::DumpJson(inspect::AuditJson(r)));
+  } else {
+    fmt::print("{}", inspect::AuditText(r, all_tensors));
+  }
+  return inspect::ExitCodeOf(r.verdict);
+}
+
 int RunDevices(bool json) {
   std::string why;
   const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&why);
@@ -241,6 +252,17 @@ int Main(int argc, char** argv) {
   rewrite->add_option("--set", set_str, "KEY=VALUE: set a string key (repeatable)");
   rewrite->add_option("--remove", remove, "Remove a key (repeatable)");
 
+  inspect::AuditOptions audit_opt;
+  bool all_tensors = false;
+  CLI::App* audit = app.add_subcommand(
+      "audit", "Is the file intact? Structure, metadata, values, consistency and provenance; exit 0 intact, "
+               "1 suspicious, 2 corrupt, 3 unreadable");
+  audit->add_option("model", model, "GGUF file")->required();
+  audit->add_option("--expect-sha256", audit_opt.expect_sha256, "The file's published sha256 (hex)");
+  audit->add_option("--threads", audit_opt.threads, "Worker threads (default: all cores)");
+  audit->add_flag("--all-tensors", all_tensors, "Show every tensor's statistics, not only flagged ones");
+  audit->add_flag("--json", json, "Machine-readable report");
+
   CLI::App* devices = app.add_subcommand("devices", "List CUDA devices");
   devices->add_flag("--json", json, "Machine-readable output");
 
@@ -261,6 +283,10 @@ int Main(int argc, char** argv) {
   if (*dequant) return RunDequant(model, out_dir, only, json);
   if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove);
   if (*devices) return RunDevices(json);
+  if (*audit) {
+    audit_opt.progress = !json;
+    return RunAudit(model, audit_opt, json, all_tensors);
+  }
   return kExitUsage;
 }
 

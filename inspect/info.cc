@@ -233,7 +233,7 @@ nlohmann::json InfoJson(const GgufFile& f, const std::string& path, const InfoOp
 std::string InfoText(const GgufFile& f, const std::string& path, const InfoOptions& opt) {
   std::string o;
   auto line = [&](std::string_view label, const std::string& value) {
-    o += fmt::format("  {:<14}{}\n", label, value);
+    o += fmt::format("  {:<16}{}\n", label, value);
   };
   o += fmt::format("{}\n", path);
   line("size", Grouped(f.file_size()) + " bytes");

@@ -33,6 +33,7 @@ done
 # fuzzer-no-link in the global sanitizer list instruments ggufscope_gguf for
 # coverage; tests/fuzz adds -fsanitize=fuzzer (libFuzzer's main) to the fuzzer
 # executable only.
+# shellcheck disable=SC2054  # the commas are in a -fsanitize list, not between elements
 cmake_args=(
   -S "$root" -B "$build"
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
@@ -47,7 +48,7 @@ cmake_args=(
 # cleared on every run, because CMake caches it.
 mkdir -p "$build"
 if grep -q 'tests/fuzz' "$root/CMakeLists.txt"; then
-  cmake_args+=(-DCMAKE_PROJECT_INCLUDE=)
+  cmake_args+=(-UCMAKE_PROJECT_INCLUDE)
 else
   cat >"$build/add_fuzz_dir.cmake" <<'CMAKE'
 cmake_language(DEFER CALL include "${CMAKE_SOURCE_DIR}/tests/fuzz/CMakeLists.txt")

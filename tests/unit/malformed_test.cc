@@ -16,8 +16,8 @@
 #include <iterator>
 #include <limits>
 #include <map>
-#include <set>
 #include <new>
+#include <set>
 #include <span>
 #include <sstream>
 #include <string>
@@ -183,9 +183,7 @@ class Bytes {
 // Byte offsets inside a tensor info record that starts at `at`.
 uint64_t NDimsAt(uint64_t at, std::string_view name) { return at + 8 + name.size(); }
 uint64_t DimAt(uint64_t at, std::string_view name, int d) { return NDimsAt(at, name) + 4 + 8 * d; }
-uint64_t TypeAt(uint64_t at, std::string_view name, int n_dims) {
-  return DimAt(at, name, n_dims);
-}
+uint64_t TypeAt(uint64_t at, std::string_view name, int n_dims) { return DimAt(at, name, n_dims); }
 uint64_t OffsetAt(uint64_t at, std::string_view name, int n_dims) {
   return TypeAt(at, name, n_dims) + 4;
 }
@@ -221,7 +219,9 @@ std::vector<uint8_t> ReadAll(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-std::string Stories260KPath() { return std::string(GGUFSCOPE_SHARED_DIR) + "/models/stories260K.gguf"; }
+std::string Stories260KPath() {
+  return std::string(GGUFSCOPE_SHARED_DIR) + "/models/stories260K.gguf";
+}
 
 // ---------------------------------------------------------------------------
 // Header.
@@ -602,16 +602,15 @@ TEST(MalformedTensor, DimProductOverflowsInt64) {
   const Bytes b = OneTensor("w", 2, {int64_t{1} << 32, int64_t{1} << 32}, kF32, 0, &at);
   EXPECT_TRUE(Rejects(b, ErrorCode::kBadDims, "tensor 'w'.ne", DimAt(at, "w", 0)));
   // (2^63 - 1) * 2 fits a uint64 but not the int64 ggml counts elements in.
-  const Bytes c =
-      OneTensor("w", 4, {std::numeric_limits<int64_t>::max(), 1, 1, 2}, kF32, 0, &at);
+  const Bytes c = OneTensor("w", 4, {std::numeric_limits<int64_t>::max(), 1, 1, 2}, kF32, 0, &at);
   EXPECT_TRUE(Rejects(c, ErrorCode::kBadDims, "tensor 'w'.ne", DimAt(at, "w", 0)));
 }
 
 TEST(MalformedTensor, ByteSizeOverflows) {
   uint64_t at = 0;
   // 2^61 F64 elements is a valid element count but 2^64 bytes.
-  const Bytes b = OneTensor("w", 1, {int64_t{1} << 61}, static_cast<uint32_t>(GgmlType::kF64), 0,
-                            &at);
+  const Bytes b =
+      OneTensor("w", 1, {int64_t{1} << 61}, static_cast<uint32_t>(GgmlType::kF64), 0, &at);
   EXPECT_TRUE(Rejects(b, ErrorCode::kBadDims, "tensor 'w'", NDimsAt(at, "w")));
 }
 
@@ -636,7 +635,8 @@ TEST(MalformedTensor, MisalignedOffset) {
   const uint64_t info = c.Tensor("w", {4}, kF32, 32);
   c.PadTo(64);
   c.Zeros(128);
-  EXPECT_TRUE(Rejects(c, ErrorCode::kMisalignedOffset, "tensor 'w'.offset", OffsetAt(info, "w", 1)));
+  EXPECT_TRUE(
+      Rejects(c, ErrorCode::kMisalignedOffset, "tensor 'w'.offset", OffsetAt(info, "w", 1)));
 }
 
 TEST(MalformedTensor, DuplicateTensorNames) {
@@ -792,8 +792,7 @@ TEST(MalformedTruncation, AtEverySectionBoundary) {
       {"inside the padding", l.data_offset - 1, "data section", l.header_end},
       {"before the data section", l.data_offset, "tensor 'a' data", l.data_offset},
       {"inside the first tensor's data", l.data_offset + 17, "tensor 'a' data", l.data_offset},
-      {"inside the last tensor's data", l.data_offset + 40, "tensor 'bb' data",
-       l.data_offset + 32},
+      {"inside the last tensor's data", l.data_offset + 40, "tensor 'bb' data", l.data_offset + 32},
       {"one byte short", l.bytes.size() - 1, "tensor 'bb' data", l.data_offset + 32},
   };
   ASSERT_LT(l.header_end, l.data_offset) << "the layout needs padding to test a cut inside it";
@@ -822,9 +821,13 @@ TEST(MalformedTruncation, InsideVariableLengthFieldsIsTruncatedNotTooLarge) {
       {"right after the counts", 24, {"header.n_kv", "header.n_tensors", "kv[0]"}, {8, 16, 24}},
       {"inside the first key", 24 + 8 + 5, {"header.n_kv", "kv[0].key"}, {8, 16, 24, 32}},
       {"inside a key", l.kv1 + 8 + 3, {"kv[1].key"}, {l.kv1, l.kv1 + 8}},
-      {"inside array elements", l.kv2_elems + 3, {"kv[2] 'test.arr'.value"},
+      {"inside array elements",
+       l.kv2_elems + 3,
+       {"kv[2] 'test.arr'.value"},
        {l.kv2_count, l.kv2_elems}},
-      {"inside a string value", l.kv3_value + 8 + 4, {"kv[3] 'test.str'.value"},
+      {"inside a string value",
+       l.kv3_value + 8 + 4,
+       {"kv[3] 'test.str'.value"},
        {l.kv3_value, l.kv3_value + 8}},
       {"inside a tensor name", l.tb + 8 + 1, {"tensor[1].name"}, {l.tb, l.tb + 8}},
   };
@@ -1005,8 +1008,8 @@ TEST(MalformedMemory, TensorCountReservationIsProportionate) {
   EXPECT_EQ(r.error().code, ErrorCode::kBadDims) << r.error().Message();
   // Four bytes of memory per byte of file is what a string array may cost;
   // a count no record has backed yet should not cost more.
-  EXPECT_LE(watch.largest(), 4 * kFileSize) << "largest allocation for a " << kFileSize
-                                            << "-byte file";
+  EXPECT_LE(watch.largest(), 4 * kFileSize)
+      << "largest allocation for a " << kFileSize << "-byte file";
 }
 
 // ---------------------------------------------------------------------------
@@ -1018,13 +1021,14 @@ std::span<const uint8_t> AsBytes(const std::vector<float>& v) {
 
 TEST(ValidEdgeCases, NestedArraysWithinTheLimitKeepTheirValues) {
   // kMaxArrayDepth levels: the innermost holds int32 {1, -2, 3}.
-  Value v = Value::Array(ValueType::kInt32, {Value::I(ValueType::kInt32, 1),
-                                             Value::I(ValueType::kInt32, -2),
-                                             Value::I(ValueType::kInt32, 3)});
+  Value v = Value::Array(ValueType::kInt32,
+                         {Value::I(ValueType::kInt32, 1), Value::I(ValueType::kInt32, -2),
+                          Value::I(ValueType::kInt32, 3)});
   for (int i = 1; i < kMaxArrayDepth; ++i) v = Value::Array(ValueType::kArray, {v, v});
   // An array of string arrays next to it.
-  const Value strings = Value::Array(
-      ValueType::kArray, {Value::StrArray({"a", "bc"}), Value::StrArray({}), Value::StrArray({"d"})});
+  const Value strings =
+      Value::Array(ValueType::kArray,
+                   {Value::StrArray({"a", "bc"}), Value::StrArray({}), Value::StrArray({"d"})});
   Writer w;
   ASSERT_TRUE(w.AddKv("deep", v).ok());
   ASSERT_TRUE(w.AddKv("strings", strings).ok());

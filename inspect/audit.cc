@@ -1,0 +1,243 @@
+// `audit`: runs the checks, the provenance checks and renders the report.
+#include "inspect/audit.h"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "inspect/info.h"
+
+namespace ggufscope::inspect {
+namespace {
+
+using gguf::ErrorCode;
+using gguf::GgufFile;
+
+// The tensor named in a parser error's field ("tensor 'x'.offset"), if any.
+std::string TensorOfField(const std::string& field) {
+  const size_t a = field.find("tensor '");
+  if (a == std::string::npos) return "";
+  const size_t b = field.find('\'', a + 8);
+  return b == std::string::npos ? "" : field.substr(a + 8, b - a - 8);
+}
+
+std::string KeyOfField(const std::string& field) {
+  const size_t a = field.find("] '");
+  if (field.rfind("kv[", 0) != 0 || a == std::string::npos) return "";
+  const size_t b = field.find('\'', a + 3);
+  return b == std::string::npos ? "" : field.substr(a + 3, b - a - 3);
+}
+
+std::string Sha256(std::span<const uint8_t> bytes) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  constexpr size_t kStep = size_t{64} << 20;
+  for (size_t off = 0; off < bytes.size(); off += kStep) {
+    EVP_DigestUpdate(ctx, bytes.data() + off, std::min(kStep, bytes.size() - off));
+  }
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+class Progress {
+ public:
+  explicit Progress(bool on) : on_(on) {}
+  ~Progress() {
+    if (on_ && shown_) fmt::print(stderr, "\r{:<60}\r", "");
+  }
+  void Update(uint64_t done, uint64_t total) {
+    if (!on_ || total == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    const int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
+    if (pct == last_) return;
+    last_ = pct;
+    shown_ = true;
+    fmt::print(stderr, "\raudit: {:3d}% of {:.1f} MB of tensors", pct, static_cast<double>(total) / 1e6);
+  }
+
+ private:
+  bool on_;
+  bool shown_ = false;
+  int last_ = -1;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+std::string_view SeverityName(Severity s) {
+  switch (s) {
+    case Severity::kNote: return "note";
+    case Severity::kEvidence: return "evidence";
+    case Severity::kProof: return "proof";
+  }
+  return "?";
+}
+
+std::string_view VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kIntact: return "intact";
+    case Verdict::kSuspicious: return "suspicious";
+    case Verdict::kCorrupt: return "corrupt";
+    case Verdict::kUnreadable: return "unreadable";
+  }
+  return "?";
+}
+
+int ExitCodeOf(Verdict v) {
+  switch (v) {
+    case Verdict::kIntact: return 0;
+    case Verdict::kSuspicious: return 1;
+    case Verdict::kCorrupt: return 2;
+    case Verdict::kUnreadable: return 3;
+  }
+  return 3;
+}
+
+AuditReport Audit(const std::string& path, const AuditOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  AuditReport r;
+  r.file = path;
+  gguf::Result<GgufFile> parsed = GgufFile::Open(path);
+  if (!parsed.ok()) {
+    const gguf::Error& e = parsed.error();
+    // Not a GGUF file at all (or not ours to read): unreadable. A GGUF file
+    // whose structure is broken (truncated, overlapping, impossible sizes):
+    // corrupt, and the parser's error is the proof.
+    const bool unreadable = e.code == ErrorCode::kIo || e.code == ErrorCode::kBadMagic ||
+                            e.code == ErrorCode::kBigEndian || e.code == ErrorCode::kUnsupportedVersion;
+    r.verdict = unreadable ? Verdict::kUnreadable : Verdict::kCorrupt;
+    r.findings.push_back({unreadable ? Severity::kProof : Severity::kProof,
+                          std::string("structure.") + std::string(gguf::ErrorCodeName(e.code)), TensorOfField(e.field),
+                          KeyOfField(e.field), e.offset, e.Message()});
+    return r;
+  }
+  const GgufFile& f = *parsed;
+  r.file_size = f.file_size();
+  std::thread hasher;
+  if (!opt.expect_sha256.empty()) {
+    hasher = std::thread([&] { r.sha256 = Sha256(f.bytes()); });
+  }
+  CheckStructure(f, r.findings);
+  CheckMetadata(f, r.findings);
+  {
+    Progress progress(opt.progress && isatty(STDERR_FILENO));
+    StatsOptions so;
+    so.threads = opt.threads;
+    so.progress = [&](uint64_t d, uint64_t t) { progress.Update(d, t); };
+    r.tensors = ComputeStats(f, so);
+  }
+  CheckValues(f, r.tensors, r.findings);
+  CheckConsistency(f, r.tensors, r.findings);
+  if (hasher.joinable()) hasher.join();
+  if (!opt.expect_sha256.empty()) {
+    std::string want = opt.expect_sha256;
+    for (char& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (*r.sha256 != want) {
+      r.findings.push_back({Severity::kProof, "provenance.sha256", "", "", 0,
+                            fmt::format("sha256 {} differs from the expected {}", *r.sha256, want)});
+    } else {
+      r.findings.push_back({Severity::kNote, "provenance.sha256", "", "", 0,
+                            fmt::format("sha256 {} matches the expected hash", *r.sha256)});
+    }
+  }
+  r.verdict = VerdictOf(r.findings);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+nlohmann::json AuditJson(const AuditReport& r) {
+  nlohmann::json j;
+  j["file"] = r.file;
+  j["file_size"] = r.file_size;
+  j["verdict"] = VerdictName(r.verdict);
+  j["exit_code"] = ExitCodeOf(r.verdict);
+  if (r.sha256) j["sha256"] = *r.sha256;
+  j["seconds"] = r.seconds;
+  nlohmann::json fs = nlohmann::json::array();
+  for (const Finding& x : r.findings) {
+    fs.push_back({{"severity", SeverityName(x.severity)}, {"check", x.check}, {"tensor", x.tensor},
+                  {"key", x.key}, {"offset", x.offset}, {"message", x.message}});
+  }
+  j["findings"] = std::move(fs);
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(fmt::format("{}", v)); };
+  nlohmann::json ts = nlohmann::json::array();
+  for (const TensorStats& s : r.tensors) {
+    nlohmann::json t = {{"name", s.name}, {"type", gguf::TypeName(s.type)}, {"n", s.n}};
+    if (s.values_checked) {
+      t.update({{"min", num(s.min)}, {"max", num(s.max)}, {"mean", num(s.mean)}, {"std", num(s.std)},
+                {"rms", num(s.rms)}, {"abs_mean", num(s.abs_mean)}, {"max_abs", num(s.max_abs)},
+                {"zero_fraction", s.n ? static_cast<double>(s.zeros) / static_cast<double>(s.n) : 0.0},
+                {"nan", s.nan}, {"inf", s.inf}, {"scale_nan", s.scale_nan}, {"scale_inf", s.scale_inf},
+                {"zero_rows", s.zero_rows}, {"impossible", s.impossible},
+                {"block_max_median", num(s.piece_max_median)}, {"worst_block_ratio", num(s.worst_piece_ratio)}});
+    }
+    ts.push_back(std::move(t));
+  }
+  j["tensors"] = std::move(ts);
+  return j;
+}
+
+std::string AuditText(const AuditReport& r, bool all_tensors) {
+  std::string o = fmt::format("{}\n", r.file);
+  // Tensors named by a finding are flagged in the table.
+  std::map<std::string, Severity> flagged;
+  for (const Finding& x : r.findings) {
+    if (x.tensor.empty()) continue;
+    auto it = flagged.find(x.tensor);
+    if (it == flagged.end() || it->second < x.severity) flagged[x.tensor] = x.severity;
+  }
+  if (!r.tensors.empty()) {
+    o += fmt::format("\n  {:<34} {:<7} {:>11} {:>11} {:>11} {:>10} {:>8} {:>6}  {}\n", "tensor", "type", "min", "max",
+                     "mean", "std", "zero%", "nan+inf", "");
+    size_t hidden = 0;
+    for (const TensorStats& s : r.tensors) {
+      auto it = flagged.find(s.name);
+      const char* mark = it == flagged.end() ? "" : (it->second == Severity::kProof ? "<< proof" : it->second == Severity::kEvidence ? "<< evidence" : "< note");
+      if (!all_tensors && it == flagged.end() && r.tensors.size() > 40) {
+        ++hidden;
+        continue;
+      }
+      if (!s.values_checked) {
+        o += fmt::format("  {:<34} {:<7} (integer tensor: values not judged)\n", s.name.substr(0, 34), gguf::TypeName(s.type));
+        continue;
+      }
+      o += fmt::format("  {:<34} {:<7} {:>11.4g} {:>11.4g} {:>11.4g} {:>10.4g} {:>7.2f}% {:>6}  {}\n", s.name.substr(0, 34),
+                       gguf::TypeName(s.type), s.min, s.max, s.mean, s.std,
+                       s.n ? 100.0 * static_cast<double>(s.zeros) / static_cast<double>(s.n) : 0.0, s.nan + s.inf, mark);
+    }
+    if (hidden > 0) o += fmt::format("  ({} unflagged tensors not shown; --all-tensors shows them)\n", hidden);
+  }
+  size_t counts[3] = {0, 0, 0};
+  for (const Finding& x : r.findings) ++counts[static_cast<int>(x.severity)];
+  o += fmt::format("\nfindings: {} proof, {} evidence, {} notes\n", counts[2], counts[1], counts[0]);
+  for (int sev = 2; sev >= 0; --sev) {
+    for (const Finding& x : r.findings) {
+      if (static_cast<int>(x.severity) != sev) continue;
+      const std::string where = !x.tensor.empty() ? fmt::format("tensor '{}'", x.tensor)
+                                : !x.key.empty()  ? fmt::format("key '{}'", x.key)
+                                                  : std::string("file");
+      o += fmt::format("  [{}] {} ({}, byte {}): {}\n", SeverityName(x.severity), x.check, where, x.offset, x.message);
+    }
+  }
+  o += fmt::format("\nverdict: {}", VerdictName(r.verdict));
+  switch (r.verdict) {
+    case Verdict::kIntact: o += " (no evidence of damage; what audit cannot see: swapped or sign-flipped tensors of the same shape — use --against or --manifest)"; break;
+    case Verdict::kSuspicious: o += " (evidence worth a look, but no proof of damage)"; break;
+    case Verdict::kCorrupt: o += " (proof of damage: see the [proof] findings)"; break;
+    case Verdict::kUnreadable: o += " (not a GGUF file this tool can read)"; break;
+  }
+  o += "\n";
+  return o;
+}
+
+}  // namespace ggufscope::inspect
