@@ -189,7 +189,9 @@ def machine_info(opt) -> dict:
         return r.stdout.strip() if r.returncode == 0 else ""
 
     commit = git("rev-parse", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "gguf", "bench")
+    # Uncommitted changes to the measured code (gguf/) make the commit alone
+    # not enough to reproduce the numbers: name them.
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "gguf").splitlines()]
     build = {}
     cache = os.path.join(os.path.dirname(os.path.abspath(opt.ggufscope_bench)), "CMakeCache.txt")
     if os.path.exists(cache):
@@ -208,7 +210,7 @@ def machine_info(opt) -> dict:
         "cores": os.cpu_count(),
         "os": f"{os_name}, Linux {platform.release()}" if platform.system() == "Linux" else os_name,
         "commit": commit,
-        "dirty": bool(dirty),
+        "dirty": dirty,
         "build_type": build.get("CMAKE_BUILD_TYPE", "unknown"),
         "compiler": compiler or "unknown",
         "python": platform.python_version(),
@@ -370,7 +372,8 @@ def render(info: dict, ours: dict, index_rows, detail_rows, type_rows, markdown:
         + (f" (pinned to CPU {info['pinned_cpu']})" if info["pinned_cpu"] is not None else "")
         + f"; {info['os']}",
         f"- ggufscope: commit `{info['commit'][:12]}`"
-        + (" with uncommitted changes in gguf/ or bench/" if info["dirty"] else "")
+        + (f" plus uncommitted changes in {', '.join(info['dirty'][:5])}"
+           + (" ..." if len(info["dirty"]) > 5 else "") if info["dirty"] else "")
         + f", {info['build_type']} build, {info['compiler']}",
         f"- Anchor: gguf-py {info['gguf_py']}, numpy {info['numpy']}, Python {info['python']}",
         f"- Sampling: median per operation; samples of ≥ {s['min_sample_s'] * 1e3:g} ms, until "

@@ -16,6 +16,7 @@
 #include "gguf/file.h"
 #include "gguf/writer.h"
 #include "inspect/audit.h"
+#include "inspect/diff.h"
 #include "inspect/info.h"
 #include "inspect/npy.h"
 
@@ -196,6 +197,20 @@ int RunAudit(const std::string& path, const inspect::AuditOptions& opt, bool jso
   return inspect::ExitCodeOf(r.verdict);
 }
 
+int RunDiff(const std::string& pa, const std::string& pb, int threads, bool json, bool all) {
+  gguf::Result<GgufFile> a = GgufFile::Open(pa);
+  if (!a.ok()) return ReportOpenError(a.error(), pa, json);
+  gguf::Result<GgufFile> b = GgufFile::Open(pb);
+  if (!b.ok()) return ReportOpenError(b.error(), pb, json);
+  const inspect::DiffReport r = inspect::DiffFiles(*a, *b, threads);
+  if (json) {
+    fmt::print("{}\n", inspect::DumpJson(inspect::DiffJson(r, pa, pb)));
+  } else {
+    fmt::print("{}", inspect::DiffText(r, pa, pb, all));
+  }
+  return r.flagged == 0 ? kExitOk : kExitSuspicious;
+}
+
 int RunDevices(bool json) {
   std::string why;
   const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&why);
@@ -260,8 +275,20 @@ int Main(int argc, char** argv) {
   audit->add_option("model", model, "GGUF file")->required();
   audit->add_option("--expect-sha256", audit_opt.expect_sha256, "The file's published sha256 (hex)");
   audit->add_option("--threads", audit_opt.threads, "Worker threads (default: all cores)");
+  audit->add_option("--against", audit_opt.against, "A reference GGUF of the same model: every tensor must match it within its types' noise");
   audit->add_flag("--all-tensors", all_tensors, "Show every tensor's statistics, not only flagged ones");
   audit->add_flag("--json", json, "Machine-readable report");
+
+  std::string model_b;
+  int diff_threads = 0;
+  CLI::App* diff = app.add_subcommand(
+      "diff", "Two files of the same model, tensor by tensor, judged against their quant types' noise "
+              "(exit 0 consistent, 1 differences)");
+  diff->add_option("a", model, "GGUF file under test")->required();
+  diff->add_option("b", model_b, "Reference GGUF file (e.g. the F16 or the publisher's)")->required();
+  diff->add_option("--threads", diff_threads, "Worker threads (default: all cores)");
+  diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
+  diff->add_flag("--json", json, "Machine-readable report");
 
   CLI::App* devices = app.add_subcommand("devices", "List CUDA devices");
   devices->add_flag("--json", json, "Machine-readable output");
@@ -283,6 +310,7 @@ int Main(int argc, char** argv) {
   if (*dequant) return RunDequant(model, out_dir, only, json);
   if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove);
   if (*devices) return RunDevices(json);
+  if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);
   if (*audit) {
     audit_opt.progress = !json;
     return RunAudit(model, audit_opt, json, all_tensors);

@@ -59,12 +59,16 @@ Value Value::F32(float v) {
   Value r;
   r.type = ValueType::kFloat32;
   r.f = v;
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  r.u = bits;  // the exact bits: a signalling NaN must survive a rewrite
   return r;
 }
 Value Value::F64(double v) {
   Value r;
   r.type = ValueType::kFloat64;
   r.f = v;
+  std::memcpy(&r.u, &v, 8);
   return r;
 }
 Value Value::Bool(bool v) { return U(ValueType::kBool, v ? 1 : 0); }
@@ -89,17 +93,8 @@ uint64_t LoadLe(const uint8_t* p, uint32_t size) {
 // The on-disk bits of a scalar value.
 uint64_t ScalarBits(const Value& v) {
   switch (v.type) {
-    case ValueType::kFloat32: {
-      const float f = static_cast<float>(v.f);
-      uint32_t b;
-      std::memcpy(&b, &f, 4);
-      return b;
-    }
-    case ValueType::kFloat64: {
-      uint64_t b;
-      std::memcpy(&b, &v.f, 8);
-      return b;
-    }
+    case ValueType::kFloat32:
+    case ValueType::kFloat64: return v.u;  // the stored bits
     case ValueType::kInt8:
     case ValueType::kInt16:
     case ValueType::kInt32:
@@ -152,12 +147,16 @@ Value Value::FromBits(ValueType t, uint64_t bits) {
       const uint32_t b = static_cast<uint32_t>(bits);
       float f;
       std::memcpy(&f, &b, 4);
-      return F32(f);
+      Value r = F32(f);
+      r.u = b;  // F32() may have seen a quieted NaN
+      return r;
     }
     case ValueType::kFloat64: {
       double d;
       std::memcpy(&d, &bits, 8);
-      return F64(d);
+      Value r = F64(d);
+      r.u = bits;
+      return r;
     }
     default: return U(t, bits);
   }

@@ -38,7 +38,7 @@ uint32_t ScalarSize(ValueType t);
 struct Value {
   ValueType type = ValueType::kUint8;
   // Scalars: exactly one of these is meaningful, chosen by `type`.
-  uint64_t u = 0;   // kUint8/16/32/64 and kBool
+  uint64_t u = 0;   // kUint8/16/32/64 and kBool; for kFloat32/64 the raw bits
   int64_t i = 0;    // kInt8/16/32/64
   double f = 0.0;   // kFloat32 (exactly representable) and kFloat64
   std::string s;    // kString (raw bytes, not necessarily valid UTF-8)

@@ -47,8 +47,8 @@ void WriteValueBody(Out& out, const Value& v) {
   switch (v.type) {
     case ValueType::kString: out.Str(v.s); return;
     case ValueType::kArray: WriteArrayBody(out, v); return;
-    case ValueType::kFloat32: out.Pod<float>(static_cast<float>(v.f)); return;
-    case ValueType::kFloat64: out.Pod<double>(v.f); return;
+    case ValueType::kFloat32: out.Pod<uint32_t>(static_cast<uint32_t>(v.u)); return;  // exact bits
+    case ValueType::kFloat64: out.Pod<uint64_t>(v.u); return;
     case ValueType::kInt8: out.Pod<int8_t>(static_cast<int8_t>(v.i)); return;
     case ValueType::kInt16: out.Pod<int16_t>(static_cast<int16_t>(v.i)); return;
     case ValueType::kInt32: out.Pod<int32_t>(static_cast<int32_t>(v.i)); return;

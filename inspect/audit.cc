@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "inspect/diff.h"
 #include "inspect/info.h"
 
 namespace ggufscope::inspect {
@@ -71,6 +72,54 @@ class Progress {
   int last_ = -1;
   std::mutex mu_;
 };
+
+// Tensor by tensor against a reference file of the same model: a tensor
+// outside its types' noise band, missing or reshaped is proof; differing
+// metadata is evidence (names and descriptions differ between publishers).
+void CheckAgainst(const GgufFile& f, const std::string& ref_path, int threads, std::vector<Finding>& out) {
+  gguf::Result<GgufFile> ref = GgufFile::Open(ref_path);
+  if (!ref.ok()) {
+    out.push_back({Severity::kEvidence, "provenance.against", "", "", 0,
+                   fmt::format("the reference {} cannot be read: {}", ref_path, ref.error().Message())});
+    return;
+  }
+  const DiffReport d = DiffFiles(f, *ref, threads);
+  for (const TensorDiffEntry& e : d.tensors) {
+    switch (e.status) {
+      case DiffStatus::kIdentical:
+      case DiffStatus::kWithinNoise: break;
+      case DiffStatus::kOnlyInA:
+        out.push_back({Severity::kProof, "provenance.against", e.name, "", e.offset_a, "not in the reference"});
+        break;
+      case DiffStatus::kOnlyInB:
+        out.push_back({Severity::kProof, "provenance.against", e.name, "", 0, "in the reference, missing here"});
+        break;
+      case DiffStatus::kShapeMismatch:
+        out.push_back({Severity::kProof, "provenance.against", e.name, "", e.offset_a, "shape differs from the reference"});
+        break;
+      case DiffStatus::kFlagged: {
+        uint64_t offset = e.offset_a;
+        if (e.type_a == e.type_b && !e.d.bytes_identical) offset += e.d.first_diff_byte;
+        out.push_back({Severity::kProof, "provenance.against", e.name, "", offset,
+                       fmt::format("differs from the reference: {}", e.j.reason)});
+        break;
+      }
+      case DiffStatus::kError:
+        out.push_back({Severity::kEvidence, "provenance.against", e.name, "", e.offset_a, e.error});
+        break;
+    }
+  }
+  for (const MetaDiffEntry& m : d.metadata) {
+    const bool cosmetic = m.key.rfind("general.", 0) == 0 && m.key != "general.architecture" && m.key != "general.alignment";
+    out.push_back({cosmetic ? Severity::kNote : Severity::kEvidence, "provenance.against-metadata", "", m.key,
+                   f.FindKey(m.key) ? f.FindKey(m.key)->offset : 0,
+                   fmt::format("here {}, in the reference {}", m.a.empty() ? "(absent)" : m.a, m.b.empty() ? "(absent)" : m.b)});
+  }
+  if (d.flagged == 0) {
+    out.push_back({Severity::kNote, "provenance.against", "", "", 0,
+                   fmt::format("all {} tensors match the reference within their types' noise", d.tensors.size())});
+  }
+}
 
 }  // namespace
 
@@ -150,6 +199,7 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
                             fmt::format("sha256 {} matches the expected hash", *r.sha256)});
     }
   }
+  if (!opt.against.empty()) CheckAgainst(f, opt.against, opt.threads, r.findings);
   r.verdict = VerdictOf(r.findings);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -302,7 +302,8 @@ void CheckConsistency(const GgufFile& f, const std::vector<TensorStats>& stats, 
     if (!stats[i].values_checked || stats[i].finite == 0) continue;
     if (SplitLayer(stats[i].name, nullptr, &role)) groups[role].push_back(i);
   }
-  for (const auto& [group, members] : groups) {
+  for (const auto& group : groups) {
+    const std::vector<size_t>& members = group.second;  // (clang 14 can't capture structured bindings)
     if (members.size() < 4) continue;
     auto robust = [&](auto metric, const char* what) {
       std::vector<double> v;

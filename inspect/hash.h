@@ -137,23 +137,26 @@ gguf::Result<Manifest> ReadManifest(const std::string& path);
 // strongest type the manifest has (sha256 > sha1 > xxh64 > uuid).
 HashOptions SelectForManifest(const Manifest& manifest, HashOptions options);
 
-enum class CheckResult { kNotFound, kMismatch, kOk };
-std::string_view CheckResultName(CheckResult result);  // "Not Found", "Mismatch", "Ok"
+enum class ManifestResult { kNotFound, kMismatch, kOk };
+std::string_view ManifestResultName(ManifestResult result);  // "Not Found", "Mismatch", "Ok"
 
 // llama-gguf-hash's overall outcomes (its exit codes 0, 1 and 3).
-enum class Verdict { kSuccess, kFailure, kMissingEntry };
-std::string_view VerdictName(Verdict verdict);  // "Success", "Failure", "Manifest Missing Entry"
+enum class ManifestVerdict { kSuccess, kFailure, kMissingEntry };
+std::string_view ManifestVerdictName(ManifestVerdict verdict);  // "Success", "Failure", "Manifest Missing Entry"
 
-struct CheckReport {
+struct ManifestReport {
   // The name the manifest uses for this file: the path as given when the
   // manifest has it (llama-gguf-hash's only rule), else the manifest's only
-  // model, else its only model with the same base name; empty if none.
+  // model with the same base name (a published manifest names the file by its
+  // publisher's path); empty if none.
   std::string manifest_model;
-  std::vector<CheckResult> results;  // one per line, same order
+  // When the path as given is not in the manifest: the models it does name.
+  std::vector<std::string> manifest_models;
+  std::vector<ManifestResult> results;  // one per line, same order
   // Per-tensor entries (of a checked type) naming a tensor the file lacks:
   // each is a mismatch. llama-gguf-hash never looks at these.
   std::vector<ManifestEntry> absent;
-  Verdict verdict = Verdict::kMissingEntry;
+  ManifestVerdict verdict = ManifestVerdict::kMissingEntry;
 };
 
 // Checks `lines` (from LlamaLines) against the manifest. As llama-gguf-hash:
@@ -162,8 +165,9 @@ struct CheckReport {
 // nothing found at all is kMissingEntry; any mismatch is kFailure. Unlike it:
 // uuid lines are looked up under "uuid" (llama-gguf-hash looks them up under
 // "sha256" and so never finds them), absent tensors fail, and a manifest made
-// under another path for the same file is still used (see manifest_model).
-CheckReport CheckManifest(const Manifest& manifest, const gguf::GgufFile& file, const std::string& path,
+// under another directory for the same file name is still used (see
+// manifest_model).
+ManifestReport CheckManifest(const Manifest& manifest, const gguf::GgufFile& file, const std::string& path,
                           const HashOptions& options, const std::vector<HashLine>& lines);
 
 }  // namespace ggufscope::inspect

@@ -4,12 +4,17 @@
 // everything it hands out (tensor views, metadata values, lookups) must be
 // safe to use. The input is a heap copy of exactly `size` bytes, so
 // AddressSanitizer reports any read past it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "gguf/dequant.h"
 #include "gguf/error.h"
+#include "inspect/audit.h"
+#include "inspect/info.h"
 #include "gguf/file.h"
 #include "gguf/value.h"
 
@@ -77,7 +82,16 @@ uint64_t TouchFile(const GgufFile& f) {
     uint8_t x = 0;
     for (uint8_t b : data) x ^= b;
     acc += x + t.n_rows();
-    // TODO(dequant): dequantize the first row(s) here once gguf/dequant.cc lands.
+    // Dequantize the first row (bounded, so big tensors don't slow the fuzzer).
+    const uint64_t row = std::min<uint64_t>(static_cast<uint64_t>(t.ne[0]), 1 << 16);
+    const auto& tr = ggufscope::gguf::Traits(t.type);
+    if (row > 0 && row % tr.block_size == 0) {
+      std::vector<float> out(row);
+      const ggufscope::gguf::Status st =
+          ggufscope::gguf::Dequantize(t.type, data.subspan(0, row / tr.block_size * tr.type_size), row, out);
+      Check(st.ok());
+      for (float v : out) acc += v == 0.0f;
+    }
   }
   acc += f.GetString("general.architecture").value_or("").size();
   acc += f.GetUint("general.alignment").value_or(0);
@@ -95,6 +109,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g_sink = g_sink + r.error().Message().size();
     return 0;
   }
-  g_sink = g_sink + TouchFile(r.value());
+  const GgufFile& f = r.value();
+  g_sink = g_sink + TouchFile(f);
+  // What `info` and `audit` do with a file, minus the threads: rendering and
+  // the structure/metadata checks see every hostile field.
+  ggufscope::inspect::InfoOptions opt;
+  g_sink = g_sink + ggufscope::inspect::InfoText(f, "fuzz", opt).size();
+  g_sink = g_sink + ggufscope::inspect::DumpJson(ggufscope::inspect::InfoJson(f, "fuzz", opt)).size();
+  std::vector<ggufscope::inspect::Finding> findings;
+  ggufscope::inspect::CheckStructure(f, findings);
+  ggufscope::inspect::CheckMetadata(f, findings);
+  uint64_t elements = 0;
+  for (const auto& t : f.tensors()) elements += t.n_elements;
+  if (elements <= (1u << 20)) {
+    ggufscope::inspect::StatsOptions so;
+    so.threads = 1;
+    const auto stats = ggufscope::inspect::ComputeStats(f, so);
+    ggufscope::inspect::CheckValues(f, stats, findings);
+    ggufscope::inspect::CheckConsistency(f, stats, findings);
+  }
+  g_sink = g_sink + findings.size();
   return 0;
 }
