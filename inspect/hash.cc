@@ -492,27 +492,32 @@ ManifestReport CheckManifest(const Manifest& manifest, const gguf::GgufFile& fil
   } else {
     // "<model>:<tensor>" for one of our tensors gives <model>; names with no
     // such suffix are models themselves, unless they extend a known model
-    // (then they name a tensor we lack). Suffix lengths are capped by our
-    // longest tensor name, so a hostile line costs linear time.
-    std::set<std::string> derived;
+    // (then they name a tensor we lack). Every probe is bounded (at most
+    // kMaxColonProbes suffixes no longer than our longest tensor name, two
+    // prefixes), so a hostile line costs linear time.
+    constexpr int kMaxColonProbes = 16;
     auto tensor_prefix = [&](std::string_view n) -> std::optional<std::string_view> {
-      for (size_t p = n.find(':'); p != std::string_view::npos; p = n.find(':', p + 1)) {
-        if (n.size() - p - 1 > max_tensor_name) continue;
-        if (tensor_set.count(n.substr(p + 1)) != 0) return n.substr(0, p);
+      std::optional<std::string_view> found;
+      size_t p = n.rfind(':');
+      for (int probes = 0; p != std::string_view::npos && probes < kMaxColonProbes; ++probes) {
+        if (n.size() - p - 1 > max_tensor_name) break;
+        if (tensor_set.count(n.substr(p + 1)) != 0) found = n.substr(0, p);  // keep the longest tensor name
+        p = p == 0 ? std::string_view::npos : n.rfind(':', p - 1);
       }
-      return std::nullopt;
+      return found;
     };
+    std::unordered_set<std::string> derived;
     for (const ManifestEntry& e : manifest.entries) {
       if (auto p = tensor_prefix(e.name)) derived.emplace(*p);
     }
-    std::set<std::string> candidates = derived;
+    std::set<std::string> candidates(derived.begin(), derived.end());
     for (const ManifestEntry& e : manifest.entries) {
       const std::string_view n = e.name;
-      bool extends = false;
-      for (size_t p = n.find(':'); p != std::string_view::npos && !extends; p = n.find(':', p + 1)) {
-        extends = derived.count(std::string(n.substr(0, p))) != 0;
-      }
-      if (!extends) candidates.emplace(n);
+      const size_t first = n.find(':'), last = n.rfind(':');
+      const bool extends = first != std::string_view::npos &&
+                           (derived.count(std::string(n.substr(0, first))) != 0 ||
+                            derived.count(std::string(n.substr(0, last))) != 0);
+      if (!extends && !tensor_prefix(n)) candidates.emplace(n);
     }
     // Only a file of the same name: a manifest for another model must not
     // make this one look corrupt.

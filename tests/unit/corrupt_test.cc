@@ -254,7 +254,9 @@ TEST_P(CorruptModel, InfMakesTheFirstBlockNonFinite) {
   }
   ASSERT_TRUE(out.ok()) << out.error().Message();
   const std::vector<float> a = Values(*in_, kTarget), b = Values(*out, kTarget);
-  if (IsFloat(t_->type)) EXPECT_EQ(b[0], std::numeric_limits<float>::infinity());
+  if (IsFloat(t_->type)) {
+    EXPECT_EQ(b[0], std::numeric_limits<float>::infinity());
+  }
   for (size_t i = 0; i < BlockElems(); ++i) EXPECT_FALSE(std::isfinite(b[i])) << i;  // Inf, or Inf * 0 = NaN
   for (size_t i = BlockElems(); i < a.size(); ++i) ASSERT_TRUE(SameBits(a[i], b[i])) << i;
   ExpectRestIdentical(*in_, *out, {kTarget});
