@@ -408,13 +408,18 @@ def render(info: dict, ours: dict, index_rows, detail_rows, type_rows, markdown:
 DOC_HEADER = """# Performance
 
 How fast ggufscope's `gguf/` library opens and indexes GGUF files and
-dequantizes their tensors, measured against gguf-py (llama.cpp's Python GGUF
-reader), which is what most tooling uses. See `bench/README.md` for what is
-measured and how; the section between the markers below is rewritten by
+dequantizes their tensors, against gguf-py (llama.cpp's Python GGUF package),
+on one thread. What is measured and how: `bench/README.md`. The section
+between the markers below is rewritten by
 
 ```sh
-.venv/bin/python bench/run_bench.py --markdown docs/PERFORMANCE.md
+.venv/bin/python bench/run_bench.py --ggufscope-bench build-bench/ggufscope-bench \\
+    --markdown docs/PERFORMANCE.md
 ```
+
+Absolute times are indicative only: they come from whatever machine ran the
+command (see each run's header); the ratios, measured in the same run on the
+same files, are the figures to compare.
 
 """
 

@@ -14,8 +14,9 @@ namespace {
 
 using inspect::CorruptMode;
 
-constexpr std::string_view kModeNames[9] = {"--scale",     "--bitflip", "--nan",      "--inf",   "--zero-rows",
-                                            "--noise",     "--swap",    "--truncate", "--set-key"};
+constexpr std::string_view kModeNames[9] = {"--scale", "--bitflip",   "--nan",
+                                            "--inf",   "--zero-rows", "--noise",
+                                            "--swap",  "--truncate",  "--set-key"};
 
 int Usage(std::string_view message) {
   fmt::print(stderr, "ggufscope corrupt: {}\n", message);
@@ -31,24 +32,44 @@ CLI::App* AddCorruptCommand(CLI::App& app, CorruptCliOptions* opt) {
       "corrupt", "Write a copy of a GGUF file with one injected fault (exactly one mode per call)");
   c->add_option("input", opt->input, "Input GGUF file")->required();
   c->add_option("output", opt->output, "Output GGUF file (written atomically)")->required();
-  opt->tensor_opt = c->add_option("-t,--tensor", opt->tensor, "The tensor to corrupt (all modes but --set-key)");
+  opt->tensor_opt =
+      c->add_option("-t,--tensor", opt->tensor, "The tensor to corrupt (all modes but --set-key)")
+          ->type_name("NAME");
   auto** m = opt->mode_opts;
   m[0] = c->add_option("--scale", opt->scale,
-                       "Multiply values (float types) or every block scale field (quantized) by S");
-  m[1] = c->add_option("--bitflip", opt->bit,
-                       "Flip bit BIT of element --index (float types) or of block --index's first scale field");
-  m[2] = c->add_flag("--nan", opt->nan, "Element --index (float types) or block --index's first scale becomes NaN");
-  m[3] = c->add_flag("--inf", opt->inf, "Element --index (float types) or block --index's first scale becomes +Inf");
-  m[4] = c->add_option("--zero-rows", opt->zero_rows, "Zero the bytes of the first R rows");
-  m[5] = c->add_option("--noise", opt->noise,
-                       "Add Gaussian noise of SIGMA x the tensor's rms (quantized tensors are stored as F32)");
-  m[6] = c->add_option("--swap", opt->swap, "Exchange the data of --tensor and OTHER (same type and shape)");
-  m[7] = c->add_option("--truncate", opt->truncate, "End the file BYTES bytes into --tensor's data");
-  m[8] = c->add_option("--set-key", opt->set_key,
-                       "KEY=VALUE: set a metadata key (parsed as its existing type; a new key is a string)");
-  opt->index_opt = c->add_option("--index", opt->index,
-                                 "Element (float types) or block (quantized) for --bitflip/--nan/--inf (default 0)");
-  opt->seed_opt = c->add_option("--seed", opt->seed, "Seed of --noise (default 0)");
+                       "Multiply values (float types) or every block scale field (quantized) by S")
+             ->type_name("S");
+  m[1] =
+      c->add_option(
+           "--bitflip", opt->bit,
+           "Flip bit BIT of element --index (float types) or of block --index's first scale field")
+          ->type_name("BIT");
+  m[2] = c->add_flag("--nan", opt->nan,
+                     "Element --index (float types) or block --index's first scale becomes NaN");
+  m[3] = c->add_flag("--inf", opt->inf,
+                     "Element --index (float types) or block --index's first scale becomes +Inf");
+  m[4] = c->add_option("--zero-rows", opt->zero_rows, "Zero the bytes of the first R rows")
+             ->type_name("R");
+  m[5] =
+      c->add_option(
+           "--noise", opt->noise,
+           "Add Gaussian noise of SIGMA x the tensor's rms (quantized tensors are stored as F32)")
+          ->type_name("SIGMA");
+  m[6] = c->add_option("--swap", opt->swap,
+                       "Exchange the data of --tensor and OTHER (same type and shape)")
+             ->type_name("OTHER");
+  m[7] = c->add_option("--truncate", opt->truncate, "End the file BYTES bytes into --tensor's data")
+             ->type_name("BYTES");
+  m[8] = c->add_option(
+              "--set-key", opt->set_key,
+              "KEY=VALUE: set a metadata key (parsed as its existing type; a new key is a string)")
+             ->type_name("KEY=VALUE");
+  opt->index_opt =
+      c->add_option(
+           "--index", opt->index,
+           "Element (float types) or block (quantized) for --bitflip/--nan/--inf (default 0)")
+          ->type_name("I");
+  opt->seed_opt = c->add_option("--seed", opt->seed, "Seed of --noise (default 0)")->type_name("N");
   return c;
 }
 
@@ -61,8 +82,10 @@ int RunCorrupt(const CorruptCliOptions& opt) {
     mode = mode == -1 ? i : -2;
   }
   if (mode == -1) {
-    return Usage("give one mode: --scale, --bitflip, --nan, --inf, --zero-rows, --noise, --swap, --truncate or "
-                 "--set-key");
+    return Usage(
+        "give one mode: --scale, --bitflip, --nan, --inf, --zero-rows, --noise, --swap, --truncate "
+        "or "
+        "--set-key");
   }
   if (mode == -2) return Usage(fmt::format("give exactly one mode per call, not {}", given));
   inspect::CorruptSpec spec;
@@ -70,7 +93,8 @@ int RunCorrupt(const CorruptCliOptions& opt) {
   const bool pokes = spec.mode == CorruptMode::kBitflip || spec.mode == CorruptMode::kNan ||
                      spec.mode == CorruptMode::kInf;
   if (Given(opt.index_opt) && !pokes) return Usage("--index goes with --bitflip, --nan or --inf");
-  if (Given(opt.seed_opt) && spec.mode != CorruptMode::kNoise) return Usage("--seed goes with --noise");
+  if (Given(opt.seed_opt) && spec.mode != CorruptMode::kNoise)
+    return Usage("--seed goes with --noise");
   if (spec.mode == CorruptMode::kSetKey) {
     if (Given(opt.tensor_opt)) return Usage("--set-key changes metadata; it takes no --tensor");
     const size_t eq = opt.set_key.find('=');

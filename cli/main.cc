@@ -10,6 +10,7 @@
 #include <map>
 #include <vector>
 
+#include "cli/cmd_corrupt.h"
 #include "cli/exit_codes.h"
 #include "cuda_runtime/device.h"
 #include "gguf/dequant.h"
@@ -290,6 +291,9 @@ int Main(int argc, char** argv) {
   diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
   diff->add_flag("--json", json, "Machine-readable report");
 
+  CorruptCliOptions corrupt_opt;
+  CLI::App* corrupt_cmd = AddCorruptCommand(app, &corrupt_opt);
+
   CLI::App* devices = app.add_subcommand("devices", "List CUDA devices");
   devices->add_flag("--json", json, "Machine-readable output");
 
@@ -310,6 +314,7 @@ int Main(int argc, char** argv) {
   if (*dequant) return RunDequant(model, out_dir, only, json);
   if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove);
   if (*devices) return RunDevices(json);
+  if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);
   if (*audit) {
     audit_opt.progress = !json;

@@ -29,7 +29,8 @@ using gguf::GgufFile;
 using gguf::TensorInfo;
 
 constexpr char kTarget[] = "blk.0.attn_q.weight";
-constexpr char kOther[] = "blk.1.attn_q.weight";  // same type and shape as kTarget in every model used
+constexpr char kOther[] =
+    "blk.1.attn_q.weight";  // same type and shape as kTarget in every model used
 
 std::vector<float> Values(const GgufFile& f, const std::string& name) {
   const TensorInfo* t = f.FindTensor(name);
@@ -47,12 +48,14 @@ std::vector<uint8_t> Bytes(const GgufFile& f, const std::string& name) {
 
 bool SameBits(float a, float b) { return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b); }
 
-// Same metadata keys (unless !same_keys), same tensor table, and identical bytes for every tensor not in `changed`.
-void ExpectRestIdentical(const GgufFile& in, const GgufFile& out, const std::set<std::string>& changed,
-                         bool same_keys = true) {
+// Same metadata keys (unless !same_keys), same tensor table, and identical bytes for every tensor
+// not in `changed`.
+void ExpectRestIdentical(const GgufFile& in, const GgufFile& out,
+                         const std::set<std::string>& changed, bool same_keys = true) {
   if (same_keys) {
     ASSERT_EQ(in.metadata().size(), out.metadata().size());
-    for (size_t i = 0; i < in.metadata().size(); ++i) EXPECT_EQ(in.metadata()[i].key, out.metadata()[i].key);
+    for (size_t i = 0; i < in.metadata().size(); ++i)
+      EXPECT_EQ(in.metadata()[i].key, out.metadata()[i].key);
   }
   ASSERT_EQ(in.tensors().size(), out.tensors().size());
   for (size_t i = 0; i < in.tensors().size(); ++i) {
@@ -73,8 +76,8 @@ std::string TempPath(const std::string& tag) {
 }
 
 // Runs Corrupt on `in` and parses the output.
-gguf::Result<GgufFile> RunCorrupt(const GgufFile& in, const CorruptSpec& spec, const std::string& tag,
-                                  std::string* line = nullptr) {
+gguf::Result<GgufFile> RunCorrupt(const GgufFile& in, const CorruptSpec& spec,
+                                  const std::string& tag, std::string* line = nullptr) {
   const std::string path = TempPath(tag);
   std::string what;
   const gguf::Status s = Corrupt(in, path, spec, &what);
@@ -131,7 +134,8 @@ TEST_P(CorruptModel, ScaleByTwoDoublesEveryValueExactly) {
   }
   ASSERT_TRUE(out.ok()) << out.error().Message();
   const std::vector<float> a = Values(*in_, kTarget), b = Values(*out, kTarget);
-  for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(SameBits(b[i], 2.0f * a[i])) << i << ": " << a[i] << " " << b[i];
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_TRUE(SameBits(b[i], 2.0f * a[i])) << i << ": " << a[i] << " " << b[i];
   ExpectRestIdentical(*in_, *out, {kTarget});
 }
 
@@ -184,7 +188,8 @@ TEST_P(CorruptModel, ScaleByPointThreeRoundsOnceIntoTheFieldFormat) {
         std::memcpy(&h0, &had[blk * traits_.type_size + bs.offsets[k]], 2);
         std::memcpy(&h1, &got[blk * traits_.type_size + bs.offsets[k]], 2);
         const double exact = gguf::HalfToFloat(h0) * kS;
-        if (exact != 0) r = std::max(r, std::fabs(gguf::HalfToFloat(h1) - exact) / std::fabs(exact));
+        if (exact != 0)
+          r = std::max(r, std::fabs(gguf::HalfToFloat(h1) - exact) / std::fabs(exact));
       }
       EXPECT_LE(r, 0x1p-7);  // even a subnormal d keeps a few bits here
       const size_t lo = blk * BlockElems(), hi = lo + BlockElems();
@@ -270,7 +275,8 @@ TEST_P(CorruptModel, InfMakesTheFirstBlockNonFinite) {
   if (IsFloat(t_->type)) {
     EXPECT_EQ(b[0], std::numeric_limits<float>::infinity());
   }
-  for (size_t i = 0; i < BlockElems(); ++i) EXPECT_FALSE(std::isfinite(b[i])) << i;  // Inf, or Inf * 0 = NaN
+  for (size_t i = 0; i < BlockElems(); ++i)
+    EXPECT_FALSE(std::isfinite(b[i])) << i;  // Inf, or Inf * 0 = NaN
   for (size_t i = BlockElems(); i < a.size(); ++i) ASSERT_TRUE(SameBits(a[i], b[i])) << i;
   ExpectRestIdentical(*in_, *out, {kTarget});
 }
@@ -285,7 +291,8 @@ TEST_P(CorruptModel, ZeroRowsZeroesExactlyThoseRows) {
   for (size_t i = 0; i < n_zero; ++i) ASSERT_EQ(b[i], 0.0f) << i;
   for (size_t i = n_zero; i < a.size(); ++i) ASSERT_TRUE(SameBits(a[i], b[i])) << i;
   // Row 3 is the input's, so exactly 3 rows are zero (row 3 has nonzero values in every model).
-  EXPECT_TRUE(std::any_of(b.begin() + n_zero, b.begin() + n_zero + t_->ne[0], [](float v) { return v != 0; }));
+  EXPECT_TRUE(std::any_of(b.begin() + n_zero, b.begin() + n_zero + t_->ne[0],
+                          [](float v) { return v != 0; }));
   ExpectRestIdentical(*in_, *out, {kTarget});
 }
 
@@ -350,8 +357,9 @@ TEST_P(CorruptModel, BadRequestsAreErrorsAndWriteNothing) {
   std::vector<CorruptSpec> bad;
   bad.push_back(Spec(CorruptMode::kNan, "no.such.tensor"));
   bad.push_back(Spec(CorruptMode::kBitflip));
-  bad.back().bit = traits_.is_quantized ? (gguf::ScalesOf(t_->type).kind == gguf::ScaleKind::kE8M0 ? 8 : 16)
-                                        : 8 * traits_.type_size;
+  bad.back().bit = traits_.is_quantized
+                       ? (gguf::ScalesOf(t_->type).kind == gguf::ScaleKind::kE8M0 ? 8 : 16)
+                       : 8 * traits_.type_size;
   bad.push_back(Spec(CorruptMode::kNan));
   bad.back().index = n_units;
   bad.push_back(Spec(CorruptMode::kZeroRows));
@@ -379,9 +387,10 @@ TEST_P(CorruptModel, BadRequestsAreErrorsAndWriteNothing) {
 
 std::vector<std::string> ModelFiles() {
   std::vector<std::string> out = {"stories260K.gguf", "synth/synth-qwen2-F16.gguf"};
-  for (const char* q : {"BF16", "f32", "IQ1_M", "IQ1_S", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ3_S", "IQ3_XXS",
-                        "IQ4_NL", "IQ4_XS", "MXFP4_MOE", "Q1_0", "Q2_0", "Q2_K", "Q3_K_S", "Q4_0", "Q4_1",
-                        "Q4_K_S", "Q5_0", "Q5_1", "Q5_K_S", "Q6_K", "Q8_0", "TQ1_0", "TQ2_0"}) {
+  for (const char* q :
+       {"BF16",   "f32",    "IQ1_M",     "IQ1_S",  "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ3_S", "IQ3_XXS",
+        "IQ4_NL", "IQ4_XS", "MXFP4_MOE", "Q1_0",   "Q2_0",  "Q2_K",   "Q3_K_S",  "Q4_0",  "Q4_1",
+        "Q4_K_S", "Q5_0",   "Q5_1",      "Q5_K_S", "Q6_K",  "Q8_0",   "TQ1_0",   "TQ2_0"}) {
     out.push_back(std::string("synth/synth-llama-") + q + ".gguf");
   }
   return out;
@@ -390,7 +399,8 @@ std::vector<std::string> ModelFiles() {
 INSTANTIATE_TEST_SUITE_P(Models, CorruptModel, ::testing::ValuesIn(ModelFiles()),
                          [](const ::testing::TestParamInfo<std::string>& p) {
                            std::string n = std::filesystem::path(p.param).stem().string();
-                           for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           for (char& c : n)
+                             c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return n;
                          });
 
@@ -408,23 +418,26 @@ std::vector<uint8_t> BuildFile(GgmlType type, uint64_t n_rows) {
   for (size_t off = 0; off < data.size(); off += tr.type_size) {
     for (int k = 0; k < bs.count; ++k) {
       uint8_t* p = &data[off + bs.offsets[k]];
-      switch (bs.kind) {
-        case gguf::ScaleKind::kF16: { const uint16_t h = 0x2000 + (rng() & 0x3FF); std::memcpy(p, &h, 2); break; }
-        case gguf::ScaleKind::kF32: { const float f = 0.01f; std::memcpy(p, &f, 4); break; }
-        case gguf::ScaleKind::kE8M0: *p = 0x7A; break;
-        case gguf::ScaleKind::kUE4M3: *p = 0x30 + (rng() & 7); break;
-        case gguf::ScaleKind::kNone: break;
-      }
+      const uint16_t h = 0x2000 + (rng() & 0x3FF);  // f16 around 0.01
+      const float f = 0.01f;
+      if (bs.kind == gguf::ScaleKind::kF16) std::memcpy(p, &h, 2);
+      if (bs.kind == gguf::ScaleKind::kF32) std::memcpy(p, &f, 4);
+      if (bs.kind == gguf::ScaleKind::kE8M0) *p = 0x7A;                 // 2^-5
+      if (bs.kind == gguf::ScaleKind::kUE4M3) *p = 0x30 + (rng() & 7);  // 0.5 .. 0.94
     }
     if (type == GgmlType::kIQ1_M) {  // d = 0x2400, spread over sc[0..3]'s top nibbles
-      for (int i = 0; i < 4; ++i) data[off + 49 + 2 * i] = static_cast<uint8_t>((data[off + 49 + 2 * i] & 0x0F) | ((0x2400 >> (4 * i)) & 0xF) << 4);
+      for (int i = 0; i < 4; ++i) {
+        uint8_t& hi = data[off + 49 + 2 * i];
+        hi = static_cast<uint8_t>((hi & 0x0F) | ((0x2400 >> (4 * i)) & 0xF) << 4);
+      }
     }
     if (IsFloat(type)) {  // plain values in [-1, 1)
       const double v = static_cast<double>(rng()) / 0x1p31 - 1.0;
-      if (type == GgmlType::kF32) { const float f = static_cast<float>(v); std::memcpy(&data[off], &f, 4); }
-      if (type == GgmlType::kF16) { const uint16_t h = DoubleToHalf(v); std::memcpy(&data[off], &h, 2); }
-      if (type == GgmlType::kBF16) { const uint16_t h = DoubleToBf16(v); std::memcpy(&data[off], &h, 2); }
-      if (type == GgmlType::kF64) std::memcpy(&data[off], &v, 8);
+      const uint64_t w = type == GgmlType::kF32    ? std::bit_cast<uint32_t>(static_cast<float>(v))
+                         : type == GgmlType::kF16  ? DoubleToHalf(v)
+                         : type == GgmlType::kBF16 ? DoubleToBf16(v)
+                                                   : std::bit_cast<uint64_t>(v);
+      std::memcpy(&data[off], &w, tr.type_size);
     }
   }
   gguf::Writer w;
@@ -488,7 +501,8 @@ TEST(CorruptEveryType, ScaleNanAndZeroRowsOnEveryActiveType) {
     out = RunCorrupt(*in, spec, std::string(tr.name) + "_zero");
     ASSERT_TRUE(out.ok()) << out.error().Message();
     const std::vector<float> b = Values(*out, "a");
-    for (size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(i < a.size() / 2 ? b[i] == 0 : SameBits(a[i], b[i])) << i;
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_TRUE(i < a.size() / 2 ? b[i] == 0 : SameBits(a[i], b[i])) << i;
     ExpectRestIdentical(*in, *out, {"a"});
   }
 }
@@ -514,7 +528,8 @@ TEST(CorruptEveryType, Ue4m3ScalesOnlyByPowersOfTwoInRange) {
 TEST(Corrupt, BitThirtyOfAHalfInF32IsTheExponentTop) {
   gguf::Writer w;
   const float v[2] = {0.5f, -2.0f};
-  ASSERT_TRUE(w.AddTensor("x", GgmlType::kF32, {2}, {reinterpret_cast<const uint8_t*>(v), sizeof v}).ok());
+  ASSERT_TRUE(
+      w.AddTensor("x", GgmlType::kF32, {2}, {reinterpret_cast<const uint8_t*>(v), sizeof v}).ok());
   const std::vector<uint8_t> file = *w.Serialize();
   gguf::Result<GgufFile> in = GgufFile::Parse(std::span<const uint8_t>(file));
   ASSERT_TRUE(in.ok());
@@ -537,14 +552,14 @@ TEST(Corrupt, DoubleToHalfAndBf16RoundToNearestEven) {
       ASSERT_EQ(DoubleToHalf(f), h) << h;
     }
   }
-  EXPECT_EQ(DoubleToHalf(1.0 + 0x1p-11), 0x3C00);                // tie to even (down)
-  EXPECT_EQ(DoubleToHalf(1.0 + 3 * 0x1p-11), 0x3C02);            // tie to even (up)
-  EXPECT_EQ(DoubleToHalf(65520.0), 0x7C00);                      // half-way past the max: Inf
+  EXPECT_EQ(DoubleToHalf(1.0 + 0x1p-11), 0x3C00);      // tie to even (down)
+  EXPECT_EQ(DoubleToHalf(1.0 + 3 * 0x1p-11), 0x3C02);  // tie to even (up)
+  EXPECT_EQ(DoubleToHalf(65520.0), 0x7C00);            // half-way past the max: Inf
   EXPECT_EQ(DoubleToHalf(65519.99), 0x7BFF);
-  EXPECT_EQ(DoubleToHalf(0x1p-25), 0x0000);                      // tie between 0 and the least subnormal
-  EXPECT_EQ(DoubleToHalf(0x1p-14 - 0x1p-25), 0x0400);            // subnormal rounding up to the least normal
+  EXPECT_EQ(DoubleToHalf(0x1p-25), 0x0000);            // tie between 0 and the least subnormal
+  EXPECT_EQ(DoubleToHalf(0x1p-14 - 0x1p-25), 0x0400);  // subnormal rounding up to the least normal
   EXPECT_EQ(DoubleToHalf(-0.0), 0x8000);
-  EXPECT_EQ(DoubleToBf16(1.0 + 0x1p-8), 0x3F80);                 // tie to even
+  EXPECT_EQ(DoubleToBf16(1.0 + 0x1p-8), 0x3F80);  // tie to even
   EXPECT_EQ(DoubleToBf16(3.0e38), 0x7F62);
   EXPECT_EQ(DoubleToBf16(std::numeric_limits<double>::infinity()), 0x7F80);
 }
@@ -559,11 +574,12 @@ TEST(Corrupt, SetKeyKeepsTheKeysType) {
     gguf::ValueType type;
     std::string shown;  // the value as `info` prints it
   };
-  for (const Case& c : {Case{"llama.context_length", "4096", gguf::ValueType::kUint32, "4096"},
-                        Case{"llama.attention.layer_norm_rms_epsilon", "1e-6", gguf::ValueType::kFloat32, "1e-06"},
-                        Case{"general.name", "x", gguf::ValueType::kString, "\"x\""},
-                        Case{"new.key", "17", gguf::ValueType::kString, "\"17\""},
-                        Case{"general.alignment", "64", gguf::ValueType::kUint32, "64"}}) {
+  for (const Case& c :
+       {Case{"llama.context_length", "4096", gguf::ValueType::kUint32, "4096"},
+        Case{"llama.attention.layer_norm_rms_epsilon", "1e-6", gguf::ValueType::kFloat32, "1e-06"},
+        Case{"general.name", "x", gguf::ValueType::kString, "\"x\""},
+        Case{"new.key", "17", gguf::ValueType::kString, "\"17\""},
+        Case{"general.alignment", "64", gguf::ValueType::kUint32, "64"}}) {
     CorruptSpec spec = Spec(CorruptMode::kSetKey, "");
     spec.key = c.key;
     spec.value = c.value;
@@ -576,15 +592,19 @@ TEST(Corrupt, SetKeyKeepsTheKeysType) {
     if (c.key == "general.alignment") continue;  // re-laid out, same tensors
     ExpectRestIdentical(*in, *out, {}, /*same_keys=*/false);
   }
-  struct Bad { std::string key, value; ErrorCode code; };
-  for (const Bad& b : {Bad{"llama.context_length", "-1", ErrorCode::kInvalidArgument},
-                       Bad{"llama.context_length", "4294967296", ErrorCode::kInvalidArgument},
-                       Bad{"llama.context_length", "12abc", ErrorCode::kInvalidArgument},
-                       Bad{"llama.attention.layer_norm_rms_epsilon", "small", ErrorCode::kInvalidArgument},
-                       Bad{"llama.attention.layer_norm_rms_epsilon", "1e39", ErrorCode::kInvalidArgument},
-                       Bad{"tokenizer.ggml.tokens", "x", ErrorCode::kUnsupported},
-                       Bad{"general.alignment", "48", ErrorCode::kInvalidArgument},
-                       Bad{"", "x", ErrorCode::kInvalidArgument}}) {
+  struct Bad {
+    std::string key, value;
+    ErrorCode code;
+  };
+  for (const Bad& b :
+       {Bad{"llama.context_length", "-1", ErrorCode::kInvalidArgument},
+        Bad{"llama.context_length", "4294967296", ErrorCode::kInvalidArgument},
+        Bad{"llama.context_length", "12abc", ErrorCode::kInvalidArgument},
+        Bad{"llama.attention.layer_norm_rms_epsilon", "small", ErrorCode::kInvalidArgument},
+        Bad{"llama.attention.layer_norm_rms_epsilon", "1e39", ErrorCode::kInvalidArgument},
+        Bad{"tokenizer.ggml.tokens", "x", ErrorCode::kUnsupported},
+        Bad{"general.alignment", "48", ErrorCode::kInvalidArgument},
+        Bad{"", "x", ErrorCode::kInvalidArgument}}) {
     CorruptSpec spec = Spec(CorruptMode::kSetKey, "");
     spec.key = b.key;
     spec.value = b.value;
