@@ -281,7 +281,7 @@ std::string AuditText(const AuditReport& r, bool all_tensors) {
   }
   o += fmt::format("\nverdict: {}", VerdictName(r.verdict));
   switch (r.verdict) {
-    case Verdict::kIntact: o += " (no evidence of damage; what audit cannot see: swapped or sign-flipped tensors of the same shape — use --against or --manifest)"; break;
+    case Verdict::kIntact: o += " (no evidence of damage; statistics cannot see swapped, sign-flipped or moderately rescaled tensors: use --against or --expect-sha256 for that)"; break;
     case Verdict::kSuspicious: o += " (evidence worth a look, but no proof of damage)"; break;
     case Verdict::kCorrupt: o += " (proof of damage: see the [proof] findings)"; break;
     case Verdict::kUnreadable: o += " (not a GGUF file this tool can read)"; break;
