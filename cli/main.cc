@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/cmd_corrupt.h"
+#include "cli/cmd_hash.h"
 #include "cli/exit_codes.h"
 #include "cuda_runtime/device.h"
 #include "gguf/dequant.h"
@@ -276,6 +277,7 @@ int Main(int argc, char** argv) {
   audit->add_option("model", model, "GGUF file")->required();
   audit->add_option("--expect-sha256", audit_opt.expect_sha256, "The file's published sha256 (hex)");
   audit->add_option("--threads", audit_opt.threads, "Worker threads (default: all cores)");
+  audit->add_option("--manifest", audit_opt.manifest, "A llama-gguf-hash manifest (per-tensor hashes) to check against");
   audit->add_option("--against", audit_opt.against, "A reference GGUF of the same model: every tensor must match it within its types' noise");
   audit->add_flag("--all-tensors", all_tensors, "Show every tensor's statistics, not only flagged ones");
   audit->add_flag("--json", json, "Machine-readable report");
@@ -290,6 +292,9 @@ int Main(int argc, char** argv) {
   diff->add_option("--threads", diff_threads, "Worker threads (default: all cores)");
   diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
   diff->add_flag("--json", json, "Machine-readable report");
+
+  HashCliOptions hash_opt;
+  CLI::App* hash = AddHashCommand(app, &hash_opt);
 
   CorruptCliOptions corrupt_opt;
   CLI::App* corrupt_cmd = AddCorruptCommand(app, &corrupt_opt);
@@ -315,6 +320,7 @@ int Main(int argc, char** argv) {
   if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove);
   if (*devices) return RunDevices(json);
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
+  if (*hash) return RunHash(hash_opt);
   if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);
   if (*audit) {
     audit_opt.progress = !json;

