@@ -21,21 +21,23 @@
 // repetition flags to get a median, and its JSON schema (one entry per
 // repetition plus aggregates) to be unpicked in Python; the loop below is 40
 // lines whose rule is stated once and mirrored exactly in run_bench.py.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "gguf/dequant.h"
 #include "gguf/file.h"

@@ -432,9 +432,7 @@ def write_markdown(path: str, section: str) -> None:
         if BEGIN_MARK in text and END_MARK in text:
             head, rest = text.split(BEGIN_MARK, 1)
             tail = rest.split(END_MARK, 1)[1]
-            text = head + block + tail.lstrip("\n")
-            if not tail.strip():
-                text = text.rstrip("\n") + "\n"
+            text = head + block + ("\n" + tail.lstrip("\n") if tail.strip() else "")
         else:
             text = text.rstrip("\n") + "\n\n## Results\n\n" + block
     else:
