@@ -27,7 +27,7 @@
 // because numpy's own loops use them; the results are the same bits either
 // way (no FMA contraction, the same IEEE operations in the same order).
 #if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3")))
+#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define GGUFSCOPE_KERNEL
 #endif
@@ -155,8 +155,35 @@ void ConvertScalars(const uint8_t* __restrict src, size_t n, float* __restrict d
   ConvertElements<T>(src, n, dst, [](T v) { return static_cast<float>(v); });
 }
 
-GGUFSCOPE_KERNEL void ConvertF16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
+void ConvertF16Soft(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
   ConvertElements<uint16_t>(src, n, dst, [](uint16_t h) { return HalfToFloatInline(h); });
+}
+}  // namespace
+}  // namespace ggufscope::gguf
+#include <immintrin.h>
+namespace ggufscope::gguf {
+namespace {
+// F16C: vcvtph2ps is exact for every half except signaling NaNs, which it
+// quiets; numpy keeps them, so chunks holding any NaN take the software path.
+__attribute__((target("avx2,f16c"))) void ConvertF16Hw(const uint8_t* __restrict src, size_t n,
+                                                        float* __restrict dst) {
+  size_t i = 0;
+  const __m256i exp_mask = _mm256_set1_epi16(0x7C00);
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * i));
+    const __m256i special = _mm256_cmpeq_epi16(_mm256_and_si256(h, exp_mask), exp_mask);
+    if (__builtin_expect(!_mm256_testz_si256(special, special), 0)) {
+      ConvertF16Soft(src + 2 * i, 16, dst + i);
+      continue;
+    }
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+    _mm256_storeu_ps(dst + i + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)));
+  }
+  ConvertF16Soft(src + 2 * i, n - i, dst + i);
+}
+void ConvertF16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
+  static const bool hw = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  if (hw) ConvertF16Hw(src, n, dst); else ConvertF16Soft(src, n, dst);
 }
 
 GGUFSCOPE_KERNEL void ConvertBf16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
@@ -411,7 +438,8 @@ inline void UnpackScaleMinK4(const uint8_t* s, int j, int* sc, int* m) {
 // Q5_K, 176 B: f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128];
 // the 5th bit of element l of sub-block j is bit j of qh[l].
 template <bool kHasHighBit>
-void DequantizeQ45_K(const uint8_t* __restrict src, size_t n_blocks, float* __restrict y) {
+[[gnu::always_inline]] inline void DequantizeQ45_KBody(const uint8_t* __restrict src, size_t n_blocks,
+                                                       float* __restrict y) {
   constexpr size_t kBlockBytes = kHasHighBit ? 176 : 144;
   for (size_t b = 0; b < n_blocks; ++b, src += kBlockBytes, y += kQkK) {
     const float d = LoadF16(src);
@@ -419,20 +447,29 @@ void DequantizeQ45_K(const uint8_t* __restrict src, size_t n_blocks, float* __re
     const uint8_t* scales = src + 4;
     const uint8_t* qh = src + 16;
     const uint8_t* qs = src + (kHasHighBit ? 48 : 16);
+    float dl[8], ml[8];
     for (int j = 0; j < 8; ++j) {
       int sc, m;
       UnpackScaleMinK4(scales, j, &sc, &m);
-      const float dl = d * static_cast<float>(sc);
-      const float ml = dmin * static_cast<float>(m);
+      dl[j] = d * static_cast<float>(sc);
+      ml[j] = dmin * static_cast<float>(m);
+    }
+    for (int j = 0; j < 8; ++j) {
       const uint8_t* q = qs + 32 * (j / 2);
       const int shift = 4 * (j % 2);
       for (int l = 0; l < 32; ++l) {
         int v = (q[l] >> shift) & 0xF;
         if constexpr (kHasHighBit) v |= ((qh[l] >> j) & 1) << 4;
-        y[32 * j + l] = dl * static_cast<float>(v) - ml;
+        y[32 * j + l] = dl[j] * static_cast<float>(v) - ml[j];
       }
     }
   }
+}
+GGUFSCOPE_KERNEL void DequantizeQ4_K(const uint8_t* __restrict src, size_t n, float* __restrict y) {
+  DequantizeQ45_KBody<false>(src, n, y);
+}
+GGUFSCOPE_KERNEL void DequantizeQ5_K(const uint8_t* __restrict src, size_t n, float* __restrict y) {
+  DequantizeQ45_KBody<true>(src, n, y);
 }
 
 // Q6_K, 210 B: u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d. In half h,
@@ -441,18 +478,26 @@ void DequantizeQ45_K(const uint8_t* __restrict src, size_t n_blocks, float* __re
 GGUFSCOPE_KERNEL void DequantizeQ6_K(const uint8_t* __restrict src, size_t n_blocks,
                                      float* __restrict y) {
   for (size_t b = 0; b < n_blocks; ++b, src += 210) {
-    const uint8_t* sc = src + 192;
     const float d = LoadF16(src + 208);
-    // 16 groups of 16 elements: half h, quarter k (32 elements), 16-run r.
-    for (int g = 0; g < 16; ++g, y += 16) {
-      const int h = g / 8, k = (g / 2) % 4, r = g % 2;
-      const float dl = d * static_cast<float>(static_cast<int8_t>(sc[g]));
-      const uint8_t* ql = src + 64 * h + 32 * (k % 2) + 16 * r;
-      const uint8_t* qh = src + 128 + 32 * h + 16 * r;
-      const int lshift = 4 * (k / 2), hshift = 2 * k;
-      for (int l = 0; l < 16; ++l) {
-        const int q = ((ql[l] >> lshift) & 0xF) | (((qh[l] >> hshift) & 3) << 4);
-        y[l] = dl * static_cast<float>(q - 32);
+    // Half h: 128 elements from ql[64h..], qh[32h..], scales[8h..]. Element
+    // 32k + l (k = 0..3) takes nibble k/2 of ql[l + 32(k%2)] and bits 2k.. of qh[l].
+    for (int h = 0; h < 2; ++h, y += 128) {
+      const uint8_t* ql = src + 64 * h;
+      const uint8_t* qh = src + 128 + 32 * h;
+      const uint8_t* sc = src + 192 + 8 * h;
+      for (int r = 0; r < 2; ++r) {
+        float dl[4];
+        for (int k = 0; k < 4; ++k) dl[k] = d * static_cast<float>(static_cast<int8_t>(sc[2 * k + r]));
+        for (int l = 16 * r; l < 16 * r + 16; ++l) {
+          const int q1 = (ql[l] & 0xF) | ((qh[l] & 3) << 4);
+          const int q2 = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+          const int q3 = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+          const int q4 = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+          y[l] = dl[0] * static_cast<float>(q1 - 32);
+          y[l + 32] = dl[1] * static_cast<float>(q2 - 32);
+          y[l + 64] = dl[2] * static_cast<float>(q3 - 32);
+          y[l + 96] = dl[3] * static_cast<float>(q4 - 32);
+        }
       }
     }
   }
@@ -790,8 +835,8 @@ Status Dequantize(GgmlType type, std::span<const uint8_t> src, uint64_t n_elemen
     case GgmlType::kQ8_1: return run(32, 36, DequantizeQ8<36, 4>);
     case GgmlType::kQ2_K: return run(256, 84, DequantizeQ2_K);
     case GgmlType::kQ3_K: return run(256, 110, DequantizeQ3_K);
-    case GgmlType::kQ4_K: return run(256, 144, DequantizeQ45_K<false>);
-    case GgmlType::kQ5_K: return run(256, 176, DequantizeQ45_K<true>);
+    case GgmlType::kQ4_K: return run(256, 144, DequantizeQ4_K);
+    case GgmlType::kQ5_K: return run(256, 176, DequantizeQ5_K);
     case GgmlType::kQ6_K: return run(256, 210, DequantizeQ6_K);
     case GgmlType::kQ8_K: return run(256, 292, DequantizeQ8_K);
     case GgmlType::kIQ2_XXS: return run(256, 66, DequantizeIq2Xxs);

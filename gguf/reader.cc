@@ -79,6 +79,22 @@ class Parser {
     return true;
   }
 
+  // ReadString's success path without building any field name: false (and
+  // nothing consumed or charged) whenever the slow path might report an error.
+  bool TryReadString(std::string* out) {
+    if (remaining() < sizeof(uint64_t)) return false;
+    uint64_t len = 0;
+    std::memcpy(&len, b_.data() + pos_, sizeof len);
+    if (len > remaining() - sizeof(uint64_t)) return false;
+    const uint64_t cost = len + sizeof(std::string);
+    if (cost > kMaxMetadataMemory - std::min(charged_, kMaxMetadataMemory)) return false;
+    charged_ += cost;
+    pos_ += sizeof(uint64_t);
+    out->assign(reinterpret_cast<const char*>(b_.data() + pos_), len);
+    pos_ += len;
+    return true;
+  }
+
   bool ReadString(std::string* out, const std::string& field) {
     const uint64_t at = pos_;
     uint64_t len = 0;
@@ -219,6 +235,7 @@ class Parser {
       if (!Charge(count * sizeof(std::string), field)) return false;
       out->strings.resize(count);
       for (uint64_t i = 0; i < count; ++i) {
+        if (TryReadString(&out->strings[i])) continue;
         if (!ReadString(&out->strings[i], fmt::format("{}[{}]", field, i))) return false;
       }
       return true;
