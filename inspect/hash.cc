@@ -1,5 +1,7 @@
 #include "inspect/hash.h"
 
+#include "inspect/info.h"
+
 #include <fmt/format.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -217,31 +219,6 @@ std::string_view BaseName(std::string_view s) {
   return slash == std::string_view::npos ? s : s.substr(slash + 1);
 }
 
-// Length of the valid UTF-8 sequence at s[i] and its code point; 0 if invalid.
-size_t Utf8At(std::string_view s, size_t i, uint32_t* cp_out) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t len = 0;
-  uint32_t cp = 0;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2, cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3, cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4, cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  *cp_out = cp;
-  return len;
-}
 
 }  // namespace
 

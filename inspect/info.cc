@@ -14,26 +14,6 @@ using gguf::TensorInfo;
 using gguf::Value;
 using gguf::ValueType;
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t Utf8Length(const std::string& s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t len = 0;
-  uint32_t cp = 0;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
-  else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
-  else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
 
 // Printable form of raw bytes: valid UTF-8 kept, control and invalid bytes
 // escaped, so a hostile string can neither garble a terminal nor hide.
@@ -55,7 +35,7 @@ std::string Escaped(const std::string& s, size_t max_bytes) {
       ++i;
       continue;
     }
-    const size_t len = Utf8Length(s, i);
+    const size_t len = Utf8At(s, i, nullptr);
     if (len == 0 || i + len > n) {
       out += fmt::format("\\x{:02x}", c);
       ++i;
@@ -113,6 +93,31 @@ std::string ShapeText(const TensorInfo& t) {
 }
 
 }  // namespace
+
+size_t Utf8At(std::string_view s, size_t i, uint32_t* cp_out) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    len = 2, cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    len = 3, cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    len = 4, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    const auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  if (cp_out != nullptr) *cp_out = cp;
+  return len;
+}
 
 std::string Grouped(uint64_t n) {
   std::string digits = std::to_string(n), out;

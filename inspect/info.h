@@ -33,6 +33,10 @@ std::string ValueText(const gguf::Value& v, const InfoOptions& opt);
 // is replaced, never thrown on.
 std::string DumpJson(const nlohmann::json& j, int indent = 2);
 
+// Length of the valid UTF-8 sequence at s[i] (and its code point in
+// *cp_out when given); 0 if the bytes there are not valid UTF-8.
+size_t Utf8At(std::string_view s, size_t i, uint32_t* cp_out);
+
 // "1,234,567".
 std::string Grouped(uint64_t n);
 
