@@ -98,6 +98,10 @@ size_t Utf8At(std::string_view s, size_t i, uint32_t* cp_out) {
   const auto c = static_cast<unsigned char>(s[i]);
   size_t len = 0;
   uint32_t cp = 0;
+  if (c < 0x80) {
+    if (cp_out != nullptr) *cp_out = c;
+    return 1;
+  }
   if (c >= 0xc2 && c <= 0xdf) {
     len = 2, cp = c & 0x1f;
   } else if (c >= 0xe0 && c <= 0xef) {
