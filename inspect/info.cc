@@ -35,8 +35,9 @@ std::string Escaped(const std::string& s, size_t max_bytes) {
       ++i;
       continue;
     }
-    const size_t len = Utf8At(s, i, nullptr);
-    if (len == 0 || i + len > n) {
+    uint32_t cp = 0;
+    const size_t len = Utf8At(s, i, &cp);
+    if (len == 0 || i + len > n || (cp >= 0x80 && cp < 0xa0)) {  // invalid, cut, or a C1 control (CSI)
       out += fmt::format("\\x{:02x}", c);
       ++i;
       continue;
