@@ -12,6 +12,7 @@
 
 #include "cli/cmd_corrupt.h"
 #include "cli/cmd_hash.h"
+#include "cli/cmd_run.h"
 #include "cli/exit_codes.h"
 #include "cuda_runtime/device.h"
 #include "gguf/dequant.h"
@@ -293,6 +294,9 @@ int Main(int argc, char** argv) {
   diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
   diff->add_flag("--json", json, "Machine-readable report");
 
+  RunCliOptions run_opt;
+  CLI::App* run_cmd = AddRunCommand(app, &run_opt);
+
   HashCliOptions hash_opt;
   CLI::App* hash = AddHashCommand(app, &hash_opt);
 
@@ -321,6 +325,7 @@ int Main(int argc, char** argv) {
   if (*devices) return RunDevices(json);
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*hash) return RunHash(hash_opt);
+  if (*run_cmd) return RunRun(run_opt);
   if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);
   if (*audit) {
     audit_opt.progress = !json;

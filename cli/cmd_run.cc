@@ -1,0 +1,118 @@
+#include "cli/cmd_run.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "cli/exit_codes.h"
+#include "gguf/file.h"
+#include "inspect/info.h"
+#include "inspect/npy.h"
+#include "reference_cpu/forward.h"
+
+namespace ggufscope::cli {
+namespace {
+
+// The text of a token for display: SentencePiece's U+2581 as a space and
+// <0xNN> byte tokens as their byte (the full detokenizer comes with the
+// tokenizers, issue 4).
+std::string Piece(const gguf::GgufFile& f, int32_t id) {
+  const gguf::KeyValue* tokens = f.FindKey("tokenizer.ggml.tokens");
+  if (tokens == nullptr || tokens->value.type != gguf::ValueType::kArray || id < 0 ||
+      static_cast<size_t>(id) >= tokens->value.strings.size()) {
+    return fmt::format("<{}>", id);
+  }
+  std::string s = tokens->value.strings[static_cast<size_t>(id)];
+  if (s.size() == 6 && s.rfind("<0x", 0) == 0 && s.back() == '>') {
+    return std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
+  }
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    if (s.compare(i, 3, "\xe2\x96\x81") == 0) {
+      out += ' ';
+      i += 3;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
+  CLI::App* run = app.add_subcommand("run", "Generate with the CPU reference forward pass (greedy; llama and qwen2 so far)");
+  run->add_option("model", opt->model, "GGUF file")->required();
+  run->add_option("--tokens", opt->tokens, "Prompt as comma-separated token ids (text prompts come with the tokenizers)")
+      ->required();
+  run->add_option("-n,--n-predict", opt->n_predict, "Tokens to generate (default 32)");
+  run->add_option("--logits-out", opt->logits_out, "Write the prompt's logits (n_tokens x n_vocab) as .npy");
+  run->add_flag("--json", opt->json, "Print the generated ids and text as JSON");
+  return run;
+}
+
+int RunRun(const RunCliOptions& opt) {
+  gguf::Result<gguf::GgufFile> f = gguf::GgufFile::Open(opt.model);
+  if (!f.ok()) {
+    fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, f.error().Message());
+    return kExitUnreadable;
+  }
+  std::vector<int32_t> prompt;
+  try {
+    size_t pos = 0;
+    while (pos < opt.tokens.size()) {
+      const size_t comma = opt.tokens.find(',', pos);
+      prompt.push_back(static_cast<int32_t>(std::stol(opt.tokens.substr(pos, comma - pos))));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  } catch (const std::exception&) {
+    fmt::print(stderr, "ggufscope: --tokens expects ids like 1,9038,2501\n");
+    return kExitUsage;
+  }
+  if (prompt.empty() || opt.n_predict < 0 || opt.n_predict > 1 << 20) {
+    fmt::print(stderr, "ggufscope: --tokens needs at least one id and -n 0..1048576\n");
+    return kExitUsage;
+  }
+  gguf::Result<std::unique_ptr<reference::Model>> model = reference::LoadModel(*f);
+  if (!model.ok()) {
+    fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, model.error().Message());
+    return kExitUnreadable;
+  }
+  if (!opt.logits_out.empty()) {
+    reference::Session s(**model, static_cast<int>(prompt.size()));
+    gguf::Result<reference::RowMatrix> logits = s.Eval(prompt, true);
+    if (!logits.ok()) {
+      fmt::print(stderr, "ggufscope: {}\n", logits.error().Message());
+      return kExitUsage;
+    }
+    const gguf::Status w = inspect::WriteNpyF32(opt.logits_out, std::span<const float>(logits->data(), logits->size()),
+                                                {logits->rows(), logits->cols()});
+    if (!w.ok()) {
+      fmt::print(stderr, "ggufscope: {}\n", w.error().Message());
+      return kExitIo;
+    }
+  }
+  const int32_t eos = static_cast<int32_t>(f->GetUint("tokenizer.ggml.eos_token_id").value_or(UINT32_MAX));
+  const auto t0 = std::chrono::steady_clock::now();
+  gguf::Result<std::vector<int32_t>> out = reference::GenerateGreedy(**model, prompt, opt.n_predict, eos);
+  if (!out.ok()) {
+    fmt::print(stderr, "ggufscope: {}\n", out.error().Message());
+    return kExitUsage;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string text;
+  for (int32_t id : *out) text += Piece(*f, id);
+  if (opt.json) {
+    fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs}}));
+  } else {
+    std::string prompt_text;
+    for (int32_t id : prompt) prompt_text += Piece(*f, id);
+    fmt::print("{}{}\n", prompt_text, text);
+    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, greedy, CPU reference]\n", out->size(), secs,
+               static_cast<double>(out->size()) / std::max(secs, 1e-9));
+  }
+  return kExitOk;
+}
+
+}  // namespace ggufscope::cli

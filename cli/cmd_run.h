@@ -1,0 +1,21 @@
+// `ggufscope run`: the CPU reference generating from a model.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace ggufscope::cli {
+
+struct RunCliOptions {
+  std::string model;
+  std::string tokens;      // comma-separated prompt token ids
+  int n_predict = 32;
+  std::string logits_out;  // .npy of the prompt's logits (all positions)
+  bool json = false;
+};
+
+CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt);
+int RunRun(const RunCliOptions& opt);
+
+}  // namespace ggufscope::cli

@@ -1,0 +1,166 @@
+#include "reference_cpu/forward.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace ggufscope::reference {
+namespace {
+
+// x * rsqrt(mean(x^2) + eps) * w, row by row; the mean in double (ggml_float).
+void RmsNorm(RowMatrix& x, const Vector& w, float eps) {
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    double sum = 0;
+    for (Eigen::Index c = 0; c < x.cols(); ++c) sum += static_cast<double>(x(r, c)) * x(r, c);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(x.cols())) + eps);
+    x.row(r) = (x.row(r) * scale).cwiseProduct(w.transpose());
+  }
+}
+
+// Rotates each head of x (n_tokens, n_heads * head_dim) by its position.
+void Rope(RowMatrix& x, int n_heads, int head_dim, int n_rot, float base, RopeType type, int pos0) {
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    const double pos = pos0 + static_cast<double>(t);
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
+      for (int i = 0; i < n_rot / 2; ++i) {
+        const double theta = pos * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
+        const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+        const int a = type == RopeType::kNorm ? 2 * i : i;
+        const int b = type == RopeType::kNorm ? 2 * i + 1 : i + n_rot / 2;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+void AddBias(RowMatrix& x, const Vector& b) {
+  if (b.size() > 0) x.rowwise() += b.transpose();
+}
+
+}  // namespace
+
+Session::Session(const Model& model, int n_ctx) : m_(model), n_ctx_(n_ctx) {
+  const int kv_dim = m_.hp.n_head_kv * m_.hp.head_dim;
+  k_cache_.assign(static_cast<size_t>(m_.hp.n_layers), RowMatrix::Zero(n_ctx, kv_dim));
+  v_cache_.assign(static_cast<size_t>(m_.hp.n_layers), RowMatrix::Zero(n_ctx, kv_dim));
+}
+
+gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace) {
+  const HParams& hp = m_.hp;
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0 || n_past_ + n > n_ctx_) {
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
+                       fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
+  }
+  RowMatrix x(n, hp.n_embd);  // (n_tokens, n_embd): the residual stream
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+                         fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
+    }
+    x.row(i) = m_.tok_embd.row(tokens[i]);
+  }
+  auto cap = [&](std::string_view name, int layer, const RowMatrix& t) {
+    if (trace != nullptr) trace->Capture(name, layer, t);
+  };
+  cap("inp_embd", -1, x);
+  const int hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
+  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int l = 0; l < hp.n_layers; ++l) {
+    const Layer& L = m_.layers[static_cast<size_t>(l)];
+    RowMatrix cur = x;
+    RmsNorm(cur, L.attn_norm, hp.rms_eps);
+    cap("attn_norm", l, cur);
+    RowMatrix q = cur * L.wq.transpose(), k = cur * L.wk.transpose(), v = cur * L.wv.transpose();
+    AddBias(q, L.bq);
+    AddBias(k, L.bk);
+    AddBias(v, L.bv);
+    Rope(q, hp.n_head, hd, hp.n_rot, hp.rope_base, m_.family.rope, n_past_);
+    Rope(k, hp.n_head_kv, hd, hp.n_rot, hp.rope_base, m_.family.rope, n_past_);
+    cap("Qcur", l, q);
+    cap("Kcur", l, k);
+    cap("Vcur", l, v);
+    k_cache_[static_cast<size_t>(l)].middleRows(n_past_, n) = k;
+    v_cache_[static_cast<size_t>(l)].middleRows(n_past_, n) = v;
+    const RowMatrix& kc = k_cache_[static_cast<size_t>(l)];
+    const RowMatrix& vc = v_cache_[static_cast<size_t>(l)];
+    RowMatrix attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
+    std::vector<float> p;
+    for (int i = 0; i < n; ++i) {
+      const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
+      p.resize(static_cast<size_t>(n_keys));
+      for (int h = 0; h < hp.n_head; ++h) {
+        const int kvh = h / group;
+        const float* qi = q.row(i).data() + h * hd;
+        float mx = -INFINITY;
+        for (int j = 0; j < n_keys; ++j) {
+          const float* kj = kc.row(j).data() + kvh * hd;
+          float dot = 0;
+          for (int d = 0; d < hd; ++d) dot += qi[d] * kj[d];
+          p[static_cast<size_t>(j)] = dot * kq_scale;
+          mx = std::max(mx, p[static_cast<size_t>(j)]);
+        }
+        double sum = 0;
+        for (float& e : p) {
+          e = std::exp(e - mx);
+          sum += e;
+        }
+        float* out = attn.row(i).data() + h * hd;
+        std::fill(out, out + hd, 0.0f);
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int j = 0; j < n_keys; ++j) {
+          const float* vj = vc.row(j).data() + kvh * hd;
+          const float w = p[static_cast<size_t>(j)] * inv;
+          for (int d = 0; d < hd; ++d) out[d] += w * vj[d];
+        }
+      }
+    }
+    cap("kqv_out", l, attn);
+    const RowMatrix attn_out = attn * L.wo.transpose();
+    cap("attn_out", l, attn_out);
+    x += attn_out;
+    cap("ffn_inp", l, x);
+    cur = x;
+    RmsNorm(cur, L.ffn_norm, hp.rms_eps);
+    cap("ffn_norm", l, cur);
+    RowMatrix g = cur * L.w_gate.transpose();
+    const RowMatrix u = cur * L.w_up.transpose();
+    cap("ffn_gate", l, g);
+    cap("ffn_up", l, u);
+    g = g.unaryExpr([](float z) { return z / (1.0f + std::exp(-z)); }).cwiseProduct(u);  // SwiGLU
+    const RowMatrix ffn_out = g * L.w_down.transpose();
+    cap("ffn_out", l, ffn_out);
+    x += ffn_out;
+    cap("l_out", l, x);
+  }
+  n_past_ += n;
+  RowMatrix last = all_logits ? x : RowMatrix(x.bottomRows(1));
+  RmsNorm(last, m_.output_norm, hp.rms_eps);
+  cap("result_norm", -1, last);
+  RowMatrix logits = last * m_.OutputMatrix().transpose();
+  cap("result_output", -1, logits);
+  return logits;
+}
+
+gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<const int32_t> prompt, int n,
+                                                  int32_t eos) {
+  Session s(model, static_cast<int>(prompt.size()) + n + 1);
+  std::vector<int32_t> out;
+  gguf::Result<RowMatrix> logits = s.Eval(prompt, false);
+  for (int i = 0; i < n; ++i) {
+    if (!logits.ok()) return logits.error();
+    Eigen::Index best = 0;
+    logits->row(0).maxCoeff(&best);
+    const int32_t tok = static_cast<int32_t>(best);
+    out.push_back(tok);
+    if (tok == eos) break;
+    const int32_t one[1] = {tok};
+    logits = s.Eval(one, false);
+  }
+  return out;
+}
+
+}  // namespace ggufscope::reference

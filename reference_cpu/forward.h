@@ -1,0 +1,47 @@
+// The reference forward pass: batched prefill and decode over a KV cache,
+// f32 everywhere (RMSNorm sums in double, as ggml does), with optional
+// capture of every intermediate under llama.cpp's graph names.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+#include "reference_cpu/model.h"
+
+namespace ggufscope::reference {
+
+// Receives intermediates: `name` is llama.cpp's graph tensor name without the
+// layer suffix ("attn_norm", "Qcur", ...), `layer` -1 for whole-model points.
+// x is (n_tokens, width) for the tokens of this call.
+class TraceSink {
+ public:
+  virtual ~TraceSink() = default;
+  virtual void Capture(std::string_view name, int layer, const RowMatrix& x) = 0;
+};
+
+class Session {
+ public:
+  // n_ctx: the most positions this session will hold (KV cache size).
+  Session(const Model& model, int n_ctx);
+
+  // Runs `tokens` at positions n_past()..; returns logits (n_tokens, n_vocab)
+  // when all_logits, else (1, n_vocab) for the last token. Errors (never
+  // crashes) on token ids out of range or a full context.
+  gguf::Result<RowMatrix> Eval(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace = nullptr);
+
+  int n_past() const { return n_past_; }
+  void Reset() { n_past_ = 0; }
+
+ private:
+  const Model& m_;
+  int n_ctx_;
+  int n_past_ = 0;
+  std::vector<RowMatrix> k_cache_, v_cache_;  // per layer: (n_ctx, n_head_kv * head_dim)
+};
+
+// Greedy decoding: appends up to n tokens after `prompt`, stopping after `eos`
+// (when >= 0). Returns the generated ids.
+gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<const int32_t> prompt, int n,
+                                                  int32_t eos);
+
+}  // namespace ggufscope::reference

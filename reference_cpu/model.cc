@@ -1,0 +1,98 @@
+#include "reference_cpu/model.h"
+
+#include <fmt/format.h>
+
+#include "gguf/arch.h"
+#include "gguf/dequant.h"
+
+namespace ggufscope::reference {
+namespace {
+
+using gguf::Error;
+using gguf::ErrorCode;
+using gguf::GgufFile;
+
+gguf::Status Fill(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, float* out) {
+  const gguf::TensorInfo* t = f.FindTensor(name);
+  if (t == nullptr) return Error{ErrorCode::kUnsupported, "tensor '" + name + "'", 0, "present", "absent"};
+  const uint64_t n = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+  if (t->ne[0] != cols || t->n_elements != n) {
+    return Error{ErrorCode::kBadDims, "tensor '" + name + "'", t->info_offset, fmt::format("{} x {}", cols, rows),
+                 fmt::format("{} elements, ne0 {}", t->n_elements, t->ne[0])};
+  }
+  return gguf::Dequantize(t->type, f.TensorData(*t), n, std::span<float>(out, n));
+}
+
+gguf::Status LoadMatrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, RowMatrix& m) {
+  m.resize(rows, cols);
+  return Fill(f, name, rows, cols, m.data());
+}
+
+gguf::Status LoadVector(const GgufFile& f, const std::string& name, int64_t n, Vector& v) {
+  v.resize(n);
+  return Fill(f, name, 1, n, v.data());
+}
+
+}  // namespace
+
+gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
+  auto m = std::make_unique<Model>();
+  const gguf::HParams g = gguf::ReadHParams(f);
+  m->arch = g.arch;
+  if (m->arch == "llama") {
+    m->family = {RopeType::kNorm, false};
+  } else if (m->arch == "qwen2") {
+    m->family = {RopeType::kNeox, true};
+  } else {
+    return Error{ErrorCode::kUnsupported, "general.architecture", 0, "llama or qwen2 (more families: issue 4)",
+                 m->arch};
+  }
+  if (!g.n_layers || !g.n_embd || !g.n_ff || !g.n_head || !g.n_head_kv || !g.head_dim_k || !g.n_vocab ||
+      g.n_ff_per_layer || g.n_head_per_layer) {
+    return Error{ErrorCode::kUnsupported, m->arch + ".*", 0, "every hyper-parameter, uniform over layers",
+                 "missing or per-layer values"};
+  }
+  HParams& hp = m->hp;
+  hp.n_layers = static_cast<int>(*g.n_layers);
+  hp.n_embd = static_cast<int>(*g.n_embd);
+  hp.n_ff = static_cast<int>(*g.n_ff);
+  hp.n_head = static_cast<int>(*g.n_head);
+  hp.n_head_kv = static_cast<int>(*g.n_head_kv);
+  hp.head_dim = static_cast<int>(*g.head_dim_k);
+  hp.n_vocab = static_cast<int>(*g.n_vocab);
+  hp.n_rot = g.rope_dims ? static_cast<int>(*g.rope_dims) : hp.head_dim;
+  hp.n_ctx_train = g.context_length ? static_cast<int>(*g.context_length) : 4096;
+  hp.rms_eps = static_cast<float>(f.GetDouble(m->arch + ".attention.layer_norm_rms_epsilon").value_or(1e-5));
+  hp.rope_base = static_cast<float>(f.GetDouble(m->arch + ".rope.freq_base").value_or(10000.0));
+  const int q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+
+  gguf::Status s = LoadMatrix(f, "token_embd.weight", hp.n_vocab, hp.n_embd, m->tok_embd);
+  if (s.ok()) s = LoadVector(f, "output_norm.weight", hp.n_embd, m->output_norm);
+  if (s.ok() && f.FindTensor("output.weight") != nullptr) {
+    s = LoadMatrix(f, "output.weight", hp.n_vocab, hp.n_embd, m->output);
+  }
+  if (!s.ok()) return s.error();
+  m->layers.resize(static_cast<size_t>(hp.n_layers));
+  for (int l = 0; l < hp.n_layers && s.ok(); ++l) {
+    Layer& L = m->layers[static_cast<size_t>(l)];
+    auto n = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
+    s = LoadVector(f, n("attn_norm.weight"), hp.n_embd, L.attn_norm);
+    if (s.ok()) s = LoadMatrix(f, n("attn_q.weight"), q_dim, hp.n_embd, L.wq);
+    if (s.ok()) s = LoadMatrix(f, n("attn_k.weight"), kv_dim, hp.n_embd, L.wk);
+    if (s.ok()) s = LoadMatrix(f, n("attn_v.weight"), kv_dim, hp.n_embd, L.wv);
+    if (s.ok()) s = LoadMatrix(f, n("attn_output.weight"), hp.n_embd, q_dim, L.wo);
+    if (s.ok() && m->family.qkv_bias) {
+      s = LoadVector(f, n("attn_q.bias"), q_dim, L.bq);
+      if (s.ok()) s = LoadVector(f, n("attn_k.bias"), kv_dim, L.bk);
+      if (s.ok()) s = LoadVector(f, n("attn_v.bias"), kv_dim, L.bv);
+    }
+    if (s.ok()) s = LoadVector(f, n("ffn_norm.weight"), hp.n_embd, L.ffn_norm);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_gate.weight"), hp.n_ff, hp.n_embd, L.w_gate);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_up.weight"), hp.n_ff, hp.n_embd, L.w_up);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_down.weight"), hp.n_embd, hp.n_ff, L.w_down);
+  }
+  if (!s.ok()) return s.error();
+  return m;
+}
+
+}  // namespace ggufscope::reference

@@ -1,0 +1,82 @@
+"""The CPU reference forward pass against llama.cpp (llama-cpp-python, built
+from source by setup.sh) on the same files and the same token ids: logits at
+every position, and greedy generation."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+
+STORIES = os.path.join(SHARED, "models", "stories260K.gguf")
+STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. One day, she "
+         "saw a big red ball in the park. She ran to the ball and kicked it very hard. The ball went up high into "
+         "the sky and came down near a tree. Lily was happy and laughed with her friends. They played all day "
+         "until the sun went down and it was time to go home.")
+
+
+def _llama(path, n_ctx=256):
+    import llama_cpp
+    # f32 KV cache (type 0): llama.cpp defaults to f16, which alone moves logits by ~1e-2.
+    return llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, logits_all=True, n_threads=2, verbose=False,
+                           type_k=0, type_v=0)
+
+
+def _ours_logits(ggufscope, path, tokens, tmp_path):
+    out = tmp_path / "logits.npy"
+    subprocess.run([ggufscope, "run", path, "--tokens", ",".join(map(str, tokens)), "-n", "0", "--logits-out",
+                    str(out)], check=True, capture_output=True)
+    return np.load(out)
+
+
+def test_stories260k_logits_match_llama_cpp_at_every_position(ggufscope, tmp_path):
+    llm = _llama(STORIES)
+    tokens = llm.tokenize(STORY.encode())[:128]
+    assert len(tokens) >= 64
+    llm.eval(tokens)
+    ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+    ours = _ours_logits(ggufscope, STORIES, tokens, tmp_path)
+    assert ours.shape == ref.shape
+    err = np.abs(ours - ref).max()
+    assert err <= 1e-3, f"max abs logit difference {err}"
+    assert (ours.argmax(1) == ref.argmax(1)).all()
+
+
+def test_stories260k_greedy_64_tokens_match_llama_cpp(ggufscope):
+    llm = _llama(STORIES)
+    prompt = llm.tokenize(b"Once upon a time")
+    ref = []
+    for tok in llm.generate(prompt, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
+        ref.append(tok)
+        if len(ref) == 64 or tok == llm.token_eos():
+            break
+    out = subprocess.run([ggufscope, "run", STORIES, "--tokens", ",".join(map(str, prompt)), "-n", "64", "--json"],
+                         check=True, capture_output=True, text=True)
+    ours = json.loads(out.stdout)["tokens"]
+    assert ours == ref, (ours, ref)
+
+
+@pytest.mark.parametrize("name,max_abs,max_rel_l2", [
+    ("synth/synth-llama-f32.gguf", 1e-3, 1e-5),
+    # F16 and Q8_0 weights: llama.cpp's CPU rounds activations to f16 / quantizes
+    # them to Q8_0 for the dot products, the reference keeps f32. These random
+    # models have logits of std ~125, so the bounds are relative.
+    ("synth/synth-qwen2-F16.gguf", None, 1e-3),
+    ("synth/synth-qwen2-Q8_0.gguf", None, 3e-2),
+])
+def test_synth_logits_match_llama_cpp(name, max_abs, max_rel_l2, ggufscope, tmp_path):
+    path = os.path.join(SHARED, "models", name)
+    llm = _llama(path)
+    tokens = [int(t) for t in np.random.default_rng(0).integers(3, 512, size=48)]
+    llm.eval(tokens)
+    ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+    ours = _ours_logits(ggufscope, path, tokens, tmp_path)
+    rel = np.linalg.norm(ours - ref) / np.linalg.norm(ref)
+    assert rel <= max_rel_l2, f"relative L2 {rel}"
+    if max_abs is not None:
+        assert np.abs(ours - ref).max() <= max_abs
+    assert (ours.argmax(1) == ref.argmax(1)).all()
