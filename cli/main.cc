@@ -278,6 +278,7 @@ int Main(int argc, char** argv) {
   audit->add_option("model", model, "GGUF file")->required();
   audit->add_option("--expect-sha256", audit_opt.expect_sha256, "The file's published sha256 (hex)");
   audit->add_option("--threads", audit_opt.threads, "Worker threads (default: all cores)");
+  audit->add_flag("--hashes", audit_opt.hashes, "Per-tensor and whole-model xxh64 and sha256 in the JSON report");
   audit->add_option("--manifest", audit_opt.manifest, "A llama-gguf-hash manifest (per-tensor hashes) to check against");
   audit->add_option("--against", audit_opt.against, "A reference GGUF of the same model: every tensor must match it within its types' noise");
   audit->add_flag("--all-tensors", all_tensors, "Show every tensor's statistics, not only flagged ones");

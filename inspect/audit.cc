@@ -253,6 +253,19 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
   }
   if (!opt.against.empty()) CheckAgainst(f, opt.against, opt.threads, r.findings);
   if (!opt.manifest.empty()) CheckManifestFile(f, path, opt.manifest, opt.threads, r.findings);
+  if (opt.hashes) {
+    HashOptions ho;
+    ho.Enable(HashType::kXxh64);
+    ho.Enable(HashType::kSha256);
+    ho.threads = opt.threads > 0 ? static_cast<unsigned>(opt.threads) : 0;
+    gguf::Result<ModelHashes> h = HashModel(f, ho);
+    if (h.ok()) {
+      for (const auto& t : h->tensors) {
+        r.tensor_hashes.push_back({t[static_cast<size_t>(HashType::kXxh64)], t[static_cast<size_t>(HashType::kSha256)]});
+      }
+      r.model_hashes = {h->model[static_cast<size_t>(HashType::kXxh64)], h->model[static_cast<size_t>(HashType::kSha256)]};
+    }
+  }
   r.verdict = VerdictOf(r.findings);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
@@ -273,9 +286,18 @@ nlohmann::json AuditJson(const AuditReport& r) {
   }
   j["findings"] = std::move(fs);
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(fmt::format("{}", v)); };
+  if (!r.tensor_hashes.empty()) {
+    j["model_xxh64"] = r.model_hashes[0];
+    j["model_sha256"] = r.model_hashes[1];
+  }
   nlohmann::json ts = nlohmann::json::array();
-  for (const TensorStats& s : r.tensors) {
+  for (size_t i = 0; i < r.tensors.size(); ++i) {
+    const TensorStats& s = r.tensors[i];
     nlohmann::json t = {{"name", s.name}, {"type", gguf::TypeName(s.type)}, {"n", s.n}};
+    if (i < r.tensor_hashes.size()) {
+      t["xxh64"] = r.tensor_hashes[i][0];
+      t["sha256"] = r.tensor_hashes[i][1];
+    }
     if (s.values_checked) {
       t.update({{"min", num(s.min)}, {"max", num(s.max)}, {"mean", num(s.mean)}, {"std", num(s.std)},
                 {"rms", num(s.rms)}, {"abs_mean", num(s.abs_mean)}, {"max_abs", num(s.max_abs)},

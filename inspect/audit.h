@@ -8,6 +8,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct AuditOptions {
   std::string against;        // reference GGUF path; empty: none
   int threads = 0;
   bool progress = false;      // progress bar on stderr
+  bool hashes = false;        // per-tensor xxh64 and sha256 (as llama-gguf-hash computes them)
 };
 
 struct AuditReport {
@@ -47,6 +49,10 @@ struct AuditReport {
   std::vector<Finding> findings;
   std::vector<TensorStats> tensors;
   std::optional<std::string> sha256;  // computed when asked for
+  // With AuditOptions::hashes: per tensor (file order) {xxh64, sha256} hex,
+  // and the whole model's (over all tensor data in order).
+  std::vector<std::array<std::string, 2>> tensor_hashes;
+  std::array<std::string, 2> model_hashes;
   double seconds = 0;
 };
 

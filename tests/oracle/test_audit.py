@@ -116,3 +116,18 @@ def test_gemma3_bitflip_in_a_real_model(ggufscope, tmp_path):
     r = audit(ggufscope, bad)
     assert r["verdict"] == "corrupt"
     assert any(f["tensor"] == "blk.5.ffn_down.weight" and f["severity"] == "proof" for f in r["findings"])
+
+
+def test_audit_hashes_equal_llama_gguf_hash_format(ggufscope):
+    # `hash` is proven line for line against llama-gguf-hash (test_hash.py); audit --hashes must agree with it.
+    r = audit(ggufscope, QWEN, "--hashes")
+    lines = subprocess.run([ggufscope, "hash", "--xxh64", "--sha256", QWEN], check=True, capture_output=True,
+                           text=True).stdout.splitlines()
+    want = {}
+    for line in lines:
+        kind, digest, name = line.split()[:3]
+        want[(kind, name.split(":", 1)[1] if ":" in name else "")] = digest
+    for t in r["tensors"]:
+        assert t["xxh64"] == want[("xxh64", t["name"])]
+        assert t["sha256"] == want[("sha256", t["name"])]
+    assert r["model_xxh64"] == want[("xxh64", "")] and r["model_sha256"] == want[("sha256", "")]
