@@ -36,6 +36,25 @@ void Rope(RowMatrix& x, int n_heads, int head_dim, int n_rot, float base, RopeTy
   }
 }
 
+// RMSNorm of each head_dim slice of x (n_tokens, n_heads * head_dim).
+void HeadNorm(RowMatrix& x, const Vector& w, int n_heads, int head_dim, float eps) {
+  for (Eigen::Index t = 0; t < x.rows(); ++t) {
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
+      double sum = 0;
+      for (int d = 0; d < head_dim; ++d) sum += static_cast<double>(v[d]) * v[d];
+      const float scale = 1.0f / std::sqrt(static_cast<float>(sum / head_dim) + eps);
+      for (int d = 0; d < head_dim; ++d) v[d] = v[d] * scale * w[d];
+    }
+  }
+}
+
+// GELU, tanh approximation (ggml_gelu).
+float GeluTanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+}
+
 void AddBias(RowMatrix& x, const Vector& b) {
   if (b.size() > 0) x.rowwise() += b.transpose();
 }
@@ -63,12 +82,13 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     }
     x.row(i) = m_.tok_embd.row(tokens[i]);
   }
+  if (m_.family.embed_scale) x *= std::sqrt(static_cast<float>(hp.n_embd));
   auto cap = [&](std::string_view name, int layer, const RowMatrix& t) {
     if (trace != nullptr) trace->Capture(name, layer, t);
   };
   cap("inp_embd", -1, x);
   const int hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
-  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float kq_scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
   for (int l = 0; l < hp.n_layers; ++l) {
     const Layer& L = m_.layers[static_cast<size_t>(l)];
     RowMatrix cur = x;
@@ -78,8 +98,16 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     AddBias(q, L.bq);
     AddBias(k, L.bk);
     AddBias(v, L.bv);
-    Rope(q, hp.n_head, hd, hp.n_rot, hp.rope_base, m_.family.rope, n_past_);
-    Rope(k, hp.n_head_kv, hd, hp.n_rot, hp.rope_base, m_.family.rope, n_past_);
+    if (m_.family.qk_norm) {
+      HeadNorm(q, L.q_norm, hp.n_head, hd, hp.rms_eps);
+      HeadNorm(k, L.k_norm, hp.n_head_kv, hd, hp.rms_eps);
+    }
+    // Sliding-window layers (all but every swa_pattern-th) see only the last
+    // n_swa positions and rotate with their own base.
+    const bool swa = m_.family.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % m_.family.swa_pattern != 0;
+    const float base = swa ? m_.family.rope_base_swa : hp.rope_base;
+    Rope(q, hp.n_head, hd, hp.n_rot, base, m_.family.rope, n_past_);
+    Rope(k, hp.n_head_kv, hd, hp.n_rot, base, m_.family.rope, n_past_);
     cap("Qcur", l, q);
     cap("Kcur", l, k);
     cap("Vcur", l, v);
@@ -91,12 +119,17 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     std::vector<float> p;
     for (int i = 0; i < n; ++i) {
       const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
+      const int first = swa ? std::max(0, n_keys - hp.n_swa) : 0;
       p.resize(static_cast<size_t>(n_keys));
       for (int h = 0; h < hp.n_head; ++h) {
         const int kvh = h / group;
         const float* qi = q.row(i).data() + h * hd;
         float mx = -INFINITY;
         for (int j = 0; j < n_keys; ++j) {
+          if (j < first) {
+            p[static_cast<size_t>(j)] = -INFINITY;
+            continue;
+          }
           const float* kj = kc.row(j).data() + kvh * hd;
           float dot = 0;
           for (int d = 0; d < hd; ++d) dot += qi[d] * kj[d];
@@ -105,7 +138,7 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
         }
         double sum = 0;
         for (float& e : p) {
-          e = std::exp(e - mx);
+          e = std::exp(e - mx);  // exp(-inf) = 0 for masked keys
           sum += e;
         }
         float* out = attn.row(i).data() + h * hd;
@@ -119,7 +152,8 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
       }
     }
     cap("kqv_out", l, attn);
-    const RowMatrix attn_out = attn * L.wo.transpose();
+    RowMatrix attn_out = attn * L.wo.transpose();
+    if (m_.family.post_norms) RmsNorm(attn_out, L.post_attn_norm, hp.rms_eps);
     cap("attn_out", l, attn_out);
     x += attn_out;
     cap("ffn_inp", l, x);
@@ -130,8 +164,13 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     const RowMatrix u = cur * L.w_up.transpose();
     cap("ffn_gate", l, g);
     cap("ffn_up", l, u);
-    g = g.unaryExpr([](float z) { return z / (1.0f + std::exp(-z)); }).cwiseProduct(u);  // SwiGLU
-    const RowMatrix ffn_out = g * L.w_down.transpose();
+    if (m_.family.act == Activation::kSilu) {
+      g = g.unaryExpr([](float z) { return z / (1.0f + std::exp(-z)); }).cwiseProduct(u);  // SwiGLU
+    } else {
+      g = g.unaryExpr([](float z) { return GeluTanh(z); }).cwiseProduct(u);  // GeGLU
+    }
+    RowMatrix ffn_out = g * L.w_down.transpose();
+    if (m_.family.post_norms) RmsNorm(ffn_out, L.post_ffn_norm, hp.rms_eps);
     cap("ffn_out", l, ffn_out);
     x += ffn_out;
     cap("l_out", l, x);

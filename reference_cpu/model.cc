@@ -5,6 +5,8 @@
 #include "gguf/arch.h"
 #include "gguf/dequant.h"
 
+#include <cmath>
+
 namespace ggufscope::reference {
 namespace {
 
@@ -39,13 +41,22 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
   auto m = std::make_unique<Model>();
   const gguf::HParams g = gguf::ReadHParams(f);
   m->arch = g.arch;
+  Family& fam = m->family;
   if (m->arch == "llama") {
-    m->family = {RopeType::kNorm, false};
+    fam.rope = RopeType::kNorm;
   } else if (m->arch == "qwen2") {
-    m->family = {RopeType::kNeox, true};
+    fam.rope = RopeType::kNeox;
+    fam.qkv_bias = true;
+  } else if (m->arch == "qwen3") {
+    fam.rope = RopeType::kNeox;
+    fam.qk_norm = true;
+  } else if (m->arch == "gemma3") {
+    fam.rope = RopeType::kNeox;
+    fam.act = Activation::kGeluTanh;
+    fam.qk_norm = fam.post_norms = fam.embed_scale = true;
+    fam.swa_pattern = 6;
   } else {
-    return Error{ErrorCode::kUnsupported, "general.architecture", 0, "llama or qwen2 (more families: issue 4)",
-                 m->arch};
+    return Error{ErrorCode::kUnsupported, "general.architecture", 0, "llama, qwen2, qwen3 or gemma3", m->arch};
   }
   if (!g.n_layers || !g.n_embd || !g.n_ff || !g.n_head || !g.n_head_kv || !g.head_dim_k || !g.n_vocab ||
       g.n_ff_per_layer || g.n_head_per_layer) {
@@ -64,6 +75,12 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
   hp.n_ctx_train = g.context_length ? static_cast<int>(*g.context_length) : 4096;
   hp.rms_eps = static_cast<float>(f.GetDouble(m->arch + ".attention.layer_norm_rms_epsilon").value_or(1e-5));
   hp.rope_base = static_cast<float>(f.GetDouble(m->arch + ".rope.freq_base").value_or(10000.0));
+  hp.n_swa = static_cast<int>(f.GetUint(m->arch + ".attention.sliding_window").value_or(0));
+  if (m->arch == "gemma3") {
+    // Queries are scaled by 1/sqrt(query_pre_attn_scalar), which the
+    // converter writes as key_length; the scores then use scale 1.
+    hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+  }
   const int q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
 
   gguf::Status s = LoadMatrix(f, "token_embd.weight", hp.n_vocab, hp.n_embd, m->tok_embd);
@@ -85,6 +102,14 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
       s = LoadVector(f, n("attn_q.bias"), q_dim, L.bq);
       if (s.ok()) s = LoadVector(f, n("attn_k.bias"), kv_dim, L.bk);
       if (s.ok()) s = LoadVector(f, n("attn_v.bias"), kv_dim, L.bv);
+    }
+    if (s.ok() && m->family.qk_norm) {
+      s = LoadVector(f, n("attn_q_norm.weight"), hp.head_dim, L.q_norm);
+      if (s.ok()) s = LoadVector(f, n("attn_k_norm.weight"), hp.head_dim, L.k_norm);
+    }
+    if (s.ok() && m->family.post_norms) {
+      s = LoadVector(f, n("post_attention_norm.weight"), hp.n_embd, L.post_attn_norm);
+      if (s.ok()) s = LoadVector(f, n("post_ffw_norm.weight"), hp.n_embd, L.post_ffn_norm);
     }
     if (s.ok()) s = LoadVector(f, n("ffn_norm.weight"), hp.n_embd, L.ffn_norm);
     if (s.ok()) s = LoadMatrix(f, n("ffn_gate.weight"), hp.n_ff, hp.n_embd, L.w_gate);

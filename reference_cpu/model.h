@@ -19,16 +19,26 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 using Vector = Eigen::VectorXf;
 
 enum class RopeType { kNorm, kNeox };  // adjacent pairs (Llama) / halves (Qwen2, Gemma)
+enum class Activation { kSilu, kGeluTanh };  // SwiGLU (llama, qwen) / GeGLU (gemma)
 
-// What differs between families, read from the architecture name once.
+// What differs between families, read from the architecture name once; the
+// forward pass reads only these switches, never the name.
 struct Family {
   RopeType rope = RopeType::kNorm;
-  bool qkv_bias = false;  // qwen2
+  Activation act = Activation::kSilu;
+  bool qkv_bias = false;     // qwen2: q/k/v biases
+  bool qk_norm = false;      // qwen3, gemma3: RMSNorm of each q/k head
+  bool post_norms = false;   // gemma3: post_attention_norm and post_ffw_norm
+  bool embed_scale = false;  // gemma3: embeddings times sqrt(n_embd)
+  int swa_pattern = 0;       // gemma3: 6 = five sliding-window layers, then a global one
+  float rope_base_swa = 10000.0f;  // gemma3's local layers
 };
 
 struct HParams {
   int n_layers = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_vocab = 0, n_rot = 0;
   float rms_eps = 1e-5f, rope_base = 10000.0f;
+  float attn_scale = 0;  // 0: 1/sqrt(head_dim)
+  int n_swa = 0;         // sliding window (keys within the last n_swa positions)
   int n_ctx_train = 0;
 };
 
@@ -36,6 +46,8 @@ struct Layer {
   Vector attn_norm;                 // (n_embd)
   RowMatrix wq, wk, wv, wo;         // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
   Vector bq, bk, bv;                // (n_head*hd), (n_kv*hd) x2; empty without biases
+  Vector q_norm, k_norm;            // (head_dim) each, with qk_norm
+  Vector post_attn_norm, post_ffn_norm;  // (n_embd), with post_norms
   Vector ffn_norm;                  // (n_embd)
   RowMatrix w_gate, w_up, w_down;   // (n_ff, n_embd) x2, (n_embd, n_ff)
 };
@@ -52,8 +64,8 @@ struct Model {
   const RowMatrix& OutputMatrix() const { return output.size() > 0 ? output : tok_embd; }
 };
 
-// Loads llama and qwen2 files (other families: an kUnsupported error naming
-// the architecture). Every tensor is checked against the description's shape.
+// Loads llama, qwen2, qwen3 and gemma3 files (other families: a kUnsupported
+// error naming the architecture). Every tensor is checked against the description's shape.
 gguf::Result<std::unique_ptr<Model>> LoadModel(const gguf::GgufFile& file);
 
 }  // namespace ggufscope::reference
