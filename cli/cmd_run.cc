@@ -9,6 +9,7 @@
 #include "inspect/info.h"
 #include "inspect/npy.h"
 #include "reference_cpu/forward.h"
+#include "reference_cpu/tokenizer.h"
 
 namespace ggufscope::cli {
 namespace {
@@ -43,8 +44,10 @@ std::string Piece(const gguf::GgufFile& f, int32_t id) {
 CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
   CLI::App* run = app.add_subcommand("run", "Generate with the CPU reference forward pass (greedy; llama and qwen2 so far)");
   run->add_option("model", opt->model, "GGUF file")->required();
-  run->add_option("--tokens", opt->tokens, "Prompt as comma-separated token ids (text prompts come with the tokenizers)")
-      ->required();
+  CLI::Option* p = run->add_option("-p,--prompt", opt->prompt, "Prompt text");
+  CLI::Option* t = run->add_option("--tokens", opt->tokens, "Prompt as comma-separated token ids");
+  p->excludes(t);
+  t->excludes(p);
   run->add_option("-n,--n-predict", opt->n_predict, "Tokens to generate (default 32)");
   run->add_option("--logits-out", opt->logits_out, "Write the prompt's logits (n_tokens x n_vocab) as .npy");
   run->add_flag("--json", opt->json, "Print the generated ids and text as JSON");
@@ -57,8 +60,16 @@ int RunRun(const RunCliOptions& opt) {
     fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, f.error().Message());
     return kExitUnreadable;
   }
+  gguf::Result<std::unique_ptr<reference::Tokenizer>> tok = reference::Tokenizer::FromGguf(*f);
   std::vector<int32_t> prompt;
-  try {
+  if (!opt.prompt.empty()) {
+    if (!tok.ok()) {
+      fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, tok.error().Message());
+      return kExitUnreadable;
+    }
+    prompt = (*tok)->Encode(opt.prompt, (*tok)->add_bos(), true);
+  }
+  if (opt.prompt.empty()) try {
     size_t pos = 0;
     while (pos < opt.tokens.size()) {
       const size_t comma = opt.tokens.find(',', pos);
@@ -102,12 +113,18 @@ int RunRun(const RunCliOptions& opt) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::string text;
-  for (int32_t id : *out) text += Piece(*f, id);
+  if (tok.ok()) {
+    for (int32_t id : *out) text += (*tok)->Piece(id);
+  } else {
+    for (int32_t id : *out) text += Piece(*f, id);
+  }
   if (opt.json) {
     fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs}}));
   } else {
-    std::string prompt_text;
-    for (int32_t id : prompt) prompt_text += Piece(*f, id);
+    std::string prompt_text = opt.prompt;
+    if (prompt_text.empty()) {
+      for (int32_t id : prompt) prompt_text += tok.ok() ? (*tok)->Piece(id) : Piece(*f, id);
+    }
     fmt::print("{}{}\n", prompt_text, text);
     fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, greedy, CPU reference]\n", out->size(), secs,
                static_cast<double>(out->size()) / std::max(secs, 1e-9));

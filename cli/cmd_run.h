@@ -9,7 +9,8 @@ namespace ggufscope::cli {
 
 struct RunCliOptions {
   std::string model;
-  std::string tokens;      // comma-separated prompt token ids
+  std::string prompt;      // text prompt (tokenized with the model's own tokenizer)
+  std::string tokens;      // or comma-separated prompt token ids
   int n_predict = 32;
   std::string logits_out;  // .npy of the prompt's logits (all positions)
   bool json = false;

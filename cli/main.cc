@@ -12,7 +12,9 @@
 
 #include "cli/cmd_corrupt.h"
 #include "cli/cmd_hash.h"
+#include "cli/cmd_perplexity.h"
 #include "cli/cmd_run.h"
+#include "cli/cmd_tokenize.h"
 #include "cli/exit_codes.h"
 #include "cuda_runtime/device.h"
 #include "gguf/dequant.h"
@@ -295,6 +297,11 @@ int Main(int argc, char** argv) {
   diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
   diff->add_flag("--json", json, "Machine-readable report");
 
+  TokenizeCliOptions tokenize_opt;
+  CLI::App* tokenize_cmd = AddTokenizeCommand(app, &tokenize_opt);
+  PerplexityCliOptions ppl_opt;
+  CLI::App* ppl_cmd = AddPerplexityCommand(app, &ppl_opt);
+
   RunCliOptions run_opt;
   CLI::App* run_cmd = AddRunCommand(app, &run_opt);
 
@@ -327,6 +334,8 @@ int Main(int argc, char** argv) {
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*hash) return RunHash(hash_opt);
   if (*run_cmd) return RunRun(run_opt);
+  if (*tokenize_cmd) return RunTokenize(tokenize_opt);
+  if (*ppl_cmd) return RunPerplexity(ppl_opt);
   if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);
   if (*audit) {
     audit_opt.progress = !json;

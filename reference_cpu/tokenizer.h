@@ -78,6 +78,7 @@ class Tokenizer {
   bool add_space_prefix() const { return add_space_prefix_; }
   const std::string& TokenText(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
   TokenType Type(int32_t id) const { return types_.at(static_cast<size_t>(id)); }
+  bool IsControl(int32_t id) const { return control_.at(static_cast<size_t>(id)); }
   // -1 if `text` is no token.
   int32_t Find(std::string_view text) const;
 
@@ -99,6 +100,9 @@ class Tokenizer {
   std::vector<std::string> tokens_;
   std::vector<float> scores_;
   std::vector<TokenType> types_;
+  // CONTROL type, or forced to control by name as llama.cpp does for
+  // end-of-generation and fill-in-the-middle tokens (e.g. "</s>" in qwen2).
+  std::vector<bool> control_;
   std::unordered_map<std::string, int32_t> token_to_id_;  // last duplicate wins, as in llama.cpp
   std::unordered_map<std::string, int32_t> merge_ranks_;  // MergeKey(left, right) -> rank
   std::vector<int32_t> special_ids_;  // CONTROL/USER_DEFINED/UNKNOWN, longest text first

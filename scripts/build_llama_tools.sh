@@ -20,10 +20,10 @@ SRC_DIR="$ROOT/.cache/src"
 TOOLS="$ROOT/.cache/llama-tools"
 BIN="$TOOLS/bin/llama-gguf-hash"
 STAMP="$TOOLS/.stamp"
-WANT="llama-cpp-python==$VERSION llama-gguf-hash"
+WANT="llama-cpp-python==$VERSION llama-gguf-hash llama-perplexity"
 PIP="$ROOT/.venv/bin/pip"
 
-if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+if [[ -x "$BIN" && -x "$TOOLS/bin/llama-perplexity" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   exit 0  # already built from this source
 fi
 
@@ -48,16 +48,18 @@ fi
 # (tests, tools, server, HTTPS) is switched off so configure needs no extra
 # packages. Only llama-gguf-hash and its dependencies (ggml, vendor hash) build.
 BUILD="$TOOLS/build"
-log "building llama-gguf-hash in ${BUILD#$ROOT/} (a few minutes the first time)"
+log "building llama-gguf-hash and llama-perplexity in ${BUILD#$ROOT/} (several minutes the first time)"
 cmake -S "$LLAMA" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=ON \
-  -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF \
+  -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=ON \
   -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF \
   -DBUILD_SHARED_LIBS=OFF -DGGML_OPENMP=OFF >/dev/null
-cmake --build "$BUILD" --target llama-gguf-hash -j"${LLAMA_TOOLS_JOBS:-$(nproc)}" >/dev/null
+cmake --build "$BUILD" --target llama-gguf-hash llama-perplexity -j"${LLAMA_TOOLS_JOBS:-$(nproc)}" >/dev/null
 
 mkdir -p "$TOOLS/bin"
 cp "$BUILD/bin/llama-gguf-hash" "$BIN.tmp"
 mv "$BIN.tmp" "$BIN"
+cp "$BUILD/bin/llama-perplexity" "$TOOLS/bin/llama-perplexity.tmp"
+mv "$TOOLS/bin/llama-perplexity.tmp" "$TOOLS/bin/llama-perplexity"
 echo "$WANT" > "$STAMP"
 log "built $BIN"
