@@ -163,10 +163,32 @@ int RunDequant(const std::string& path, const std::string& out_dir, const std::v
 }
 
 int RunRewrite(const std::string& in, const std::string& out, uint32_t alignment,
-               const std::vector<std::string>& set_str, const std::vector<std::string>& remove) {
+               const std::vector<std::string>& set_str, const std::vector<std::string>& remove, bool to_f32) {
   gguf::Result<GgufFile> f = GgufFile::Open(in);
   if (!f.ok()) return ReportOpenError(f.error(), in, false);
   gguf::Writer w = gguf::Writer::FromFile(*f);
+  std::vector<std::vector<uint8_t>> owned;  // dequantized tensors the writer points into
+  if (to_f32) {
+    // Every tensor as F32 (exactly its dequantized values): a reference copy
+    // that any engine runs without quantized arithmetic.
+    w = gguf::Writer(f->version());
+    for (const gguf::KeyValue& kv : f->metadata()) {
+      if (kv.key != "general.file_type") (void)w.AddKv(kv.key, kv.value);
+    }
+    for (const gguf::TensorInfo& t : f->tensors()) {
+      owned.emplace_back(t.n_elements * 4);
+      const gguf::Status s = gguf::Dequantize(
+          t.type, f->TensorData(t), t.n_elements,
+          std::span<float>(reinterpret_cast<float*>(owned.back().data()), t.n_elements));
+      const gguf::Status a = s.ok() ? w.AddTensor(t.name, gguf::GgmlType::kF32,
+                                                  std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), owned.back())
+                                    : s;
+      if (!a.ok()) {
+        fmt::print(stderr, "ggufscope: {}\n", a.error().Message());
+        return kExitUnreadable;
+      }
+    }
+  }
   for (const std::string& key : remove) w.RemoveKv(key);
   for (const std::string& kv : set_str) {
     const size_t eq = kv.find('=');
@@ -248,6 +270,7 @@ int Main(int argc, char** argv) {
   bool json = false, full = false, no_tensors = false, no_metadata = false;
   std::vector<std::string> only, set_str, remove;
   uint32_t alignment = 0;
+  bool to_f32 = false;
 
   CLI::App* info = app.add_subcommand("info", "Header, metadata, tensor table and architecture summary");
   info->add_option("model", model, "GGUF file")->required();
@@ -271,6 +294,7 @@ int Main(int argc, char** argv) {
   rewrite->add_option("--alignment", alignment, "Set general.alignment (a power of two)");
   rewrite->add_option("--set", set_str, "KEY=VALUE: set a string key (repeatable)");
   rewrite->add_option("--remove", remove, "Remove a key (repeatable)");
+  rewrite->add_flag("--to-f32", to_f32, "Store every tensor as F32 (its exact dequantized values)");
 
   inspect::AuditOptions audit_opt;
   bool all_tensors = false;
@@ -329,7 +353,7 @@ int Main(int argc, char** argv) {
   if (*info) return RunInfo(model, json, full, no_tensors, no_metadata);
   if (*types) return RunTypes(json);
   if (*dequant) return RunDequant(model, out_dir, only, json);
-  if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove);
+  if (*rewrite) return RunRewrite(model, out, alignment, set_str, remove, to_f32);
   if (*devices) return RunDevices(json);
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*hash) return RunHash(hash_opt);

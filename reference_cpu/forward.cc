@@ -116,12 +116,13 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     const RowMatrix& kc = k_cache_[static_cast<size_t>(l)];
     const RowMatrix& vc = v_cache_[static_cast<size_t>(l)];
     RowMatrix attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
-    std::vector<float> p;
+    // Each (token, head) pair is independent: spread them over the threads.
+#pragma omp parallel for collapse(2) schedule(static)
     for (int i = 0; i < n; ++i) {
-      const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
-      const int first = swa ? std::max(0, n_keys - hp.n_swa) : 0;
-      p.resize(static_cast<size_t>(n_keys));
       for (int h = 0; h < hp.n_head; ++h) {
+        const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
+        const int first = swa ? std::max(0, n_keys - hp.n_swa) : 0;
+        std::vector<float> p(static_cast<size_t>(n_keys));
         const int kvh = h / group;
         const float* qi = q.row(i).data() + h * hd;
         float mx = -INFINITY;
@@ -144,7 +145,7 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
         float* out = attn.row(i).data() + h * hd;
         std::fill(out, out + hd, 0.0f);
         const float inv = static_cast<float>(1.0 / sum);
-        for (int j = 0; j < n_keys; ++j) {
+        for (int j = first; j < n_keys; ++j) {
           const float* vj = vc.row(j).data() + kvh * hd;
           const float w = p[static_cast<size_t>(j)] * inv;
           for (int d = 0; d < hd; ++d) out[d] += w * vj[d];

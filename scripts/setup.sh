@@ -13,7 +13,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 # --- system packages --------------------------------------------------------
 PKGS=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
       libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev libxxhash-dev libssl-dev
-      libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev libomp-dev)
 if [[ "${SKIP_APT:-0}" != 1 ]]; then
   missing=()
   for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

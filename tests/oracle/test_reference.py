@@ -83,17 +83,31 @@ def test_synth_logits_match_llama_cpp(name, max_abs, max_rel_l2, ggufscope, tmp_
 
 
 def test_gemma3_real_model_agrees_with_llama_cpp(ggufscope, tmp_path):
-    # Gemma 3 270M Q4_K_M: llama.cpp quantizes activations to Q8 for these
-    # weight types and uses an f16 GELU table; the reference keeps f32. Same
-    # next token everywhere, logits within a few percent.
-    from conftest import GEMMA
+    """Gemma 3 270M over 516 positions of data/story.txt.
+
+    On the Q4_K_M file itself llama.cpp quantizes the activations of every
+    quantized matmul (to Q8_K / Q8_0) and the reference does not: logits differ
+    by ~4% and the top-1 token by ~3% of positions, at near-ties. On an F32
+    copy of the same weights (`rewrite --to-f32`: the exact dequantized
+    values) llama.cpp computes in f32 too, and the two agree on every position:
+    that is the proof that the reference implements gemma3 right."""
+    from conftest import GEMMA, ROOT
     if not os.path.exists(GEMMA):
         pytest.skip("run scripts/setup.sh")
-    llm = _llama(GEMMA, n_ctx=128)
-    tokens = llm.tokenize(b"The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is")
-    llm.eval(tokens)
-    ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
-    ours = _ours_logits(ggufscope, GEMMA, tokens, tmp_path)
-    assert np.linalg.norm(ours - ref) / np.linalg.norm(ref) <= 0.08
-    assert (ours.argmax(1) == ref.argmax(1)).mean() >= 0.9
-    assert llm.detokenize([int(ours[-1].argmax())]) == b" Rome"
+    text = open(os.path.join(ROOT, "data", "story.txt"), "rb").read()
+    f32 = str(tmp_path / "gemma-f32.gguf")
+    subprocess.run([ggufscope, "rewrite", GEMMA, f32, "--to-f32"], check=True, capture_output=True)
+    results = {}
+    for name, path in (("q4_k_m", GEMMA), ("f32", f32)):
+        llm = _llama(path, n_ctx=640)
+        tokens = llm.tokenize(text)[:516]
+        ours_ids = json.loads(subprocess.run([ggufscope, "tokenize", path, text.decode(), "--json"], check=True,
+                                             capture_output=True, text=True).stdout)["ids"]
+        assert ours_ids[:516] == tokens  # tokenization identical
+        llm.eval(tokens)
+        ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+        ours = _ours_logits(ggufscope, path, tokens, tmp_path)
+        results[name] = ((ours.argmax(1) == ref.argmax(1)).mean(), np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+        del llm
+    assert results["f32"][0] >= 0.99 and results["f32"][1] <= 2e-3, results
+    assert results["q4_k_m"][0] >= 0.95 and results["q4_k_m"][1] <= 0.08, results
