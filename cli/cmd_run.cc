@@ -8,6 +8,7 @@
 #include "gguf/file.h"
 #include "inspect/info.h"
 #include "inspect/npy.h"
+#include "reference_cpu/chat.h"
 #include "reference_cpu/forward.h"
 #include "reference_cpu/tokenizer.h"
 
@@ -49,6 +50,11 @@ CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
   p->excludes(t);
   t->excludes(p);
   run->add_option("-n,--n-predict", opt->n_predict, "Tokens to generate (default 32)");
+  run->add_option("--temp", opt->temp, "Temperature (default 0: greedy)");
+  run->add_option("--top-k", opt->top_k, "Keep the K most likely tokens (default 40; 0: all)");
+  run->add_option("--top-p", opt->top_p, "Keep the smallest set of probability mass P (default 0.95)");
+  run->add_option("--seed", opt->seed, "Random seed of the sampler (default 0)");
+  run->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat format (ChatML, Gemma turns, Llama-3 headers)");
   run->add_option("--logits-out", opt->logits_out, "Write the prompt's logits (n_tokens x n_vocab) as .npy");
   run->add_flag("--json", opt->json, "Print the generated ids and text as JSON");
   return run;
@@ -61,13 +67,23 @@ int RunRun(const RunCliOptions& opt) {
     return kExitUnreadable;
   }
   gguf::Result<std::unique_ptr<reference::Tokenizer>> tok = reference::Tokenizer::FromGguf(*f);
+  reference::ChatFormat chat = reference::ChatFormat::kNone;
   std::vector<int32_t> prompt;
   if (!opt.prompt.empty()) {
     if (!tok.ok()) {
       fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, tok.error().Message());
       return kExitUnreadable;
     }
-    prompt = (*tok)->Encode(opt.prompt, (*tok)->add_bos(), true);
+    std::string text = opt.prompt;
+    if (opt.chat) {
+      chat = reference::DetectChatFormat(*f, **tok);
+      if (chat == reference::ChatFormat::kNone) {
+        fmt::print(stderr, "ggufscope: --chat: no chat format found in {} (template or turn tokens)\n", opt.model);
+        return kExitUsage;
+      }
+      text = reference::ApplyChat(chat, opt.prompt, reference::DefaultSystem(*f));
+    }
+    prompt = (*tok)->Encode(text, (*tok)->add_bos(), true);
   }
   if (opt.prompt.empty()) try {
     size_t pos = 0;
@@ -104,30 +120,49 @@ int RunRun(const RunCliOptions& opt) {
       return kExitIo;
     }
   }
-  const int32_t eos = static_cast<int32_t>(f->GetUint("tokenizer.ggml.eos_token_id").value_or(UINT32_MAX));
+  std::vector<int32_t> stop;
+  if (tok.ok()) {
+    stop = reference::StopTokens(chat, **tok);
+  } else if (const auto eos = f->GetUint("tokenizer.ggml.eos_token_id"); eos && *eos < INT32_MAX) {
+    stop.push_back(static_cast<int32_t>(*eos));
+  }
+  auto piece = [&](int32_t id) { return tok.ok() ? (*tok)->Piece(id) : Piece(*f, id); };
+  if (!opt.json && !opt.chat) {
+    std::string prompt_text = opt.prompt;
+    if (prompt_text.empty()) {
+      for (int32_t id : prompt) prompt_text += piece(id);
+    }
+    fmt::print("{}", prompt_text);
+  }
+  std::fflush(stdout);
+  reference::SamplerOptions so;
+  so.temp = opt.temp;
+  so.top_k = opt.top_k;
+  so.top_p = opt.top_p;
+  so.seed = opt.seed;
   const auto t0 = std::chrono::steady_clock::now();
-  gguf::Result<std::vector<int32_t>> out = reference::GenerateGreedy(**model, prompt, opt.n_predict, eos);
+  gguf::Result<std::vector<int32_t>> out = reference::Generate(
+      **model, prompt, opt.n_predict, so, stop, [&](int32_t id) {
+        if (opt.json || std::find(stop.begin(), stop.end(), id) != stop.end()) return;
+        fmt::print("{}", piece(id));  // streamed as produced
+        std::fflush(stdout);
+      });
   if (!out.ok()) {
     fmt::print(stderr, "ggufscope: {}\n", out.error().Message());
     return kExitUsage;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::string text;
-  if (tok.ok()) {
-    for (int32_t id : *out) text += (*tok)->Piece(id);
-  } else {
-    for (int32_t id : *out) text += Piece(*f, id);
-  }
   if (opt.json) {
-    fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs}}));
+    std::string text;
+    for (int32_t id : *out) text += piece(id);
+    fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs},
+                                          {"chat_format", reference::ChatFormatName(chat)}}));
   } else {
-    std::string prompt_text = opt.prompt;
-    if (prompt_text.empty()) {
-      for (int32_t id : prompt) prompt_text += tok.ok() ? (*tok)->Piece(id) : Piece(*f, id);
-    }
-    fmt::print("{}{}\n", prompt_text, text);
-    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, greedy, CPU reference]\n", out->size(), secs,
-               static_cast<double>(out->size()) / std::max(secs, 1e-9));
+    fmt::print("\n");
+    std::fflush(stdout);
+    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, {}, CPU reference]\n", out->size(), secs,
+               static_cast<double>(out->size()) / std::max(secs, 1e-9),
+               opt.temp <= 0 ? std::string("greedy") : fmt::format("temp {} top-k {} top-p {} seed {}", opt.temp, opt.top_k, opt.top_p, opt.seed));
   }
   return kExitOk;
 }

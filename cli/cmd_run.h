@@ -12,6 +12,11 @@ struct RunCliOptions {
   std::string prompt;      // text prompt (tokenized with the model's own tokenizer)
   std::string tokens;      // or comma-separated prompt token ids
   int n_predict = 32;
+  float temp = 0.0f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+  bool chat = false;
   std::string logits_out;  // .npy of the prompt's logits (all positions)
   bool json = false;
 };

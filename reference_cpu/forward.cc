@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace ggufscope::reference {
 namespace {
@@ -197,6 +199,60 @@ gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<
     const int32_t tok = static_cast<int32_t>(best);
     out.push_back(tok);
     if (tok == eos) break;
+    const int32_t one[1] = {tok};
+    logits = s.Eval(one, false);
+  }
+  return out;
+}
+
+}  // namespace ggufscope::reference
+
+namespace ggufscope::reference {
+
+gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const int32_t> prompt, int n,
+                                            const SamplerOptions& so, std::span<const int32_t> stop,
+                                            const std::function<void(int32_t)>& on_token) {
+  Session s(model, static_cast<int>(prompt.size()) + n + 1);
+  std::mt19937_64 rng(so.seed);
+  std::vector<int32_t> out;
+  gguf::Result<RowMatrix> logits = s.Eval(prompt, false);
+  std::vector<std::pair<float, int32_t>> cand;
+  for (int i = 0; i < n; ++i) {
+    if (!logits.ok()) return logits.error();
+    const float* row = logits->row(0).data();
+    const int V = static_cast<int>(logits->cols());
+    int32_t tok = 0;
+    if (so.temp <= 0.0f) {
+      tok = static_cast<int32_t>(std::max_element(row, row + V) - row);
+    } else {
+      cand.resize(static_cast<size_t>(V));
+      for (int v = 0; v < V; ++v) cand[static_cast<size_t>(v)] = {row[v], v};
+      const size_t k = so.top_k > 0 ? std::min<size_t>(static_cast<size_t>(so.top_k), cand.size()) : cand.size();
+      std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k), cand.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first; });
+      cand.resize(k);
+      // top-p on the softmax of the top-k logits (temperature 1, as llama.cpp's chain).
+      std::vector<double> p(k);
+      double z = 0;
+      for (size_t j = 0; j < k; ++j) z += p[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first));
+      double acc = 0;
+      size_t keep = k;
+      for (size_t j = 0; j < k; ++j) {
+        acc += p[j] / z;
+        if (acc >= so.top_p) {
+          keep = j + 1;
+          break;
+        }
+      }
+      cand.resize(keep);
+      std::vector<double> w(keep);
+      for (size_t j = 0; j < keep; ++j) w[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first) / so.temp);
+      std::discrete_distribution<size_t> dist(w.begin(), w.end());
+      tok = cand[dist(rng)].second;
+    }
+    out.push_back(tok);
+    if (on_token) on_token(tok);
+    if (std::find(stop.begin(), stop.end(), tok) != stop.end()) break;
     const int32_t one[1] = {tok};
     logits = s.Eval(one, false);
   }

@@ -3,6 +3,7 @@
 // capture of every intermediate under llama.cpp's graph names.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -43,5 +44,19 @@ class Session {
 // (when >= 0). Returns the generated ids.
 gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<const int32_t> prompt, int n,
                                                   int32_t eos);
+
+struct SamplerOptions {
+  float temp = 0.0f;  // <= 0: greedy
+  int top_k = 40;     // <= 0: all
+  float top_p = 0.95f;
+  uint64_t seed = 0;
+};
+
+// Sampling as llama.cpp's default chain: top-k, top-p, temperature, then a
+// draw; greedy when temp <= 0. Stops after any of `stop`. on_token (may be
+// empty) sees each id as it is produced, for streaming.
+gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const int32_t> prompt, int n,
+                                            const SamplerOptions& sampler, std::span<const int32_t> stop,
+                                            const std::function<void(int32_t)>& on_token);
 
 }  // namespace ggufscope::reference
