@@ -118,8 +118,11 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     const RowMatrix& kc = k_cache_[static_cast<size_t>(l)];
     const RowMatrix& vc = v_cache_[static_cast<size_t>(l)];
     RowMatrix attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
-    // Each (token, head) pair is independent: spread them over the threads.
-#pragma omp parallel for collapse(2) schedule(static)
+    // Each (token, head) pair is independent: spread them over the threads,
+    // when there is enough work to pay for waking them (decode of a small
+    // model is faster on one).
+    const bool parallel = static_cast<int64_t>(n) * hp.n_head * (n_past_ + n) * hd > (int64_t{1} << 20);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
     for (int i = 0; i < n; ++i) {
       for (int h = 0; h < hp.n_head; ++h) {
         const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
