@@ -182,7 +182,13 @@ __attribute__((target("avx2,f16c"))) void ConvertF16Hw(const uint8_t* __restrict
   ConvertF16Soft(src + 2 * i, n - i, dst + i);
 }
 void ConvertF16(const uint8_t* __restrict src, size_t n, float* __restrict dst) {
+#if defined(__clang__)
+  // clang 14 knows no "f16c" feature string; every AVX2 processor has F16C
+  // (both are part of x86-64-v3).
+  static const bool hw = __builtin_cpu_supports("avx2");
+#else
   static const bool hw = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+#endif
   if (hw) ConvertF16Hw(src, n, dst); else ConvertF16Soft(src, n, dst);
 }
 

@@ -300,8 +300,11 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos, bool
     if (kind_ == TokenizerKind::kBpe) {
       EncodeBpe(piece, &out);
     } else {
+      // (Built with append, not `s = " "`: GCC 12 at -O3 under ASan warns a
+      // false -Wrestrict on the literal assignment.)
       std::string s;
-      if (add_space_prefix_ && prev_special) s = " ";
+      s.reserve(piece.size() + 1);
+      if (add_space_prefix_ && prev_special) s.push_back(' ');
       s.append(piece);
       ReplaceAll(&s, " ", kSpace);
       EncodeSpm(s, &out);
