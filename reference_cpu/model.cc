@@ -5,7 +5,9 @@
 #include "gguf/arch.h"
 #include "gguf/dequant.h"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace ggufscope::reference {
 namespace {
@@ -14,7 +16,10 @@ using gguf::Error;
 using gguf::ErrorCode;
 using gguf::GgufFile;
 
-gguf::Status Fill(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, float* out) {
+// The tensor `name` if it holds exactly rows x cols elements with rows of
+// `cols`; checked before anything is allocated, so hostile hyper-parameters
+// cannot ask for memory the file does not back.
+gguf::Result<const gguf::TensorInfo*> Expect(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
   const gguf::TensorInfo* t = f.FindTensor(name);
   if (t == nullptr) return Error{ErrorCode::kUnsupported, "tensor '" + name + "'", 0, "present", "absent"};
   const uint64_t n = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
@@ -22,17 +27,25 @@ gguf::Status Fill(const GgufFile& f, const std::string& name, int64_t rows, int6
     return Error{ErrorCode::kBadDims, "tensor '" + name + "'", t->info_offset, fmt::format("{} x {}", cols, rows),
                  fmt::format("{} elements, ne0 {}", t->n_elements, t->ne[0])};
   }
-  return gguf::Dequantize(t->type, f.TensorData(*t), n, std::span<float>(out, n));
+  return t;
+}
+
+gguf::Status Fill(const GgufFile& f, const gguf::TensorInfo& t, float* out) {
+  return gguf::Dequantize(t.type, f.TensorData(t), t.n_elements, std::span<float>(out, t.n_elements));
 }
 
 gguf::Status LoadMatrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, RowMatrix& m) {
+  gguf::Result<const gguf::TensorInfo*> t = Expect(f, name, rows, cols);
+  if (!t.ok()) return t.error();
   m.resize(rows, cols);
-  return Fill(f, name, rows, cols, m.data());
+  return Fill(f, **t, m.data());
 }
 
 gguf::Status LoadVector(const GgufFile& f, const std::string& name, int64_t n, Vector& v) {
+  gguf::Result<const gguf::TensorInfo*> t = Expect(f, name, 1, n);
+  if (!t.ok()) return t.error();
   v.resize(n);
-  return Fill(f, name, 1, n, v.data());
+  return Fill(f, **t, v.data());
 }
 
 }  // namespace
@@ -63,6 +76,25 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
     return Error{ErrorCode::kUnsupported, m->arch + ".*", 0, "every hyper-parameter, uniform over layers",
                  "missing or per-layer values"};
   }
+  // Bounds that every real model sits far inside; beyond them the int
+  // arithmetic of the forward pass could overflow.
+  constexpr uint64_t kMaxDim = uint64_t{1} << 20, kMaxLayers = 4096, kMaxVocab = uint64_t{1} << 24;
+  for (const auto& [v, limit, key] :
+       {std::tuple{*g.n_layers, kMaxLayers, "block_count"}, std::tuple{*g.n_embd, kMaxDim, "embedding_length"},
+        std::tuple{*g.n_ff, kMaxDim, "feed_forward_length"}, std::tuple{*g.n_head, kMaxDim, "attention.head_count"},
+        std::tuple{*g.n_head_kv, kMaxDim, "attention.head_count_kv"},
+        std::tuple{*g.head_dim_k, kMaxDim, "attention.key_length"}, std::tuple{*g.n_vocab, kMaxVocab, "vocab"}}) {
+    if (v == 0 || v > limit) {
+      return Error{ErrorCode::kUnsupported, m->arch + "." + key, 0, fmt::format("1..{}", limit), std::to_string(v)};
+    }
+  }
+  if (*g.n_head % *g.n_head_kv != 0 || *g.n_head * *g.head_dim_k > kMaxDim ||
+      (g.rope_dims && (*g.rope_dims > *g.head_dim_k || *g.rope_dims % 2 != 0))) {
+    return Error{ErrorCode::kUnsupported, m->arch + ".attention", 0,
+                 "head_count a multiple of head_count_kv, n_head*head_dim <= 2^20, an even rope dimension <= head_dim",
+                 fmt::format("{} heads, {} KV heads, head_dim {}, rope dims {}", *g.n_head, *g.n_head_kv,
+                             *g.head_dim_k, g.rope_dims.value_or(0))};
+  }
   HParams& hp = m->hp;
   hp.n_layers = static_cast<int>(*g.n_layers);
   hp.n_embd = static_cast<int>(*g.n_embd);
@@ -75,7 +107,7 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
   hp.n_ctx_train = g.context_length ? static_cast<int>(*g.context_length) : 4096;
   hp.rms_eps = static_cast<float>(f.GetDouble(m->arch + ".attention.layer_norm_rms_epsilon").value_or(1e-5));
   hp.rope_base = static_cast<float>(f.GetDouble(m->arch + ".rope.freq_base").value_or(10000.0));
-  hp.n_swa = static_cast<int>(f.GetUint(m->arch + ".attention.sliding_window").value_or(0));
+  hp.n_swa = static_cast<int>(std::min<uint64_t>(f.GetUint(m->arch + ".attention.sliding_window").value_or(0), INT32_MAX));
   if (m->arch == "gemma3") {
     // Queries are scaled by 1/sqrt(query_pre_attn_scalar), which the
     // converter writes as key_length; the scores then use scale 1.

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "gguf/file.h"
+#include "gguf/mapping.h"
+#include "gguf/writer.h"
 #include "reference_cpu/forward.h"
 #include "test_models.h"
 
@@ -54,6 +56,27 @@ TEST_F(ReferenceTest, BadInputIsAnError) {
   const std::vector<int32_t> too_many = {1, 2, 3, 4, 5};
   EXPECT_FALSE(s.Eval(too_many, false).ok());
   EXPECT_FALSE(s.Eval({}, false).ok());
+}
+
+TEST_F(ReferenceTest, HostileHyperParametersAreErrorsBeforeAnyAllocation) {
+  // Out of range: refused outright. In range but contradicting the tensors:
+  // refused by the shape check that precedes every allocation (a 2^19 x 512
+  // embedding would be 1 GiB).
+  for (uint64_t embd : {uint64_t{1} << 40, uint64_t{1} << 19, uint64_t{0}}) {
+    gguf::Writer w = gguf::Writer::FromFile(*file_);
+    ASSERT_TRUE(w.SetKv("llama.embedding_length", gguf::Value::U(gguf::ValueType::kUint64, embd)).ok());
+    auto bytes = w.Serialize();
+    ASSERT_TRUE(bytes.ok());
+    auto f = gguf::GgufFile::Parse(gguf::OwnBytes(*bytes));
+    ASSERT_TRUE(f.ok());
+    auto m = LoadModel(*f);
+    EXPECT_FALSE(m.ok()) << embd;
+  }
+  gguf::Writer w = gguf::Writer::FromFile(*file_);
+  ASSERT_TRUE(w.SetKv("llama.attention.head_count_kv", gguf::Value::U(gguf::ValueType::kUint32, 3)).ok());
+  auto f = gguf::GgufFile::Parse(gguf::OwnBytes(*w.Serialize()));
+  ASSERT_TRUE(f.ok());
+  EXPECT_FALSE(LoadModel(*f).ok());  // 8 heads cannot share 3 KV heads
 }
 
 TEST(ReferenceLoad, UnsupportedArchitectureIsNamed) {
