@@ -1,6 +1,7 @@
 #include "gguf/arch.h"
 
 #include <algorithm>
+#include <array>
 
 namespace ggufscope::gguf {
 namespace {
@@ -63,6 +64,32 @@ std::optional<uint64_t> ArchUint(const GgufFile& f, const std::string& key, bool
 }
 
 }  // namespace
+
+std::string_view RopeKindName(RopeKind kind) {
+  switch (kind) {
+    case RopeKind::kNorm: return "NORM";
+    case RopeKind::kNeox: return "NEOX";
+    case RopeKind::kNone: return "none";
+    case RopeKind::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+RopeKind RopeKindForArch(std::string_view arch) {
+  // NORM rotates adjacent pairs (x[2i], x[2i+1]); NEOX rotates (x[i], x[i+d/2]).
+  static constexpr std::array<std::string_view, 16> kNorm = {
+      "llama", "llama4", "deci", "baichuan", "starcoder", "internlm2", "minicpm", "xverse",
+      "command-r", "cohere2", "olmo", "olmo2", "arctic", "deepseek", "granite", "mistral3"};
+  static constexpr std::array<std::string_view, 22> kNeox = {
+      "falcon", "grok", "dbrx", "bert", "nomic-bert", "stablelm", "gptneox", "qwen", "qwen2",
+      "qwen2moe", "qwen3", "qwen3moe", "phi2", "phi3", "gemma", "gemma2", "gemma3", "starcoder2",
+      "openelm", "nemotron", "exaone", "olmoe"};
+  static constexpr std::array<std::string_view, 4> kNone = {"gpt2", "bloom", "mpt", "jais"};
+  if (std::find(kNorm.begin(), kNorm.end(), arch) != kNorm.end()) return RopeKind::kNorm;
+  if (std::find(kNeox.begin(), kNeox.end(), arch) != kNeox.end()) return RopeKind::kNeox;
+  if (std::find(kNone.begin(), kNone.end(), arch) != kNone.end()) return RopeKind::kNone;
+  return RopeKind::kUnknown;
+}
 
 const ArchDesc* FindArch(std::string_view arch) {
   static const std::vector<ArchDesc> kTable = BuildTable();

@@ -15,6 +15,17 @@
 
 namespace ggufscope::gguf {
 
+// How an architecture pairs the dimensions RoPE rotates: NORM rotates
+// adjacent pairs (x[2i], x[2i+1]), NEOX the halves (x[i], x[i+d/2]).
+enum class RopeKind { kUnknown, kNone, kNorm, kNeox };
+
+std::string_view RopeKindName(RopeKind kind);  // "NORM", "NEOX", "none", "unknown"
+
+// The pairing llama.cpp uses for an architecture name (its
+// llama_model_rope_type table, for the families we know). The one place this
+// is decided: `info` shows it and the reference forward pass uses it.
+RopeKind RopeKindForArch(std::string_view arch);
+
 // Symbolic dimension of a tensor, resolved from the hyper-parameters.
 enum class Dim : uint8_t {
   kOne,      // 1 (unused trailing dims)

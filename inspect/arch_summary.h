@@ -8,11 +8,14 @@
 #include <optional>
 #include <string>
 
+#include "gguf/arch.h"
 #include "gguf/file.h"
 
 namespace ggufscope::inspect {
 
-enum class RopeKind { kUnknown, kNone, kNorm, kNeox };
+using gguf::RopeKind;
+using gguf::RopeKindForArch;
+using gguf::RopeKindName;
 
 struct ArchSummary {
   std::string arch;  // general.architecture, empty if absent
@@ -30,10 +33,6 @@ struct ArchSummary {
 
 ArchSummary SummarizeArch(const gguf::GgufFile& file);
 
-std::string_view RopeKindName(RopeKind kind);  // "NORM", "NEOX", "none", "unknown"
 
-// The rope pairing llama.cpp uses for an architecture name (its
-// llama_model_rope_type table, for the families we know).
-RopeKind RopeKindForArch(std::string_view arch);
 
 }  // namespace ggufscope::inspect

@@ -217,7 +217,7 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
     const bool unreadable = e.code == ErrorCode::kIo || e.code == ErrorCode::kBadMagic ||
                             e.code == ErrorCode::kBigEndian || e.code == ErrorCode::kUnsupportedVersion;
     r.verdict = unreadable ? Verdict::kUnreadable : Verdict::kCorrupt;
-    r.findings.push_back({unreadable ? Severity::kProof : Severity::kProof,
+    r.findings.push_back({Severity::kProof,
                           std::string("structure.") + std::string(gguf::ErrorCodeName(e.code)), TensorOfField(e.field),
                           KeyOfField(e.field), e.offset, e.Message()});
     return r;

@@ -55,16 +55,14 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
   const gguf::HParams g = gguf::ReadHParams(f);
   m->arch = g.arch;
   Family& fam = m->family;
+  fam.rope = gguf::RopeKindForArch(m->arch) == gguf::RopeKind::kNorm ? RopeType::kNorm : RopeType::kNeox;
   if (m->arch == "llama") {
-    fam.rope = RopeType::kNorm;
+    // the defaults: SwiGLU, no biases, no extra norms
   } else if (m->arch == "qwen2") {
-    fam.rope = RopeType::kNeox;
     fam.qkv_bias = true;
   } else if (m->arch == "qwen3") {
-    fam.rope = RopeType::kNeox;
     fam.qk_norm = true;
   } else if (m->arch == "gemma3") {
-    fam.rope = RopeType::kNeox;
     fam.act = Activation::kGeluTanh;
     fam.qk_norm = fam.post_norms = fam.embed_scale = true;
     fam.swa_pattern = 6;
