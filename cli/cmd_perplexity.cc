@@ -25,6 +25,7 @@ CLI::App* AddPerplexityCommand(CLI::App& app, PerplexityCliOptions* opt) {
   p->add_option("--save-logits", opt->save_logits, "Save the scored positions' log-probabilities (a KL base)");
   p->add_option("--kl-base", opt->kl_base, "Compare with log-probabilities saved from a base model: KL divergence");
   p->add_flag("--json", opt->json, "Machine-readable result");
+  AddComputeOptions(p, &opt->compute);
   return p;
 }
 
@@ -53,6 +54,8 @@ int RunPerplexity(const PerplexityCliOptions& opt) {
   }
   const std::vector<int32_t> tokens = (*tok)->Encode(ss.str(), (*tok)->add_bos(), false);
   reference::PerplexityOptions po;
+  po.precision = opt.compute.Precision();
+  ApplyComputeOptions(opt.compute);
   po.n_ctx = opt.n_ctx;
   po.max_chunks = opt.chunks;
   po.bos = (*tok)->add_bos() ? (*tok)->bos_id() : -1;

@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "cli/compute_options.h"
+
 namespace ggufscope::cli {
 
 struct PerplexityCliOptions {
@@ -14,6 +16,7 @@ struct PerplexityCliOptions {
   std::string save_logits;
   std::string kl_base;
   bool json = false;
+  ComputeOptions compute;
 };
 
 CLI::App* AddPerplexityCommand(CLI::App& app, PerplexityCliOptions* opt);

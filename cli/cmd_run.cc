@@ -43,7 +43,7 @@ std::string Piece(const gguf::GgufFile& f, int32_t id) {
 }  // namespace
 
 CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
-  CLI::App* run = app.add_subcommand("run", "Generate with the CPU reference forward pass (greedy; llama and qwen2 so far)");
+  CLI::App* run = app.add_subcommand("run", "Generate with the CPU reference forward pass (llama, qwen2, qwen3, gemma3)");
   run->add_option("model", opt->model, "GGUF file")->required();
   CLI::Option* p = run->add_option("-p,--prompt", opt->prompt, "Prompt text");
   CLI::Option* t = run->add_option("--tokens", opt->tokens, "Prompt as comma-separated token ids");
@@ -57,6 +57,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
   run->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat format (ChatML, Gemma turns, Llama-3 headers)");
   run->add_option("--logits-out", opt->logits_out, "Write the prompt's logits (n_tokens x n_vocab) as .npy");
   run->add_flag("--json", opt->json, "Print the generated ids and text as JSON");
+  AddComputeOptions(run, &opt->compute);
   return run;
 }
 
@@ -101,13 +102,14 @@ int RunRun(const RunCliOptions& opt) {
     fmt::print(stderr, "ggufscope: --tokens needs at least one id and -n 0..1048576\n");
     return kExitUsage;
   }
+  ApplyComputeOptions(opt.compute);
   gguf::Result<std::unique_ptr<reference::Model>> model = reference::LoadModel(*f);
   if (!model.ok()) {
     fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, model.error().Message());
     return kExitUnreadable;
   }
   if (!opt.logits_out.empty()) {
-    reference::Session s(**model, static_cast<int>(prompt.size()));
+    reference::Session s(**model, static_cast<int>(prompt.size()), opt.compute.Precision());
     gguf::Result<reference::RowMatrix> logits = s.Eval(prompt, true);
     if (!logits.ok()) {
       fmt::print(stderr, "ggufscope: {}\n", logits.error().Message());
@@ -140,6 +142,7 @@ int RunRun(const RunCliOptions& opt) {
   so.top_k = opt.top_k;
   so.top_p = opt.top_p;
   so.seed = opt.seed;
+  so.precision = opt.compute.Precision();
   const auto t0 = std::chrono::steady_clock::now();
   gguf::Result<std::vector<int32_t>> out = reference::Generate(
       **model, prompt, opt.n_predict, so, stop, [&](int32_t id) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/compute_options.h"
+
 namespace ggufscope::cli {
 
 struct RunCliOptions {
@@ -19,6 +21,7 @@ struct RunCliOptions {
   bool chat = false;
   std::string logits_out;  // .npy of the prompt's logits (all positions)
   bool json = false;
+  ComputeOptions compute;
 };
 
 CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt);

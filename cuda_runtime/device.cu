@@ -2,8 +2,11 @@
 #include <cuda_runtime.h>
 
 #include <string>
+#include <vector>
 
+#include "cuda_runtime/check.cuh"
 #include "cuda_runtime/device.h"
+#include "cuda_runtime/iq_grids.cuh"
 
 namespace ggufscope::cuda {
 
@@ -56,10 +59,51 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     if (why) *why = "cuBLAS: cannot bind the stream";
     return nullptr;
   }
+  // The IQ codebooks, once per context (about 33 KiB).
+  std::vector<uint8_t> grids(internal::IqGridBytes());
+  internal::PackIqGrids(grids.data());
+  err = cudaMalloc(&ctx->iq_grids_, grids.size());
+  if (err == cudaSuccess) {
+    err = cudaMemcpy(ctx->iq_grids_, grids.data(), grids.size(), cudaMemcpyHostToDevice);
+  }
+  if (err != cudaSuccess) {
+    if (why) *why = std::string("CUDA: uploading the IQ grids: ") + cudaGetErrorString(err);
+    return nullptr;
+  }
   return ctx;
 }
 
+Status Context::Workspace(size_t bytes, void** ptr) {
+  if (bytes > workspace_bytes_) {
+    GGUFSCOPE_CUDA_TRY(cudaSetDevice(device_));
+    // Ops queued earlier may still read the old buffer.
+    GGUFSCOPE_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
+    if (workspace_ != nullptr) {
+      GGUFSCOPE_CUDA_TRY(cudaFree(workspace_));
+      workspace_ = nullptr;
+      workspace_bytes_ = 0;
+    }
+    // Round up to 1 MiB so a slowly growing request does not reallocate each time.
+    const size_t rounded = (bytes + (size_t{1} << 20) - 1) & ~((size_t{1} << 20) - 1);
+    GGUFSCOPE_CUDA_TRY(cudaMalloc(&workspace_, rounded));
+    workspace_bytes_ = rounded;
+  }
+  *ptr = workspace_;
+  return {};
+}
+
+Status Context::Synchronize() {
+  GGUFSCOPE_CUDA_TRY(cudaSetDevice(device_));
+  GGUFSCOPE_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
+  return {};
+}
+
+// Destructors cannot report: a failure here is ignored (the process is
+// tearing the context down anyway).
 Context::~Context() {
+  if (stream_ != nullptr) cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  if (workspace_ != nullptr) cudaFree(workspace_);
+  if (iq_grids_ != nullptr) cudaFree(iq_grids_);
   if (cublas_ != nullptr) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (stream_ != nullptr) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }

@@ -1,12 +1,17 @@
-// CUDA device discovery and the context object every CUDA op will take: it
-// owns the stream and the cuBLAS handle (no globals, so two models can live
-// in one process for comparison). Without a GPU, ListDevices() says why.
+// CUDA device discovery and the context object every CUDA op takes: it owns
+// the stream, the cuBLAS handle, a scratch workspace and the device copy of
+// the IQ grids (no globals, so two models can live in one process for
+// comparison). Without a GPU, ListDevices() says why.
+//
+// Host-facing: no CUDA types (handles are void*), C++17 so nvcc can include it.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "cuda_runtime/status.h"
 
 namespace ggufscope::cuda {
 
@@ -25,7 +30,9 @@ bool Built();
 // (no driver, no GPU, or a build without CUDA).
 std::vector<DeviceInfo> ListDevices(std::string* why);
 
-// Owns a CUDA stream and a cuBLAS handle on one device.
+// Owns a CUDA stream, a cuBLAS handle bound to it, a growable scratch
+// buffer and the IQ grid tables, all on one device. Every op runs on the
+// stream, in call order; none of them synchronizes unless it says so.
 class Context {
  public:
   // nullptr with *why set if the device cannot be used.
@@ -38,11 +45,27 @@ class Context {
   void* stream() const { return stream_; }        // cudaStream_t
   void* cublas() const { return cublas_; }        // cublasHandle_t
 
+  // Device copy of gguf/iq_tables.inc, uploaded once by Create (layout:
+  // cuda_runtime/iq_grids.cuh).
+  const void* iq_grids() const { return iq_grids_; }
+
+  // Scratch of at least `bytes` bytes (256-byte aligned), reused by ops that
+  // need temporary buffers (dequantized weights for cuBLAS). Growing it waits
+  // for the stream first, so work already queued never sees it freed. Valid
+  // until the next call to Workspace.
+  Status Workspace(size_t bytes, void** ptr);
+
+  // Waits for every op queued on the stream; reports an asynchronous error.
+  Status Synchronize();
+
  private:
   Context() = default;
   int device_ = 0;
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
+  void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes
+  void* workspace_ = nullptr;  // device, workspace_bytes_ bytes
+  size_t workspace_bytes_ = 0;
 };
 
 }  // namespace ggufscope::cuda

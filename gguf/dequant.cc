@@ -17,6 +17,8 @@
 // vectorize them at -O2; nothing allocates or calls through pointers.
 #include "gguf/dequant.h"
 
+#include "gguf/block_utils.h"
+
 #include <array>
 #include <bit>
 #include <cstring>
@@ -56,37 +58,6 @@ constexpr auto kSigns = [] {
   return t;
 }();
 
-inline uint16_t LoadU16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline uint32_t LoadU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Branch-free IEEE half to float, exact for every input (the selects are on
-// integer bits, so the compiler can vectorize it): exponent and mantissa move
-// into place and are rebiased; infinities and NaNs get exponent 255 with the
-// payload kept; a subnormal m * 2^-24 is formed as (2^-14 + m * 2^-24) - 2^-14,
-// which is exact.
-inline float HalfToFloatInline(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = static_cast<uint32_t>(h & 0x7FFFu) << 13;
-  const uint32_t exp = em & 0x0F800000u;
-  const uint32_t special_mask = 0u - static_cast<uint32_t>(exp == 0x0F800000u);
-  const uint32_t subnormal_mask = 0u - static_cast<uint32_t>(exp == 0);
-  // Rebias by 127 - 15, or by 255 - 31 for infinities and NaNs.
-  const uint32_t normal = em + ((127u - 15u) << 23) + (((255u - 31u - 112u) << 23) & special_mask);
-  const uint32_t subnormal =
-      std::bit_cast<uint32_t>(std::bit_cast<float>(em + (113u << 23)) - 0x1p-14f);
-  const uint32_t bits = (normal & ~subnormal_mask) | (subnormal & subnormal_mask);
-  return std::bit_cast<float>(bits | sign);
-}
-
-inline float LoadF16(const uint8_t* p) { return HalfToFloatInline(LoadU16(p)); }
 
 // The IQ2/IQ3 signs flip the sign bit of scale * grid. numpy multiplies by
 // -1.0f, which leaves a NaN's sign alone (compilers would fold that multiply
@@ -422,19 +393,6 @@ GGUFSCOPE_KERNEL void DequantizeQ3_K(const uint8_t* __restrict src, size_t n_blo
         y[l] = dl * static_cast<float>(low - sub);
       }
     }
-  }
-}
-
-// The 8 6-bit scales and mins packed in Q4_K/Q5_K's 12 bytes: for j < 4 the
-// low 6 bits of bytes j (scale) and j + 4 (min); for j >= 4 a nibble of byte
-// j + 4 plus the top 2 bits of bytes j - 4 (scale) and j (min).
-inline void UnpackScaleMinK4(const uint8_t* s, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = s[j] & 0x3F;
-    *m = s[j + 4] & 0x3F;
-  } else {
-    *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 2) & 0x30);
-    *m = (s[j + 4] >> 4) | ((s[j] >> 2) & 0x30);
   }
 }
 

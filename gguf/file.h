@@ -93,6 +93,8 @@ class GgufFile {
   // Zero-copy view of a tensor's bytes (exactly n_bytes).
   std::span<const uint8_t> TensorData(const TensorInfo& t) const;
   std::span<const uint8_t> bytes() const { return bytes_; }
+  // The owner of bytes() (null when the caller owns them: Parse(span)).
+  const std::shared_ptr<const Mapping>& mapping() const { return mapping_; }
 
  private:
   friend class Parser;

@@ -4,33 +4,37 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
+#include <type_traits>
 
 namespace ggufscope::reference {
 namespace {
 
 // x * rsqrt(mean(x^2) + eps) * w, row by row; the mean in double (ggml_float).
-void RmsNorm(RowMatrix& x, const Vector& w, float eps) {
+template <typename T>
+void RmsNorm(Mat<T>& x, const Vector& w, float eps) {
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     double sum = 0;
     for (Eigen::Index c = 0; c < x.cols(); ++c) sum += static_cast<double>(x(r, c)) * x(r, c);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(x.cols())) + eps);
-    x.row(r) = (x.row(r) * scale).cwiseProduct(w.transpose());
+    const T scale = T(1) / std::sqrt(static_cast<T>(sum / static_cast<double>(x.cols())) + static_cast<T>(eps));
+    x.row(r) = (x.row(r) * scale).cwiseProduct(w.transpose().template cast<T>());
   }
 }
 
 // Rotates each head of x (n_tokens, n_heads * head_dim) by its position.
-void Rope(RowMatrix& x, int n_heads, int head_dim, int n_rot, float base, RopeType type, int pos0) {
+template <typename T>
+void Rope(Mat<T>& x, int n_heads, int head_dim, int n_rot, float base, RopeType type, int pos0) {
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     const double pos = pos0 + static_cast<double>(t);
     for (int h = 0; h < n_heads; ++h) {
-      float* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
+      T* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
       for (int i = 0; i < n_rot / 2; ++i) {
         const double theta = pos * std::pow(static_cast<double>(base), -2.0 * i / n_rot);
-        const float c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+        const T c = static_cast<T>(std::cos(theta)), s = static_cast<T>(std::sin(theta));
         const int a = type == RopeType::kNorm ? 2 * i : i;
         const int b = type == RopeType::kNorm ? 2 * i + 1 : i + n_rot / 2;
-        const float x0 = v[a], x1 = v[b];
+        const T x0 = v[a], x1 = v[b];
         v[a] = x0 * c - x1 * s;
         v[b] = x0 * s + x1 * c;
       }
@@ -39,64 +43,101 @@ void Rope(RowMatrix& x, int n_heads, int head_dim, int n_rot, float base, RopeTy
 }
 
 // RMSNorm of each head_dim slice of x (n_tokens, n_heads * head_dim).
-void HeadNorm(RowMatrix& x, const Vector& w, int n_heads, int head_dim, float eps) {
+template <typename T>
+void HeadNorm(Mat<T>& x, const Vector& w, int n_heads, int head_dim, float eps) {
   for (Eigen::Index t = 0; t < x.rows(); ++t) {
     for (int h = 0; h < n_heads; ++h) {
-      float* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
+      T* v = x.row(t).data() + static_cast<size_t>(h) * head_dim;
       double sum = 0;
       for (int d = 0; d < head_dim; ++d) sum += static_cast<double>(v[d]) * v[d];
-      const float scale = 1.0f / std::sqrt(static_cast<float>(sum / head_dim) + eps);
-      for (int d = 0; d < head_dim; ++d) v[d] = v[d] * scale * w[d];
+      const T scale = T(1) / std::sqrt(static_cast<T>(sum / head_dim) + static_cast<T>(eps));
+      for (int d = 0; d < head_dim; ++d) v[d] = v[d] * scale * static_cast<T>(w[d]);
     }
   }
 }
 
 // GELU, tanh approximation (ggml_gelu).
-float GeluTanh(float x) {
-  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
+template <typename T>
+T GeluTanh(T x) {
+  const T kSqrt2OverPi = static_cast<T>(0.79788456080286535587989211986876);
+  return T(0.5) * x * (T(1) + std::tanh(kSqrt2OverPi * x * (T(1) + T(0.044715) * x * x)));
 }
 
-void AddBias(RowMatrix& x, const Vector& b) {
-  if (b.size() > 0) x.rowwise() += b.transpose();
+template <typename T>
+void AddBias(Mat<T>& x, const Vector& b) {
+  if (b.size() > 0) x.rowwise() += b.transpose().template cast<T>();
 }
 
 }  // namespace
 
-Session::Session(const Model& model, int n_ctx) : m_(model), n_ctx_(n_ctx) {
+Session::Session(const Model& model, int n_ctx, Precision precision)
+    : m_(model), n_ctx_(n_ctx), precision_(precision) {
   const int kv_dim = m_.hp.n_head_kv * m_.hp.head_dim;
-  k_cache_.assign(static_cast<size_t>(m_.hp.n_layers), RowMatrix::Zero(n_ctx, kv_dim));
-  v_cache_.assign(static_cast<size_t>(m_.hp.n_layers), RowMatrix::Zero(n_ctx, kv_dim));
+  const size_t n_layers = static_cast<size_t>(m_.hp.n_layers);
+  if (precision_ == Precision::kF64) {
+    k_cache64_.assign(n_layers, Mat<double>::Zero(n_ctx, kv_dim));
+    v_cache64_.assign(n_layers, Mat<double>::Zero(n_ctx, kv_dim));
+  } else {
+    k_cache_.assign(n_layers, Mat<float>::Zero(n_ctx, kv_dim));
+    v_cache_.assign(n_layers, Mat<float>::Zero(n_ctx, kv_dim));
+  }
+}
+
+template <>
+std::vector<Mat<float>>& Session::Cache<float>(bool v) {
+  return v ? v_cache_ : k_cache_;
+}
+template <>
+std::vector<Mat<double>>& Session::Cache<double>(bool v) {
+  return v ? v_cache64_ : k_cache64_;
 }
 
 gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace) {
+  return precision_ == Precision::kF64 ? EvalT<double>(tokens, all_logits, trace)
+                                       : EvalT<float>(tokens, all_logits, trace);
+}
+
+template <typename T>
+gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace) {
   const HParams& hp = m_.hp;
   const int n = static_cast<int>(tokens.size());
   if (n == 0 || n_past_ + n > n_ctx_) {
     return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
                        fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
   }
-  RowMatrix x(n, hp.n_embd);  // (n_tokens, n_embd): the residual stream
+  Mat<T> x(n, hp.n_embd);  // (n_tokens, n_embd): the residual stream
+  std::vector<float> row(static_cast<size_t>(hp.n_embd));
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
       return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
                          fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
     }
-    x.row(i) = m_.tok_embd.row(tokens[i]);
+    m_.tok_embd.DequantizeRows(tokens[i], 1, row.data());
+    x.row(i) = Eigen::Map<const Eigen::RowVectorXf>(row.data(), hp.n_embd).template cast<T>();
   }
-  if (m_.family.embed_scale) x *= std::sqrt(static_cast<float>(hp.n_embd));
-  auto cap = [&](std::string_view name, int layer, const RowMatrix& t) {
-    if (trace != nullptr) trace->Capture(name, layer, t);
+  if (m_.family.embed_scale) x *= std::sqrt(static_cast<T>(hp.n_embd));
+  auto cap = [&](std::string_view name, int layer, const Mat<T>& t) {
+    if (trace == nullptr) return;
+    if constexpr (std::is_same_v<T, float>) {
+      trace->Capture(name, layer, t);
+    } else {
+      trace->Capture(name, layer, t.template cast<float>());
+    }
   };
   cap("inp_embd", -1, x);
+  std::vector<Mat<T>>& k_cache = Cache<T>(false);
+  std::vector<Mat<T>>& v_cache = Cache<T>(true);
   const int hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
-  const float kq_scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  const T kq_scale = hp.attn_scale > 0 ? static_cast<T>(hp.attn_scale) : T(1) / std::sqrt(static_cast<T>(hd));
+  Mat<T> q, k, v, attn_out, g, u, ffn_out;
   for (int l = 0; l < hp.n_layers; ++l) {
     const Layer& L = m_.layers[static_cast<size_t>(l)];
-    RowMatrix cur = x;
+    Mat<T> cur = x;
     RmsNorm(cur, L.attn_norm, hp.rms_eps);
     cap("attn_norm", l, cur);
-    RowMatrix q = cur * L.wq.transpose(), k = cur * L.wk.transpose(), v = cur * L.wv.transpose();
+    MatMul(cur, L.wq, q);
+    MatMul(cur, L.wk, k);
+    MatMul(cur, L.wv, v);
     AddBias(q, L.bq);
     AddBias(k, L.bk);
     AddBias(v, L.bv);
@@ -113,11 +154,11 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     cap("Qcur", l, q);
     cap("Kcur", l, k);
     cap("Vcur", l, v);
-    k_cache_[static_cast<size_t>(l)].middleRows(n_past_, n) = k;
-    v_cache_[static_cast<size_t>(l)].middleRows(n_past_, n) = v;
-    const RowMatrix& kc = k_cache_[static_cast<size_t>(l)];
-    const RowMatrix& vc = v_cache_[static_cast<size_t>(l)];
-    RowMatrix attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
+    k_cache[static_cast<size_t>(l)].middleRows(n_past_, n) = k;
+    v_cache[static_cast<size_t>(l)].middleRows(n_past_, n) = v;
+    const Mat<T>& kc = k_cache[static_cast<size_t>(l)];
+    const Mat<T>& vc = v_cache[static_cast<size_t>(l)];
+    Mat<T> attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
     // Each (token, head) pair is independent: spread them over the threads,
     // when there is enough work to pay for waking them (decode of a small
     // model is faster on one).
@@ -127,38 +168,38 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
       for (int h = 0; h < hp.n_head; ++h) {
         const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
         const int first = swa ? std::max(0, n_keys - hp.n_swa) : 0;
-        std::vector<float> p(static_cast<size_t>(n_keys));
+        std::vector<T> p(static_cast<size_t>(n_keys));
         const int kvh = h / group;
-        const float* qi = q.row(i).data() + h * hd;
-        float mx = -INFINITY;
+        const T* qi = q.row(i).data() + h * hd;
+        T mx = -std::numeric_limits<T>::infinity();
         for (int j = 0; j < n_keys; ++j) {
           if (j < first) {
-            p[static_cast<size_t>(j)] = -INFINITY;
+            p[static_cast<size_t>(j)] = -std::numeric_limits<T>::infinity();
             continue;
           }
-          const float* kj = kc.row(j).data() + kvh * hd;
-          float dot = 0;
+          const T* kj = kc.row(j).data() + kvh * hd;
+          T dot = 0;
           for (int d = 0; d < hd; ++d) dot += qi[d] * kj[d];
           p[static_cast<size_t>(j)] = dot * kq_scale;
           mx = std::max(mx, p[static_cast<size_t>(j)]);
         }
         double sum = 0;
-        for (float& e : p) {
+        for (T& e : p) {
           e = std::exp(e - mx);  // exp(-inf) = 0 for masked keys
           sum += e;
         }
-        float* out = attn.row(i).data() + h * hd;
-        std::fill(out, out + hd, 0.0f);
-        const float inv = static_cast<float>(1.0 / sum);
+        T* out = attn.row(i).data() + h * hd;
+        std::fill(out, out + hd, T(0));
+        const T inv = static_cast<T>(1.0 / sum);
         for (int j = first; j < n_keys; ++j) {
-          const float* vj = vc.row(j).data() + kvh * hd;
-          const float w = p[static_cast<size_t>(j)] * inv;
+          const T* vj = vc.row(j).data() + kvh * hd;
+          const T w = p[static_cast<size_t>(j)] * inv;
           for (int d = 0; d < hd; ++d) out[d] += w * vj[d];
         }
       }
     }
     cap("kqv_out", l, attn);
-    RowMatrix attn_out = attn * L.wo.transpose();
+    MatMul(attn, L.wo, attn_out);
     if (m_.family.post_norms) RmsNorm(attn_out, L.post_attn_norm, hp.rms_eps);
     cap("attn_out", l, attn_out);
     x += attn_out;
@@ -166,33 +207,38 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
     cur = x;
     RmsNorm(cur, L.ffn_norm, hp.rms_eps);
     cap("ffn_norm", l, cur);
-    RowMatrix g = cur * L.w_gate.transpose();
-    const RowMatrix u = cur * L.w_up.transpose();
+    MatMul(cur, L.w_gate, g);
+    MatMul(cur, L.w_up, u);
     cap("ffn_gate", l, g);
     cap("ffn_up", l, u);
     if (m_.family.act == Activation::kSilu) {
-      g = g.unaryExpr([](float z) { return z / (1.0f + std::exp(-z)); }).cwiseProduct(u);  // SwiGLU
+      g = g.unaryExpr([](T z) { return z / (T(1) + std::exp(-z)); }).cwiseProduct(u);  // SwiGLU
     } else {
-      g = g.unaryExpr([](float z) { return GeluTanh(z); }).cwiseProduct(u);  // GeGLU
+      g = g.unaryExpr([](T z) { return GeluTanh(z); }).cwiseProduct(u);  // GeGLU
     }
-    RowMatrix ffn_out = g * L.w_down.transpose();
+    MatMul(g, L.w_down, ffn_out);
     if (m_.family.post_norms) RmsNorm(ffn_out, L.post_ffn_norm, hp.rms_eps);
     cap("ffn_out", l, ffn_out);
     x += ffn_out;
     cap("l_out", l, x);
   }
   n_past_ += n;
-  RowMatrix last = all_logits ? x : RowMatrix(x.bottomRows(1));
+  Mat<T> last = all_logits ? x : Mat<T>(x.bottomRows(1));
   RmsNorm(last, m_.output_norm, hp.rms_eps);
   cap("result_norm", -1, last);
-  RowMatrix logits = last * m_.OutputMatrix().transpose();
+  Mat<T> logits;
+  MatMul(last, m_.OutputMatrix(), logits);
   cap("result_output", -1, logits);
-  return logits;
+  if constexpr (std::is_same_v<T, float>) {
+    return logits;
+  } else {
+    return RowMatrix(logits.template cast<float>());
+  }
 }
 
 gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<const int32_t> prompt, int n,
-                                                  int32_t eos) {
-  Session s(model, static_cast<int>(prompt.size()) + n + 1);
+                                                  int32_t eos, Precision precision) {
+  Session s(model, static_cast<int>(prompt.size()) + n + 1, precision);
   std::vector<int32_t> out;
   gguf::Result<RowMatrix> logits = s.Eval(prompt, false);
   for (int i = 0; i < n; ++i) {
@@ -215,7 +261,7 @@ namespace ggufscope::reference {
 gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const int32_t> prompt, int n,
                                             const SamplerOptions& so, std::span<const int32_t> stop,
                                             const std::function<void(int32_t)>& on_token) {
-  Session s(model, static_cast<int>(prompt.size()) + n + 1);
+  Session s(model, static_cast<int>(prompt.size()) + n + 1, so.precision);
   std::mt19937_64 rng(so.seed);
   std::vector<int32_t> out;
   gguf::Result<RowMatrix> logits = s.Eval(prompt, false);

@@ -4,6 +4,7 @@
 
 #include "gguf/arch.h"
 #include "gguf/dequant.h"
+#include "gguf/mapping.h"
 
 #include <algorithm>
 #include <cmath>
@@ -34,11 +35,18 @@ gguf::Status Fill(const GgufFile& f, const gguf::TensorInfo& t, float* out) {
   return gguf::Dequantize(t.type, f.TensorData(t), t.n_elements, std::span<float>(out, t.n_elements));
 }
 
-gguf::Status LoadMatrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, RowMatrix& m) {
+// Matrices stay in the file: a view of their bytes, kept alive by `owner`.
+gguf::Status LoadMatrix(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols, Weight& m,
+                        const std::shared_ptr<const gguf::Mapping>& owner) {
   gguf::Result<const gguf::TensorInfo*> t = Expect(f, name, rows, cols);
   if (!t.ok()) return t.error();
-  m.resize(rows, cols);
-  return Fill(f, **t, m.data());
+  const gguf::TensorInfo& ti = **t;
+  if (!gguf::CanDequantize(ti.type) || cols % gguf::Traits(ti.type).block_size != 0) {
+    return Error{ErrorCode::kBadDims, "tensor '" + name + "'", ti.info_offset,
+                 "rows that are whole blocks of a known type", fmt::format("{} columns", cols)};
+  }
+  m = Weight(ti.type, rows, cols, f.TensorData(ti), owner);
+  return {};
 }
 
 gguf::Status LoadVector(const GgufFile& f, const std::string& name, int64_t n, Vector& v) {
@@ -51,6 +59,13 @@ gguf::Status LoadVector(const GgufFile& f, const std::string& name, int64_t n, V
 }  // namespace
 
 gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
+  if (f.mapping() == nullptr) {
+    // The weights will be views into the file's bytes; bytes the caller owns
+    // are copied once so the model can outlive them.
+    gguf::Result<GgufFile> copy = GgufFile::Parse(gguf::OwnBytes(std::vector<uint8_t>(f.bytes().begin(), f.bytes().end())));
+    if (!copy.ok()) return copy.error();
+    return LoadModel(*copy);
+  }
   auto m = std::make_unique<Model>();
   const gguf::HParams g = gguf::ReadHParams(f);
   m->arch = g.arch;
@@ -112,11 +127,12 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
     hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
   }
   const int q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+  const std::shared_ptr<const gguf::Mapping>& owner = f.mapping();
 
-  gguf::Status s = LoadMatrix(f, "token_embd.weight", hp.n_vocab, hp.n_embd, m->tok_embd);
+  gguf::Status s = LoadMatrix(f, "token_embd.weight", hp.n_vocab, hp.n_embd, m->tok_embd, owner);
   if (s.ok()) s = LoadVector(f, "output_norm.weight", hp.n_embd, m->output_norm);
   if (s.ok() && f.FindTensor("output.weight") != nullptr) {
-    s = LoadMatrix(f, "output.weight", hp.n_vocab, hp.n_embd, m->output);
+    s = LoadMatrix(f, "output.weight", hp.n_vocab, hp.n_embd, m->output, owner);
   }
   if (!s.ok()) return s.error();
   m->layers.resize(static_cast<size_t>(hp.n_layers));
@@ -124,10 +140,10 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
     Layer& L = m->layers[static_cast<size_t>(l)];
     auto n = [l](const char* what) { return fmt::format("blk.{}.{}", l, what); };
     s = LoadVector(f, n("attn_norm.weight"), hp.n_embd, L.attn_norm);
-    if (s.ok()) s = LoadMatrix(f, n("attn_q.weight"), q_dim, hp.n_embd, L.wq);
-    if (s.ok()) s = LoadMatrix(f, n("attn_k.weight"), kv_dim, hp.n_embd, L.wk);
-    if (s.ok()) s = LoadMatrix(f, n("attn_v.weight"), kv_dim, hp.n_embd, L.wv);
-    if (s.ok()) s = LoadMatrix(f, n("attn_output.weight"), hp.n_embd, q_dim, L.wo);
+    if (s.ok()) s = LoadMatrix(f, n("attn_q.weight"), q_dim, hp.n_embd, L.wq, owner);
+    if (s.ok()) s = LoadMatrix(f, n("attn_k.weight"), kv_dim, hp.n_embd, L.wk, owner);
+    if (s.ok()) s = LoadMatrix(f, n("attn_v.weight"), kv_dim, hp.n_embd, L.wv, owner);
+    if (s.ok()) s = LoadMatrix(f, n("attn_output.weight"), hp.n_embd, q_dim, L.wo, owner);
     if (s.ok() && m->family.qkv_bias) {
       s = LoadVector(f, n("attn_q.bias"), q_dim, L.bq);
       if (s.ok()) s = LoadVector(f, n("attn_k.bias"), kv_dim, L.bk);
@@ -142,9 +158,9 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
       if (s.ok()) s = LoadVector(f, n("post_ffw_norm.weight"), hp.n_embd, L.post_ffn_norm);
     }
     if (s.ok()) s = LoadVector(f, n("ffn_norm.weight"), hp.n_embd, L.ffn_norm);
-    if (s.ok()) s = LoadMatrix(f, n("ffn_gate.weight"), hp.n_ff, hp.n_embd, L.w_gate);
-    if (s.ok()) s = LoadMatrix(f, n("ffn_up.weight"), hp.n_ff, hp.n_embd, L.w_up);
-    if (s.ok()) s = LoadMatrix(f, n("ffn_down.weight"), hp.n_embd, hp.n_ff, L.w_down);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_gate.weight"), hp.n_ff, hp.n_embd, L.w_gate, owner);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_up.weight"), hp.n_ff, hp.n_embd, L.w_up, owner);
+    if (s.ok()) s = LoadMatrix(f, n("ffn_down.weight"), hp.n_embd, hp.n_ff, L.w_down, owner);
   }
   if (!s.ok()) return s.error();
   return m;

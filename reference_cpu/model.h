@@ -1,8 +1,8 @@
 // The CPU reference model: hyper-parameters and weights of one GGUF file,
 // read through the architecture description (gguf/arch.h) and a small set of
-// per-family switches. Weights are dequantized once to f32 (a 270M-parameter
-// model takes ~1.1 GB; the per-call on-the-fly path is future work, see
-// README.md), so the reference's arithmetic is plain f32 Eigen.
+// per-family switches. Matrices stay in their GGUF type in the file's mapping
+// and are dequantized on the fly (weight.h); norm weights and biases, small,
+// are dequantized once.
 #pragma once
 
 #include <Eigen/Core>
@@ -12,6 +12,7 @@
 
 #include "gguf/error.h"
 #include "gguf/file.h"
+#include "reference_cpu/weight.h"
 
 namespace ggufscope::reference {
 
@@ -44,24 +45,24 @@ struct HParams {
 
 struct Layer {
   Vector attn_norm;                 // (n_embd)
-  RowMatrix wq, wk, wv, wo;         // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
+  Weight wq, wk, wv, wo;            // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
   Vector bq, bk, bv;                // (n_head*hd), (n_kv*hd) x2; empty without biases
   Vector q_norm, k_norm;            // (head_dim) each, with qk_norm
   Vector post_attn_norm, post_ffn_norm;  // (n_embd), with post_norms
   Vector ffn_norm;                  // (n_embd)
-  RowMatrix w_gate, w_up, w_down;   // (n_ff, n_embd) x2, (n_embd, n_ff)
+  Weight w_gate, w_up, w_down;      // (n_ff, n_embd) x2, (n_embd, n_ff)
 };
 
 struct Model {
   std::string arch;
   Family family;
   HParams hp;
-  RowMatrix tok_embd;   // (n_vocab, n_embd): row t is token t's embedding
+  Weight tok_embd;      // (n_vocab, n_embd): row t is token t's embedding
   Vector output_norm;   // (n_embd)
-  RowMatrix output;     // (n_vocab, n_embd); empty when tied to tok_embd
+  Weight output;        // (n_vocab, n_embd); empty when tied to tok_embd
   std::vector<Layer> layers;
 
-  const RowMatrix& OutputMatrix() const { return output.size() > 0 ? output : tok_embd; }
+  const Weight& OutputMatrix() const { return output.empty() ? tok_embd : output; }
 };
 
 // Loads llama, qwen2, qwen3 and gemma3 files (other families: a kUnsupported

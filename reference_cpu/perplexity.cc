@@ -58,7 +58,7 @@ gguf::Result<PerplexityResult> Perplexity(const Model& model, std::span<const in
     std::vector<int32_t> chunk(tokens.begin() + static_cast<ptrdiff_t>(c) * n_ctx,
                                tokens.begin() + static_cast<ptrdiff_t>(c + 1) * n_ctx);
     if (opt.bos >= 0) chunk[0] = opt.bos;
-    Session s(model, n_ctx);
+    Session s(model, n_ctx, opt.precision);
     gguf::Result<RowMatrix> logits = s.Eval(chunk, true);
     if (!logits.ok()) return logits.error();
     for (int j = first; j < n_ctx - 1; ++j) {

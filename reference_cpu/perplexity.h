@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gguf/error.h"
+#include "reference_cpu/forward.h"
 #include "reference_cpu/model.h"
 
 namespace ggufscope::reference {
@@ -20,6 +21,7 @@ struct PerplexityOptions {
   int n_ctx = 512;
   int32_t bos = -1;      // replaces each chunk's first token when >= 0
   int max_chunks = -1;   // -1: as many as the text holds
+  Precision precision = Precision::kF32;
   // After each chunk: (chunks done, chunks in all, perplexity so far).
   std::function<void(int, int, double)> progress;
 };

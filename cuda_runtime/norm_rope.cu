@@ -1,0 +1,123 @@
+// RMSNorm and rotary position embedding.
+#include "cuda_runtime/op_common.cuh"
+#include "cuda_runtime/ops.h"
+
+namespace ggufscope::cuda {
+namespace {
+
+constexpr int kNormThreads = 256;
+
+// One CUDA block per row: each thread sums the squares of its strided
+// elements in f32, warps reduce with shuffles, warp 0 reduces the warps.
+// y may alias x: every element is read before the barrier and written after
+// it by the same thread.
+__global__ void __launch_bounds__(kNormThreads)
+    RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y) {
+  __shared__ float warp_sums[kNormThreads / 32];
+  __shared__ float scale_shared;
+  const int64_t row = blockIdx.x;
+  const float* xr = x + row * n_cols;
+  float* yr = y + row * n_cols;
+  float sum = 0.0f;
+  for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) sum = fmaf(xr[c], xr[c], sum);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const int n_warps = blockDim.x / 32;
+    float s = threadIdx.x < n_warps ? warp_sums[threadIdx.x] : 0.0f;
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, offset);
+    // As ggml: scale = 1 / sqrt(mean + eps), IEEE division and square root.
+    if (threadIdx.x == 0) scale_shared = 1.0f / sqrtf(s / static_cast<float>(n_cols) + eps);
+  }
+  __syncthreads();
+  const float scale = scale_shared;
+  for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
+    const float v = xr[c] * scale;
+    yr[c] = w != nullptr ? v * w[c] : v;
+  }
+}
+
+// One CUDA block per token. Thread i computes pair i's angle once (in f64:
+// pos * base^(-2i/n_rot) reaches thousands of radians, where an f32 angle
+// would be off by ~1e-4) and rotates that pair in every head. y may alias x:
+// each pair is read and written by one thread.
+__global__ void RopeKernel(const float* x, const int32_t* positions, int n_heads, int head_dim,
+                           int n_rot, float base, bool neox, float* y) {
+  const int64_t token = blockIdx.x;
+  const int64_t row = token * n_heads * static_cast<int64_t>(head_dim);
+  const double pos = positions[token];
+  const int half = n_rot / 2;
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const double theta = pos * pow(static_cast<double>(base), -2.0 * i / n_rot);
+    double s, c;
+    sincos(theta, &s, &c);
+    const float cf = static_cast<float>(c), sf = static_cast<float>(s);
+    const int a = neox ? i : 2 * i;
+    const int b = neox ? i + half : 2 * i + 1;
+    for (int h = 0; h < n_heads; ++h) {
+      const int64_t o = row + static_cast<int64_t>(h) * head_dim;
+      const float x0 = x[o + a], x1 = x[o + b];
+      y[o + a] = x0 * cf - x1 * sf;
+      y[o + b] = x0 * sf + x1 * cf;
+    }
+  }
+  if (x != y) {  // dimensions past n_rot pass through
+    const int tail = head_dim - n_rot;
+    for (int k = threadIdx.x; k < n_heads * tail; k += blockDim.x) {
+      const int64_t o = row + static_cast<int64_t>(k / tail) * head_dim + n_rot + k % tail;
+      y[o] = x[o];
+    }
+  }
+}
+
+}  // namespace
+
+Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
+               float eps, float* y) {
+  constexpr const char* kOp = "RmsNorm";
+  int64_t n = 0;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_rows, n_cols, &n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n));
+  if (w != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "w", w, n_cols));
+  if (!(eps >= 0.0f)) return Status::Error("RmsNorm: eps must be >= 0");
+  if (n == 0) return {};
+  if (n_rows > internal::kMaxGridX) return Status::Error("RmsNorm: too many rows for one launch");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  // Small rows get one warp: no idle threads in the reduction.
+  const int threads = n_cols >= 1024 ? kNormThreads : n_cols >= 128 ? 128 : 32;
+  RmsNormKernel<<<static_cast<unsigned>(n_rows), threads, 0, internal::StreamOf(ctx)>>>(
+      x, w, n_cols, eps, y);
+  GGUFSCOPE_CHECK_LAUNCH("RmsNormKernel");
+  return {};
+}
+
+Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+            int head_dim, int n_rot, float base, RopeMode mode, float* y) {
+  constexpr const char* kOp = "Rope";
+  if (n_heads <= 0 || head_dim <= 0) return Status::Error("Rope: n_heads and head_dim must be > 0");
+  if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 != 0) {
+    return Status::Error("Rope: n_rot " + std::to_string(n_rot) +
+                         " must be even and in (0, head_dim " + std::to_string(head_dim) + "]");
+  }
+  if (!(base > 0.0f)) return Status::Error("Rope: base must be > 0");
+  int64_t row = 0, n = 0;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_heads, head_dim, &row));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_tokens, row, &n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "positions", positions, n_tokens));
+  if (n == 0) return {};
+  if (n_tokens > internal::kMaxGridX) return Status::Error("Rope: too many tokens for one launch");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  const int threads = n_rot / 2 >= 128 ? 128 : 64;
+  RopeKernel<<<static_cast<unsigned>(n_tokens), threads, 0, internal::StreamOf(ctx)>>>(
+      x, positions, n_heads, head_dim, n_rot, base, mode == RopeMode::kNeox, y);
+  GGUFSCOPE_CHECK_LAUNCH("RopeKernel");
+  return {};
+}
+
+}  // namespace ggufscope::cuda

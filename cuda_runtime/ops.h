@@ -1,0 +1,122 @@
+// The CUDA ops of the forward pass. Each one has a CPU twin (gguf::Dequantize
+// or reference_cpu/) and a test against it in tests/unit/cuda_ops_test.cc.
+//
+// Conventions, for every op:
+//  - The first argument is the Context; work is queued on its stream, in
+//    call order, and nothing synchronizes (call ctx.Synchronize() or a
+//    blocking copy to wait). Errors come back as a Status; an error inside a
+//    kernel surfaces at the next synchronizing call.
+//  - Pointers are device pointers. Matrices are row-major, with the shape in
+//    the comment as (rows, columns). Output buffers may not overlap inputs
+//    unless the op says so.
+//  - Quantized data is GGUF's own block layout, read in place: a row of
+//    `n_cols` elements of `type` is n_cols / block_size blocks, and rows
+//    follow each other without padding (as in a GGUF tensor). Block data must
+//    be 2-byte aligned when the type's block size in bytes is even, plain
+//    types aligned to their element size; f32 activations 16-byte aligned
+//    (cudaMalloc'ed buffers and GGUF's 32-byte tensor alignment give both).
+//
+// Host-facing: no CUDA types, C++17. In a build without CUDA every op
+// returns "built without CUDA".
+#pragma once
+
+#include <cstdint>
+
+#include "cuda_runtime/device.h"
+#include "cuda_runtime/status.h"
+#include "gguf/types.h"
+
+namespace ggufscope::cuda {
+
+// ---------------------------------------------------------------- dequantization
+
+// True for every type gguf::Dequantize handles (every active ggml type).
+bool CanDequantize(gguf::GgmlType type);
+
+// dst[i] = the f32 value of element i of `src`, bit-identical to
+// gguf::Dequantize (same f32 operations in the same order, no FMA
+// contraction). n_elements must be whole blocks.
+//   src: (n_elements / block_size) blocks;  dst: (n_elements) f32
+Status Dequantize(Context& ctx, gguf::GgmlType type, const void* src, int64_t n_elements,
+                  float* dst);
+
+// The same values rounded to f16 (round to nearest even), for the f16 GEMM.
+//   dst: (n_elements) IEEE half bit patterns
+Status DequantizeToF16(Context& ctx, gguf::GgmlType type, const void* src, int64_t n_elements,
+                       uint16_t* dst);
+
+// Embedding lookup: out row t = row ids[t] of `table`, dequantized exactly as
+// Dequantize would. An id outside [0, n_rows) yields a row of NaN (the ids
+// live on the device, so the op cannot report them; NaN cannot go unnoticed).
+//   table: (n_rows, n_cols) of type;  ids: (n_ids) int32;  out: (n_ids, n_cols) f32
+Status GetRows(Context& ctx, gguf::GgmlType type, const void* table, int64_t n_rows, int64_t n_cols,
+               const int32_t* ids, int64_t n_ids, float* out);
+
+// ---------------------------------------------------------------- matrix products
+
+enum class MatVecPath {
+  kAuto,           // kDirect where the type has one, else kDequantCublas
+  kDirect,         // a kernel that reads the GGUF blocks (MatVecHasDirect types only)
+  kDequantCublas,  // dequantize row chunks to f32 scratch, then cublasSgemv
+};
+
+// Types with a direct mat-vec kernel: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
+// Q4_K Q5_K Q6_K IQ4_NL IQ4_XS F16 BF16 F32.
+bool MatVecHasDirect(gguf::GgmlType type);
+
+// Decode: y[r] = dot(row r of W, x), f32 accumulation, x in f32. Any
+// dequantizable type; n_cols whole blocks.
+//   w: (n_rows, n_cols) of type;  x: (n_cols) f32;  y: (n_rows) f32
+Status MatVec(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, int64_t n_cols,
+              const float* x, float* y, MatVecPath path = MatVecPath::kAuto);
+
+enum class GemmMath {
+  kF32,   // f32 weights and activations, f32 arithmetic (CUBLAS_COMPUTE_32F)
+  kTf32,  // f32 data, tensor cores with tf32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32)
+  kF16,   // weights dequantized to f16, activations rounded to f16, f32 accumulation
+};
+
+// Prefill: Y = X * W^T through cublasGemmEx, the weights dequantized to the
+// workspace in row chunks (F32 weights with kF32/kTf32 and F16 weights with
+// kF16 are used in place).
+//   w: (n_rows, n_cols) of type;  x: (n_tokens, n_cols) f32;  y: (n_tokens, n_rows) f32
+Status Gemm(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, int64_t n_cols,
+            const float* x, int64_t n_tokens, float* y, GemmMath math);
+
+// ---------------------------------------------------------------- elementwise
+
+// y = x * (1 / sqrt(mean(x^2) + eps)) [* w], row by row (as ggml_rms_norm,
+// then ggml_mul by the norm weight when w is not null). For per-head norms
+// pass n_rows = tokens * heads, n_cols = head_dim. y may be x.
+//   x, y: (n_rows, n_cols) f32;  w: (n_cols) f32 or null
+Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
+               float eps, float* y);
+
+enum class RopeMode {
+  kNorm,  // rotates pairs (2i, 2i+1): Llama
+  kNeox,  // rotates pairs (i, i + n_rot/2): Qwen2, Gemma, NeoX
+};
+
+// Rotary embedding of each head's first n_rot dimensions by angle
+// pos * base^(-2i/n_rot) (angles and their sine and cosine in f64, rounded
+// to f32); dimensions n_rot.. are copied. y may be x.
+//   x, y: (n_tokens, n_heads * head_dim) f32;  positions: (n_tokens) int32
+Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+            int head_dim, int n_rot, float base, RopeMode mode, float* y);
+
+enum class GluKind {
+  kSwiglu,    // silu(gate) * up:     z / (1 + exp(-z))
+  kGegluTanh  // gelu_tanh(gate) * up: 0.5 z (1 + tanh(sqrt(2/pi) z (1 + 0.044715 z^2)))
+};
+
+// out = act(gate) * up, elementwise. out may be gate or up.
+//   gate, up, out: (n) f32
+Status Glu(Context& ctx, GluKind kind, const float* gate, const float* up, int64_t n, float* out);
+
+// out = a + b, where b has n_rows rows (elementwise) or 1 row (broadcast, a
+// bias). out may be a or b.
+//   a, out: (n_rows, n_cols) f32;  b: (b_rows, n_cols) f32
+Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t n_cols,
+           int64_t b_rows, float* out);
+
+}  // namespace ggufscope::cuda

@@ -1,0 +1,40 @@
+// The CUDA ops in a build without nvcc: every one reports it.
+#include "cuda_runtime/ops.h"
+
+namespace ggufscope::cuda {
+namespace {
+Status NoCuda() { return Status::Error("this ggufscope was built without CUDA"); }
+}  // namespace
+
+bool CanDequantize(gguf::GgmlType) { return false; }
+bool MatVecHasDirect(gguf::GgmlType) { return false; }
+
+Status Dequantize(Context&, gguf::GgmlType, const void*, int64_t, float*) { return NoCuda(); }
+Status DequantizeToF16(Context&, gguf::GgmlType, const void*, int64_t, uint16_t*) {
+  return NoCuda();
+}
+Status GetRows(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const int32_t*, int64_t,
+               float*) {
+  return NoCuda();
+}
+Status MatVec(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, float*,
+              MatVecPath) {
+  return NoCuda();
+}
+Status Gemm(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, int64_t, float*,
+            GemmMath) {
+  return NoCuda();
+}
+Status RmsNorm(Context&, const float*, const float*, int64_t, int64_t, float, float*) {
+  return NoCuda();
+}
+Status Rope(Context&, const float*, const int32_t*, int64_t, int, int, int, float, RopeMode,
+            float*) {
+  return NoCuda();
+}
+Status Glu(Context&, GluKind, const float*, const float*, int64_t, float*) { return NoCuda(); }
+Status Add(Context&, const float*, const float*, int64_t, int64_t, int64_t, float*) {
+  return NoCuda();
+}
+
+}  // namespace ggufscope::cuda

@@ -1,0 +1,652 @@
+// Every CUDA op against its CPU twin, in the manner of llama.cpp's
+// test-backend-ops: fresh random inputs each run (the seed is printed; set
+// GGUFSCOPE_TEST_SEED to replay one), odd shapes, every ggml type the op
+// takes, outputs poisoned with NaN before each run, NaN always a failure.
+// Dequantization and the gather must be bit-identical to gguf::Dequantize;
+// Add is bit-identical too; the other arithmetic ops are compared with a
+// float64 reference by a normalized mean squared error, with the thresholds
+// named below.
+//
+// Runs on the GPU machine; elsewhere (CI has no GPU) every test skips and
+// says why.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <limits>
+#include <numbers>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cuda_runtime/buffer.h"
+#include "cuda_runtime/device.h"
+#include "cuda_runtime/ops.h"
+#include "gguf/block_scales.h"
+#include "gguf/dequant.h"
+#include "gguf/types.h"
+
+namespace ggufscope::cuda {
+namespace {
+
+using gguf::GgmlType;
+
+// ---------------------------------------------------------------- tolerances
+
+//
+// The metric: NMSE = sum (got - ref)^2 / sum scale^2, where ref is the
+// float64 result and scale is the magnitude that the op's f32 rounding error
+// is proportional to: |ref| for an op without cancellation (RMSNorm), the
+// sum of the magnitudes of the added terms where terms can cancel (sum |w x|
+// for a dot product, |x0 c| + |x1 s| for a rotation, |gate * up| for a GLU,
+// whose 1 + tanh(..) cancels for negative gates). Normalizing by |ref| alone
+// fails a correct kernel on a single output that happens to cancel (seen on
+// the H100 with one-row mat-vecs and n=1 GeGLU); normalizing by the terms is
+// the forward-error bound of f32 arithmetic.
+
+// f32 arithmetic with f32 accumulation (mat-vec, f32 GEMM, RMSNorm, RoPE,
+// GLU): the error of each output is a few roundings of 2^-24 relative to its
+// scale, so the NMSE is ~1e-14. 1e-10 leaves four orders of margin and
+// still fails on one wrong weight in a 4352-wide row (~(1/4352)^2 = 5e-8)
+// or one wrong element in a million outputs.
+constexpr double kF32Nmse = 1e-10;
+
+// GEMM with tf32 or f16 operands: each operand is rounded to 10 (tf32) or
+// 11 (f16) significant bits, so each product is off by up to ~2^-10 of its
+// magnitude; even if every error in a row had the same sign, the NMSE would
+// stay near (2^-10)^2 = 1e-6. Random data gives ~1e-10. A bad dequantization
+// is caught by the f32 GEMM, which runs the same dequantization.
+constexpr double kReducedPrecisionGemmNmse = 1e-6;
+
+// ---------------------------------------------------------------- helpers
+
+uint32_t TestSeed() {
+  if (const char* s = std::getenv("GGUFSCOPE_TEST_SEED"))
+    return static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
+  return std::random_device{}();
+}
+
+uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
+
+// IEEE float -> half, round to nearest even (as __float2half_rn), for finite input.
+uint16_t FloatToHalfRne(float f) {
+  const uint32_t x = Bits(f);
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax >= 0x477FF000u) return sign | 0x7C00u;  // >= 65520 rounds to infinity
+  if (ax < 0x38800000u) {                        // below 2^-14: a subnormal half
+    return sign | static_cast<uint16_t>(std::nearbyint(std::bit_cast<float>(ax) * 0x1p24f));
+  }
+  uint32_t h = (ax >> 13) - ((127u - 15u) << 10);
+  const uint32_t rem = ax & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return sign | static_cast<uint16_t>(h);
+}
+
+std::vector<GgmlType> ActiveTypes() {
+  std::vector<GgmlType> out;
+  for (uint32_t id = 0; id < gguf::kGgmlTypeCount; ++id) {
+    const auto t = gguf::LookupType(id);
+    if (t && t->status == gguf::TypeStatus::kActive) out.push_back(static_cast<GgmlType>(id));
+  }
+  return out;
+}
+
+bool IsPlain(GgmlType type) { return gguf::Traits(type).block_size == 1; }
+
+// A sane, finite, never-zero half scale: +-[2^-8, 2^-2).
+uint16_t RandomScaleHalf(std::mt19937& rng) {
+  return static_cast<uint16_t>(((rng() & 1u) << 15) | ((7u + rng() % 6u) << 10) | (rng() & 0x3FFu));
+}
+
+// `n_elements` of `type` as GGUF stores them. Block types: random bytes with
+// every scale field replaced by a sane finite value (gguf/block_scales.h), so
+// every decoded value is finite and within f16 range. Plain types: random
+// normal values (random integers for the integer types).
+std::vector<uint8_t> RandomData(GgmlType type, uint64_t n_elements, std::mt19937& rng) {
+  const gguf::TypeTraits& t = gguf::Traits(type);
+  std::vector<uint8_t> out(n_elements / t.block_size * t.type_size);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const auto put = [&](size_t at, const auto& v) { std::memcpy(out.data() + at, &v, sizeof v); };
+  if (t.block_size == 1) {
+    for (uint64_t i = 0; i < n_elements; ++i) {
+      const size_t at = i * t.type_size;
+      switch (type) {
+        case GgmlType::kF32:
+          put(at, static_cast<float>(normal(rng)));
+          break;
+        case GgmlType::kF16:
+          put(at, FloatToHalfRne(static_cast<float>(normal(rng))));
+          break;
+        case GgmlType::kBF16:
+          put(at, static_cast<uint16_t>(Bits(static_cast<float>(normal(rng))) >> 16));
+          break;
+        case GgmlType::kF64:
+          put(at, normal(rng));
+          break;
+        case GgmlType::kI8:
+          put(at, static_cast<int8_t>(byte(rng) - 128));
+          break;
+        case GgmlType::kI16:
+          put(at, static_cast<int16_t>(rng()));
+          break;
+        case GgmlType::kI32:
+          put(at, static_cast<int32_t>(rng()));
+          break;
+        case GgmlType::kI64:
+          put(at, static_cast<int64_t>((static_cast<uint64_t>(rng()) << 32) | rng()));
+          break;
+        default:
+          ADD_FAILURE() << "no generator for " << t.name;
+          return out;
+      }
+    }
+    return out;
+  }
+  for (auto& b : out) b = static_cast<uint8_t>(byte(rng));
+  const gguf::BlockScales scales = gguf::ScalesOf(type);
+  for (size_t blk = 0; blk < out.size(); blk += t.type_size) {
+    for (int i = 0; i < scales.count; ++i) {
+      const size_t at = blk + scales.offsets[i];
+      switch (scales.kind) {
+        case gguf::ScaleKind::kF16:
+          put(at, RandomScaleHalf(rng));
+          break;
+        case gguf::ScaleKind::kF32:
+          put(at, std::ldexp(static_cast<float>(1.0 + std::abs(normal(rng))),
+                             -3 - static_cast<int>(rng() % 6)));
+          break;
+        case gguf::ScaleKind::kE8M0:
+          out[at] = static_cast<uint8_t>(119 + rng() % 8);
+          break;  // 2^-9..2^-2
+        case gguf::ScaleKind::kUE4M3:
+          out[at] = static_cast<uint8_t>(0x08 + rng() % (0x7E - 0x08));
+          break;
+        case gguf::ScaleKind::kNone:
+          break;
+      }
+    }
+    if (type == GgmlType::kIQ1_M) {  // its f16 scale is the top nibbles of 4 u16 at 48
+      const uint16_t d = RandomScaleHalf(rng);
+      for (int i = 0; i < 4; ++i) {
+        uint16_t v;
+        std::memcpy(&v, out.data() + blk + 48 + 2 * i, 2);
+        v = static_cast<uint16_t>((v & 0x0FFFu) | (((d >> (4 * i)) & 0xFu) << 12));
+        put(blk + 48 + 2 * i, v);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> RandomFloats(size_t n, std::mt19937& rng, double sigma = 1.0) {
+  std::normal_distribution<double> normal(0.0, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(normal(rng));
+  return v;
+}
+
+std::vector<float> CpuDequantize(GgmlType type, const std::vector<uint8_t>& src, uint64_t n) {
+  std::vector<float> out(n);
+  const gguf::Status st = gguf::Dequantize(type, src, n, out);
+  EXPECT_TRUE(st.ok()) << st.error().Message();
+  return out;
+}
+
+// A float64 result and, per output, the scale of its rounding error (see
+// the metric above).
+struct Reference {
+  std::vector<double> value, scale;
+  explicit Reference(size_t n) : value(n), scale(n) {}
+  // For ops without cancellation: scale = |value|.
+  void ScaleByValue() {
+    for (size_t i = 0; i < value.size(); ++i) scale[i] = std::abs(value[i]);
+  }
+};
+
+// NMSE sum((got - ref)^2) / sum(scale^2); +infinity when anything is NaN
+// (or the sizes differ), so NaN always fails.
+struct Divergence {
+  double nmse = 0;
+  double max_abs = 0;
+  size_t worst = 0;
+  size_t nan_count = 0;
+};
+
+Divergence Compare(std::span<const float> got, const Reference& ref) {
+  Divergence d;
+  if (got.size() != ref.value.size()) return {std::numeric_limits<double>::infinity(), 0, 0, 0};
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) || std::isnan(ref.value[i])) {
+      ++d.nan_count;
+      continue;
+    }
+    const double e = static_cast<double>(got[i]) - ref.value[i];
+    err += e * e;
+    norm += ref.scale[i] * ref.scale[i];
+    if (std::abs(e) > d.max_abs) {
+      d.max_abs = std::abs(e);
+      d.worst = i;
+    }
+  }
+  d.nmse = d.nan_count ? std::numeric_limits<double>::infinity() : norm > 0 ? err / norm : err;
+  return d;
+}
+
+#define EXPECT_NMSE_BELOW(got, ref, limit)                                                   \
+  do {                                                                                       \
+    const Divergence div_ = Compare(got, ref);                                               \
+    EXPECT_LT(div_.nmse, limit) << "NaN outputs " << div_.nan_count << ", max |err| "        \
+                                << div_.max_abs << " at " << div_.worst << " (got "          \
+                                << (got)[div_.worst] << ", want " << (ref).value[div_.worst] \
+                                << ", scale " << (ref).scale[div_.worst] << ")";             \
+  } while (0)
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (ListDevices(&why).empty()) GTEST_SKIP() << "no GPU, CUDA op tests skipped: " << why;
+    ctx_ = Context::Create(0, &why);
+    ASSERT_NE(ctx_, nullptr) << why;
+    const uint32_t seed = TestSeed();
+    RecordProperty("seed", std::to_string(seed));
+    std::cout << "[ seed     ] GGUFSCOPE_TEST_SEED=" << seed << "\n";
+    rng_.seed(seed);
+  }
+
+  // A device copy of `bytes` bytes of host data (`extra` bytes more room).
+  DeviceBuffer Upload(const void* data, size_t bytes, size_t extra = 0) {
+    DeviceBuffer b;
+    Status st = b.Allocate(*ctx_, bytes + extra);
+    if (st.ok()) st = CopyToDevice(*ctx_, b.data(), data, bytes);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return b;
+  }
+  template <typename T>
+  DeviceBuffer Upload(const std::vector<T>& v, size_t extra = 0) {
+    return Upload(v.data(), v.size() * sizeof(T), extra);
+  }
+  // `n` T's of NaN bits (0xFF bytes), to be overwritten by the op under test.
+  template <typename T = float>
+  DeviceBuffer Poisoned(size_t n, size_t extra_elems = 0) {
+    const std::vector<uint8_t> nan((n + extra_elems) * sizeof(T), 0xFF);
+    return Upload(nan);
+  }
+  template <typename T>
+  std::vector<T> Download(const void* device, size_t n) {
+    std::vector<T> v(n);
+    const Status st = CopyToHost(*ctx_, v.data(), device, n * sizeof(T));
+    EXPECT_TRUE(st.ok()) << st.message();
+    return v;
+  }
+  void ExpectOk(const Status& st) { EXPECT_TRUE(st.ok()) << st.message(); }
+
+  std::unique_ptr<Context> ctx_;
+  std::mt19937 rng_;
+};
+
+// Element counts for a type: 1, 17 and 4097 blocks (elements, for plain types).
+std::vector<int64_t> OddCounts(GgmlType type) {
+  const int64_t bs = gguf::Traits(type).block_size;
+  return {bs, 17 * bs, 4097 * bs};
+}
+
+// ---------------------------------------------------------------- dequantization
+
+TEST_F(CudaOps, DequantizeIsBitExactForEveryType) {
+  for (const GgmlType type : ActiveTypes()) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    ASSERT_TRUE(cuda::CanDequantize(type));
+    for (const int64_t n : OddCounts(type)) {
+      SCOPED_TRACE("n=" + std::to_string(n));
+      const std::vector<uint8_t> src = RandomData(type, n, rng_);
+      const std::vector<float> want = CpuDequantize(type, src, n);
+      DeviceBuffer d_src = Upload(src);
+      // Offset 1 exercises the unaligned-store path; 0 the 16-byte stores.
+      for (const int64_t offset : {0, 1}) {
+        DeviceBuffer d_f32 = Poisoned<float>(n, 1);
+        ExpectOk(Dequantize(*ctx_, type, d_src.data(), n, d_f32.as<float>() + offset));
+        const std::vector<float> got = Download<float>(d_f32.as<float>() + offset, n);
+        size_t bad = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          if (Bits(got[i]) != Bits(want[i]) && bad++ < 3) {
+            ADD_FAILURE() << "f32 element " << i << ": got " << got[i] << ", want " << want[i];
+          }
+        }
+        EXPECT_EQ(bad, 0u) << "offset " << offset;
+
+        DeviceBuffer d_f16 = Poisoned<uint16_t>(n, 1);
+        ExpectOk(DequantizeToF16(*ctx_, type, d_src.data(), n, d_f16.as<uint16_t>() + offset));
+        const std::vector<uint16_t> got16 = Download<uint16_t>(d_f16.as<uint16_t>() + offset, n);
+        bad = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          if (got16[i] != FloatToHalfRne(want[i]) && bad++ < 3) {
+            ADD_FAILURE() << "f16 element " << i << ": got 0x" << std::hex << got16[i]
+                          << ", want 0x" << FloatToHalfRne(want[i]) << std::dec << " (" << want[i]
+                          << ")";
+          }
+        }
+        EXPECT_EQ(bad, 0u) << "offset " << offset;
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, GetRowsGathersExactRowsForEveryType) {
+  constexpr int64_t kRows = 37;
+  for (const GgmlType type : ActiveTypes()) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    const int64_t n_cols = IsPlain(type) ? 17 : 3 * gguf::Traits(type).block_size;
+    const std::vector<uint8_t> table = RandomData(type, kRows * n_cols, rng_);
+    const std::vector<float> rows = CpuDequantize(type, table, kRows * n_cols);
+    std::vector<int32_t> ids = {0, kRows - 1, 5, 5};  // ends and a repeat
+    std::uniform_int_distribution<int32_t> pick(0, kRows - 1);
+    for (int i = 0; i < 15; ++i) ids.push_back(pick(rng_));
+    DeviceBuffer d_table = Upload(table), d_ids = Upload(ids);
+    DeviceBuffer d_out = Poisoned(ids.size() * n_cols);
+    ExpectOk(GetRows(*ctx_, type, d_table.data(), kRows, n_cols, d_ids.as<int32_t>(),
+                     static_cast<int64_t>(ids.size()), d_out.as<float>()));
+    const std::vector<float> got = Download<float>(d_out.data(), ids.size() * n_cols);
+    for (size_t r = 0; r < ids.size(); ++r) {
+      for (int64_t c = 0; c < n_cols; ++c) {
+        const float want = rows[ids[r] * n_cols + c];
+        ASSERT_EQ(Bits(got[r * n_cols + c]), Bits(want))
+            << "row " << r << " (id " << ids[r] << ") col " << c;
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, GetRowsWritesNanForAnOutOfRangeId) {
+  const GgmlType type = GgmlType::kQ4_K;
+  const std::vector<uint8_t> table = RandomData(type, 4 * 256, rng_);
+  const std::vector<int32_t> ids = {1, 4, -1, 3};
+  DeviceBuffer d_table = Upload(table), d_ids = Upload(ids), d_out = Poisoned(4 * 256);
+  ExpectOk(GetRows(*ctx_, type, d_table.data(), 4, 256, d_ids.as<int32_t>(), 4, d_out.as<float>()));
+  const std::vector<float> got = Download<float>(d_out.data(), 4 * 256);
+  for (int c = 0; c < 256; ++c) {
+    EXPECT_FALSE(std::isnan(got[c]));
+    EXPECT_TRUE(std::isnan(got[256 + c])) << c;
+    EXPECT_TRUE(std::isnan(got[512 + c])) << c;
+    EXPECT_FALSE(std::isnan(got[768 + c]));
+  }
+}
+
+// ---------------------------------------------------------------- matrix products
+
+// (rows, cols) for mat-vec and GEMM: one row, odd counts of rows and blocks,
+// 4097 rows, and 4096 columns (the vectorized plain path).
+std::vector<std::pair<int64_t, int64_t>> MatrixShapes(GgmlType type) {
+  if (IsPlain(type)) return {{1, 1}, {17, 17}, {4097, 17}, {3, 4097}, {5, 4096}};
+  const int64_t bs = gguf::Traits(type).block_size;
+  return {{1, bs}, {17, 3 * bs}, {4097, bs}, {3, 17 * 256}, {5, 4096}};
+}
+
+// y[t][r] = sum_c W[r][c] x[t][c] in float64 over the exactly dequantized
+// weights; its scale sum_c |W[r][c] x[t][c]|.
+Reference Float64MatVec(const std::vector<float>& w, const std::vector<float>& x, int64_t n_rows,
+                        int64_t n_cols, int64_t n_tokens = 1) {
+  Reference y(n_tokens * n_rows);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+      double acc = 0, mag = 0;
+      for (int64_t c = 0; c < n_cols; ++c) {
+        const double term = static_cast<double>(w[r * n_cols + c]) * x[t * n_cols + c];
+        acc += term;
+        mag += std::abs(term);
+      }
+      y.value[t * n_rows + r] = acc;
+      y.scale[t * n_rows + r] = mag;
+    }
+  }
+  return y;
+}
+
+TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
+  for (const GgmlType type : ActiveTypes()) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    for (const auto& [n_rows, n_cols] : MatrixShapes(type)) {
+      SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
+      const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
+      const std::vector<float> x = RandomFloats(n_cols, rng_);
+      const Reference want =
+          Float64MatVec(CpuDequantize(type, w, n_rows * n_cols), x, n_rows, n_cols);
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x);
+      std::vector<MatVecPath> paths = {MatVecPath::kAuto};
+      if (MatVecHasDirect(type)) paths.push_back(MatVecPath::kDequantCublas);
+      for (const MatVecPath path : paths) {
+        SCOPED_TRACE(path == MatVecPath::kAuto ? "auto path" : "dequantize + cuBLAS path");
+        DeviceBuffer d_y = Poisoned(n_rows);
+        ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                        path));
+        const std::vector<float> got = Download<float>(d_y.data(), n_rows);
+        EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
+  for (const GgmlType type :
+       {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
+        GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
+        GgmlType::kIQ4_NL, GgmlType::kIQ4_XS, GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32}) {
+    EXPECT_TRUE(MatVecHasDirect(type)) << gguf::TypeName(type);
+  }
+  EXPECT_FALSE(MatVecHasDirect(GgmlType::kIQ2_XXS));
+}
+
+TEST_F(CudaOps, GemmMatchesFloat64) {
+  struct Shape {
+    int64_t n_tokens, n_rows, n_cols_blocks;
+  };
+  for (const GgmlType type :
+       {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kIQ4_XS,
+        GgmlType::kIQ2_XXS, GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32}) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    const int64_t bs = IsPlain(type) ? 17 : gguf::Traits(type).block_size;
+    for (const Shape s : {Shape{1, 17, 3}, Shape{17, 33, 4096 / bs}, Shape{7, 1, 17 * 256 / bs}}) {
+      const int64_t n_cols = s.n_cols_blocks * bs;
+      SCOPED_TRACE(std::to_string(s.n_tokens) + " tokens, " + std::to_string(s.n_rows) + "x" +
+                   std::to_string(n_cols));
+      const std::vector<uint8_t> w = RandomData(type, s.n_rows * n_cols, rng_);
+      const std::vector<float> x = RandomFloats(s.n_tokens * n_cols, rng_);
+      const Reference want =
+          Float64MatVec(CpuDequantize(type, w, s.n_rows * n_cols), x, s.n_rows, n_cols, s.n_tokens);
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x);
+      for (const GemmMath math : {GemmMath::kF32, GemmMath::kTf32, GemmMath::kF16}) {
+        SCOPED_TRACE(math == GemmMath::kF32 ? "f32" : math == GemmMath::kTf32 ? "tf32" : "f16");
+        DeviceBuffer d_y = Poisoned(s.n_tokens * s.n_rows);
+        ExpectOk(Gemm(*ctx_, type, d_w.data(), s.n_rows, n_cols, d_x.as<float>(), s.n_tokens,
+                      d_y.as<float>(), math));
+        const std::vector<float> got = Download<float>(d_y.data(), s.n_tokens * s.n_rows);
+        EXPECT_NMSE_BELOW(std::span<const float>(got), want,
+                          math == GemmMath::kF32 ? kF32Nmse : kReducedPrecisionGemmNmse);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- elementwise
+
+TEST_F(CudaOps, RmsNormMatchesFloat64) {
+  constexpr float kEps = 1e-6f;
+  for (const int64_t n_rows : {1, 17, 3}) {
+    for (const int64_t n_cols : {1, 17, 4097}) {
+      for (const bool weighted : {false, true}) {
+        for (const bool in_place : {false, true}) {
+          SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols) +
+                       (weighted ? " weighted" : "") + (in_place ? " in place" : ""));
+          const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0);
+          const std::vector<float> w = RandomFloats(n_cols, rng_);
+          Reference want(x.size());
+          for (int64_t r = 0; r < n_rows; ++r) {
+            double ss = 0;
+            for (int64_t c = 0; c < n_cols; ++c)
+              ss += static_cast<double>(x[r * n_cols + c]) * x[r * n_cols + c];
+            const double scale = 1.0 / std::sqrt(ss / n_cols + kEps);
+            for (int64_t c = 0; c < n_cols; ++c) {
+              want.value[r * n_cols + c] = x[r * n_cols + c] * scale * (weighted ? w[c] : 1.0);
+            }
+          }
+          want.ScaleByValue();  // a product per element: nothing cancels
+          DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_y = Poisoned(x.size());
+          float* y = in_place ? d_x.as<float>() : d_y.as<float>();
+          ExpectOk(RmsNorm(*ctx_, d_x.as<float>(), weighted ? d_w.as<float>() : nullptr, n_rows,
+                           n_cols, kEps, y));
+          const std::vector<float> got = Download<float>(y, x.size());
+          EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, RopeMatchesFloat64InBothModes) {
+  struct Geometry {
+    int head_dim, n_rot;
+  };
+  std::uniform_int_distribution<int32_t> pos_dist(0, 32767);
+  for (const RopeMode mode : {RopeMode::kNorm, RopeMode::kNeox}) {
+    for (const Geometry g :
+         {Geometry{64, 64}, Geometry{128, 64}, Geometry{80, 32}, Geometry{2, 2}}) {
+      for (const int64_t n_tokens : {1, 17}) {
+        for (const int n_heads : {1, 3}) {
+          for (const float base : {10000.0f, 1000000.0f}) {
+            for (const bool in_place : {false, true}) {
+              SCOPED_TRACE(std::string(mode == RopeMode::kNorm ? "norm" : "neox") + " head_dim " +
+                           std::to_string(g.head_dim) + " n_rot " + std::to_string(g.n_rot) +
+                           " tokens " + std::to_string(n_tokens) + " heads " +
+                           std::to_string(n_heads) + " base " + std::to_string(base) +
+                           (in_place ? " in place" : ""));
+              const int64_t n = n_tokens * n_heads * g.head_dim;
+              const std::vector<float> x = RandomFloats(n, rng_);
+              std::vector<int32_t> pos(n_tokens);
+              for (auto& p : pos) p = pos_dist(rng_);
+              Reference want(n);  // pass-through dimensions: value x, scale |x|
+              for (int64_t k = 0; k < n; ++k) {
+                want.value[k] = x[k];
+                want.scale[k] = std::abs(x[k]);
+              }
+              for (int64_t t = 0; t < n_tokens; ++t) {
+                for (int h = 0; h < n_heads; ++h) {
+                  const int64_t o = (t * n_heads + h) * g.head_dim;
+                  for (int i = 0; i < g.n_rot / 2; ++i) {
+                    const double theta =
+                        pos[t] * std::pow(static_cast<double>(base), -2.0 * i / g.n_rot);
+                    const int a = mode == RopeMode::kNorm ? 2 * i : i;
+                    const int b = mode == RopeMode::kNorm ? 2 * i + 1 : i + g.n_rot / 2;
+                    const double x0 = x[o + a], x1 = x[o + b], c = std::cos(theta),
+                                 s = std::sin(theta);
+                    want.value[o + a] = x0 * c - x1 * s;
+                    want.value[o + b] = x0 * s + x1 * c;
+                    want.scale[o + a] = std::abs(x0 * c) + std::abs(x1 * s);
+                    want.scale[o + b] = std::abs(x0 * s) + std::abs(x1 * c);
+                  }
+                }
+              }
+              DeviceBuffer d_x = Upload(x), d_pos = Upload(pos), d_y = Poisoned(n);
+              float* y = in_place ? d_x.as<float>() : d_y.as<float>();
+              ExpectOk(Rope(*ctx_, d_x.as<float>(), d_pos.as<int32_t>(), n_tokens, n_heads,
+                            g.head_dim, g.n_rot, base, mode, y));
+              const std::vector<float> got = Download<float>(y, n);
+              EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+              // Dimensions past n_rot pass through unchanged.
+              for (int64_t k = 0; k < n; ++k) {
+                if (k % g.head_dim >= g.n_rot) {
+                  ASSERT_EQ(Bits(got[k]), Bits(x[k])) << k;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CudaOps, GluMatchesFloat64) {
+  for (const GluKind kind : {GluKind::kSwiglu, GluKind::kGegluTanh}) {
+    for (const int64_t n : {1, 17, 4097}) {
+      for (const bool in_place : {false, true}) {
+        SCOPED_TRACE(std::string(kind == GluKind::kSwiglu ? "swiglu" : "geglu") +
+                     " n=" + std::to_string(n) + (in_place ? " in place" : ""));
+        const std::vector<float> gate = RandomFloats(n, rng_, 3.0), up = RandomFloats(n, rng_);
+        Reference want(n);
+        for (int64_t i = 0; i < n; ++i) {
+          const double z = gate[i];
+          const double act = kind == GluKind::kSwiglu
+                                 ? z / (1.0 + std::exp(-z))
+                                 : 0.5 * z *
+                                       (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * z *
+                                                        (1.0 + 0.044715 * z * z)));
+          want.value[i] = act * up[i];
+          want.scale[i] = std::abs(z * up[i]);
+        }
+        DeviceBuffer d_gate = Upload(gate), d_up = Upload(up), d_out = Poisoned(n);
+        float* out = in_place ? d_gate.as<float>() : d_out.as<float>();
+        ExpectOk(Glu(*ctx_, kind, d_gate.as<float>(), d_up.as<float>(), n, out));
+        const std::vector<float> got = Download<float>(out, n);
+        EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+      }
+    }
+  }
+}
+
+// One f32 addition per element: bit-identical to the CPU's.
+TEST_F(CudaOps, AddIsExactElementwiseAndBroadcast) {
+  for (const auto& [n_rows, n_cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {17, 17}, {3, 4097}}) {
+    for (const bool broadcast : {false, true}) {
+      SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols) +
+                   (broadcast ? " broadcast" : ""));
+      const int64_t b_rows = broadcast ? 1 : n_rows;
+      const std::vector<float> a = RandomFloats(n_rows * n_cols, rng_),
+                               b = RandomFloats(b_rows * n_cols, rng_);
+      DeviceBuffer d_a = Upload(a), d_b = Upload(b), d_out = Poisoned(a.size());
+      ExpectOk(
+          Add(*ctx_, d_a.as<float>(), d_b.as<float>(), n_rows, n_cols, b_rows, d_out.as<float>()));
+      const std::vector<float> got = Download<float>(d_out.data(), a.size());
+      for (int64_t i = 0; i < n_rows * n_cols; ++i) {
+        const float want = a[i] + b[broadcast ? i % n_cols : i];
+        ASSERT_EQ(Bits(got[i]), Bits(want)) << i;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- errors
+
+TEST_F(CudaOps, BadArgumentsAreErrorsNotCrashes) {
+  DeviceBuffer buf = Poisoned(4096);
+  float* f = buf.as<float>();
+  const auto fails = [](const Status& st) {
+    EXPECT_FALSE(st.ok());
+    EXPECT_FALSE(st.message().empty());
+  };
+  fails(MatVec(*ctx_, GgmlType::kQ4_K, f, 1, 100, f, f));          // 100 not whole blocks
+  fails(MatVec(*ctx_, GgmlType::kQ4_0, f, 1, 32, nullptr, f));     // null x
+  fails(MatVec(*ctx_, GgmlType::kQ4_0, f, 1, 32, f + 1, f + 64));  // x not 16-byte aligned
+  fails(MatVec(*ctx_, GgmlType::kIQ2_XXS, f, 1, 256, f, f, MatVecPath::kDirect));
+  fails(Dequantize(*ctx_, static_cast<GgmlType>(4), f, 32, f));   // removed type id
+  fails(Dequantize(*ctx_, static_cast<GgmlType>(99), f, 32, f));  // unknown type id
+  fails(
+      Dequantize(*ctx_, GgmlType::kQ4_0, reinterpret_cast<uint8_t*>(f) + 1, 32, f));  // misaligned
+  fails(Rope(*ctx_, f, reinterpret_cast<int32_t*>(f), 1, 1, 64, 63, 1e4f, RopeMode::kNorm, f));
+  fails(Add(*ctx_, f, f, 4, 8, 2, f));
+  fails(RmsNorm(*ctx_, f, nullptr, -1, 8, 1e-6f, f));
+  fails(Gemm(*ctx_, GgmlType::kQ8_0, f, 2, 40, f, 1, f, GemmMath::kF32));
+  fails(GetRows(*ctx_, GgmlType::kQ8_0, f, 2, 40, reinterpret_cast<int32_t*>(f), 1, f));
+  EXPECT_TRUE(ctx_->Synchronize().ok());  // nothing was launched, nothing failed
+}
+
+}  // namespace
+}  // namespace ggufscope::cuda
