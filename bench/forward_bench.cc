@@ -1,0 +1,90 @@
+// ggufscope-bench-forward: prompt processing and generation speed of the CPU
+// reference, measured as llama-bench measures llama.cpp (pp: one batch of P
+// tokens into an empty cache; tg: N tokens decoded one at a time after a
+// one-token start), repeated, median reported. JSON on stdout for
+// bench/bench_cpu.py, which runs llama.cpp beside it.
+//
+//   ggufscope-bench-forward MODEL [-p 64] [-n 32] [-r 3] [-t THREADS] [--precision f32|f64]
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include "gguf/file.h"
+#include "reference_cpu/forward.h"
+#include "reference_cpu/model.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace ggufscope;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Times the CPU reference's prompt processing and generation"};
+  std::string path, precision = "f32";
+  int n_prompt = 64, n_gen = 32, reps = 3, threads = 0;
+  app.add_option("model", path, "GGUF file")->required();
+  app.add_option("-p", n_prompt, "Prompt tokens (one batch)");
+  app.add_option("-n", n_gen, "Generated tokens (one at a time)");
+  app.add_option("-r", reps, "Repetitions (median reported)")->check(CLI::Range(1, 100));
+  app.add_option("-t", threads, "Threads (0: OpenMP's default)");
+  app.add_option("--precision", precision)->check(CLI::IsMember({"f32", "f64"}));
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) omp_set_num_threads(threads);
+
+  auto f = gguf::GgufFile::Open(path);
+  if (!f.ok()) {
+    fmt::print(stderr, "{}: {}\n", path, f.error().Message());
+    return 3;
+  }
+  const auto t_load = Clock::now();
+  auto m = reference::LoadModel(*f);
+  if (!m.ok()) {
+    fmt::print(stderr, "{}: {}\n", path, m.error().Message());
+    return 3;
+  }
+  const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+  const reference::Model& model = **m;
+  const reference::Precision prec = precision == "f64" ? reference::Precision::kF64 : reference::Precision::kF32;
+  std::mt19937 rng(1);
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(model.hp.n_vocab));
+
+  std::vector<double> pp, tg;
+  for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages, not counted
+    reference::Session s(model, n_prompt + n_gen + 1, prec);
+    auto t0 = Clock::now();
+    if (n_prompt > 0 && !s.Eval(prompt, false).ok()) return 1;
+    const double t_pp = std::chrono::duration<double>(Clock::now() - t0).count();
+    reference::Session g(model, n_gen + 1, prec);
+    int32_t tok = prompt.empty() ? 1 : prompt[0];
+    t0 = Clock::now();
+    for (int i = 0; i < n_gen; ++i) {
+      auto logits = g.Eval(std::span<const int32_t>(&tok, 1), false);
+      if (!logits.ok()) return 1;
+      Eigen::Index best = 0;
+      logits->row(0).maxCoeff(&best);
+      tok = static_cast<int32_t>(best);
+    }
+    const double t_tg = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (r == 0) continue;
+    if (n_prompt > 0) pp.push_back(n_prompt / t_pp);
+    if (n_gen > 0) tg.push_back(n_gen / t_tg);
+  }
+  fmt::print("{{\"model\": \"{}\", \"threads\": {}, \"precision\": \"{}\", \"n_prompt\": {}, \"n_gen\": {}, "
+             "\"reps\": {}, \"load_s\": {:.4f}, \"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
+             path, omp_get_max_threads(), precision, n_prompt, n_gen, reps, load_s, pp.empty() ? 0.0 : Median(pp),
+             tg.empty() ? 0.0 : Median(tg));
+  return 0;
+}
