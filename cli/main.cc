@@ -12,6 +12,7 @@
 
 #include "cli/cmd_corrupt.h"
 #include "cli/cmd_hash.h"
+#include "cli/cmd_import.h"
 #include "cli/cmd_perplexity.h"
 #include "cli/cmd_run.h"
 #include "cli/cmd_tokenize.h"
@@ -329,6 +330,9 @@ int Main(int argc, char** argv) {
   RunCliOptions run_opt;
   CLI::App* run_cmd = AddRunCommand(app, &run_opt);
 
+  ImportCliOptions import_opt;
+  CLI::App* import_cmd = AddImportCommand(app, &import_opt);
+
   HashCliOptions hash_opt;
   CLI::App* hash = AddHashCommand(app, &hash_opt);
 
@@ -358,6 +362,7 @@ int Main(int argc, char** argv) {
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*hash) return RunHash(hash_opt);
   if (*run_cmd) return RunRun(run_opt);
+  if (*import_cmd) return RunImport(import_opt);
   if (*tokenize_cmd) return RunTokenize(tokenize_opt);
   if (*ppl_cmd) return RunPerplexity(ppl_opt);
   if (*diff) return RunDiff(model, model_b, diff_threads, json, all_tensors);

@@ -1,6 +1,7 @@
 // The CUDA runtime in a build without nvcc: it exists and says so.
 #include "cuda_runtime/buffer.h"
 #include "cuda_runtime/device.h"
+#include "cuda_runtime/graph.h"
 
 namespace ggufscope::cuda {
 namespace {
@@ -39,5 +40,11 @@ Status DeviceBuffer::Allocate(const Context&, size_t) { return Status::Error(kNo
 
 Status CopyToDevice(Context&, void*, const void*, size_t) { return Status::Error(kNoCuda); }
 Status CopyToHost(Context&, void*, const void*, size_t) { return Status::Error(kNoCuda); }
+
+StreamGraph::~StreamGraph() = default;
+void StreamGraph::Reset() {}
+Status StreamGraph::BeginCapture(Context&) { return Status::Error(kNoCuda); }
+Status StreamGraph::EndCapture(Context&, bool) { return Status::Error(kNoCuda); }
+Status StreamGraph::Launch(Context&) { return Status::Error(kNoCuda); }
 
 }  // namespace ggufscope::cuda

@@ -1,4 +1,6 @@
-// Gated activations and addition: one element per thread, grid-stride.
+// Gated activations, scaling and addition: one element per thread, grid-stride.
+#include <cmath>
+
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 
@@ -28,6 +30,21 @@ __global__ void AddKernel(const float* a, const float* b, int64_t n, int64_t n_c
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     out[i] = a[i] + b[broadcast ? i % n_cols : i];
+  }
+}
+
+__global__ void ScaleKernel(const float* x, int64_t n, float s, float* y) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] = x[i] * s;
+  }
+}
+
+// As reference_cpu: c * tanh(z / c), IEEE division and the precise tanhf.
+__global__ void SoftcapKernel(const float* x, int64_t n, float cap, float* y) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    y[i] = cap * tanhf(x[i] / cap);
   }
 }
 
@@ -68,6 +85,31 @@ Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t
   AddKernel<<<internal::GridStrideBlocks(n, kThreads), kThreads, 0, internal::StreamOf(ctx)>>>(
       a, b, n, n_cols, b_rows == 1 && n_rows != 1, out);
   GGUFSCOPE_CHECK_LAUNCH("AddKernel");
+  return {};
+}
+
+Status Scale(Context& ctx, const float* x, int64_t n, float s, float* y) {
+  constexpr const char* kOp = "Scale";
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n));
+  if (n == 0) return {};
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  ScaleKernel<<<internal::GridStrideBlocks(n, kThreads), kThreads, 0, internal::StreamOf(ctx)>>>(
+      x, n, s, y);
+  GGUFSCOPE_CHECK_LAUNCH("ScaleKernel");
+  return {};
+}
+
+Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y) {
+  constexpr const char* kOp = "Softcap";
+  if (!(cap > 0.0f) || !std::isfinite(cap)) return Status::Error("Softcap: cap must be finite and > 0");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n));
+  if (n == 0) return {};
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  SoftcapKernel<<<internal::GridStrideBlocks(n, kThreads), kThreads, 0, internal::StreamOf(ctx)>>>(
+      x, n, cap, y);
+  GGUFSCOPE_CHECK_LAUNCH("SoftcapKernel");
   return {};
 }
 

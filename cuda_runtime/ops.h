@@ -113,10 +113,40 @@ enum class GluKind {
 //   gate, up, out: (n) f32
 Status Glu(Context& ctx, GluKind kind, const float* gate, const float* up, int64_t n, float* out);
 
+// y = x * s, elementwise (gemma3's embedding scale). y may be x.
+//   x, y: (n) f32
+Status Scale(Context& ctx, const float* x, int64_t n, float s, float* y);
+
+// y = cap * tanh(x / cap), elementwise (logit soft-capping; cap > 0). y may be x.
+//   x, y: (n) f32
+Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y);
+
 // out = a + b, where b has n_rows rows (elementwise) or 1 row (broadcast, a
 // bias). out may be a or b.
 //   a, out: (n_rows, n_cols) f32;  b: (b_rows, n_cols) f32
 Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t n_cols,
            int64_t b_rows, float* out);
+
+// ---------------------------------------------------------------- KV cache and attention
+
+// dst row rows[t] = src row t: new keys or values into the KV cache at their
+// positions. An index outside [0, n_dst_rows) skips its row (the indices live
+// on the device, so the op cannot report them).
+//   src: (n_rows, n_cols) f32;  rows: (n_rows) int32;  dst: (n_dst_rows, n_cols) f32
+Status StoreRows(Context& ctx, const float* src, const int32_t* rows, int64_t n_rows, int64_t n_cols,
+                 float* dst, int64_t n_dst_rows);
+
+// Causal attention of n_tokens queries over a KV cache, heads grouped
+// (GQA: query head h reads KV head h / (n_head / n_head_kv)). Query t sits
+// at positions[t] and sees cache rows [first, positions[t]], where first =
+// max(0, positions[t] + 1 - window) when window > 0 (a sliding window) and 0
+// otherwise; its scores are scale * q.k, softmaxed in f32 with the running
+// maximum subtracted, and weight the value rows. Rows past n_cache_rows are
+// never read. head_dim at most 512; n_head a multiple of n_head_kv.
+//   q, out: (n_tokens, n_head * head_dim) f32;  positions: (n_tokens) int32
+//   k_cache, v_cache: (n_cache_rows, n_head_kv * head_dim) f32
+Status Attention(Context& ctx, const float* q, const float* k_cache, const float* v_cache,
+                 int64_t n_cache_rows, const int32_t* positions, int64_t n_tokens, int n_head,
+                 int n_head_kv, int head_dim, float scale, int window, float* out);
 
 }  // namespace ggufscope::cuda

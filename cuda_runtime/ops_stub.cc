@@ -36,5 +36,14 @@ Status Glu(Context&, GluKind, const float*, const float*, int64_t, float*) { ret
 Status Add(Context&, const float*, const float*, int64_t, int64_t, int64_t, float*) {
   return NoCuda();
 }
+Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
+Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
+Status StoreRows(Context&, const float*, const int32_t*, int64_t, int64_t, float*, int64_t) {
+  return NoCuda();
+}
+Status Attention(Context&, const float*, const float*, const float*, int64_t, const int32_t*,
+                 int64_t, int, int, int, float, int, float*) {
+  return NoCuda();
+}
 
 }  // namespace ggufscope::cuda

@@ -25,6 +25,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kOverlap: return "overlap";
     case ErrorCode::kUnsupported: return "unsupported";
     case ErrorCode::kInvalidArgument: return "invalid-argument";
+    case ErrorCode::kBadJson: return "bad-json";
   }
   return "unknown-error";
 }

@@ -32,6 +32,7 @@ enum class ErrorCode {
   kOverlap,            // two tensors share bytes
   kUnsupported,        // a valid file using something this build cannot do
   kInvalidArgument,    // a caller asked for something impossible (writer misuse)
+  kBadJson,            // a JSON header or side file (safetensors, config.json) that is not valid JSON or not the schema
 };
 
 std::string_view ErrorCodeName(ErrorCode code);

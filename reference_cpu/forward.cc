@@ -228,6 +228,10 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
   cap("result_norm", -1, last);
   Mat<T> logits;
   MatMul(last, m_.OutputMatrix(), logits);
+  if (hp.final_softcap > 0) {
+    const T c = static_cast<T>(hp.final_softcap);
+    logits = logits.unaryExpr([c](T z) { return c * std::tanh(z / c); });
+  }
   cap("result_output", -1, logits);
   if constexpr (std::is_same_v<T, float>) {
     return logits;
@@ -262,9 +266,16 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
                                             const SamplerOptions& so, std::span<const int32_t> stop,
                                             const std::function<void(int32_t)>& on_token) {
   Session s(model, static_cast<int>(prompt.size()) + n + 1, so.precision);
+  return GenerateWith([&s](std::span<const int32_t> tokens) { return s.Eval(tokens, false); }, prompt, n, so, stop,
+                      on_token);
+}
+
+gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<const int32_t> prompt, int n,
+                                                const SamplerOptions& so, std::span<const int32_t> stop,
+                                                const std::function<void(int32_t)>& on_token) {
   std::mt19937_64 rng(so.seed);
   std::vector<int32_t> out;
-  gguf::Result<RowMatrix> logits = s.Eval(prompt, false);
+  gguf::Result<RowMatrix> logits = step(prompt);
   std::vector<std::pair<float, int32_t>> cand;
   for (int i = 0; i < n; ++i) {
     if (!logits.ok()) return logits.error();
@@ -303,7 +314,7 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
     if (on_token) on_token(tok);
     if (std::find(stop.begin(), stop.end(), tok) != stop.end()) break;
     const int32_t one[1] = {tok};
-    logits = s.Eval(one, false);
+    logits = step(one);
   }
   return out;
 }

@@ -77,4 +77,14 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
                                             const SamplerOptions& sampler, std::span<const int32_t> stop,
                                             const std::function<void(int32_t)>& on_token);
 
+// One step of any backend's forward pass, as Session::Eval(tokens, false):
+// the logits (1, n_vocab) of the last of `tokens`, appended to what the
+// session has seen (the CUDA session's, say).
+using StepFn = std::function<gguf::Result<RowMatrix>(std::span<const int32_t> tokens)>;
+
+// Generate over `step` (sampler.precision is then the step's business).
+gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<const int32_t> prompt, int n,
+                                                const SamplerOptions& sampler, std::span<const int32_t> stop,
+                                                const std::function<void(int32_t)>& on_token);
+
 }  // namespace ggufscope::reference

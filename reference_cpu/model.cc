@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <tuple>
 
 namespace ggufscope::reference {
@@ -122,9 +123,19 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
   hp.rope_base = static_cast<float>(f.GetDouble(m->arch + ".rope.freq_base").value_or(10000.0));
   hp.n_swa = static_cast<int>(std::min<uint64_t>(f.GetUint(m->arch + ".attention.sliding_window").value_or(0), INT32_MAX));
   if (m->arch == "gemma3") {
-    // Queries are scaled by 1/sqrt(query_pre_attn_scalar), which the
-    // converter writes as key_length; the scores then use scale 1.
-    hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+    // As llama.cpp: scores scaled by 1/sqrt(head_dim), except the 27B model
+    // (62 layers), whose query_pre_attn_scalar is n_embd / n_head.
+    hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.n_layers == 62 ? hp.n_embd / hp.n_head : hp.head_dim));
+    fam.rope_base_swa = static_cast<float>(f.GetDouble("gemma3.rope.freq_base_swa").value_or(10000.0));
+    hp.final_softcap = static_cast<float>(f.GetDouble("gemma3.final_logit_softcapping").value_or(0.0));
+    if (f.FindKey("gemma3.attention.sliding_window_pattern") != nullptr) {
+      const std::optional<uint64_t> pattern = f.GetUint("gemma3.attention.sliding_window_pattern");
+      if (!pattern || *pattern == 0 || *pattern > 4096) {
+        return Error{ErrorCode::kUnsupported, "gemma3.attention.sliding_window_pattern", 0,
+                     "an integer period 1..4096 (per-layer arrays are not supported yet)", "another value"};
+      }
+      fam.swa_pattern = static_cast<int>(*pattern);
+    }
   }
   const int q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
   const std::shared_ptr<const gguf::Mapping>& owner = f.mapping();

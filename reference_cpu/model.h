@@ -40,6 +40,7 @@ struct HParams {
   float rms_eps = 1e-5f, rope_base = 10000.0f;
   float attn_scale = 0;  // 0: 1/sqrt(head_dim)
   int n_swa = 0;         // sliding window (keys within the last n_swa positions)
+  float final_softcap = 0;  // gemma3 (when the file says): logits = c * tanh(logits / c)
   int n_ctx_train = 0;
 };
 

@@ -72,14 +72,21 @@ gguf::Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFil
     return Bad(ErrorCode::kUnsupported, f.FindKey("tokenizer.ggml.model"), "tokenizer.ggml.model", "a string",
                "absent or not a string");
   }
-  const std::string pre = f.GetString("tokenizer.ggml.pre").value_or("");
+  const gguf::KeyValue* pre_kv = f.FindKey("tokenizer.ggml.pre");
+  const std::optional<std::string> pre_str = f.GetString("tokenizer.ggml.pre");
+  if (pre_kv != nullptr && !pre_str) {
+    return Bad(ErrorCode::kUnsupported, pre_kv, "tokenizer.ggml.pre", "a string", Describe(pre_kv->value));
+  }
+  const std::string pre = pre_str.value_or("");
   if (*model == "llama") {
     t->kind_ = TokenizerKind::kSpm;
     t->add_space_prefix_ = true;
     t->add_bos_ = true;
   } else if (*model == "gpt2") {
     t->kind_ = TokenizerKind::kBpe;
+    // llama.cpp takes an empty or absent name for "default" (with a warning).
     static const std::map<std::string, PreTokenizer, std::less<>> kPre = {
+        {"", PreTokenizer::kDefault},        {"default", PreTokenizer::kDefault},
         {"gpt-2", PreTokenizer::kGpt2},      {"phi-2", PreTokenizer::kGpt2},     {"jina-es", PreTokenizer::kGpt2},
         {"jina-de", PreTokenizer::kGpt2},    {"gigachat", PreTokenizer::kGpt2},  {"jina-v2-es", PreTokenizer::kGpt2},
         {"jina-v2-de", PreTokenizer::kGpt2}, {"a.x-4.0", PreTokenizer::kGpt2},   {"mellum", PreTokenizer::kGpt2},
@@ -93,7 +100,7 @@ gguf::Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const gguf::GgufFil
     auto it = kPre.find(pre);
     if (it == kPre.end()) {
       return Bad(ErrorCode::kUnsupported, f.FindKey("tokenizer.ggml.pre"), "tokenizer.ggml.pre",
-                 "a pre-tokenizer of the gpt-2, llama3 or qwen2 families", pre.empty() ? "absent" : pre);
+                 "default or a pre-tokenizer of the gpt-2, llama3 or qwen2 families", pre);
     }
     t->pre_ = it->second;
     t->ignore_merges_ = t->add_bos_ = t->pre_ == PreTokenizer::kLlama3;

@@ -5,9 +5,9 @@
 //    leading space, UTF-8 characters merged pairwise by highest token score
 //    (ties: leftmost), unknown pieces as <0xNN> byte tokens.
 //  - `gpt2` (byte-level BPE): a pre-tokenizer chosen by tokenizer.ggml.pre
-//    (gpt-2 family, llama3 family, qwen2 family) splits the text into words,
-//    each word's bytes are mapped to printable code points, then merged by
-//    rank from tokenizer.ggml.merges.
+//    (`default` or absent, gpt-2 family, llama3 family, qwen2 family) splits
+//    the text into words, each word's bytes are mapped to printable code
+//    points, then merged by rank from tokenizer.ggml.merges.
 //
 // Before either pass, special tokens (CONTROL, USER_DEFINED, UNKNOWN types)
 // are cut out of the text as whole strings, longest first; CONTROL and
@@ -44,12 +44,13 @@ enum class TokenType : int32_t {
 
 enum class TokenizerKind { kSpm, kBpe };
 
-// The byte-level BPE pre-tokenizer regexes llama.cpp implements by hand.
+// The byte-level BPE pre-tokenizers: llama.cpp's regexes, written by hand.
 enum class PreTokenizer {
-  kNone,    // SPM
-  kGpt2,    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-  kLlama3,  // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-  kQwen2,   // as kLlama3 with \p{N} single digits
+  kNone,     // SPM
+  kDefault,  // [\p{P}\$\+<=>\^~\|]+, kGpt2's, \p{N}+, [0-9][0-9][0-9]: each regex splits the last one's words
+  kGpt2,     // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  kLlama3,   // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  kQwen2,    // as kLlama3 with \p{N} single digits
 };
 
 class Tokenizer {

@@ -1,7 +1,9 @@
 // Byte-level BPE (tokenizer.ggml.model == "gpt2"): Unicode classes, the
 // hand-written pre-tokenizers, GPT-2's byte map and merging by rank.
 // The pre-tokenizers follow llama.cpp's unicode_regex_split_custom_* word
-// for word in behaviour (including its quirks), re-implemented here.
+// for word in behaviour (including its quirks), re-implemented here; the
+// `default` one also follows how unicode_regex_split chains regexes and how
+// its std::regex fallback sees Unicode classes.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -13,19 +15,24 @@ namespace ggufscope::reference {
 namespace internal {
 namespace {
 
+constexpr uint8_t kOther = 0;
+constexpr uint8_t kLetter = 1;  // \p{L}
+constexpr uint8_t kNumber = 2;  // \p{N}
+constexpr uint8_t kPunct = 3;   // \p{P}
+
 struct UnicodeRun {
   uint32_t first;
-  uint8_t cls;  // 0 other, 1 letter, 2 number
+  uint8_t cls;  // kOther, kLetter, kNumber or kPunct
 };
 
 #include "reference_cpu/unicode_tables.inc"
 
 uint8_t ClassOf(uint32_t cp) {
-  if (cp < 0x80) {
-    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return 1;
-    return (cp >= '0' && cp <= '9') ? 2 : 0;
+  if (cp < 0x80) {  // the common case without a search
+    if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return kLetter;
+    if (cp >= '0' && cp <= '9') return kNumber;
   }
-  if (cp >= 0x110000) return 0;
+  if (cp >= 0x110000) return kOther;
   const UnicodeRun* end = kUnicodeRuns + kUnicodeRunCount;
   const UnicodeRun* it =
       std::upper_bound(kUnicodeRuns, end, cp, [](uint32_t v, const UnicodeRun& r) { return v < r.first; });
@@ -41,6 +48,8 @@ struct Flags {
   bool space = false;
 };
 
+// The text a splitter sees: all of it, or one word an earlier regex left
+// (llama.cpp never looks past a word's end, so Cpt/At read "out" there).
 class Cursor {
  public:
   explicit Cursor(std::span<const uint32_t> cps) : cps_(cps) {}
@@ -50,12 +59,27 @@ class Cursor {
     if (pos >= cps_.size()) return {};
     const uint32_t cp = cps_[pos];
     const uint8_t c = ClassOf(cp);
-    return {true, c == 1, c == 2, IsWhitespace(cp)};
+    return {true, c == kLetter, c == kNumber, IsWhitespace(cp)};
   }
   size_t size() const { return cps_.size(); }
 
  private:
   std::span<const uint32_t> cps_;
+};
+
+// Appends the lengths of the words a splitter cuts, in code points.
+class WordCuts {
+ public:
+  explicit WordCuts(std::vector<size_t>* lens) : lens_(lens) {}
+  // Ends the current word at `end` (> every earlier cut); nothing if empty.
+  void At(size_t end) {
+    if (end > prev_) lens_->push_back(end - prev_);
+    prev_ = end;
+  }
+
+ private:
+  std::vector<size_t>* lens_;
+  size_t prev_ = 0;
 };
 
 uint32_t AsciiLower(uint32_t cp) { return (cp >= 'A' && cp <= 'Z') ? cp + 32 : cp; }
@@ -75,119 +99,159 @@ size_t Contraction(const Cursor& c, size_t pos, bool fold) {
 
 bool IsLnS(const Flags& f) { return f.space || f.letter || f.number; }
 
-std::vector<size_t> SplitGpt2(const Cursor& c) {
-  std::vector<size_t> words;
-  size_t prev = 0;
-  auto add = [&](size_t end) {
-    if (end > prev) words.push_back(end - prev);
-    prev = end;
-  };
+// The end of ` ?[^\s\p{L}\p{N}]+` at pos, once the caller has decided that it
+// matches there.
+size_t OtherRunEnd(const Cursor& c, size_t pos) {
+  pos += c.Cpt(pos) == ' ';
+  while (c.At(pos).in && !IsLnS(c.At(pos))) ++pos;
+  return pos;
+}
+
+// The end of the last alternatives shared by the gpt-2 and llama3 regexes,
+// `\s+(?!\S)|\s+`, or of one code point where nothing matched. llama.cpp
+// counts whitespace and leaves the last one to the next word only when
+// something follows (in this word).
+size_t TrailingWhitespaceEnd(const Cursor& c, size_t pos) {
+  size_t n_ws = 0;
+  while (c.At(pos + n_ws).space) ++n_ws;
+  if (n_ws > 1 && c.At(pos + n_ws).in) return pos + n_ws - 1;
+  return pos + std::max<size_t>(n_ws, 1);
+}
+
+void SplitGpt2(const Cursor& c, std::vector<size_t>* lens) {
+  WordCuts cut(lens);
   for (size_t pos = 0; pos < c.size();) {
     const uint32_t cpt = c.Cpt(pos);
     if (const size_t n = Contraction(c, pos, false); n > 0) {
       pos += n;
-      add(pos);
+      cut.At(pos);
       continue;
     }
-    Flags f2 = cpt == ' ' ? c.At(pos + 1) : c.At(pos);
+    const Flags f2 = cpt == ' ' ? c.At(pos + 1) : c.At(pos);
     if (f2.letter || f2.number) {  // ` ?\p{L}+` or ` ?\p{N}+`
       const bool letter = f2.letter;
       pos += (cpt == ' ');
       while (letter ? c.At(pos).letter : c.At(pos).number) ++pos;
-      add(pos);
-      continue;
+    } else if (!IsLnS(f2) && f2.in) {  // ` ?[^\s\p{L}\p{N}]+`
+      pos = OtherRunEnd(c, pos);
+    } else {
+      pos = TrailingWhitespaceEnd(c, pos);
     }
-    if (!IsLnS(f2) && f2.in) {  // ` ?[^\s\p{L}\p{N}]+`
-      pos += (cpt == ' ');
-      while (!IsLnS(f2) && f2.in) f2 = c.At(++pos);
-      add(pos);
-      continue;
-    }
-    size_t n_ws = 0;
-    while (c.At(pos + n_ws).space) ++n_ws;
-    if (n_ws > 1 && c.At(pos + n_ws).in) {  // `\s+(?!\S)`
-      pos += n_ws - 1;
-      add(pos);
-      continue;
-    }
-    if (n_ws > 0) {  // `\s+`
-      pos += n_ws;
-      add(pos);
-      continue;
-    }
-    add(++pos);
+    cut.At(pos);
   }
-  return words;
 }
 
 // llama3 (digits in runs of up to 3) and qwen2 (single digits).
-std::vector<size_t> SplitLlama3(const Cursor& c, size_t max_digits) {
-  std::vector<size_t> words;
-  size_t prev = 0;
-  auto add = [&](size_t end) {
-    if (end > prev) words.push_back(end - prev);
-    prev = end;
-  };
+void SplitLlama3(const Cursor& c, size_t max_digits, std::vector<size_t>* lens) {
+  WordCuts cut(lens);
   for (size_t pos = 0; pos < c.size();) {
     const uint32_t cpt = c.Cpt(pos);
     const Flags f = c.At(pos);
     if (const size_t n = Contraction(c, pos, true); n > 0) {
       pos += n;
-      add(pos);
+      cut.At(pos);
       continue;
     }
     // `[^\r\n\p{L}\p{N}]?\p{L}+`
     if (!(cpt == '\r' || cpt == '\n' || f.number) && (f.letter || c.At(pos + 1).letter)) {
       ++pos;
       while (c.At(pos).letter) ++pos;
-      add(pos);
+      cut.At(pos);
       continue;
     }
     if (f.number) {  // `\p{N}{1,max_digits}`
       size_t start = pos;
       while (c.At(pos).number) {
         if (++pos - start >= max_digits) {
-          add(pos);
+          cut.At(pos);
           start = pos;
         }
       }
-      add(pos);
+      cut.At(pos);
       continue;
     }
-    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-    Flags f2 = cpt == ' ' ? c.At(pos + 1) : f;
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`; llama.cpp asks only that the first code
+    // point (the optional space) be in the word.
+    const Flags f2 = cpt == ' ' ? c.At(pos + 1) : f;
     if (!IsLnS(f2) && f.in) {
-      pos += (cpt == ' ');
-      while (!IsLnS(f2) && f2.in) f2 = c.At(++pos);
+      pos = OtherRunEnd(c, pos);
       while (c.Cpt(pos) == '\r' || c.Cpt(pos) == '\n') ++pos;
-      add(pos);
+      cut.At(pos);
       continue;
     }
-    size_t n_ws = 0;
-    size_t last_rn_end = 0;
-    while (c.At(pos + n_ws).space) {
-      const uint32_t w = c.Cpt(pos + n_ws);
-      if (w == '\r' || w == '\n') last_rn_end = pos + n_ws + 1;
-      ++n_ws;
+    size_t last_rn_end = 0;  // `\s*[\r\n]+`: up to the last \r or \n of the run
+    for (size_t p = pos; c.At(p).space; ++p) {
+      if (c.Cpt(p) == '\r' || c.Cpt(p) == '\n') last_rn_end = p + 1;
     }
-    if (last_rn_end > 0) {  // `\s*[\r\n]+`
-      pos = last_rn_end;
-      add(pos);
-      continue;
-    }
-    if (n_ws > 1 && c.At(pos + n_ws).in) {  // `\s+(?!\S)`
-      pos += n_ws - 1;
-      add(pos);
-      continue;
-    }
-    if (n_ws > 0) {  // `\s+`
-      pos += n_ws;
-      add(pos);
-      continue;
-    }
-    add(++pos);
+    pos = last_rn_end > 0 ? last_rn_end : TrailingWhitespaceEnd(c, pos);
+    cut.At(pos);
   }
-  return words;
+}
+
+// llama.cpp's `default` pre-tokenizer is four regexes, each applied to every
+// word the previous ones left (never across them), with llama.cpp's regex
+// fallback's view of the Unicode classes:
+//   1. `[\p{P}\$\+<=>\^~\|]+`  runs of punctuation, and the runs between
+//   2. the gpt-2 regex          (so no contraction survives step 1)
+//   3. `\p{N}+`                 runs of numbers, and the runs between
+//   4. `[0-9][0-9][0-9]`        ASCII digits in threes from the left
+//
+// Step 1's class as llama.cpp matches it: in ASCII its own list (every
+// punctuation and symbol character but '`'), above ASCII general category P
+// only (symbols such as '€' or emoji are not in it).
+bool InDefaultPunct(uint32_t cp) {
+  if (cp < 0x80 && std::string_view("$+<=>^~|").find(static_cast<char>(cp)) != std::string_view::npos) return true;
+  return ClassOf(cp) == kPunct;
+}
+
+// A regex `[class]+` and the gaps between its matches: maximal runs of code
+// points on which `in_class` agrees.
+template <typename InClass>
+void SplitRuns(const Cursor& c, InClass in_class, std::vector<size_t>* lens) {
+  WordCuts cut(lens);
+  for (size_t pos = 0; pos < c.size();) {
+    const bool in = in_class(c.Cpt(pos));
+    ++pos;
+    while (pos < c.size() && in_class(c.Cpt(pos)) == in) ++pos;
+    cut.At(pos);
+  }
+}
+
+void SplitAsciiDigitTriples(const Cursor& c, std::vector<size_t>* lens) {
+  WordCuts cut(lens);
+  auto digit = [&](size_t p) { return c.Cpt(p) >= '0' && c.Cpt(p) <= '9'; };  // kOut is none
+  for (size_t pos = 0; pos < c.size();) {
+    if (digit(pos) && digit(pos + 1) && digit(pos + 2)) {
+      cut.At(pos);
+      pos += 3;
+      cut.At(pos);
+    } else {
+      ++pos;
+    }
+  }
+  cut.At(c.size());
+}
+
+// Splits each of `words` (lengths of consecutive words of cps) by `split`.
+template <typename Split>
+std::vector<size_t> SplitEach(std::span<const uint32_t> cps, std::span<const size_t> words, Split split) {
+  std::vector<size_t> out;
+  out.reserve(words.size());
+  size_t at = 0;
+  for (const size_t len : words) {
+    split(Cursor(cps.subspan(at, len)), &out);
+    at += len;
+  }
+  return out;
+}
+
+std::vector<size_t> SplitDefault(std::span<const uint32_t> cps) {
+  std::vector<size_t> words;
+  if (!cps.empty()) words.push_back(cps.size());
+  words = SplitEach(cps, words, [](const Cursor& c, std::vector<size_t>* out) { SplitRuns(c, InDefaultPunct, out); });
+  words = SplitEach(cps, words, SplitGpt2);
+  words = SplitEach(cps, words, [](const Cursor& c, std::vector<size_t>* out) { SplitRuns(c, IsNumber, out); });
+  return SplitEach(cps, words, SplitAsciiDigitTriples);
 }
 
 }  // namespace
@@ -244,8 +308,8 @@ void AppendUtf8(uint32_t cp, std::string* out) {
   }
 }
 
-bool IsLetter(uint32_t cp) { return ClassOf(cp) == 1; }
-bool IsNumber(uint32_t cp) { return ClassOf(cp) == 2; }
+bool IsLetter(uint32_t cp) { return ClassOf(cp) == kLetter; }
+bool IsNumber(uint32_t cp) { return ClassOf(cp) == kNumber; }
 
 bool IsWhitespace(uint32_t cp) {
   // llama.cpp's \s: 0x09-0x0D, space, NEL, NBSP, and the Unicode spaces.
@@ -260,17 +324,24 @@ bool IsWhitespace(uint32_t cp) {
 
 std::vector<size_t> PreTokenize(std::span<const uint32_t> cps, PreTokenizer pre) {
   const Cursor c(cps);
+  std::vector<size_t> lens;
   switch (pre) {
+    case PreTokenizer::kDefault:
+      return SplitDefault(cps);
     case PreTokenizer::kGpt2:
-      return SplitGpt2(c);
+      SplitGpt2(c, &lens);
+      return lens;
     case PreTokenizer::kLlama3:
-      return SplitLlama3(c, 3);
+      SplitLlama3(c, 3, &lens);
+      return lens;
     case PreTokenizer::kQwen2:
-      return SplitLlama3(c, 1);
+      SplitLlama3(c, 1, &lens);
+      return lens;
     case PreTokenizer::kNone:
       break;
   }
-  return cps.empty() ? std::vector<size_t>{} : std::vector<size_t>{cps.size()};
+  if (!cps.empty()) lens.push_back(cps.size());
+  return lens;
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "gguf/file.h"
@@ -140,6 +141,16 @@ TEST(TokenizerTest, PreTokenizerSplits) {
   EXPECT_EQ(words("I'M ok\n\n", PreTokenizer::kLlama3), (V{"I", "'M", " ok", "\n\n"}));
   EXPECT_EQ(words("I'M", PreTokenizer::kGpt2), (V{"I", "'", "M"}));
   EXPECT_EQ(words("Привет мир", PreTokenizer::kQwen2), (V{"Привет", " мир"}));
+  // default: punctuation runs are cut out first (so no contraction survives),
+  // then gpt-2's regex, then number runs (losing their space), then ASCII
+  // digits in threes; above ASCII only category P is punctuation.
+  EXPECT_EQ(words("I'm", PreTokenizer::kDefault), (V{"I", "'", "m"}));
+  EXPECT_EQ(words("hi, a+b=c", PreTokenizer::kDefault), (V{"hi", ",", " a", "+", "b", "=", "c"}));
+  EXPECT_EQ(words(" x1234567 42", PreTokenizer::kDefault), (V{" x", "123", "456", "7", " ", "42"}));
+  EXPECT_EQ(words("«hi» €5", PreTokenizer::kDefault), (V{"«", "hi", "»", " €", "5"}));
+  EXPECT_EQ(words("1٣23", PreTokenizer::kDefault), (V{"1٣23"}));  // no three ASCII digits in a row
+  EXPECT_EQ(words("`a`  b", PreTokenizer::kDefault), (V{"`", "a", "`", " ", " b"}));
+  EXPECT_TRUE(words("", PreTokenizer::kDefault).empty());
   // Invalid UTF-8 bytes become U+FFFD, one each.
   EXPECT_EQ(DecodeUtf8("\xff\x80"), (std::vector<uint32_t>{0xFFFD, 0xFFFD}));
   EXPECT_TRUE(internal::IsLetter(0x4E2D));
@@ -214,6 +225,31 @@ TEST(TokenizerTest, HostileMetadataIsAnError) {
   EXPECT_EQ((*ok)->Piece(-1), "");
 }
 
+TEST(TokenizerTest, DefaultPreTokenizerWhenNamedOrAbsent) {
+  using MaybeValue = std::optional<gguf::Value>;
+  auto gpt2 = [](const MaybeValue& pre) {
+    return FromEdited([&](gguf::Writer& w) {
+      (void)w.SetKv("tokenizer.ggml.model", gguf::Value::Str("gpt2"));
+      (void)w.SetKv("tokenizer.ggml.merges", gguf::Value::StrArray({"a b"}));
+      if (pre) (void)w.SetKv("tokenizer.ggml.pre", *pre);
+    });
+  };
+  const MaybeValue absent, empty = gguf::Value::Str(""), named = gguf::Value::Str("default");
+  for (const MaybeValue* pre : {&absent, &empty, &named}) {
+    auto tok = gpt2(*pre);
+    ASSERT_TRUE(tok.ok()) << tok.error().Message();
+    EXPECT_EQ((*tok)->pre_tokenizer(), PreTokenizer::kDefault);
+    EXPECT_FALSE((*tok)->add_bos());
+  }
+  auto gpt2_pre = gpt2(gguf::Value::Str("gpt-2"));
+  ASSERT_TRUE(gpt2_pre.ok()) << gpt2_pre.error().Message();
+  EXPECT_EQ((*gpt2_pre)->pre_tokenizer(), PreTokenizer::kGpt2);
+  // A key of another type is not "absent" (llama.cpp refuses it too).
+  auto bad = gpt2(gguf::Value::U(gguf::ValueType::kUint32, 0));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().Message().find("tokenizer.ggml.pre"), std::string::npos);
+}
+
 TEST(TokenizerTest, GarbageBytesNeverCrash) {
   auto f = OpenOrSkip(testing::SharedDir() + "/models/vocab/ggml-vocab-qwen2.gguf");
   if (f == nullptr) GTEST_SKIP();
@@ -228,6 +264,16 @@ TEST(TokenizerTest, GarbageBytesNeverCrash) {
   const std::vector<int32_t> ids = (*tok)->Encode(s, true, true);
   EXPECT_FALSE(ids.empty());
   for (int32_t id : ids) EXPECT_TRUE(id >= 0 && id < (*tok)->n_tokens());
+  // Every pre-tokenizer cuts garbage into non-empty words covering it all.
+  const std::vector<uint32_t> cps = internal::DecodeUtf8(s);
+  for (PreTokenizer pre : {PreTokenizer::kDefault, PreTokenizer::kGpt2, PreTokenizer::kLlama3, PreTokenizer::kQwen2}) {
+    size_t total = 0;
+    for (size_t n : internal::PreTokenize(cps, pre)) {
+      EXPECT_GT(n, 0u);
+      total += n;
+    }
+    EXPECT_EQ(total, cps.size()) << static_cast<int>(pre);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,313 @@
+// The CUDA forward pass (forward.h): the reference's Session::EvalT, op for
+// op, on the device. Plain C++ over the host-facing op API (ops.h), so it
+// builds unchanged without CUDA, where every op reports "built without CUDA".
+#include "cuda_runtime/forward.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "cuda_runtime/ops.h"
+
+namespace ggufscope::cuda {
+namespace {
+
+using reference::RowMatrix;
+
+constexpr size_t kArenaAlign = 256;  // each tensor's start: enough for every op's alignment
+
+#define GGUFSCOPE_TRY(expr)                         \
+  do {                                              \
+    ::ggufscope::cuda::Status ggufscope_s_ = (expr); \
+    if (!ggufscope_s_.ok()) return ggufscope_s_;     \
+  } while (0)
+
+// Every tensor of the model, laid out in one device allocation.
+class ArenaLayout {
+ public:
+  void Add(const void* host, size_t bytes, std::function<void(const uint8_t*)> place) {
+    if (bytes == 0) return;
+    total_ = (total_ + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+    items_.push_back({host, bytes, total_, std::move(place)});
+    total_ += bytes;
+  }
+  void AddWeight(const reference::Weight& w, DeviceWeight& d) {
+    if (w.empty()) return;
+    d.type = w.type();
+    d.rows = w.rows();
+    d.cols = w.cols();
+    Add(w.RowData(0), static_cast<size_t>(w.rows()) * w.row_bytes(), [&d](const uint8_t* p) { d.data = p; });
+  }
+  void AddVector(const reference::Vector& v, const float*& d) {
+    Add(v.data(), static_cast<size_t>(v.size()) * sizeof(float),
+        [&d](const uint8_t* p) { d = reinterpret_cast<const float*>(p); });
+  }
+  Status Upload(Context& ctx, DeviceBuffer& arena) {
+    GGUFSCOPE_TRY(arena.Allocate(ctx, total_));
+    auto* base = arena.as<uint8_t>();
+    for (const Item& it : items_) {
+      GGUFSCOPE_TRY(CopyToDevice(ctx, base + it.offset, it.host, it.bytes));
+      it.place(base + it.offset);
+    }
+    return {};
+  }
+
+ private:
+  struct Item {
+    const void* host;
+    size_t bytes, offset;
+    std::function<void(const uint8_t*)> place;
+  };
+  std::vector<Item> items_;
+  size_t total_ = 0;
+};
+
+}  // namespace
+
+gguf::Error DeviceError(const Status& status) {
+  return gguf::Error{gguf::ErrorCode::kUnsupported, "CUDA", 0, "a working CUDA device", status.message()};
+}
+
+bool IsDeviceError(const gguf::Error& error) {
+  return error.code == gguf::ErrorCode::kUnsupported && error.field == "CUDA";
+}
+
+gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference::Model& m) {
+  std::unique_ptr<Model> out(new Model());
+  out->ctx_ = &ctx;
+  out->family_ = m.family;
+  out->hp_ = m.hp;
+  if (m.hp.head_dim > 512) {
+    return gguf::Error{gguf::ErrorCode::kUnsupported, m.arch + ".attention.key_length", 0,
+                       "a head dimension up to 512 (the CUDA attention kernel's limit)",
+                       std::to_string(m.hp.head_dim)};
+  }
+  ArenaLayout layout;
+  layout.AddWeight(m.tok_embd, out->tok_embd_);
+  layout.AddVector(m.output_norm, out->output_norm_);
+  layout.AddWeight(m.output, out->output_);
+  out->layers_.resize(m.layers.size());
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const reference::Layer& L = m.layers[l];
+    DeviceLayer& D = out->layers_[l];
+    layout.AddVector(L.attn_norm, D.attn_norm);
+    layout.AddWeight(L.wq, D.wq);
+    layout.AddWeight(L.wk, D.wk);
+    layout.AddWeight(L.wv, D.wv);
+    layout.AddWeight(L.wo, D.wo);
+    layout.AddVector(L.bq, D.bq);
+    layout.AddVector(L.bk, D.bk);
+    layout.AddVector(L.bv, D.bv);
+    layout.AddVector(L.q_norm, D.q_norm);
+    layout.AddVector(L.k_norm, D.k_norm);
+    layout.AddVector(L.post_attn_norm, D.post_attn_norm);
+    layout.AddVector(L.post_ffn_norm, D.post_ffn_norm);
+    layout.AddVector(L.ffn_norm, D.ffn_norm);
+    layout.AddWeight(L.w_gate, D.w_gate);
+    layout.AddWeight(L.w_up, D.w_up);
+    layout.AddWeight(L.w_down, D.w_down);
+  }
+  if (const Status s = layout.Upload(ctx, out->arena_); !s.ok()) return DeviceError(s);
+  if (m.output.empty()) out->output_ = out->tok_embd_;  // tied
+  bool capturable = MatVecHasDirect(out->output_.type);
+  for (const DeviceLayer& D : out->layers_) {
+    for (const DeviceWeight* w : {&D.wq, &D.wk, &D.wv, &D.wo, &D.w_gate, &D.w_up, &D.w_down}) {
+      capturable = capturable && MatVecHasDirect(w->type);
+    }
+  }
+  out->decode_capturable_ = capturable;
+  return out;
+}
+
+gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n_ctx, SessionOptions options) {
+  if (n_ctx <= 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n_ctx", 0, "> 0", std::to_string(n_ctx)};
+  std::unique_ptr<Session> s(new Session(model));
+  s->n_ctx_ = n_ctx;
+  s->options_ = options;
+  const reference::HParams& hp = model.hp();
+  // n_layers <= 4096, kv_dim <= 2^20 (the loader's bounds), n_ctx < 2^31:
+  // the product fits 64 bits; cudaMalloc refuses what the device lacks.
+  const uint64_t kv_bytes = static_cast<uint64_t>(hp.n_layers) * static_cast<uint64_t>(n_ctx) *
+                            static_cast<uint64_t>(hp.n_head_kv) * static_cast<uint64_t>(hp.head_dim) * sizeof(float);
+  Status st = s->k_cache_.Allocate(model.context(), kv_bytes);
+  if (st.ok()) st = s->v_cache_.Allocate(model.context(), kv_bytes);
+  if (!st.ok()) return DeviceError(st);
+  return s;
+}
+
+Status Session::Reserve(int64_t n) {
+  if (n <= capacity_) return {};
+  graph_.Reset();  // the captured step reads the buffers about to move
+  const reference::HParams& hp = m_.hp();
+  const auto f32 = [n](int64_t width) { return static_cast<size_t>(n * width) * sizeof(float); };
+  const int64_t q_dim = int64_t{hp.n_head} * hp.head_dim, kv_dim = int64_t{hp.n_head_kv} * hp.head_dim;
+  GGUFSCOPE_TRY(ids_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
+  GGUFSCOPE_TRY(pos_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
+  GGUFSCOPE_TRY(x_.Allocate(ctx_, f32(hp.n_embd)));
+  GGUFSCOPE_TRY(cur_.Allocate(ctx_, f32(hp.n_embd)));
+  GGUFSCOPE_TRY(tmp_.Allocate(ctx_, f32(hp.n_embd)));
+  GGUFSCOPE_TRY(q_.Allocate(ctx_, f32(q_dim)));
+  GGUFSCOPE_TRY(attn_.Allocate(ctx_, f32(q_dim)));
+  GGUFSCOPE_TRY(k_.Allocate(ctx_, f32(kv_dim)));
+  GGUFSCOPE_TRY(v_.Allocate(ctx_, f32(kv_dim)));
+  GGUFSCOPE_TRY(gate_.Allocate(ctx_, f32(hp.n_ff)));
+  GGUFSCOPE_TRY(up_.Allocate(ctx_, f32(hp.n_ff)));
+  GGUFSCOPE_TRY(logits_.Allocate(ctx_, f32(hp.n_vocab)));
+  capacity_ = n;
+  return {};
+}
+
+gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits,
+                                      reference::TraceSink* trace) {
+  const reference::HParams& hp = m_.hp();
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0 || n_past_ + n > n_ctx_) {
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
+                       fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
+  }
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+                         fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
+    }
+  }
+  Status st = Reserve(n);
+  host_pos_.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) host_pos_[static_cast<size_t>(i)] = n_past_ + i;
+  if (st.ok()) st = CopyToDevice(ctx_, ids_.data(), tokens.data(), tokens.size_bytes());
+  if (st.ok()) st = CopyToDevice(ctx_, pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t));
+  const bool graph = options_.cuda_graph && n == 1 && trace == nullptr && m_.decode_capturable() && !graph_failed_;
+  if (st.ok()) st = graph ? DecodeGraphStep() : Forward(n, all_logits, trace);
+  const int rows = all_logits ? n : 1;
+  RowMatrix logits(rows, hp.n_vocab);
+  if (st.ok()) st = CopyToHost(ctx_, logits.data(), logits_.data(), static_cast<size_t>(logits.size()) * sizeof(float));
+  if (!st.ok()) return DeviceError(st);
+  n_past_ += n;
+  return logits;
+}
+
+// The first one-token step is recorded, then every step replays it: the
+// ids and positions it reads were copied to the same device buffers, and
+// the attention kernel reads its key count from the positions. If recording
+// fails (some op that cannot be captured), the session decodes op by op.
+Status Session::DecodeGraphStep() {
+  if (!graph_.ready()) {
+    if (!graph_.BeginCapture(ctx_).ok()) {
+      graph_failed_ = true;
+      return Forward(1, false, nullptr);
+    }
+    const Status recorded = Forward(1, false, nullptr);
+    const Status ended = graph_.EndCapture(ctx_, recorded.ok());
+    if (!recorded.ok() || !ended.ok()) {
+      graph_failed_ = true;
+      graph_.Reset();
+      return Forward(1, false, nullptr);
+    }
+  }
+  GGUFSCOPE_TRY(graph_.Launch(ctx_));
+  ++graph_replays_;
+  return {};
+}
+
+Status Session::Linear(const DeviceWeight& w, const float* x, int64_t n, float* y) {
+  if (n == 1) return MatVec(ctx_, w.type, w.data, w.rows, w.cols, x, y);
+  return Gemm(ctx_, w.type, w.data, w.rows, w.cols, x, n, y, GemmMath::kF32);
+}
+
+Status Session::Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,
+                        int64_t cols) {
+  if (trace == nullptr) return {};
+  RowMatrix host(rows, cols);
+  GGUFSCOPE_TRY(CopyToHost(ctx_, host.data(), x, static_cast<size_t>(host.size()) * sizeof(float)));
+  trace->Capture(name, layer, host);
+  return {};
+}
+
+// Session::EvalT of reference_cpu/forward.cc, op for op (same order, same
+// trace points); only the summation order inside each op differs.
+Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
+  const reference::HParams& hp = m_.hp();
+  const reference::Family& fam = m_.family();
+  const int64_t E = hp.n_embd, F = hp.n_ff, V = hp.n_vocab, hd = hp.head_dim;
+  const int64_t q_dim = hp.n_head * hd, kv_dim = hp.n_head_kv * hd;
+  const int32_t* ids = ids_.as<int32_t>();
+  const int32_t* pos = pos_.as<int32_t>();
+  float *x = x_.as<float>(), *cur = cur_.as<float>(), *tmp = tmp_.as<float>();
+  float *q = q_.as<float>(), *k = k_.as<float>(), *v = v_.as<float>(), *attn = attn_.as<float>();
+  float *gate = gate_.as<float>(), *up = up_.as<float>(), *logits = logits_.as<float>();
+  const float eps = hp.rms_eps;
+
+  const DeviceWeight& emb = m_.tok_embd();
+  GGUFSCOPE_TRY(GetRows(ctx_, emb.type, emb.data, emb.rows, emb.cols, ids, n, x));
+  if (fam.embed_scale) GGUFSCOPE_TRY(Scale(ctx_, x, n * E, std::sqrt(static_cast<float>(hp.n_embd)), x));
+  GGUFSCOPE_TRY(Capture(trace, "inp_embd", -1, x, n, E));
+  const float kq_scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  const RopeMode rope = fam.rope == reference::RopeType::kNorm ? RopeMode::kNorm : RopeMode::kNeox;
+  const GluKind glu = fam.act == reference::Activation::kSilu ? GluKind::kSwiglu : GluKind::kGegluTanh;
+  for (int l = 0; l < hp.n_layers; ++l) {
+    const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
+    GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
+    GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
+    GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
+    GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
+    GGUFSCOPE_TRY(Linear(L.wv, cur, n, v));
+    if (L.bq != nullptr) GGUFSCOPE_TRY(Add(ctx_, q, L.bq, n, q_dim, 1, q));
+    if (L.bk != nullptr) GGUFSCOPE_TRY(Add(ctx_, k, L.bk, n, kv_dim, 1, k));
+    if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
+    if (fam.qk_norm) {
+      GGUFSCOPE_TRY(RmsNorm(ctx_, q, L.q_norm, int64_t{n} * hp.n_head, hd, eps, q));
+      GGUFSCOPE_TRY(RmsNorm(ctx_, k, L.k_norm, int64_t{n} * hp.n_head_kv, hd, eps, k));
+    }
+    // As the reference: sliding-window layers (all but every swa_pattern-th)
+    // see the last n_swa positions and rotate with their own base.
+    const bool swa = fam.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % fam.swa_pattern != 0;
+    const float base = swa ? fam.rope_base_swa : hp.rope_base;
+    GGUFSCOPE_TRY(Rope(ctx_, q, pos, n, hp.n_head, hp.head_dim, hp.n_rot, base, rope, q));
+    GGUFSCOPE_TRY(Rope(ctx_, k, pos, n, hp.n_head_kv, hp.head_dim, hp.n_rot, base, rope, k));
+    GGUFSCOPE_TRY(Capture(trace, "Qcur", l, q, n, q_dim));
+    GGUFSCOPE_TRY(Capture(trace, "Kcur", l, k, n, kv_dim));
+    GGUFSCOPE_TRY(Capture(trace, "Vcur", l, v, n, kv_dim));
+    const size_t layer_off = static_cast<size_t>(l) * static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_dim);
+    float* kc = k_cache_.as<float>() + layer_off;
+    float* vc = v_cache_.as<float>() + layer_off;
+    GGUFSCOPE_TRY(StoreRows(ctx_, k, pos, n, kv_dim, kc, n_ctx_));
+    GGUFSCOPE_TRY(StoreRows(ctx_, v, pos, n, kv_dim, vc, n_ctx_));
+    GGUFSCOPE_TRY(Attention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
+                            swa ? hp.n_swa : 0, attn));
+    GGUFSCOPE_TRY(Capture(trace, "kqv_out", l, attn, n, q_dim));
+    GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
+    if (fam.post_norms) GGUFSCOPE_TRY(RmsNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp));
+    GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
+    GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+    GGUFSCOPE_TRY(Capture(trace, "ffn_inp", l, x, n, E));
+    GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
+    GGUFSCOPE_TRY(Capture(trace, "ffn_norm", l, cur, n, E));
+    GGUFSCOPE_TRY(Linear(L.w_gate, cur, n, gate));
+    GGUFSCOPE_TRY(Linear(L.w_up, cur, n, up));
+    GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
+    GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
+    GGUFSCOPE_TRY(Glu(ctx_, glu, gate, up, n * F, gate));
+    GGUFSCOPE_TRY(Linear(L.w_down, gate, n, tmp));
+    if (fam.post_norms) GGUFSCOPE_TRY(RmsNorm(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp));
+    GGUFSCOPE_TRY(Capture(trace, "ffn_out", l, tmp, n, E));
+    GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+    GGUFSCOPE_TRY(Capture(trace, "l_out", l, x, n, E));
+  }
+  // The output head on every row (all_logits) or the last; its input is
+  // normed into `cur`, whose start is 16-byte aligned as MatVec needs.
+  const int rows = all_logits ? n : 1;
+  GGUFSCOPE_TRY(RmsNorm(ctx_, x + (n - rows) * E, m_.output_norm(), rows, E, eps, cur));
+  GGUFSCOPE_TRY(Capture(trace, "result_norm", -1, cur, rows, E));
+  GGUFSCOPE_TRY(Linear(m_.output(), cur, rows, logits));
+  if (hp.final_softcap > 0) GGUFSCOPE_TRY(Softcap(ctx_, logits, rows * V, hp.final_softcap, logits));
+  GGUFSCOPE_TRY(Capture(trace, "result_output", -1, logits, rows, V));
+  return {};
+}
+
+#undef GGUFSCOPE_TRY
+
+}  // namespace ggufscope::cuda

@@ -1,0 +1,142 @@
+// The CUDA forward pass: the reference model (reference_cpu/model.h) on one
+// GPU, with the reference's semantics and Session::Eval contract, built from
+// the ops of ops.h. Matrices go to the device as the file's GGUF blocks,
+// unchanged; norms and biases as f32; the KV cache is f32. Prefill runs the
+// matrix products through cuBLAS (f32), decode through the mat-vec kernels;
+// a decode step without a trace is replayed as a CUDA graph. Intermediates
+// are copied to the host only when a TraceSink is attached, under the
+// reference's (llama.cpp's) names.
+//
+// Host-facing: no CUDA types. In a build without CUDA, Model::Upload fails
+// with "built without CUDA" (the Context cannot be created in the first
+// place).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cuda_runtime/buffer.h"
+#include "cuda_runtime/device.h"
+#include "cuda_runtime/graph.h"
+#include "cuda_runtime/status.h"
+#include "gguf/error.h"
+#include "reference_cpu/forward.h"
+#include "reference_cpu/model.h"
+
+namespace ggufscope::cuda {
+
+// A matrix on the device in its GGUF type: the file's bytes, rows of
+// `cols` elements (whole blocks) one after another.
+struct DeviceWeight {
+  gguf::GgmlType type = gguf::GgmlType::kF32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;  // rows * row_bytes bytes in the model's arena
+};
+
+// Pointers into the model's arena; null where the family has no such tensor.
+struct DeviceLayer {
+  const float* attn_norm = nullptr;                      // (n_embd)
+  DeviceWeight wq, wk, wv, wo;                           // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // (n_head*hd), (n_kv*hd) x2
+  const float *q_norm = nullptr, *k_norm = nullptr;      // (head_dim) each
+  const float *post_attn_norm = nullptr, *post_ffn_norm = nullptr;  // (n_embd) each
+  const float* ffn_norm = nullptr;                       // (n_embd)
+  DeviceWeight w_gate, w_up, w_down;                     // (n_ff, n_embd) x2, (n_embd, n_ff)
+};
+
+// Errors of the device (a failed CUDA call, memory, a build without CUDA)
+// come back from Upload and Eval as this Error: code kUnsupported, field
+// "CUDA", `actual` the device's message. Input errors (token ids, a full
+// context) are the reference's errors.
+gguf::Error DeviceError(const Status& status);
+bool IsDeviceError(const gguf::Error& error);
+
+class Model {
+ public:
+  // Copies every weight of `m` to ctx's device in one allocation. ctx must
+  // outlive the model (and every session of it).
+  static gguf::Result<std::unique_ptr<Model>> Upload(Context& ctx, const reference::Model& m);
+
+  Context& context() const { return *ctx_; }
+  const reference::Family& family() const { return family_; }
+  const reference::HParams& hp() const { return hp_; }
+  const DeviceWeight& tok_embd() const { return tok_embd_; }
+  const DeviceWeight& output() const { return output_; }  // tok_embd's bytes when tied
+  const float* output_norm() const { return output_norm_; }
+  const std::vector<DeviceLayer>& layers() const { return layers_; }
+  size_t device_bytes() const { return arena_.size(); }
+  // True when every matrix a decode step multiplies has a direct mat-vec
+  // kernel: the step then launches only this library's kernels (no cuBLAS,
+  // no workspace) and can be captured as a graph.
+  bool decode_capturable() const { return decode_capturable_; }
+
+ private:
+  Model() = default;
+  Context* ctx_ = nullptr;
+  reference::Family family_;
+  reference::HParams hp_;
+  DeviceBuffer arena_;
+  DeviceWeight tok_embd_, output_;
+  const float* output_norm_ = nullptr;
+  std::vector<DeviceLayer> layers_;
+  bool decode_capturable_ = false;
+};
+
+struct SessionOptions {
+  // Replay one-token steps without a trace as a CUDA graph (when the model
+  // is decode_capturable). Off: every step is launched op by op.
+  bool cuda_graph = true;
+};
+
+class Session {
+ public:
+  // n_ctx: the most positions the session holds (KV cache rows).
+  static gguf::Result<std::unique_ptr<Session>> Create(const Model& model, int n_ctx,
+                                                       SessionOptions options = {});
+
+  // As reference::Session::Eval: runs `tokens` at positions n_past()..;
+  // returns logits (n_tokens, n_vocab) when all_logits, else (1, n_vocab)
+  // for the last token. Token ids out of range or a full context are the
+  // reference's errors, found before anything runs.
+  gguf::Result<reference::RowMatrix> Eval(std::span<const int32_t> tokens, bool all_logits,
+                                          reference::TraceSink* trace = nullptr);
+
+  int n_past() const { return n_past_; }
+  void Reset() { n_past_ = 0; }
+  // Steps replayed from the captured graph so far (for tests and benchmarks).
+  int graph_replays() const { return graph_replays_; }
+
+ private:
+  explicit Session(const Model& model) : m_(model), ctx_(model.context()) {}
+  Status Reserve(int64_t n_tokens);  // activation buffers for n_tokens rows
+  Status Forward(int n, bool all_logits, reference::TraceSink* trace);
+  Status DecodeGraphStep();
+  Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
+  Status Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,
+                 int64_t cols);
+
+  const Model& m_;
+  Context& ctx_;
+  int n_ctx_ = 0;
+  int n_past_ = 0;
+  SessionOptions options_;
+  // Per layer, one after another: (n_layers, n_ctx, n_head_kv * head_dim) f32.
+  DeviceBuffer k_cache_, v_cache_;
+  // Activations for up to capacity_ tokens (row-major, one row per token).
+  int64_t capacity_ = 0;
+  DeviceBuffer ids_, pos_;     // (capacity) int32: token ids, positions
+  DeviceBuffer x_, cur_, tmp_;  // (capacity, n_embd): residual, normed input, block output
+  DeviceBuffer q_, attn_;      // (capacity, n_head * hd)
+  DeviceBuffer k_, v_;         // (capacity, n_head_kv * hd)
+  DeviceBuffer gate_, up_;     // (capacity, n_ff)
+  DeviceBuffer logits_;        // (capacity, n_vocab)
+  StreamGraph graph_;          // the decode step, valid while the buffers above stay put
+  bool graph_failed_ = false;  // capture was tried and failed: decode op by op
+  int graph_replays_ = 0;
+  std::vector<int32_t> host_pos_;
+};
+
+}  // namespace ggufscope::cuda
