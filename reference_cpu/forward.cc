@@ -63,6 +63,17 @@ T GeluTanh(T x) {
   return T(0.5) * x * (T(1) + std::tanh(kSqrt2OverPi * x * (T(1) + T(0.044715) * x * x)));
 }
 
+// f32 -> IEEE half (round to nearest even, overflow to inf) -> f32, for
+// the f16-softmax fault.
+float ToF16AndBack(float f) {
+  if (!(std::fabs(f) < 65520.0f)) return std::isnan(f) ? f : std::copysign(INFINITY, f);
+  if (std::fabs(f) < 6.103515625e-05f) return std::nearbyint(f * 16777216.0f) / 16777216.0f;  // subnormal step 2^-24
+  int e = 0;
+  std::frexp(f, &e);
+  const float step = std::ldexp(1.0f, e - 11);  // 11 significant bits
+  return std::nearbyint(f / step) * step;
+}
+
 template <typename T>
 void AddBias(Mat<T>& x, const Vector& b) {
   if (b.size() > 0) x.rowwise() += b.transpose().template cast<T>();
@@ -128,34 +139,46 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
   std::vector<Mat<T>>& k_cache = Cache<T>(false);
   std::vector<Mat<T>>& v_cache = Cache<T>(true);
   const int hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
+  // Injected faults (faults.h) that change constants.
+  const float eps = fault_ == Fault::kWrongRmsEps ? 1e-2f : hp.rms_eps;
+  RopeType rope = m_.family.rope;
+  if (fault_ == Fault::kNormRopeForNeox) rope = rope == RopeType::kNorm ? RopeType::kNeox : RopeType::kNorm;
   const T kq_scale = hp.attn_scale > 0 ? static_cast<T>(hp.attn_scale) : T(1) / std::sqrt(static_cast<T>(hd));
   Mat<T> q, k, v, attn_out, g, u, ffn_out;
   for (int l = 0; l < hp.n_layers; ++l) {
     const Layer& L = m_.layers[static_cast<size_t>(l)];
     Mat<T> cur = x;
-    RmsNorm(cur, L.attn_norm, hp.rms_eps);
+    RmsNorm(cur, L.attn_norm, eps);
     cap("attn_norm", l, cur);
     MatMul(cur, L.wq, q);
     MatMul(cur, L.wk, k);
     MatMul(cur, L.wv, v);
-    AddBias(q, L.bq);
-    AddBias(k, L.bk);
-    AddBias(v, L.bv);
+    if (fault_ != Fault::kDropQkvBias) {
+      AddBias(q, L.bq);
+      AddBias(k, L.bk);
+      AddBias(v, L.bv);
+    }
     if (m_.family.qk_norm) {
-      HeadNorm(q, L.q_norm, hp.n_head, hd, hp.rms_eps);
-      HeadNorm(k, L.k_norm, hp.n_head_kv, hd, hp.rms_eps);
+      HeadNorm(q, L.q_norm, hp.n_head, hd, eps);
+      HeadNorm(k, L.k_norm, hp.n_head_kv, hd, eps);
     }
     // Sliding-window layers (all but every swa_pattern-th) see only the last
     // n_swa positions and rotate with their own base.
     const bool swa = m_.family.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % m_.family.swa_pattern != 0;
     const float base = swa ? m_.family.rope_base_swa : hp.rope_base;
-    Rope(q, hp.n_head, hd, hp.n_rot, base, m_.family.rope, n_past_);
-    Rope(k, hp.n_head_kv, hd, hp.n_rot, base, m_.family.rope, n_past_);
+    Rope(q, hp.n_head, hd, hp.n_rot, base, rope, n_past_);
+    Rope(k, hp.n_head_kv, hd, hp.n_rot, base, rope, n_past_);
     cap("Qcur", l, q);
     cap("Kcur", l, k);
     cap("Vcur", l, v);
-    k_cache[static_cast<size_t>(l)].middleRows(n_past_, n) = k;
-    v_cache[static_cast<size_t>(l)].middleRows(n_past_, n) = v;
+    // kKvOffByOne: slot p+1 gets position p's entry (the last one is
+    // dropped at the end of the cache); slot p keeps what was there.
+    const int slot = fault_ == Fault::kKvOffByOne ? n_past_ + 1 : n_past_;
+    const int n_store = std::min(n, n_ctx_ - slot);
+    if (n_store > 0) {
+      k_cache[static_cast<size_t>(l)].middleRows(slot, n_store) = k.topRows(n_store);
+      v_cache[static_cast<size_t>(l)].middleRows(slot, n_store) = v.topRows(n_store);
+    }
     const Mat<T>& kc = k_cache[static_cast<size_t>(l)];
     const Mat<T>& vc = v_cache[static_cast<size_t>(l)];
     Mat<T> attn(n, hp.n_head * hd);  // (n_tokens, n_head * hd): kqv_out
@@ -169,7 +192,7 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
         const int n_keys = n_past_ + i + 1;  // causal: this token and all before it
         const int first = swa ? std::max(0, n_keys - hp.n_swa) : 0;
         std::vector<T> p(static_cast<size_t>(n_keys));
-        const int kvh = h / group;
+        const int kvh = fault_ == Fault::kWrongGqaMap ? h % hp.n_head_kv : h / group;
         const T* qi = q.row(i).data() + h * hd;
         T mx = -std::numeric_limits<T>::infinity();
         for (int j = 0; j < n_keys; ++j) {
@@ -184,9 +207,18 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
           mx = std::max(mx, p[static_cast<size_t>(j)]);
         }
         double sum = 0;
-        for (T& e : p) {
-          e = std::exp(e - mx);  // exp(-inf) = 0 for masked keys
-          sum += e;
+        if (fault_ == Fault::kF16Softmax) {
+          // exp(score) rounded to f16 with no max subtracted: inf past 11.09
+          for (T& e : p) {
+            e = static_cast<T>(ToF16AndBack(std::exp(static_cast<float>(e))));
+            sum += e;
+          }
+          sum = static_cast<double>(ToF16AndBack(static_cast<float>(sum)));
+        } else {
+          for (T& e : p) {
+            e = std::exp(e - mx);  // exp(-inf) = 0 for masked keys
+            sum += e;
+          }
         }
         T* out = attn.row(i).data() + h * hd;
         std::fill(out, out + hd, T(0));
@@ -199,13 +231,24 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
       }
     }
     cap("kqv_out", l, attn);
-    MatMul(attn, L.wo, attn_out);
-    if (m_.family.post_norms) RmsNorm(attn_out, L.post_attn_norm, hp.rms_eps);
+    if (fault_ == Fault::kTransposedGemm && L.wo.rows() == L.wo.cols()) {
+      // attn * W instead of attn * W^T (a square W makes the shapes fit)
+      Mat<T> wd(L.wo.rows(), L.wo.cols());
+      std::vector<float> wrow(static_cast<size_t>(L.wo.cols()));
+      for (int64_t r = 0; r < L.wo.rows(); ++r) {
+        L.wo.DequantizeRows(r, 1, wrow.data());
+        for (int64_t c = 0; c < L.wo.cols(); ++c) wd(r, c) = static_cast<T>(wrow[static_cast<size_t>(c)]);
+      }
+      attn_out = attn * wd;
+    } else {
+      MatMul(attn, L.wo, attn_out);
+    }
+    if (m_.family.post_norms) RmsNorm(attn_out, L.post_attn_norm, eps);
     cap("attn_out", l, attn_out);
     x += attn_out;
     cap("ffn_inp", l, x);
     cur = x;
-    RmsNorm(cur, L.ffn_norm, hp.rms_eps);
+    RmsNorm(cur, L.ffn_norm, eps);
     cap("ffn_norm", l, cur);
     MatMul(cur, L.w_gate, g);
     MatMul(cur, L.w_up, u);
@@ -217,14 +260,14 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
       g = g.unaryExpr([](T z) { return GeluTanh(z); }).cwiseProduct(u);  // GeGLU
     }
     MatMul(g, L.w_down, ffn_out);
-    if (m_.family.post_norms) RmsNorm(ffn_out, L.post_ffn_norm, hp.rms_eps);
+    if (m_.family.post_norms) RmsNorm(ffn_out, L.post_ffn_norm, eps);
     cap("ffn_out", l, ffn_out);
     x += ffn_out;
     cap("l_out", l, x);
   }
   n_past_ += n;
   Mat<T> last = all_logits ? x : Mat<T>(x.bottomRows(1));
-  RmsNorm(last, m_.output_norm, hp.rms_eps);
+  RmsNorm(last, m_.output_norm, eps);
   cap("result_norm", -1, last);
   Mat<T> logits;
   MatMul(last, m_.OutputMatrix(), logits);

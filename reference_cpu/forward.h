@@ -9,6 +9,7 @@
 #include <span>
 #include <string_view>
 
+#include "reference_cpu/faults.h"
 #include "reference_cpu/model.h"
 
 namespace ggufscope::reference {
@@ -42,6 +43,11 @@ class Session {
   void Reset() { n_past_ = 0; }
   Precision precision() const { return precision_; }
 
+  // Makes this session an "engine under test" with a known bug (faults.h),
+  // from the next Eval on; kNone restores the reference.
+  void InjectFault(Fault f) { fault_ = f; }
+  Fault fault() const { return fault_; }
+
  private:
   template <typename T>
   gguf::Result<RowMatrix> EvalT(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace);
@@ -51,6 +57,7 @@ class Session {
   const Model& m_;
   int n_ctx_;
   Precision precision_;
+  Fault fault_ = Fault::kNone;
   int n_past_ = 0;
   // Per layer: (n_ctx, n_head_kv * head_dim), in the session's precision.
   std::vector<Mat<float>> k_cache_, v_cache_;
