@@ -59,7 +59,7 @@ TEST_F(WhatIf, DamageHurtsAndItsRepairRestores) {
 }
 
 TEST_F(WhatIf, RepairingWhatIsNotBrokenMakesItWorse) {
-  for (const char* t : {"output_norm.weight", "blk.0.ffn_norm.weight", "blk.1.attn_q.weight"}) {
+  for (const char* t : {"output_norm.weight", "blk.0.ffn_norm.weight", "blk.1.ffn_up.weight"}) {
     auto m = Load();
     const double clean = Ppl(*m);
     ASSERT_TRUE(ApplyRepair(*m, t, {Repair::Kind::kScale, 7.0}).ok()) << t;
