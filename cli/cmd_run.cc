@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 
 #include "cli/exit_codes.h"
+#include "cuda_runtime/device.h"
+#include "cuda_runtime/forward.h"
 #include "gguf/file.h"
 #include "inspect/info.h"
 #include "inspect/npy.h"
@@ -40,10 +44,32 @@ std::string Piece(const gguf::GgufFile& f, int32_t id) {
   return out;
 }
 
+// Eval of a fresh session of the chosen backend (reference::Session::Eval's contract).
+using EvalFn = std::function<gguf::Result<reference::RowMatrix>(std::span<const int32_t>, bool all_logits)>;
+
+gguf::Result<EvalFn> OpenSession(const reference::Model& cpu, const cuda::Model* gpu, int n_ctx,
+                                 reference::Precision precision) {
+  if (gpu == nullptr) {
+    auto s = std::make_shared<reference::Session>(cpu, n_ctx, precision);
+    return EvalFn([s](std::span<const int32_t> t, bool all) { return s->Eval(t, all); });
+  }
+  gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*gpu, n_ctx);
+  if (!s.ok()) return s.error();
+  std::shared_ptr<cuda::Session> shared = std::move(s).value();
+  return EvalFn([shared](std::span<const int32_t> t, bool all) { return shared->Eval(t, all); });
+}
+
+// A failed forward pass: bad input (exit 64) or the device failing (69).
+int ForwardFailure(const gguf::Error& e) {
+  fmt::print(stderr, "ggufscope: {}\n", e.Message());
+  return cuda::IsDeviceError(e) ? kExitUnavailable : kExitUsage;
+}
+
 }  // namespace
 
 CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
-  CLI::App* run = app.add_subcommand("run", "Generate with the CPU reference forward pass (llama, qwen2, qwen3, gemma3)");
+  CLI::App* run = app.add_subcommand(
+      "run", "Generate with the CPU reference or CUDA forward pass (llama, qwen2, qwen3, gemma3)");
   run->add_option("model", opt->model, "GGUF file")->required();
   CLI::Option* p = run->add_option("-p,--prompt", opt->prompt, "Prompt text");
   CLI::Option* t = run->add_option("--tokens", opt->tokens, "Prompt as comma-separated token ids");
@@ -57,6 +83,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
   run->add_flag("--chat", opt->chat, "Wrap the prompt in the model's chat format (ChatML, Gemma turns, Llama-3 headers)");
   run->add_option("--logits-out", opt->logits_out, "Write the prompt's logits (n_tokens x n_vocab) as .npy");
   run->add_flag("--json", opt->json, "Print the generated ids and text as JSON");
+  run->add_option("--backend", opt->backend, "Forward pass: cpu (the reference, default) or cuda (f32 on a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  run->add_option("--device", opt->device, "CUDA device index for --backend cuda (default 0; see `ggufscope devices`)")
+      ->check(CLI::Range(0, 1023));
   AddComputeOptions(run, &opt->compute);
   return run;
 }
@@ -108,13 +138,45 @@ int RunRun(const RunCliOptions& opt) {
     fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, model.error().Message());
     return kExitUnreadable;
   }
-  if (!opt.logits_out.empty()) {
-    reference::Session s(**model, static_cast<int>(prompt.size()), opt.compute.Precision());
-    gguf::Result<reference::RowMatrix> logits = s.Eval(prompt, true);
-    if (!logits.ok()) {
-      fmt::print(stderr, "ggufscope: {}\n", logits.error().Message());
+  // --backend cuda: the model goes to the GPU once; each session below is a
+  // KV cache on it. The context outlives the model, which outlives the sessions.
+  std::unique_ptr<cuda::Context> cuda_ctx;
+  std::unique_ptr<cuda::Model> cuda_model;
+  std::string backend_label = "CPU reference";
+  if (opt.backend == "cuda") {
+    if (opt.compute.precision == "f64") {
+      fmt::print(stderr, "ggufscope: --precision f64 is the CPU reference's; the CUDA pass computes in f32\n");
       return kExitUsage;
     }
+    std::string why;
+    const std::vector<cuda::DeviceInfo> devices = cuda::ListDevices(&why);
+    if (devices.empty()) {
+      fmt::print(stderr, "ggufscope: --backend cuda: {}\n", why);
+      return kExitUnavailable;
+    }
+    if (static_cast<size_t>(opt.device) >= devices.size()) {
+      fmt::print(stderr, "ggufscope: --device {}: {} CUDA device(s) visible\n", opt.device, devices.size());
+      return kExitUnavailable;
+    }
+    cuda_ctx = cuda::Context::Create(opt.device, &why);
+    if (cuda_ctx == nullptr) {
+      fmt::print(stderr, "ggufscope: --backend cuda: {}\n", why);
+      return kExitUnavailable;
+    }
+    gguf::Result<std::unique_ptr<cuda::Model>> up = cuda::Model::Upload(*cuda_ctx, **model);
+    if (!up.ok()) {
+      fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, up.error().Message());
+      return cuda::IsDeviceError(up.error()) ? kExitUnavailable : kExitUnreadable;
+    }
+    cuda_model = std::move(up).value();
+    backend_label = fmt::format("CUDA on cuda:{} {}", opt.device, devices[static_cast<size_t>(opt.device)].name);
+  }
+  if (!opt.logits_out.empty()) {
+    gguf::Result<EvalFn> eval =
+        OpenSession(**model, cuda_model.get(), static_cast<int>(prompt.size()), opt.compute.Precision());
+    if (!eval.ok()) return ForwardFailure(eval.error());
+    gguf::Result<reference::RowMatrix> logits = (*eval)(prompt, true);
+    if (!logits.ok()) return ForwardFailure(logits.error());
     const gguf::Status w = inspect::WriteNpyF32(opt.logits_out, std::span<const float>(logits->data(), logits->size()),
                                                 {logits->rows(), logits->cols()});
     if (!w.ok()) {
@@ -142,30 +204,31 @@ int RunRun(const RunCliOptions& opt) {
   so.top_k = opt.top_k;
   so.top_p = opt.top_p;
   so.seed = opt.seed;
-  so.precision = opt.compute.Precision();
+  const int n_ctx = static_cast<int>(prompt.size()) + opt.n_predict + 1;
+  gguf::Result<EvalFn> eval = OpenSession(**model, cuda_model.get(), n_ctx, opt.compute.Precision());
+  if (!eval.ok()) return ForwardFailure(eval.error());
   const auto t0 = std::chrono::steady_clock::now();
-  gguf::Result<std::vector<int32_t>> out = reference::Generate(
-      **model, prompt, opt.n_predict, so, stop, [&](int32_t id) {
+  gguf::Result<std::vector<int32_t>> out = reference::GenerateWith(
+      [&eval](std::span<const int32_t> t) { return (*eval)(t, false); }, prompt, opt.n_predict, so, stop,
+      [&](int32_t id) {
         if (opt.json || std::find(stop.begin(), stop.end(), id) != stop.end()) return;
         fmt::print("{}", piece(id));  // streamed as produced
         std::fflush(stdout);
       });
-  if (!out.ok()) {
-    fmt::print(stderr, "ggufscope: {}\n", out.error().Message());
-    return kExitUsage;
-  }
+  if (!out.ok()) return ForwardFailure(out.error());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opt.json) {
     std::string text;
     for (int32_t id : *out) text += piece(id);
     fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs},
-                                          {"chat_format", reference::ChatFormatName(chat)}}));
+                                          {"chat_format", reference::ChatFormatName(chat)}, {"backend", opt.backend}}));
   } else {
     fmt::print("\n");
     std::fflush(stdout);
-    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, {}, CPU reference]\n", out->size(), secs,
+    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, {}, {}]\n", out->size(), secs,
                static_cast<double>(out->size()) / std::max(secs, 1e-9),
-               opt.temp <= 0 ? std::string("greedy") : fmt::format("temp {} top-k {} top-p {} seed {}", opt.temp, opt.top_k, opt.top_p, opt.seed));
+               opt.temp <= 0 ? std::string("greedy") : fmt::format("temp {} top-k {} top-p {} seed {}", opt.temp, opt.top_k, opt.top_p, opt.seed),
+               backend_label);
   }
   return kExitOk;
 }

@@ -1,4 +1,5 @@
-// `ggufscope run`: the CPU reference generating from a model.
+// `ggufscope run`: generating from a model with the CPU reference or the
+// CUDA forward pass.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,8 @@ struct RunCliOptions {
   bool chat = false;
   std::string logits_out;  // .npy of the prompt's logits (all positions)
   bool json = false;
+  std::string backend = "cpu";  // cpu | cuda
+  int device = 0;               // CUDA device index (--backend cuda)
   ComputeOptions compute;
 };
 

@@ -10,12 +10,15 @@
 #include <map>
 #include <vector>
 
+#include "cli/cmd_compare.h"
 #include "cli/cmd_corrupt.h"
+#include "cli/cmd_doctor.h"
 #include "cli/cmd_hash.h"
 #include "cli/cmd_import.h"
 #include "cli/cmd_perplexity.h"
 #include "cli/cmd_run.h"
 #include "cli/cmd_tokenize.h"
+#include "cli/cmd_trace.h"
 #include "cli/exit_codes.h"
 #include "cuda_runtime/device.h"
 #include "gguf/dequant.h"
@@ -339,6 +342,13 @@ int Main(int argc, char** argv) {
   CorruptCliOptions corrupt_opt;
   CLI::App* corrupt_cmd = AddCorruptCommand(app, &corrupt_opt);
 
+  TraceCliOptions trace_opt;
+  CLI::App* trace_cmd = AddTraceCommand(app, &trace_opt);
+  CompareCliOptions compare_opt;
+  CLI::App* compare_cmd = AddCompareCommand(app, &compare_opt);
+  DoctorCliOptions doctor_opt;
+  CLI::App* doctor_cmd = AddDoctorCommand(app, &doctor_opt);
+
   CLI::App* devices = app.add_subcommand("devices", "List CUDA devices");
   devices->add_flag("--json", json, "Machine-readable output");
 
@@ -362,6 +372,9 @@ int Main(int argc, char** argv) {
   if (*corrupt_cmd) return RunCorrupt(corrupt_opt);
   if (*hash) return RunHash(hash_opt);
   if (*run_cmd) return RunRun(run_opt);
+  if (*trace_cmd) return RunTrace(trace_opt);
+  if (*compare_cmd) return RunCompare(compare_opt, *compare_cmd);
+  if (*doctor_cmd) return RunDoctor(doctor_opt);
   if (*import_cmd) return RunImport(import_opt);
   if (*tokenize_cmd) return RunTokenize(tokenize_opt);
   if (*ppl_cmd) return RunPerplexity(ppl_opt);

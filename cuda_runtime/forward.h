@@ -38,13 +38,14 @@ struct DeviceWeight {
 
 // Pointers into the model's arena; null where the family has no such tensor.
 struct DeviceLayer {
-  const float* attn_norm = nullptr;                      // (n_embd)
-  DeviceWeight wq, wk, wv, wo;                           // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
-  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // (n_head*hd), (n_kv*hd) x2
-  const float *q_norm = nullptr, *k_norm = nullptr;      // (head_dim) each
+  const float* attn_norm = nullptr;                                 // (n_embd)
+  DeviceWeight wq, wk, wv;                                          // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2
+  DeviceWeight wo;                                                  // (n_embd, n_head*hd)
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;          // (n_head*hd), (n_kv*hd) x2
+  const float *q_norm = nullptr, *k_norm = nullptr;                 // (head_dim) each
   const float *post_attn_norm = nullptr, *post_ffn_norm = nullptr;  // (n_embd) each
-  const float* ffn_norm = nullptr;                       // (n_embd)
-  DeviceWeight w_gate, w_up, w_down;                     // (n_ff, n_embd) x2, (n_embd, n_ff)
+  const float* ffn_norm = nullptr;                                  // (n_embd)
+  DeviceWeight w_gate, w_up, w_down;                                // (n_ff, n_embd) x2, (n_embd, n_ff)
 };
 
 // Errors of the device (a failed CUDA call, memory, a build without CUDA)

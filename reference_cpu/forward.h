@@ -40,6 +40,7 @@ class Session {
   gguf::Result<RowMatrix> Eval(std::span<const int32_t> tokens, bool all_logits, TraceSink* trace = nullptr);
 
   int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
   void Reset() { n_past_ = 0; }
   Precision precision() const { return precision_; }
 

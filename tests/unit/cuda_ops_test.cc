@@ -11,6 +11,7 @@
 // says why.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -623,6 +624,109 @@ TEST_F(CudaOps, AddIsExactElementwiseAndBroadcast) {
   }
 }
 
+// One f32 multiplication per element: bit-identical to the CPU's.
+TEST_F(CudaOps, ScaleIsExact) {
+  for (const int64_t n : {1, 17, 4097}) {
+    const std::vector<float> x = RandomFloats(n, rng_);
+    const float s = std::sqrt(2048.0f);
+    DeviceBuffer d_x = Upload(x), d_y = Poisoned(n);
+    ExpectOk(Scale(*ctx_, d_x.as<float>(), n, s, d_y.as<float>()));
+    const std::vector<float> got = Download<float>(d_y.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(Bits(got[i]), Bits(x[i] * s)) << i;
+  }
+}
+
+TEST_F(CudaOps, SoftcapMatchesFloat64) {
+  for (const int64_t n : {1, 17, 4097}) {
+    for (const float cap : {5.0f, 30.0f}) {
+      SCOPED_TRACE("n=" + std::to_string(n) + " cap " + std::to_string(cap));
+      const std::vector<float> x = RandomFloats(n, rng_, 20.0);
+      Reference want(n);
+      for (int64_t i = 0; i < n; ++i) want.value[i] = cap * std::tanh(static_cast<double>(x[i]) / cap);
+      want.ScaleByValue();
+      DeviceBuffer d_x = Upload(x), d_y = Poisoned(n);
+      ExpectOk(Softcap(*ctx_, d_x.as<float>(), n, cap, d_y.as<float>()));
+      const std::vector<float> got = Download<float>(d_y.data(), n);
+      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+    }
+  }
+}
+
+// Rows land at their indices; other rows and out-of-range indices are untouched.
+TEST_F(CudaOps, StoreRowsScattersByIndex) {
+  const int64_t n_cols = 72, n_dst = 9;
+  const std::vector<float> src = RandomFloats(4 * n_cols, rng_), dst0 = RandomFloats(n_dst * n_cols, rng_);
+  const std::vector<int32_t> rows = {5, 0, -1, 9};  // the last two are outside the table
+  DeviceBuffer d_src = Upload(src), d_rows = Upload(rows), d_dst = Upload(dst0);
+  ExpectOk(StoreRows(*ctx_, d_src.as<float>(), d_rows.as<int32_t>(), 4, n_cols, d_dst.as<float>(), n_dst));
+  const std::vector<float> got = Download<float>(d_dst.data(), dst0.size());
+  for (int64_t r = 0; r < n_dst; ++r) {
+    const int64_t from = r == 5 ? 0 : r == 0 ? 1 : -1;
+    for (int64_t c = 0; c < n_cols; ++c) {
+      const float want = from >= 0 ? src[from * n_cols + c] : dst0[r * n_cols + c];
+      ASSERT_EQ(Bits(got[r * n_cols + c]), Bits(want)) << "row " << r << " col " << c;
+    }
+  }
+}
+
+// Causal attention over a cache of 300 rows (three tiles of the kernel's
+// 128 keys), grouped heads, sliding windows, against float64. The error
+// scale of an output is sum_j p_j |v_j| (its terms' magnitudes).
+TEST_F(CudaOps, AttentionMatchesFloat64) {
+  const int64_t n_cache = 300;
+  const std::vector<int32_t> positions = {0, 1, 7, 127, 128, 129, 255, 299};
+  const int64_t n_tokens = static_cast<int64_t>(positions.size());
+  struct Heads {
+    int n_head, n_head_kv, head_dim;
+  };
+  for (const Heads hs : {Heads{1, 1, 1}, Heads{4, 4, 8}, Heads{6, 2, 64}, Heads{8, 1, 80}, Heads{2, 1, 256},
+                         Heads{1, 1, 512}}) {
+    for (const int window : {0, 1, 8, 200}) {
+      SCOPED_TRACE("heads " + std::to_string(hs.n_head) + "/" + std::to_string(hs.n_head_kv) + " head_dim " +
+                   std::to_string(hs.head_dim) + " window " + std::to_string(window));
+      const int64_t q_w = int64_t{hs.n_head} * hs.head_dim, kv_w = int64_t{hs.n_head_kv} * hs.head_dim;
+      const std::vector<float> q = RandomFloats(n_tokens * q_w, rng_), k = RandomFloats(n_cache * kv_w, rng_),
+                               v = RandomFloats(n_cache * kv_w, rng_);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hs.head_dim));
+      Reference want(static_cast<size_t>(n_tokens * q_w));
+      const int group = hs.n_head / hs.n_head_kv;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const int64_t n_keys = positions[t] + 1;
+        const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+        for (int h = 0; h < hs.n_head; ++h) {
+          const int64_t kv_off = int64_t{h / group} * hs.head_dim;
+          std::vector<double> p(static_cast<size_t>(n_keys - first));
+          double mx = -std::numeric_limits<double>::infinity(), sum = 0;
+          for (int64_t j = first; j < n_keys; ++j) {
+            double dot = 0;
+            for (int d = 0; d < hs.head_dim; ++d) {
+              dot += static_cast<double>(q[t * q_w + h * hs.head_dim + d]) * k[j * kv_w + kv_off + d];
+            }
+            p[j - first] = dot * scale;
+            mx = std::max(mx, p[j - first]);
+          }
+          for (double& e : p) sum += e = std::exp(e - mx);
+          for (int d = 0; d < hs.head_dim; ++d) {
+            double acc = 0, mag = 0;
+            for (int64_t j = first; j < n_keys; ++j) {
+              acc += p[j - first] / sum * v[j * kv_w + kv_off + d];
+              mag += p[j - first] / sum * std::abs(v[j * kv_w + kv_off + d]);
+            }
+            want.value[t * q_w + h * hs.head_dim + d] = acc;
+            want.scale[t * q_w + h * hs.head_dim + d] = mag;
+          }
+        }
+      }
+      DeviceBuffer d_q = Upload(q), d_k = Upload(k), d_v = Upload(v), d_pos = Upload(positions),
+                   d_out = Poisoned(q.size());
+      ExpectOk(Attention(*ctx_, d_q.as<float>(), d_k.as<float>(), d_v.as<float>(), n_cache, d_pos.as<int32_t>(),
+                         n_tokens, hs.n_head, hs.n_head_kv, hs.head_dim, scale, window, d_out.as<float>()));
+      const std::vector<float> got = Download<float>(d_out.data(), q.size());
+      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST_F(CudaOps, BadArgumentsAreErrorsNotCrashes) {
@@ -645,6 +749,12 @@ TEST_F(CudaOps, BadArgumentsAreErrorsNotCrashes) {
   fails(RmsNorm(*ctx_, f, nullptr, -1, 8, 1e-6f, f));
   fails(Gemm(*ctx_, GgmlType::kQ8_0, f, 2, 40, f, 1, f, GemmMath::kF32));
   fails(GetRows(*ctx_, GgmlType::kQ8_0, f, 2, 40, reinterpret_cast<int32_t*>(f), 1, f));
+  const int32_t* pos = reinterpret_cast<const int32_t*>(f);
+  fails(Attention(*ctx_, f, f, f, 4, pos, 1, 3, 2, 8, 1.0f, 0, f));    // 3 heads cannot share 2 KV heads
+  fails(Attention(*ctx_, f, f, f, 1, pos, 1, 1, 1, 513, 1.0f, 0, f));  // head_dim over 512
+  fails(Attention(*ctx_, f, f, f, 0, pos, 1, 1, 1, 8, 1.0f, 0, f));    // empty cache
+  fails(StoreRows(*ctx_, f, pos, 1, 8, nullptr, 4));
+  fails(Softcap(*ctx_, f, 8, 0.0f, f));
   EXPECT_TRUE(ctx_->Synchronize().ok());  // nothing was launched, nothing failed
 }
 

@@ -1,0 +1,56 @@
+#include "cli/cmd_doctor.h"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include "cli/exit_codes.h"
+#include "reference_cpu/faults.h"
+
+namespace ggufscope::cli {
+
+CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
+  std::string faults;
+  for (const reference::FaultInfo& f : reference::AllFaults()) faults += (faults.empty() ? "" : ", ") + std::string(f.name);
+  CLI::App* d = app.add_subcommand(
+      "doctor",
+      "Is it the file or the kernel? Audit + a functional check with the CPU reference + (optionally) the "
+      "comparison of an engine with the reference; one verdict: FILE CORRUPT (exit 2), FILE INTACT, KERNEL "
+      "DIVERGES (exit 1) or CONSISTENT (exit 0); 3: unreadable");
+  compare::DoctorOptions& o = opt->doctor;
+  d->add_option("model", o.model, "GGUF file")->required();
+  CLI::Option* b = d->add_option("--backend", o.backend, "Compare this engine with the reference: cuda")
+                       ->check(CLI::IsMember({"cuda", "cpu"}));
+  CLI::Option* t = d->add_option("--engine-trace", o.engine_trace,
+                                 "A trace of the engine under test (docs/TRACE-FORMAT.md: .gguf or a .npy folder)");
+  d->add_option("--map", o.trace_map, "Name map for --engine-trace (JSON, docs/TRACE-FORMAT.md)");
+  CLI::Option* i = d->add_option("--inject", o.inject, "Engine under test = the CPU reference with a known bug: " + faults)
+                       ->check([](const std::string& s) {
+                         return reference::FaultFromName(s) ? std::string() : "unknown bug '" + s + "'";
+                       });
+  b->excludes(t)->excludes(i);
+  t->excludes(i);
+  d->add_option("--expect-sha256", o.expect_sha256, "The file's published SHA-256 (proof either way)");
+  d->add_option("--against", o.against, "A trusted copy of the file: every tensor compared (proof either way)");
+  d->add_flag("--what-if", o.what_if,
+              "Rescale each suspect to its peers in memory and measure the reference's perplexity: a repair that "
+              "helps markedly is evidence of damage; one that hurts says the oddity was trained");
+  d->add_option("--threads", o.threads, "CPU threads (default: all)");
+  d->add_flag("--json", opt->json, "Machine-readable report");
+  return d;
+}
+
+int RunDoctor(const DoctorCliOptions& opt) {
+  compare::DoctorOptions o = opt.doctor;
+  o.progress = true;
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.backend == "cpu") o.backend.clear();  // the reference against itself: nothing to compare
+  const compare::DoctorReport r = compare::RunDoctor(o);
+  if (opt.json) {
+    fmt::print("{}\n", compare::DoctorJson(r).dump(2));
+  } else {
+    fmt::print("{}", compare::DoctorText(r));
+  }
+  return compare::DoctorExitCode(r.verdict);
+}
+
+}  // namespace ggufscope::cli
