@@ -366,8 +366,14 @@ std::string DoctorText(const DoctorReport& r) {
   }
   out += "3. functional check (CPU reference)\n";
   if (r.functional.ran) {
-    out += fmt::format("   perplexity {:.4f} on the shipped text ({} tokens scored)\n", r.functional.ppl,
-                       r.functional.n_scored);
+    if (std::isfinite(r.functional.ppl)) {
+      out += fmt::format("   perplexity {:.4f} on the shipped text ({} tokens scored)\n", r.functional.ppl,
+                         r.functional.n_scored);
+    } else {
+      out += fmt::format("   perplexity overflows on the shipped text ({} tokens scored; the logits are finite, the "
+                         "model is confidently wrong about English: random weights?)\n",
+                         r.functional.n_scored);
+    }
     if (!r.functional.generation.empty()) out += fmt::format("   greedy: \"{}\"\n", r.functional.generation);
   } else {
     out += fmt::format("   skipped: {}\n", r.functional.skipped);
