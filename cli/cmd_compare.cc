@@ -79,6 +79,10 @@ class ModelSides {
   std::optional<Failure> Open() {
     gguf::Result<gguf::GgufFile> f = gguf::GgufFile::Open(opt_.inputs[0]);
     if (!f.ok()) return Failure{kExitUnreadable, fmt::format("{}: {}", opt_.inputs[0], f.error().Message())};
+    if (f->FindKey(compare::kKeyVersion) != nullptr) {
+      return Failure{kExitUsage, fmt::format("{} is a trace, not a model: give two traces (compare A B) or a model "
+                                             "and its engines (compare MODEL --a cpu --b cuda)", opt_.inputs[0])};
+    }
     file_ = std::make_unique<gguf::GgufFile>(std::move(*f));
     return std::nullopt;
   }

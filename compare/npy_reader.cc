@@ -106,7 +106,7 @@ gguf::Result<NpyArray> ParseNpy(std::span<const uint8_t> bytes, const std::strin
     return Bad(what, "fortran_order", header_start, "True or False", std::string(*fortran));
   }
   NpyArray out;
-  uint64_t n = 1;
+  uint64_t n = 1, nonzero = 1;
   {
     std::string_view s = *shape_text;
     if (s.size() < 2 || s.front() != '(' || s.back() != ')') {
@@ -125,9 +125,12 @@ gguf::Result<NpyArray> ParseNpy(std::span<const uint8_t> bytes, const std::strin
       }
       if (j == i) return Bad(what, "shape", header_start, "a tuple of integers", std::string(s));
       if (out.shape.size() >= 8) return Error{ErrorCode::kBadDims, what + ": shape", header_start, "at most 8 dimensions", std::string(s)};
-      if (dim != 0 && n > std::numeric_limits<uint64_t>::max() / dim) {
-        return Error{ErrorCode::kTooLarge, what + ": shape", header_start, "an element count that fits 64 bits", std::string(s)};
+      // The product of the non-zero dims is bounded too, so that no product
+      // of some of them (a width) can overflow, even when another dim is 0.
+      if (dim != 0 && nonzero > (uint64_t{1} << 62) / dim) {
+        return Error{ErrorCode::kTooLarge, what + ": shape", header_start, "at most 2^62 elements", std::string(s)};
       }
+      if (dim != 0) nonzero *= dim;
       n *= dim;
       out.shape.push_back(static_cast<int64_t>(dim));
       i = j;

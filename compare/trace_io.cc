@@ -92,7 +92,12 @@ std::pair<int64_t, int64_t> AsRowsCols(const std::vector<int64_t>& shape) {
   const size_t nd = shape.size() - first;
   if (nd == 0) return {1, 1};
   if (nd == 1) return {1, shape[first]};
+  // A zero anywhere makes the width 0 before any product is formed, so the
+  // product is of non-zero dims only, which the readers bound (no overflow).
   int64_t cols = 1;
+  for (size_t i = first + 1; i < shape.size(); ++i) {
+    if (shape[i] == 0) return {shape[first], 0};
+  }
   for (size_t i = first + 1; i < shape.size(); ++i) cols *= shape[i];
   return {shape[first], cols};
 }
@@ -263,11 +268,16 @@ gguf::Result<Trace> ReadTraceGguf(const gguf::GgufFile& f, const std::string& so
     const gguf::TensorInfo* ti = f.FindTensor(name);
     if (ti != nullptr) {
       std::vector<int64_t> shape(ti->ne.rbegin() + (gguf::kMaxDims - ti->n_dims), ti->ne.rend());
-      std::tie(p.rows, p.cols) = AsRowsCols(shape);
-      if (ti->n_elements > kMaxPointElements) {
+      // Every dim is bounded, not only their product: a zero dim makes the
+      // product small while the width (a product of the others) may not be.
+      const bool dims_ok = std::all_of(shape.begin(), shape.end(), [](int64_t d) {
+        return d >= 0 && static_cast<uint64_t>(d) <= kMaxPointElements;
+      });
+      if (!dims_ok || ti->n_elements > kMaxPointElements) {
         return Error{ErrorCode::kTooLarge, fmt::format("{}: tensor '{}'", source, name), ti->offset,
                      fmt::format("at most {} elements", kMaxPointElements), std::to_string(ti->n_elements)};
       }
+      std::tie(p.rows, p.cols) = AsRowsCols(shape);
       p.data.resize(ti->n_elements);
       const gguf::Status s = gguf::Dequantize(ti->type, f.TensorData(*ti), ti->n_elements, p.data);
       if (!s.ok()) return s.error();
@@ -275,7 +285,8 @@ gguf::Result<Trace> ReadTraceGguf(const gguf::GgufFile& f, const std::string& so
     } else {
       const std::optional<uint64_t> rows = f.GetUint(PointKey(name, kStatTokens));
       const std::optional<uint64_t> cols = f.GetUint(PointKey(name, kStatWidth));
-      if (!rows || !cols || *rows > kMaxPointElements || *cols > kMaxPointElements) {
+      if (!rows || !cols || *rows > kMaxPointElements || *cols > kMaxPointElements ||
+          (*rows != 0 && *cols > kMaxPointElements / *rows)) {
         return Bad(source, fmt::format("point '{}'", name), fmt::format("a tensor, or {} and {} keys",
                    PointKey(name, kStatTokens), PointKey(name, kStatWidth)), "neither");
       }

@@ -74,7 +74,8 @@ gguf::Result<Trace> ReadTraceNpyDir(const std::string& dir, const NameMap* map);
 // NumPy-order dims (outermost first) as a (rows, cols) point: leading 1s
 // (a batch axis) dropped while more than two dims remain, 1-D as one row,
 // every dim after the first folded into the width ((n, n_head, head_dim) ->
-// (n, n_head * head_dim)).
+// (n, n_head * head_dim)); a zero dim after the first gives width 0. The
+// product of the non-zero dims must fit int64 (the readers check it).
 std::pair<int64_t, int64_t> AsRowsCols(const std::vector<int64_t>& numpy_shape);
 
 }  // namespace ggufscope::compare

@@ -107,7 +107,14 @@ def test_gemma3_real_model_agrees_with_llama_cpp(ggufscope, tmp_path):
         llm.eval(tokens)
         ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
         ours = _ours_logits(ggufscope, path, tokens, tmp_path)
-        results[name] = ((ours.argmax(1) == ref.argmax(1)).mean(), np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+        top2 = np.sort(ref, 1)[:, -2:]
+        decided = (top2[:, 1] - top2[:, 0]) > 0.1  # llama.cpp's two best logits more than 0.1 apart
+        agree = ours.argmax(1) == ref.argmax(1)
+        results[name] = (agree.mean(), np.linalg.norm(ours - ref) / np.linalg.norm(ref), agree[decided].mean(),
+                         int(decided.sum()))
         del llm
     assert results["f32"][0] >= 0.99 and results["f32"][1] <= 2e-3, results
+    # Measured: 96.9% of all 516 positions, 99.2% of the 488 where llama.cpp's
+    # margin exceeds 0.1 (its activation rounding decides the near-ties).
     assert results["q4_k_m"][0] >= 0.95 and results["q4_k_m"][1] <= 0.08, results
+    assert results["q4_k_m"][2] >= 0.99 and results["q4_k_m"][3] >= 450, results

@@ -113,6 +113,11 @@ def test_trace_is_read_by_gguf_py(ggufscope, stories_trace, tmp_path):
     _run([ggufscope, "run", STORIES, "--tokens", ",".join(map(str, tokens)), "-n", "0", "--logits-out", str(logits),
           "-t", "2"])
     assert np.array_equal(np.load(logits), tensors["result_output"])
+    # llama.cpp's own GGUF reader takes the file too.
+    import llama_ggml
+    table = llama_ggml.read_tensor_table(str(stories_trace))
+    assert table is not None
+    assert [t.name for t in table[0]] == expected and all(t.type_id == 0 for t in table[0])
     # The residual stream is consistent with itself: l_out = ffn_out + ffn_inp, ffn_inp = attn_out + l_out(prev).
     np.testing.assert_allclose(tensors["l_out-2"], tensors["ffn_out-2"] + tensors["ffn_inp-2"], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(tensors["ffn_inp-2"], tensors["attn_out-2"] + tensors["l_out-1"], rtol=1e-6, atol=1e-6)
