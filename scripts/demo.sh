@@ -2,7 +2,7 @@
 # The main job on the default model (stories260K, a real trained llama):
 # set up, build, then show what ggufscope sees in the file, audit it, prove
 # that every tensor dequantizes bit-identically to gguf-py and llama.cpp, and
-# let the CPU reference write a story.
+# let the CPU reference write a story; then doctor: is it the file or the kernel?
 #   scripts/demo.sh [MODEL.gguf]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,3 +21,13 @@ step check_dequant.py "$MODEL" "${EXTRA[@]}"
 .venv/bin/python scripts/check_dequant.py --ggufscope ./build/ggufscope "$MODEL" "${EXTRA[@]}"
 step ggufscope run "$MODEL" -p "Once upon a time" -n 64
 ./build/ggufscope run "$MODEL" -p "Once upon a time" -n 64 || true
+# The question ggufscope answers: is it the file or the kernel? Here the
+# "engine under test" is the reference with the seed case's bug injected
+# (Qwen2's q/k/v biases dropped) on a Qwen2-shaped model (docs/FILE-OR-KERNEL.md).
+QWEN="$ROOT/../shared/models/synth/synth-qwen2-Q8_0.gguf"
+if [[ $# -eq 0 && -f "$QWEN" ]]; then
+  step ggufscope doctor "$MODEL"
+  ./build/ggufscope doctor "$MODEL" || true
+  step ggufscope doctor synth-qwen2-Q8_0.gguf --inject qkv-bias-dropped
+  ./build/ggufscope doctor "$QWEN" --inject qkv-bias-dropped || true
+fi
