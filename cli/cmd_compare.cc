@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
 #include <memory>
 #include <optional>
 
 #include "cli/cmd_trace.h"
 #include "cli/exit_codes.h"
 #include "compare/capture.h"
+#include "compare/html_report.h"
 #include "compare/trace_compare.h"
 #include "compare/trace_io.h"
 #include "compare/trace_report.h"
@@ -132,6 +134,18 @@ class ModelSides {
   std::unique_ptr<reference::Model> model_;
 };
 
+// Writes the HTML report; false (and a message) when the file cannot be written.
+bool WriteHtml(const std::string& path, const std::string& page) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (out) out.write(page.data(), static_cast<std::streamsize>(page.size()));
+  if (out) out.close();
+  if (!out) {
+    fmt::print(stderr, "ggufscope compare: cannot write the HTML report {}\n", path);
+    return false;
+  }
+  return true;
+}
+
 int Fail(const Failure& f) {
   fmt::print(stderr, "ggufscope compare: {}\n", f.message);
   return f.code;
@@ -163,6 +177,9 @@ CLI::App* AddCompareCommand(CLI::App& app, CompareCliOptions* opt) {
   cmd->add_flag("--diverging", opt->diverging, "List only the points that diverge");
   cmd->add_flag("--ignore-tokens", opt->ignore_tokens, "Compare traces made from different token ids anyway");
   cmd->add_flag("--json", opt->json, "Machine-readable report");
+  cmd->add_option("--html", opt->html,
+                  "Also write the report as a self-contained HTML page (plots, tables) to FILE")
+      ->type_name("FILE");
   AddComputeOptions(cmd, &opt->compute);
   return cmd;
 }
@@ -226,6 +243,7 @@ int RunCompare(const CompareCliOptions& opt, const CLI::App& cmd) {
   } else {
     fmt::print("{}", compare::ComparisonText(*c, *a, *b, opt.diverging));
   }
+  if (!opt.html.empty() && !WriteHtml(opt.html, compare::ComparisonHtml(*c, *a, *b))) return kExitIo;
   if (c->points.empty()) {
     fmt::print(stderr, "ggufscope compare: no trace point is in both traces{}\n",
                ma == nullptr && mb == nullptr ? " (other names? see --map)" : "");

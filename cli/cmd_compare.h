@@ -21,6 +21,7 @@ struct CompareCliOptions {
   bool diverging = false;           // list only the points that diverge
   bool ignore_tokens = false;
   bool json = false;
+  std::string html;                 // --html FILE: also write the self-contained HTML report
   ComputeOptions compute;
 };
 
@@ -29,7 +30,8 @@ CLI::App* AddCompareCommand(CLI::App& app, CompareCliOptions* opt);
 // Exit codes (cli/exit_codes.h): 0 consistent (every point in both traces
 // within tolerance), 1 diverges, 3 an input cannot be read (model, trace,
 // name map), the traces were made from different tokens, or no point is in
-// both, 64 bad command line, 69 a cuda side cannot run (no usable device).
+// both, 64 bad command line, 69 a cuda side cannot run (no usable device),
+// 74 the --html file cannot be written.
 int RunCompare(const CompareCliOptions& opt, const CLI::App& cmd);
 
 }  // namespace ggufscope::cli
