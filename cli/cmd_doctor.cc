@@ -15,7 +15,7 @@ CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
       "doctor",
       "Is it the file or the kernel? Audit + a functional check with the CPU reference + (optionally) the "
       "comparison of an engine with the reference; one verdict: FILE CORRUPT (exit 2), FILE INTACT, KERNEL "
-      "DIVERGES (exit 1) or CONSISTENT (exit 0); 3: unreadable");
+      "DIVERGES (exit 1) or CONSISTENT (exit 0); 3: unreadable; 69: the engine asked for could not be run");
   compare::DoctorOptions& o = opt->doctor;
   d->add_option("model", o.model, "GGUF file")->required();
   CLI::Option* b = d->add_option("--backend", o.backend, "Compare this engine with the reference: cuda")
@@ -27,8 +27,8 @@ CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
                        ->check([](const std::string& s) {
                          return reference::FaultFromName(s) ? std::string() : "unknown bug '" + s + "'";
                        });
-  b->excludes(t)->excludes(i);
-  t->excludes(i);
+  b->excludes(t);
+  t->excludes(i);  // --backend cuda --inject BUG: the CUDA pass with the bug (three of them, see docs)
   d->add_option("--expect-sha256", o.expect_sha256, "The file's published SHA-256 (proof either way)");
   d->add_option("--against", o.against, "A trusted copy of the file: every tensor compared (proof either way)");
   d->add_flag("--what-if", o.what_if,
@@ -43,13 +43,17 @@ int RunDoctor(const DoctorCliOptions& opt) {
   compare::DoctorOptions o = opt.doctor;
   o.progress = true;
   if (o.threads > 0) omp_set_num_threads(o.threads);
-  if (o.backend == "cpu") o.backend.clear();  // the reference against itself: nothing to compare
+  if (o.backend == "cpu") o.backend.clear();  // the CPU engine is the reference (with --inject: with a bug)
   const compare::DoctorReport r = compare::RunDoctor(o);
   if (opt.json) {
     fmt::print("{}\n", compare::DoctorJson(r).dump(2));
   } else {
     fmt::print("{}", compare::DoctorText(r));
   }
+  // The engine comparison asked for could not run (no GPU, a bug CUDA cannot
+  // inject, an unreadable trace): without proof against the file that is
+  // not a verdict of consistency.
+  if (!r.engine_error.empty() && r.verdict == compare::DoctorVerdict::kConsistent) return kExitUnavailable;
   return compare::DoctorExitCode(r.verdict);
 }
 

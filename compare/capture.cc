@@ -105,7 +105,9 @@ gguf::Result<Trace> CaptureTrace(const gguf::GgufFile& file, const std::string& 
   if (ctx == nullptr) return cuda::DeviceError(cuda::Status::Error(why));
   gguf::Result<std::unique_ptr<cuda::Model>> dm = cuda::Model::Upload(*ctx, model);
   if (!dm.ok()) return dm.error();
-  gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(**dm, n);
+  cuda::SessionOptions so;
+  so.inject = opt.inject;
+  gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(**dm, n, so);
   if (!s.ok()) return s.error();
   gguf::Result<reference::RowMatrix> logits = (*s)->Eval(tokens, true, &rec);
   if (!logits.ok()) return logits.error();

@@ -30,8 +30,9 @@ struct CaptureOptions {
   bool stats_only = false;   // keep statistics, drop the values
   bool hash_model = true;    // sha256 of the whole model file in the header
   std::string producer;      // "ggufscope 0.1.0"
-  // CPU backend only: run the reference with a known bug (reference_cpu/faults.h),
-  // as an "engine under test" for self-tests and demos.
+  // Run the engine with a known bug (reference_cpu/faults.h), as an "engine
+  // under test" for self-tests and demos: every fault on the CPU, three on
+  // CUDA (cuda::CanInject).
   reference::Fault inject = reference::Fault::kNone;
 };
 

@@ -277,9 +277,12 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
       if (engine.ok() && engine->header.tokens) tokens = *engine->header.tokens;
     } else if (!opt.inject.empty()) {
       const std::optional<reference::Fault> f = reference::FaultFromName(opt.inject);
-      r.engine = "the CPU reference with the injected bug '" + opt.inject + "'";
+      const std::optional<Backend> b = BackendFromName(opt.backend.empty() ? "cpu" : opt.backend);
+      r.engine = (opt.backend.empty() ? std::string("the CPU reference") : "the " + opt.backend + " backend") +
+                 " with the injected bug '" + opt.inject + "'";
       co.inject = f.value_or(reference::Fault::kNone);
-      if (f) engine = CaptureTrace(*file, opt.model, *model, tokens, co);
+      if (b) co.backend = *b;
+      if (f && b) engine = CaptureTrace(*file, opt.model, *model, tokens, co);
     } else {
       r.engine = "the " + opt.backend + " backend";
       const std::optional<Backend> b = BackendFromName(opt.backend);
@@ -295,6 +298,7 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
                                                                                 "tokens", 0, "some", "none"})
                                              : CaptureTrace(*file, opt.model, *model, tokens, ro);
     if (!engine.ok()) {
+      r.engine_error = engine.error().Message();
       r.evidence.push_back("the engine could not be compared: " + engine.error().Message());
     } else if (!ref.ok()) {
       r.evidence.push_back("the reference trace failed: " + ref.error().Message());
@@ -326,7 +330,9 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   } else {
     r.verdict = DoctorVerdict::kConsistent;
     r.headline = r.comparison ? "no proof against the file, and the engine agrees with the reference"
-                              : "no proof against the file";
+                 : r.engine_error.empty() ? "no proof against the file"
+                                          : "no proof against the file; the engine under test could not be run "
+                                            "(exit 69): " + r.engine_error;
   }
   if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt) {
     const Suspect& s = r.suspects.front();
@@ -423,6 +429,7 @@ nlohmann::json DoctorJson(const DoctorReport& r) {
                             {"ppl_after", JsonNumber(w.ppl_after)}, {"reading", w.reading}});
   }
   j["engine"] = r.engine;
+  j["engine_error"] = r.engine_error;
   if (r.comparison) {
     j["first_divergent"] = r.comparison->first_divergent
                                ? nlohmann::json(r.comparison->points[*r.comparison->first_divergent].name)

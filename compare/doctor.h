@@ -75,6 +75,7 @@ struct DoctorReport {
   FunctionalCheck functional;
   std::vector<WhatIfResult> what_if;
   std::string engine;                    // what was compared ("cuda", "trace T", "reference with bug X"), or empty
+  std::string engine_error;              // the engine asked for could not be run or read (then no comparison)
   std::optional<TraceComparison> comparison;
   std::string likely_cause;              // plain words for the first divergent op
   double seconds = 0;

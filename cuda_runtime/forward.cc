@@ -123,8 +123,17 @@ gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference
   return out;
 }
 
+bool CanInject(reference::Fault f) {
+  return f == reference::Fault::kNone || f == reference::Fault::kDropQkvBias ||
+         f == reference::Fault::kNormRopeForNeox || f == reference::Fault::kWrongRmsEps;
+}
+
 gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n_ctx, SessionOptions options) {
   if (n_ctx <= 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n_ctx", 0, "> 0", std::to_string(n_ctx)};
+  if (!CanInject(options.inject)) {
+    return gguf::Error{gguf::ErrorCode::kUnsupported, "inject", 0, "qkv-bias-dropped, rope-pairing or rms-eps on CUDA",
+                       std::string(reference::Describe(options.inject).name)};
+  }
   std::unique_ptr<Session> s(new Session(model));
   s->n_ctx_ = n_ctx;
   s->options_ = options;
@@ -239,14 +248,16 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   float *x = x_.as<float>(), *cur = cur_.as<float>(), *tmp = tmp_.as<float>();
   float *q = q_.as<float>(), *k = k_.as<float>(), *v = v_.as<float>(), *attn = attn_.as<float>();
   float *gate = gate_.as<float>(), *up = up_.as<float>(), *logits = logits_.as<float>();
-  const float eps = hp.rms_eps;
+  const reference::Fault fault = options_.inject;
+  const float eps = fault == reference::Fault::kWrongRmsEps ? 1e-2f : hp.rms_eps;
 
   const DeviceWeight& emb = m_.tok_embd();
   GGUFSCOPE_TRY(GetRows(ctx_, emb.type, emb.data, emb.rows, emb.cols, ids, n, x));
   if (fam.embed_scale) GGUFSCOPE_TRY(Scale(ctx_, x, n * E, std::sqrt(static_cast<float>(hp.n_embd)), x));
   GGUFSCOPE_TRY(Capture(trace, "inp_embd", -1, x, n, E));
   const float kq_scale = hp.attn_scale > 0 ? hp.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
-  const RopeMode rope = fam.rope == reference::RopeType::kNorm ? RopeMode::kNorm : RopeMode::kNeox;
+  const bool swap_rope = fault == reference::Fault::kNormRopeForNeox;
+  const RopeMode rope = (fam.rope == reference::RopeType::kNorm) != swap_rope ? RopeMode::kNorm : RopeMode::kNeox;
   const GluKind glu = fam.act == reference::Activation::kSilu ? GluKind::kSwiglu : GluKind::kGegluTanh;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
@@ -255,9 +266,11 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
     GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
     GGUFSCOPE_TRY(Linear(L.wv, cur, n, v));
-    if (L.bq != nullptr) GGUFSCOPE_TRY(Add(ctx_, q, L.bq, n, q_dim, 1, q));
-    if (L.bk != nullptr) GGUFSCOPE_TRY(Add(ctx_, k, L.bk, n, kv_dim, 1, k));
-    if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
+    if (fault != reference::Fault::kDropQkvBias) {
+      if (L.bq != nullptr) GGUFSCOPE_TRY(Add(ctx_, q, L.bq, n, q_dim, 1, q));
+      if (L.bk != nullptr) GGUFSCOPE_TRY(Add(ctx_, k, L.bk, n, kv_dim, 1, k));
+      if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
+    }
     if (fam.qk_norm) {
       GGUFSCOPE_TRY(RmsNorm(ctx_, q, L.q_norm, int64_t{n} * hp.n_head, hd, eps, q));
       GGUFSCOPE_TRY(RmsNorm(ctx_, k, L.k_norm, int64_t{n} * hp.n_head_kv, hd, eps, k));

@@ -23,6 +23,7 @@
 #include "cuda_runtime/graph.h"
 #include "cuda_runtime/status.h"
 #include "gguf/error.h"
+#include "reference_cpu/faults.h"
 #include "reference_cpu/forward.h"
 #include "reference_cpu/model.h"
 
@@ -90,7 +91,14 @@ struct SessionOptions {
   // Replay one-token steps without a trace as a CUDA graph (when the model
   // is decode_capturable). Off: every step is launched op by op.
   bool cuda_graph = true;
+  // An engine under test with a known bug (reference_cpu/faults.h), for
+  // doctor's and compare's self-tests on the GPU. Supported here:
+  // qkv-bias-dropped, rope-pairing, rms-eps; others are refused by Create.
+  reference::Fault inject = reference::Fault::kNone;
 };
+
+// True if the CUDA pass can inject `f` (SessionOptions::inject).
+bool CanInject(reference::Fault f);
 
 class Session {
  public:

@@ -106,3 +106,13 @@ def test_what_if_on_a_trained_model(ggufscope, tmp_path):
     code, j = doctor(ggufscope, QWEN, "--what-if")
     assert code == 0 and not j["what_if"]
     assert any("--what-if skipped" in e for e in j["evidence"])
+
+
+def test_engine_that_cannot_run_is_not_called_consistent(ggufscope):
+    devices = subprocess.run([ggufscope, "devices", "--json"], capture_output=True, text=True)
+    if devices.returncode == 0 and json.loads(devices.stdout).get("devices"):
+        pytest.skip("a GPU is present (the device-machine run covers --backend cuda)")
+    p = subprocess.run([ggufscope, "doctor", STORIES, "--backend", "cuda", "--json"], capture_output=True, text=True)
+    assert p.returncode == 69, p.stdout[-400:]
+    j = json.loads(p.stdout)
+    assert j["engine_error"] and "could not be run" in j["headline"]
