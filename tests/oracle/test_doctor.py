@@ -65,6 +65,9 @@ def test_clean_file_is_consistent(ggufscope, model):
     (["-t", "blk.1.ffn_down.weight", "--scale", "-1"], "blk.1.ffn_down.weight", True),
     (["-t", "blk.0.attn_v.weight", "--bitflip", "3", "--index", "5"], "blk.0.attn_v.weight", True),
     (["-t", "blk.1.ffn_norm.weight", "--noise", "0.05"], "blk.1.ffn_norm.weight", True),
+    (["-t", "blk.0.ffn_up.weight", "--zero-rows", "5"], "blk.0.ffn_up.weight", True),
+    (["-t", "blk.1.ffn_down.weight", "--truncate", "100"], "blk.1.ffn_down.weight", False),
+    (["--set-key", "qwen2.attention.head_count=6"], "qwen2.attention.head_count", False),
 ])
 def test_planted_file_fault_is_file_corrupt_naming_the_tensor(ggufscope, tmp_path, args, tensor, needs_ref):
     bad = corrupt(ggufscope, QWEN, tmp_path / "bad.gguf", *args)
