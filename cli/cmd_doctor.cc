@@ -31,6 +31,9 @@ CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
   t->excludes(i);  // --backend cuda --inject BUG: the CUDA pass with the bug (three of them, see docs)
   d->add_option("--expect-sha256", o.expect_sha256, "The file's published SHA-256 (proof either way)");
   d->add_option("--against", o.against, "A trusted copy of the file: every tensor compared (proof either way)");
+  d->add_option("--fingerprint", o.fingerprint,
+                "Published per-tensor statistics of the trained checkpoint (JSON file or folder): a suspect that "
+                "matches them is trained, one that departs is a real suspect");
   d->add_flag("--what-if", o.what_if,
               "Rescale each suspect to its peers in memory and measure the reference's perplexity: a repair that "
               "helps markedly is evidence of damage; one that hurts says the oddity was trained");

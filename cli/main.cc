@@ -13,6 +13,7 @@
 #include "cli/cmd_compare.h"
 #include "cli/cmd_corrupt.h"
 #include "cli/cmd_doctor.h"
+#include "cli/cmd_fingerprint.h"
 #include "cli/cmd_hash.h"
 #include "cli/cmd_import.h"
 #include "cli/cmd_perplexity.h"
@@ -310,6 +311,9 @@ int Main(int argc, char** argv) {
   audit->add_option("--threads", audit_opt.threads, "Worker threads (default: all cores)");
   audit->add_flag("--hashes", audit_opt.hashes, "Per-tensor and whole-model xxh64 and sha256 in the JSON report");
   audit->add_option("--manifest", audit_opt.manifest, "A llama-gguf-hash manifest (per-tensor hashes) to check against");
+  audit->add_option("--fingerprint", audit_opt.fingerprint,
+                    "Published per-tensor statistics of the trained checkpoint (a JSON file or a folder of them): "
+                    "which tensors match, which depart");
   audit->add_option("--against", audit_opt.against, "A reference GGUF of the same model: every tensor must match it within its types' noise");
   audit->add_flag("--all-tensors", all_tensors, "Show every tensor's statistics, not only flagged ones");
   audit->add_flag("--json", json, "Machine-readable report");
@@ -348,6 +352,8 @@ int Main(int argc, char** argv) {
   CLI::App* compare_cmd = AddCompareCommand(app, &compare_opt);
   DoctorCliOptions doctor_opt;
   CLI::App* doctor_cmd = AddDoctorCommand(app, &doctor_opt);
+  FingerprintCliOptions fingerprint_opt;
+  CLI::App* fingerprint_cmd = AddFingerprintCommand(app, &fingerprint_opt);
 
   CLI::App* devices = app.add_subcommand("devices", "List CUDA devices");
   devices->add_flag("--json", json, "Machine-readable output");
@@ -375,6 +381,7 @@ int Main(int argc, char** argv) {
   if (*trace_cmd) return RunTrace(trace_opt);
   if (*compare_cmd) return RunCompare(compare_opt, *compare_cmd);
   if (*doctor_cmd) return RunDoctor(doctor_opt);
+  if (*fingerprint_cmd) return RunFingerprint(fingerprint_opt);
   if (*import_cmd) return RunImport(import_opt);
   if (*tokenize_cmd) return RunTokenize(tokenize_opt);
   if (*ppl_cmd) return RunPerplexity(ppl_opt);

@@ -88,7 +88,7 @@ std::vector<Suspect> FindSuspects(const std::vector<inspect::TensorStats>& stats
     const double med = Median(peer);
     if (!(med > 0)) continue;
     const double ratio = t.rms / med;
-    if (ratio > factor || ratio < 1.0 / factor) out.push_back({t.name, peers, t.rms, med, ratio});
+    if (ratio > factor || ratio < 1.0 / factor) out.push_back({t.name, peers, t.rms, med, ratio, ""});
   }
   std::sort(out.begin(), out.end(), [](const Suspect& a, const Suspect& b) {
     return std::fabs(std::log(std::max(a.ratio, 1e-30))) > std::fabs(std::log(std::max(b.ratio, 1e-30)));
@@ -138,6 +138,7 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   inspect::AuditOptions ao;
   ao.expect_sha256 = opt.expect_sha256;
   ao.against = opt.against;
+  ao.fingerprint = opt.fingerprint;
   ao.threads = opt.threads;
   ao.progress = opt.progress;
   r.audit = inspect::Audit(opt.model, ao);
@@ -157,6 +158,36 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
     }
   }
   r.suspects = FindSuspects(r.audit.tensors);
+  // The audit's fingerprint findings name the tensors that depart from the
+  // published statistics; a suspect it does not name matches them (when the
+  // fingerprint fits this file at all).
+  if (!opt.fingerprint.empty()) {
+    bool fits = false;
+    for (const inspect::Finding& f : r.audit.findings) {
+      if (f.check == "provenance.fingerprint" && f.tensor.empty() && f.message.find(" match the published") != std::string::npos) {
+        fits = true;
+      }
+    }
+    for (Suspect& s : r.suspects) {
+      for (const inspect::Finding& f : r.audit.findings) {
+        if (f.check == "provenance.fingerprint" && f.tensor == s.tensor) s.fingerprint = f.message;
+      }
+      if (s.fingerprint.empty() && fits) s.fingerprint = "matches the published statistics of the checkpoint";
+    }
+    // A tensor that departs from its published statistics is a suspect even
+    // when it does not stand out among its peers (x30 on a norm of 0.03).
+    const std::vector<Suspect> all = FindSuspects(r.audit.tensors, 1.0);
+    for (const inspect::Finding& f : r.audit.findings) {
+      if (f.check != "provenance.fingerprint" || f.tensor.empty()) continue;
+      if (std::any_of(r.suspects.begin(), r.suspects.end(), [&](const Suspect& s) { return s.tensor == f.tensor; })) {
+        continue;
+      }
+      const auto it = std::find_if(all.begin(), all.end(), [&](const Suspect& s) { return s.tensor == f.tensor; });
+      Suspect s = it != all.end() ? *it : Suspect{f.tensor, "its peers", 0, 0, 1, ""};
+      s.fingerprint = f.message;
+      r.suspects.insert(r.suspects.begin(), s);
+    }
+  }
 
   // 2. The functional check with the reference.
   gguf::Result<gguf::GgufFile> file = gguf::GgufFile::Open(opt.model);
@@ -334,7 +365,21 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
                                           : "no proof against the file; the engine under test could not be run "
                                             "(exit 69): " + r.engine_error;
   }
-  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt) {
+  int n_trained = 0;
+  for (const Suspect& s : r.suspects) {
+    if (s.fingerprint.rfind("matches", 0) == 0 && ++n_trained > 3) continue;  // the rest: see the suspects list
+    if (s.fingerprint.rfind("matches", 0) == 0) {
+      r.evidence.push_back(fmt::format("{} stands out among its peers ({:.3g}x) but matches the published statistics "
+                                       "of the trained checkpoint: that is what training produced, not damage",
+                                       s.tensor, s.ratio));
+    } else if (!s.fingerprint.empty()) {
+      r.evidence.push_back(fmt::format("{} {}: a real suspect", s.tensor, s.fingerprint));
+    }
+  }
+  if (n_trained > 3) {
+    r.evidence.push_back(fmt::format("{} more suspects match the published statistics (listed below)", n_trained - 3));
+  }
+  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt && r.suspects.front().fingerprint.empty()) {
     const Suspect& s = r.suspects.front();
     r.evidence.push_back(fmt::format(
         "prime suspect if anything is wrong with the file: {} (rms {:.3g}, {:.3g}x the median of {}). This is a "
@@ -369,6 +414,7 @@ std::string DoctorText(const DoctorReport& r) {
   if (r.suspects.empty()) out += "   none: every tensor is within 4x of its peers' rms\n";
   for (const Suspect& s : r.suspects) {
     out += fmt::format("   {:32} rms {:<10.4g} {:8.3g}x the median of {}\n", s.tensor, s.rms, s.ratio, s.peers);
+    if (!s.fingerprint.empty()) out += fmt::format("   {:32} {}\n", "", s.fingerprint);
   }
   out += "3. functional check (CPU reference)\n";
   if (r.functional.ran) {
@@ -415,7 +461,7 @@ nlohmann::json DoctorJson(const DoctorReport& r) {
   j["suspects"] = nlohmann::json::array();
   for (const Suspect& s : r.suspects) {
     j["suspects"].push_back({{"tensor", s.tensor}, {"rms", s.rms}, {"peer_rms", s.peer_rms}, {"ratio", s.ratio},
-                             {"peers", s.peers}});
+                             {"peers", s.peers}, {"fingerprint", s.fingerprint}});
   }
   j["functional"] = {{"ran", r.functional.ran},
                      {"skipped", r.functional.skipped},

@@ -34,6 +34,7 @@ struct DoctorOptions {
   std::string inject;         // a reference/faults.h name: the CPU reference with that bug is the engine
   std::string expect_sha256;  // provenance, passed to the audit
   std::string against;        // a reference copy of the file, passed to the audit
+  std::string fingerprint;    // published statistics of the checkpoint (file or folder), passed to the audit
   bool what_if = false;       // counterfactual repairs of the suspects
   int threads = 0;
   bool progress = false;
@@ -46,6 +47,7 @@ struct Suspect {
   std::string peers;       // what it was compared with, in words
   double rms = 0, peer_rms = 0;  // its rms and its peers' median rms
   double ratio = 0;        // rms / peer_rms
+  std::string fingerprint;  // with --fingerprint: "matches ..." / "departs ..." (the published statistics)
 };
 
 struct WhatIfResult {

@@ -1,6 +1,11 @@
 // `audit`: runs the checks, the provenance checks and renders the report.
 #include "inspect/audit.h"
 
+#include <algorithm>
+#include <filesystem>
+
+#include "inspect/fingerprint.h"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -204,6 +209,83 @@ int ExitCodeOf(Verdict v) {
   return 3;
 }
 
+namespace {
+
+// Published statistics of trained checkpoints (a file or a folder of them):
+// the fingerprint whose shapes fit this file best is used; a tensor that
+// matches is noted as trained, one that departs is evidence (statistics are
+// never proof, but departing from the model's own published statistics is
+// what a damaged tensor does).
+void CheckFingerprint(const gguf::GgufFile& f, const std::vector<TensorStats>& stats, const std::string& where,
+                      std::vector<Finding>& out) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  if (std::filesystem::is_directory(where, ec)) {
+    for (const auto& e : std::filesystem::directory_iterator(where, ec)) {
+      if (e.path().extension() == ".json") paths.push_back(e.path().string());
+    }
+    std::sort(paths.begin(), paths.end());
+  } else {
+    paths.push_back(where);
+  }
+  const Fingerprint* best = nullptr;
+  std::vector<FingerprintMatch> best_m;
+  size_t best_n = 0;
+  std::vector<Fingerprint> fps;
+  fps.reserve(paths.size());
+  for (const std::string& p : paths) {
+    gguf::Result<Fingerprint> fp = ReadFingerprint(p);
+    if (!fp.ok()) {
+      if (paths.size() == 1) {
+        out.push_back({Severity::kNote, "provenance.fingerprint", "", "", 0,
+                       "fingerprint not read: " + fp.error().Message()});
+        return;
+      }
+      continue;
+    }
+    fps.push_back(std::move(fp).value());
+  }
+  for (const Fingerprint& fp : fps) {
+    std::vector<FingerprintMatch> m = CompareFingerprint(f, stats, fp);
+    const size_t n = static_cast<size_t>(std::count_if(m.begin(), m.end(), [](const auto& x) { return x.compared; }));
+    if (n > best_n) {
+      best_n = n;
+      best = &fp;
+      best_m = std::move(m);
+    }
+  }
+  // A fingerprint of another model shares a few names and shapes by chance
+  // (a bias of the same width): it fits only if most of the file's tensors
+  // are found in it with their shapes.
+  const size_t n_file = static_cast<size_t>(
+      std::count_if(stats.begin(), stats.end(), [](const TensorStats& s) { return s.values_checked; }));
+  if (best == nullptr || 2 * best_n < n_file) {
+    out.push_back({Severity::kNote, "provenance.fingerprint", "", "", 0,
+                   fmt::format("no fingerprint given fits this file ({} of its {} tensors at most have a published "
+                               "counterpart of the same name and shape)",
+                               best_n, n_file)});
+    return;
+  }
+  size_t matched = 0;
+  for (const FingerprintMatch& m : best_m) {
+    if (!m.compared) continue;
+    const gguf::TensorInfo* t = f.FindTensor(m.tensor);
+    const uint64_t off = t != nullptr ? f.data_offset() + t->offset : 0;
+    if (m.matches) {
+      ++matched;
+    } else {
+      out.push_back({Severity::kEvidence, "provenance.fingerprint", m.tensor, "", off,
+                     m.message + " of " + best->model});
+    }
+  }
+  out.push_back({Severity::kNote, "provenance.fingerprint", "", "", 0,
+                 fmt::format("{} of {} tensors compared match the published statistics of {} (a tensor that matches "
+                             "is what training produced, however odd it looks)",
+                             matched, best_n, best->model)});
+}
+
+}  // namespace
+
 AuditReport Audit(const std::string& path, const AuditOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   AuditReport r;
@@ -253,6 +335,7 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
   }
   if (!opt.against.empty()) CheckAgainst(f, opt.against, opt.threads, r.findings);
   if (!opt.manifest.empty()) CheckManifestFile(f, path, opt.manifest, opt.threads, r.findings);
+  if (!opt.fingerprint.empty()) CheckFingerprint(f, r.tensors, opt.fingerprint, r.findings);
   if (opt.hashes) {
     HashOptions ho;
     ho.Enable(HashType::kXxh64);

@@ -37,6 +37,7 @@ struct AuditOptions {
   std::string expect_sha256;  // hex; empty: not checked (and not computed)
   std::string manifest;       // llama-gguf-hash manifest path; empty: none
   std::string against;        // reference GGUF path; empty: none
+  std::string fingerprint;    // published statistics (inspect/fingerprint.h) or a folder of them; empty: none
   int threads = 0;
   bool progress = false;      // progress bar on stderr
   bool hashes = false;        // per-tensor xxh64 and sha256 (as llama-gguf-hash computes them)
