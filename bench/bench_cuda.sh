@@ -1,0 +1,52 @@
+for m in /tmp/m/*.gguf; do
+  timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 0 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
+  python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) decode', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
+done | tee "$OUT/llama.txt"
+#!/bin/bash
+# CUDA decode: ggufscope --backend cuda against llama.cpp's CUDA build (llama-bench), on the
+# same files, on the same card, in one run (issue 5). Runs ON THE GPU MACHINE, from the
+# repository root, with what bench/prepare_cuda_bench.sh put in .device/ carried along:
+#   run: bash bench/bench_cuda.sh     carry: .device/llama .device/debs .device/shared
+# It builds ggufscope and llama-bench (from llama-cpp-python 0.3.36's vendored llama.cpp,
+# -DGGML_CUDA=ON, sm_90) side by side, measures the device-to-device copy bandwidth
+# (bench/cuda_copy_bw.cu), writes random but valid qwen2 models in Qwen2.5-1.5B/7B shapes
+# with ggufscope-synth, and prints decode tokens/s for both. Results: docs/PERFORMANCE.md.
+cd "$(dirname "$0")/.." || exit 1
+OUT="${OUT:-/tmp/bench_cuda_out}"; mkdir -p "$OUT"
+S=$(date +%s); t() { echo "[t+$(( $(date +%s) - S ))s] $*"; }
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
+( cmake -S /tmp/llama/llama.cpp -B /tmp/llama/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON > /tmp/llama/cfg.log 2>&1 &&
+  cmake --build /tmp/llama/build --target llama-bench -j12 > /tmp/llama/build.log 2>&1; echo "llama rc=$?" > /tmp/llama/done ) &
+mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
+export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
+export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=OFF -DGGUFSCOPE_WERROR=OFF \
+  -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+cmake --build build-gpu -j4 --target ggufscope ggufscope-synth > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+t "ggufscope built"
+nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
+mkdir -p /tmp/m
+Y=build-gpu/ggufscope-synth
+$Y -o /tmp/m/q15-Q4_K.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K
+$Y -o /tmp/m/q15-Q8_0.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q8_0
+$Y -o /tmp/m/q15-F16.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
+$Y -o /tmp/m/q7-Q4_K.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K
+$Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
+ls -la /tmp/m; t "models written"
+IDS=$(seq -s, 100 107)
+for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
+  r=$(build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
+  echo "ours $(basename $m) decode $r size $(stat -c %s $m)"
+done | tee "$OUT/ours.txt"
+t "ours done"
+while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt 520 ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
+cat /tmp/llama/done; tail -2 /tmp/llama/build.log
+t "llama built"
+for m in /tmp/m/*.gguf; do
+  timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 0 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
+  python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) decode', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
+done | tee "$OUT/llama.txt"
+t done
