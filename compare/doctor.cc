@@ -63,32 +63,34 @@ int DoctorExitCode(DoctorVerdict v) {
   return 3;
 }
 
-std::vector<Suspect> FindSuspects(const std::vector<inspect::TensorStats>& stats, double factor) {
+std::optional<Suspect> PeerComparison(const std::vector<inspect::TensorStats>& stats, const std::string& tensor) {
   // Peers: the same role in the other layers; for norms, every other norm
   // of the same width (a model with two layers has one attn_norm peer).
+  const auto t = std::find_if(stats.begin(), stats.end(), [&](const auto& s) { return s.name == tensor; });
+  if (t == stats.end() || !t->values_checked || t->n == 0) return std::nullopt;
+  const std::string role = Role(t->name);
+  std::vector<double> peer;
+  for (const inspect::TensorStats& o : stats) {
+    if (&o != &*t && o.values_checked && Role(o.name) == role) peer.push_back(o.rms);
+  }
+  std::string peers = fmt::format("{} in the other layers", role);
+  if (IsNorm(t->name) && peer.size() < 3) {
+    peer.clear();
+    for (const inspect::TensorStats& o : stats) {
+      if (&o != &*t && o.values_checked && IsNorm(o.name) && o.n == t->n) peer.push_back(o.rms);
+    }
+    peers = fmt::format("the other norm weights of {} elements", t->n);
+  }
+  const double med = Median(peer);
+  if (peer.size() < 2 || !(med > 0)) return std::nullopt;
+  return Suspect{t->name, peers, t->rms, med, t->rms / med, "", std::nullopt};
+}
+
+std::vector<Suspect> FindSuspects(const std::vector<inspect::TensorStats>& stats, double factor) {
   std::vector<Suspect> out;
   for (const inspect::TensorStats& t : stats) {
-    if (!t.values_checked || t.n == 0) continue;
-    const std::string role = Role(t.name);
-    std::vector<double> peer;
-    std::string peers;
-    for (const inspect::TensorStats& o : stats) {
-      if (&o == &t || !o.values_checked) continue;
-      if (Role(o.name) == role) peer.push_back(o.rms);
-    }
-    peers = fmt::format("{} in the other layers", role);
-    if (IsNorm(t.name) && peer.size() < 3) {
-      peer.clear();
-      for (const inspect::TensorStats& o : stats) {
-        if (&o != &t && o.values_checked && IsNorm(o.name) && o.n == t.n) peer.push_back(o.rms);
-      }
-      peers = fmt::format("the other norm weights of {} elements", t.n);
-    }
-    if (peer.size() < 2) continue;
-    const double med = Median(peer);
-    if (!(med > 0)) continue;
-    const double ratio = t.rms / med;
-    if (ratio > factor || ratio < 1.0 / factor) out.push_back({t.name, peers, t.rms, med, ratio, ""});
+    std::optional<Suspect> s = PeerComparison(stats, t.name);
+    if (s && (s->ratio > factor || s->ratio < 1.0 / factor)) out.push_back(std::move(*s));
   }
   std::sort(out.begin(), out.end(), [](const Suspect& a, const Suspect& b) {
     return std::fabs(std::log(std::max(a.ratio, 1e-30))) > std::fabs(std::log(std::max(b.ratio, 1e-30)));
@@ -123,8 +125,6 @@ std::string LikelyCause(std::string_view op) {
   return it == kCauses.end() ? "an op outside ggufscope's graph table" : std::string(it->second);
 }
 
-std::string_view ShippedText();  // shipped_text.cc (generated from data/story.txt)
-
 DoctorReport RunDoctor(const DoctorOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   DoctorReport r;
@@ -153,39 +153,24 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   std::vector<std::string> proof;
   for (const inspect::Finding& f : r.audit.findings) {
     if (f.severity == inspect::Severity::kProof) {
-      proof.push_back(fmt::format("{}{}: {}", f.tensor.empty() ? f.key : f.tensor, f.tensor.empty() && f.key.empty() ? "" : "",
-                                  f.message));
+      proof.push_back(fmt::format("{}: {}", f.tensor.empty() ? f.key : f.tensor, f.message));
     }
   }
   r.suspects = FindSuspects(r.audit.tensors);
-  // The audit's fingerprint findings name the tensors that depart from the
-  // published statistics; a suspect it does not name matches them (when the
-  // fingerprint fits this file at all).
-  if (!opt.fingerprint.empty()) {
-    bool fits = false;
-    for (const inspect::Finding& f : r.audit.findings) {
-      if (f.check == "provenance.fingerprint" && f.tensor.empty() && f.message.find(" match the published") != std::string::npos) {
-        fits = true;
+  // With published statistics that fit the file: a suspect that matches
+  // them is trained; a tensor that departs is a suspect even when its peers
+  // would not single it out (x30 on a norm of 0.03).
+  if (!r.audit.fingerprint_model.empty()) {
+    for (const inspect::FingerprintMatch& m : r.audit.fingerprint) {
+      if (!m.compared) continue;
+      auto it = std::find_if(r.suspects.begin(), r.suspects.end(), [&](const Suspect& s) { return s.tensor == m.tensor; });
+      if (it == r.suspects.end()) {
+        if (m.matches) continue;
+        const std::optional<Suspect> s = PeerComparison(r.audit.tensors, m.tensor);
+        it = r.suspects.insert(r.suspects.begin(), s.value_or(Suspect{m.tensor, "no peers", 0, 0, 1, "", std::nullopt}));
       }
-    }
-    for (Suspect& s : r.suspects) {
-      for (const inspect::Finding& f : r.audit.findings) {
-        if (f.check == "provenance.fingerprint" && f.tensor == s.tensor) s.fingerprint = f.message;
-      }
-      if (s.fingerprint.empty() && fits) s.fingerprint = "matches the published statistics of the checkpoint";
-    }
-    // A tensor that departs from its published statistics is a suspect even
-    // when it does not stand out among its peers (x30 on a norm of 0.03).
-    const std::vector<Suspect> all = FindSuspects(r.audit.tensors, 1.0);
-    for (const inspect::Finding& f : r.audit.findings) {
-      if (f.check != "provenance.fingerprint" || f.tensor.empty()) continue;
-      if (std::any_of(r.suspects.begin(), r.suspects.end(), [&](const Suspect& s) { return s.tensor == f.tensor; })) {
-        continue;
-      }
-      const auto it = std::find_if(all.begin(), all.end(), [&](const Suspect& s) { return s.tensor == f.tensor; });
-      Suspect s = it != all.end() ? *it : Suspect{f.tensor, "its peers", 0, 0, 1, ""};
-      s.fingerprint = f.message;
-      r.suspects.insert(r.suspects.begin(), s);
+      it->fingerprint = m.message + " of " + r.audit.fingerprint_model;
+      it->matches_fingerprint = m.matches;
     }
   }
 
@@ -367,19 +352,20 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   }
   int n_trained = 0;
   for (const Suspect& s : r.suspects) {
-    if (s.fingerprint.rfind("matches", 0) == 0 && ++n_trained > 3) continue;  // the rest: see the suspects list
-    if (s.fingerprint.rfind("matches", 0) == 0) {
+    if (!s.matches_fingerprint) continue;
+    if (*s.matches_fingerprint && ++n_trained > 3) continue;  // the rest: see the suspects list
+    if (*s.matches_fingerprint) {
       r.evidence.push_back(fmt::format("{} stands out among its peers ({:.3g}x) but matches the published statistics "
                                        "of the trained checkpoint: that is what training produced, not damage",
                                        s.tensor, s.ratio));
-    } else if (!s.fingerprint.empty()) {
+    } else {
       r.evidence.push_back(fmt::format("{} {}: a real suspect", s.tensor, s.fingerprint));
     }
   }
   if (n_trained > 3) {
     r.evidence.push_back(fmt::format("{} more suspects match the published statistics (listed below)", n_trained - 3));
   }
-  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt && r.suspects.front().fingerprint.empty()) {
+  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt && !r.suspects.front().matches_fingerprint) {
     const Suspect& s = r.suspects.front();
     r.evidence.push_back(fmt::format(
         "prime suspect if anything is wrong with the file: {} (rms {:.3g}, {:.3g}x the median of {}). This is a "

@@ -47,7 +47,8 @@ struct Suspect {
   std::string peers;       // what it was compared with, in words
   double rms = 0, peer_rms = 0;  // its rms and its peers' median rms
   double ratio = 0;        // rms / peer_rms
-  std::string fingerprint;  // with --fingerprint: "matches ..." / "departs ..." (the published statistics)
+  std::string fingerprint;  // with --fingerprint: what the published statistics say, in words
+  std::optional<bool> matches_fingerprint;  // with --fingerprint: matches (trained) / departs (a real suspect)
 };
 
 struct WhatIfResult {
@@ -88,6 +89,9 @@ DoctorReport RunDoctor(const DoctorOptions& opt);
 // Tensors whose rms departs from their peers' median by more than `factor`
 // (either way), strongest first (exposed for tests).
 std::vector<Suspect> FindSuspects(const std::vector<inspect::TensorStats>& stats, double factor = 4.0);
+
+// One tensor against its peers (nullopt: unknown, or fewer than two peers).
+std::optional<Suspect> PeerComparison(const std::vector<inspect::TensorStats>& stats, const std::string& tensor);
 
 // What usually causes a first divergence at `op` ("Qcur", "kqv_out", ...).
 std::string LikelyCause(std::string_view op);

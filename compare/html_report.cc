@@ -19,20 +19,6 @@ namespace {
 
 // --- text ------------------------------------------------------------------
 
-std::string Sci(double x) {
-  if (x == 0) return "0";
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  return fmt::format("{:.2e}", x);
-}
-
-std::string Range(const PointStats& s) {
-  if (s.n_finite() == 0) return s.n == 0 ? "(empty)" : "(no finite values)";
-  std::string r = fmt::format("[{:.4g}, {:.4g}]", s.min, s.max);
-  if (s.nan != 0 || s.inf != 0) r += fmt::format(" {} nan {} inf", s.nan, s.inf);
-  return r;
-}
-
 std::string Describe(const Trace& t) {
   const TraceHeader& h = t.header;
   std::vector<std::string> parts;
@@ -520,7 +506,7 @@ std::string PointTable(const TraceComparison& c) {
         "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
         "<td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}{}</td></tr>\n",
         cls.empty() ? "" : fmt::format(" class=\"{}\"", cls), first ? " id=\"first\"" : "", i,
-        HtmlEscape(p.name), rel, mx, cos, Range(p.a.stats), Range(p.b.stats), Sci(p.tol),
+        HtmlEscape(p.name), rel, mx, cos, Range(p.a.stats, true), Range(p.b.stats, true), Sci(p.tol),
         HtmlEscape(verdict), note);
   }
   s += "</tbody>\n</table>\n";

@@ -9,17 +9,6 @@
 namespace ggufscope::compare {
 namespace {
 
-std::string Sci(double x) {
-  if (x == 0) return "0";
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  return fmt::format("{:.2e}", x);
-}
-
-std::string Range(const PointStats& s) {
-  if (s.n_finite() == 0) return s.n == 0 ? "(empty)" : "(no finite values)";
-  return fmt::format("[{:.4g}, {:.4g}]", s.min, s.max);
-}
 
 std::string NonFinite(const PointStats& s) {
   if (s.nan == 0 && s.inf == 0) return "";
@@ -256,6 +245,20 @@ nlohmann::json ComparisonJson(const TraceComparison& c, const Trace& a, const Tr
     j["argmax_agreement"] = *out->argmax_agreement;
   }
   return j;
+}
+
+std::string Sci(double x) {
+  if (x == 0) return "0";
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return fmt::format("{:.2e}", x);
+}
+
+std::string Range(const PointStats& s, bool with_nonfinite) {
+  if (s.n_finite() == 0) return s.n == 0 ? "(empty)" : "(no finite values)";
+  std::string r = fmt::format("[{:.4g}, {:.4g}]", s.min, s.max);
+  if (with_nonfinite && (s.nan != 0 || s.inf != 0)) r += fmt::format(" {} nan {} inf", s.nan, s.inf);
+  return r;
 }
 
 }  // namespace ggufscope::compare

@@ -27,6 +27,11 @@ nlohmann::json TraceHeaderJson(const Trace& t);
 // either does not say.
 std::optional<bool> SameModel(const Trace& a, const Trace& b);
 
+// Shared by the text and HTML reports: "1.23e-04" (0, nan, inf written as
+// words), and a point's "[min, max]" (with its NaN/Inf counts when asked).
+std::string Sci(double x);
+std::string Range(const PointStats& s, bool with_nonfinite = false);
+
 // A number JSON can hold: NaN and +-Inf become the strings "nan", "inf", "-inf".
 nlohmann::json JsonNumber(double x);
 

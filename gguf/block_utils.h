@@ -7,6 +7,14 @@
 #include <cstdint>
 #include <cstring>
 
+// Kernels are compiled for the baseline and for x86-64-v3/v4 (AVX2/AVX-512),
+// picked once at load time.
+#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define GGUFSCOPE_KERNEL
+#endif
+
 namespace ggufscope::gguf {
 
 inline uint16_t LoadU16(const uint8_t* p) {

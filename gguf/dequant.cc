@@ -28,11 +28,6 @@
 // x86-64-v3 (AVX2), picked once at load time. The wider vectors matter
 // because numpy's own loops use them; the results are the same bits either
 // way (no FMA contraction, the same IEEE operations in the same order).
-#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define GGUFSCOPE_KERNEL
-#endif
 
 namespace ggufscope::gguf {
 namespace {

@@ -217,7 +217,7 @@ namespace {
 // never proof, but departing from the model's own published statistics is
 // what a damaged tensor does).
 void CheckFingerprint(const gguf::GgufFile& f, const std::vector<TensorStats>& stats, const std::string& where,
-                      std::vector<Finding>& out) {
+                      std::vector<Finding>& out, AuditReport& r) {
   std::vector<std::string> paths;
   std::error_code ec;
   if (std::filesystem::is_directory(where, ec)) {
@@ -266,6 +266,7 @@ void CheckFingerprint(const gguf::GgufFile& f, const std::vector<TensorStats>& s
                                best_n, n_file)});
     return;
   }
+  r.fingerprint_model = best->model;
   size_t matched = 0;
   for (const FingerprintMatch& m : best_m) {
     if (!m.compared) continue;
@@ -282,6 +283,7 @@ void CheckFingerprint(const gguf::GgufFile& f, const std::vector<TensorStats>& s
                  fmt::format("{} of {} tensors compared match the published statistics of {} (a tensor that matches "
                              "is what training produced, however odd it looks)",
                              matched, best_n, best->model)});
+  r.fingerprint = std::move(best_m);
 }
 
 }  // namespace
@@ -335,7 +337,7 @@ AuditReport Audit(const std::string& path, const AuditOptions& opt) {
   }
   if (!opt.against.empty()) CheckAgainst(f, opt.against, opt.threads, r.findings);
   if (!opt.manifest.empty()) CheckManifestFile(f, path, opt.manifest, opt.threads, r.findings);
-  if (!opt.fingerprint.empty()) CheckFingerprint(f, r.tensors, opt.fingerprint, r.findings);
+  if (!opt.fingerprint.empty()) CheckFingerprint(f, r.tensors, opt.fingerprint, r.findings, r);
   if (opt.hashes) {
     HashOptions ho;
     ho.Enable(HashType::kXxh64);

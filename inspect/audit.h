@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gguf/file.h"
+#include "inspect/fingerprint.h"
 #include "inspect/tensor_stats.h"
 
 namespace ggufscope::inspect {
@@ -50,6 +51,10 @@ struct AuditReport {
   std::vector<Finding> findings;
   std::vector<TensorStats> tensors;
   std::optional<std::string> sha256;  // computed when asked for
+  // With AuditOptions::fingerprint: the model of the fingerprint that fits
+  // the file (empty if none does) and every published tensor's comparison.
+  std::string fingerprint_model;
+  std::vector<FingerprintMatch> fingerprint;
   // With AuditOptions::hashes: per tensor (file order) {xxh64, sha256} hex,
   // and the whole model's (over all tensor data in order).
   std::vector<std::array<std::string, 2>> tensor_hashes;

@@ -1,7 +1,10 @@
 #include "reference_cpu/dot.h"
 
 #include <cstddef>
-#include <cstdlib>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
 
 #include "gguf/block_utils.h"
 
@@ -10,11 +13,6 @@
 // unpacked to small integers and dequantized exactly as gguf/dequant.cc does
 // (dl * q - ml), multiplied with x and accumulated in 32 lanes, summed once
 // per row: summation order is the only difference from dequantizing first.
-#if defined(__x86_64__) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-#define GGUFSCOPE_KERNEL __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-#else
-#define GGUFSCOPE_KERNEL
-#endif
 
 namespace ggufscope::reference {
 namespace {
@@ -178,7 +176,6 @@ GGUFSCOPE_KERNEL void RowsF32(const uint8_t* w, size_t rb, int64_t n, int64_t co
 
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
 #define GGUFSCOPE_AVX2 __attribute__((target("avx2,fma")))
 
 // Hand-written AVX2 versions of the hot kernels (the auto-vectorized ones

@@ -35,7 +35,6 @@ void MatMul(const Mat<T>& x, const Weight& w, Mat<T>& y) {
   // Decode: each weight is read once, straight from its blocks.
   if constexpr (std::is_same_v<T, float>) {
     if (const RowDotFn dot = FusedRowDot(w.type(), cols); dot != nullptr && n <= 2) {
-      Mat<float> yt(rows, n);  // column t: token t's outputs
       const int64_t chunk = 64;
       const int64_t n_chunks = (rows + chunk - 1) / chunk;
       // Waking the threads costs a few microseconds: not worth it for the
@@ -44,13 +43,9 @@ void MatMul(const Mat<T>& x, const Weight& w, Mat<T>& y) {
 #pragma omp parallel for schedule(static) if (parallel)
       for (int64_t c = 0; c < n_chunks; ++c) {
         const int64_t r0 = c * chunk, nr = std::min(chunk, rows - r0);
-        for (int64_t t = 0; t < n; ++t) {
-          std::vector<float> out(static_cast<size_t>(nr));
-          dot(w.RowData(r0), w.row_bytes(), nr, cols, x.row(t).data(), out.data());
-          for (int64_t i = 0; i < nr; ++i) yt(r0 + i, t) = out[static_cast<size_t>(i)];
-        }
+        // y is row-major (n, rows): token t's outputs r0.. are contiguous.
+        for (int64_t t = 0; t < n; ++t) dot(w.RowData(r0), w.row_bytes(), nr, cols, x.row(t).data(), &y(t, r0));
       }
-      y = yt.transpose();
       return;
     }
   }
