@@ -277,6 +277,14 @@ gguf::Result<Trace> ReadTraceGguf(const gguf::GgufFile& f, const std::string& so
         return Error{ErrorCode::kTooLarge, fmt::format("{}: tensor '{}'", source, name), ti->offset,
                      fmt::format("at most {} elements", kMaxPointElements), std::to_string(ti->n_elements)};
       }
+      // Activations are floats: a quantized type would let a small file ask
+      // for many times its size in f32.
+      using gguf::GgmlType;
+      if (ti->type != GgmlType::kF32 && ti->type != GgmlType::kF16 && ti->type != GgmlType::kBF16 &&
+          ti->type != GgmlType::kF64) {
+        return Error{ErrorCode::kUnsupported, fmt::format("{}: tensor '{}'", source, name), ti->info_offset,
+                     "F32, F16, BF16 or F64", std::string(gguf::TypeName(ti->type))};
+      }
       std::tie(p.rows, p.cols) = AsRowsCols(shape);
       p.data.resize(ti->n_elements);
       const gguf::Status s = gguf::Dequantize(ti->type, f.TensorData(*ti), ti->n_elements, p.data);

@@ -61,8 +61,7 @@ TEST_P(FaultTest, FirstShowsAtItsDocumentedOp) {
   const auto bad = Trace(**m, fault);
   EXPECT_EQ(FirstDivergent(clean, bad, &before), first) << Describe(fault).name;
   EXPECT_EQ(before, 0.0) << "every point before the first divergent op is bit-identical";
-  EXPECT_EQ(std::string(Describe(fault).first_op) + "-0", first.substr(0, first.find('-')) + "-0")
-      << "faults.h documents where it shows";
+  EXPECT_EQ(Describe(fault).first_op, first.substr(0, first.find('-'))) << "faults.h documents where it shows";
 }
 
 const std::string kQwen = "/models/synth/synth-qwen2-F16.gguf", kStories = "/models/stories260K.gguf";

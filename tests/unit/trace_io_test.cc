@@ -135,6 +135,21 @@ TEST(TraceIo, AModelFileIsNotATrace) {
   EXPECT_FALSE(ReadTrace(TempPath("does-not-exist.gguf"), nullptr).ok());
 }
 
+TEST(TraceIo, QuantizedTracePointsAreRefused) {
+  // A Q8_0 "activation" would let a small file ask for ~4x its size in f32
+  // (and 1-bit types far more): only float types are activations.
+  gguf::Writer w;
+  ASSERT_TRUE(w.AddKv(std::string(kKeyVersion), gguf::Value::U(gguf::ValueType::kUint32, kTraceVersion)).ok());
+  std::vector<uint8_t> block(34, 0);
+  ASSERT_TRUE(w.AddTensor("inp_embd", gguf::GgmlType::kQ8_0, {32, 1}, block).ok());
+  const std::string path = TempPath("q8.gguf");
+  ASSERT_TRUE(w.WriteFile(path).ok());
+  gguf::Result<Trace> r = ReadTrace(path, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().Message().find("inp_embd"), std::string::npos) << r.error().Message();
+  EXPECT_NE(r.error().Message().find("Q8_0"), std::string::npos) << r.error().Message();
+}
+
 TEST(TraceIo, NameMaps) {
   gguf::Result<NameMap> m = NameMap::Parse(R"({
       "names": {"tok_embeddings": "inp_embd", "debug_tensor": ""},

@@ -58,6 +58,9 @@ TEST_F(WhatIf, DamageHurtsAndItsRepairRestores) {
   EXPECT_NEAR(Ppl(*m), clean, clean * 1e-4) << "undoing the damage restores the model";
 }
 
+// Tensors whose scale the model depends on: x7 on a norm or an FFN
+// projection moves perplexity by > 5%. (Not every tensor qualifies: x7 on
+// one layer's attn_q only sharpens that layer's attention, +2.5%.)
 TEST_F(WhatIf, RepairingWhatIsNotBrokenMakesItWorse) {
   for (const char* t : {"output_norm.weight", "blk.0.ffn_norm.weight", "blk.1.ffn_up.weight"}) {
     auto m = Load();
