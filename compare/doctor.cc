@@ -201,15 +201,9 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
         r.functional.n_scored = ppl->n_scored;
         // NaN/Inf logits (not merely an infinite perplexity: a random model
         // can be confidently wrong enough to overflow exp(mean NLL)).
-        reference::Session s(*model, std::min<int>(kPerplexityCtx, static_cast<int>(text_tokens.size())));
-        const std::span<const int32_t> head(text_tokens.data(), static_cast<size_t>(s.n_ctx()));
-        gguf::Result<reference::RowMatrix> logits = s.Eval(head, true);
-        if (logits.ok() && !logits->allFinite()) {
-          Eigen::Index row = 0;
-          for (; row < logits->rows() && logits->row(row).allFinite(); ++row) {
-          }
+        if (ppl->first_nonfinite >= 0) {
           r.functional.nonfinite = true;
-          r.functional.nonfinite_where = fmt::format("logits at position {} of the shipped text", row);
+          r.functional.nonfinite_where = fmt::format("logits at token {} of the shipped text", ppl->first_nonfinite);
         }
         const std::vector<int32_t> prompt = (*tok)->Encode("Once upon a time", (*tok)->add_bos(), false);
         gguf::Result<std::vector<int32_t>> gen = reference::GenerateGreedy(*model, prompt, 24, (*tok)->eos_id());

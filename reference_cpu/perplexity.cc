@@ -61,6 +61,11 @@ gguf::Result<PerplexityResult> Perplexity(const Model& model, std::span<const in
     Session s(model, n_ctx, opt.precision);
     gguf::Result<RowMatrix> logits = s.Eval(chunk, true);
     if (!logits.ok()) return logits.error();
+    if (r.first_nonfinite < 0 && !logits->allFinite()) {
+      Eigen::Index row = 0;
+      while (row < logits->rows() && logits->row(row).allFinite()) ++row;
+      r.first_nonfinite = static_cast<int64_t>(c) * n_ctx + row;
+    }
     for (int j = first; j < n_ctx - 1; ++j) {
       // log-softmax in double: log p = x - max - log(sum exp(x - max))
       const float* row = logits->row(j).data();

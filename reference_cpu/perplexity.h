@@ -32,6 +32,7 @@ struct PerplexityResult {
   double ppl = 0;                  // exp(mean negative log-likelihood)
   double ppl_err = 0;              // its standard error (delta method), as llama.cpp prints
   std::vector<double> running;     // perplexity after each chunk ("[1]x,[2]y,...")
+  int64_t first_nonfinite = -1;    // token index of the first NaN/Inf logit row, -1 if none
 };
 
 // `logprobs`, when given, receives the log-softmax of every scored position:

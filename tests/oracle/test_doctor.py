@@ -119,3 +119,12 @@ def test_engine_that_cannot_run_is_not_called_consistent(ggufscope):
     assert p.returncode == 69, p.stdout[-400:]
     j = json.loads(p.stdout)
     assert j["engine_error"] and "could not be run" in j["headline"]
+
+
+def test_nan_weights_make_the_reference_itself_fail(ggufscope, tmp_path):
+    # Besides the audit's proof, the functional check sees the NaN reach the logits.
+    bad = corrupt(ggufscope, STORIES, tmp_path / "nan.gguf", "-t", "blk.1.ffn_up.weight", "--nan")
+    code, j = doctor(ggufscope, bad)
+    assert code == 2 and j["functional"]["nonfinite"]
+    assert any("NaN/Inf on the file itself" in e for e in j["evidence"])
+    assert not doctor(ggufscope, STORIES)[1]["functional"]["nonfinite"]
