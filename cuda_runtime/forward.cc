@@ -275,9 +275,9 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
       GGUFSCOPE_TRY(RmsNorm(ctx_, q, L.q_norm, int64_t{n} * hp.n_head, hd, eps, q));
       GGUFSCOPE_TRY(RmsNorm(ctx_, k, L.k_norm, int64_t{n} * hp.n_head_kv, hd, eps, k));
     }
-    // As the reference: sliding-window layers (all but every swa_pattern-th)
-    // see the last n_swa positions and rotate with their own base.
-    const bool swa = fam.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % fam.swa_pattern != 0;
+    // The reference's rule: sliding-window layers see the last n_swa
+    // positions and rotate with their own base.
+    const bool swa = reference::IsSlidingWindowLayer(fam, hp, l);
     const float base = swa ? fam.rope_base_swa : hp.rope_base;
     GGUFSCOPE_TRY(Rope(ctx_, q, pos, n, hp.n_head, hp.head_dim, hp.n_rot, base, rope, q));
     GGUFSCOPE_TRY(Rope(ctx_, k, pos, n, hp.n_head_kv, hp.head_dim, hp.n_rot, base, rope, k));

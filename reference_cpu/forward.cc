@@ -164,7 +164,7 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
     }
     // Sliding-window layers (all but every swa_pattern-th) see only the last
     // n_swa positions and rotate with their own base.
-    const bool swa = m_.family.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % m_.family.swa_pattern != 0;
+    const bool swa = IsSlidingWindowLayer(m_.family, hp, l);
     const float base = swa ? m_.family.rope_base_swa : hp.rope_base;
     Rope(q, hp.n_head, hd, hp.n_rot, base, rope, n_past_);
     Rope(k, hp.n_head_kv, hd, hp.n_rot, base, rope, n_past_);

@@ -44,6 +44,13 @@ struct HParams {
   int n_ctx_train = 0;
 };
 
+// Whether layer l attends over a sliding window (and rotates with
+// family.rope_base_swa): all but every swa_pattern-th layer, when the model
+// has a window. One rule for every engine (the CPU and CUDA passes).
+inline bool IsSlidingWindowLayer(const Family& family, const HParams& hp, int l) {
+  return family.swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % family.swa_pattern != 0;
+}
+
 struct Layer {
   Vector attn_norm;                 // (n_embd)
   Weight wq, wk, wv, wo;            // (n_head*hd, n_embd), (n_kv*hd, n_embd) x2, (n_embd, n_head*hd)
@@ -64,6 +71,7 @@ struct Model {
   std::vector<Layer> layers;
 
   const Weight& OutputMatrix() const { return output.empty() ? tok_embd : output; }
+
 };
 
 // Loads llama, qwen2, qwen3 and gemma3 files (other families: a kUnsupported
