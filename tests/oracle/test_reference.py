@@ -83,38 +83,51 @@ def test_synth_logits_match_llama_cpp(name, max_abs, max_rel_l2, ggufscope, tmp_
 
 
 def test_gemma3_real_model_agrees_with_llama_cpp(ggufscope, tmp_path):
-    """Gemma 3 270M over 516 positions of data/story.txt.
+    """Gemma 3 270M over two English texts (data/story.txt, 516 tokens, and
+    tests/oracle/data/harbour.txt), each from a fresh context: over 1100
+    positions in all.
 
     On the Q4_K_M file itself llama.cpp quantizes the activations of every
     quantized matmul (to Q8_K / Q8_0) and the reference does not: logits differ
     by ~4% and the top-1 token by ~3% of positions, at near-ties. On an F32
     copy of the same weights (`rewrite --to-f32`: the exact dequantized
     values) llama.cpp computes in f32 too, and the two agree on every position:
-    that is the proof that the reference implements gemma3 right."""
+    that is the proof that the reference implements gemma3 right. On the
+    Q4_K_M file the criterion is top-1 agreement >= 99% over >= 512 positions
+    where llama.cpp's own two best logits are more than 0.1 apart (its
+    activation rounding decides the near-ties)."""
     from conftest import GEMMA, ROOT
     if not os.path.exists(GEMMA):
         pytest.skip("run scripts/setup.sh")
-    text = open(os.path.join(ROOT, "data", "story.txt"), "rb").read()
+    texts = [open(os.path.join(ROOT, "data", "story.txt"), "rb").read(),
+             open(os.path.join(ROOT, "tests", "oracle", "data", "harbour.txt"), "rb").read()]
     f32 = str(tmp_path / "gemma-f32.gguf")
     subprocess.run([ggufscope, "rewrite", GEMMA, f32, "--to-f32"], check=True, capture_output=True)
     results = {}
     for name, path in (("q4_k_m", GEMMA), ("f32", f32)):
-        llm = _llama(path, n_ctx=640)
-        tokens = llm.tokenize(text)[:516]
-        ours_ids = json.loads(subprocess.run([ggufscope, "tokenize", path, text.decode(), "--json"], check=True,
-                                             capture_output=True, text=True).stdout)["ids"]
-        assert ours_ids[:516] == tokens  # tokenization identical
-        llm.eval(tokens)
-        ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
-        ours = _ours_logits(ggufscope, path, tokens, tmp_path)
-        top2 = np.sort(ref, 1)[:, -2:]
-        decided = (top2[:, 1] - top2[:, 0]) > 0.1  # llama.cpp's two best logits more than 0.1 apart
-        agree = ours.argmax(1) == ref.argmax(1)
+        llm = _llama(path, n_ctx=768)
+        agree, decided, ours_all, ref_all = [], [], [], []
+        for text in texts:
+            tokens = llm.tokenize(text)[:700]
+            ours_ids = json.loads(subprocess.run([ggufscope, "tokenize", path, text.decode(), "--json"], check=True,
+                                                 capture_output=True, text=True).stdout)["ids"]
+            assert ours_ids[:len(tokens)] == tokens  # tokenization identical
+            llm.reset()
+            llm.eval(tokens)
+            ref = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+            ours = _ours_logits(ggufscope, path, tokens, tmp_path)
+            top2 = np.sort(ref, 1)[:, -2:]
+            decided.append((top2[:, 1] - top2[:, 0]) > 0.1)  # llama.cpp's two best logits more than 0.1 apart
+            agree.append(ours.argmax(1) == ref.argmax(1))
+            ours_all.append(ours)
+            ref_all.append(ref)
+        agree, decided = np.concatenate(agree), np.concatenate(decided)
+        ours, ref = np.concatenate(ours_all), np.concatenate(ref_all)
         results[name] = (agree.mean(), np.linalg.norm(ours - ref) / np.linalg.norm(ref), agree[decided].mean(),
-                         int(decided.sum()))
+                         int(decided.sum()), len(agree))
+        print(name, "top-1 all %.4f rel-L2 %.4f top-1 decided %.4f decided %d positions %d" % results[name])
         del llm
+    assert results["f32"][4] >= 1000
     assert results["f32"][0] >= 0.99 and results["f32"][1] <= 2e-3, results
-    # Measured: 96.9% of all 516 positions, 99.2% of the 488 where llama.cpp's
-    # margin exceeds 0.1 (its activation rounding decides the near-ties).
     assert results["q4_k_m"][0] >= 0.95 and results["q4_k_m"][1] <= 0.08, results
-    assert results["q4_k_m"][2] >= 0.99 and results["q4_k_m"][3] >= 450, results
+    assert results["q4_k_m"][2] >= 0.99 and results["q4_k_m"][3] >= 512, results
