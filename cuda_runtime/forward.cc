@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "cuda_runtime/fault_ops.h"
 #include "cuda_runtime/ops.h"
 
 namespace ggufscope::cuda {
@@ -124,15 +125,27 @@ gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference
 }
 
 bool CanInject(reference::Fault f) {
-  return f == reference::Fault::kNone || f == reference::Fault::kDropQkvBias ||
-         f == reference::Fault::kNormRopeForNeox || f == reference::Fault::kWrongRmsEps;
+  // Every case listed: a bug added to faults.h warns here (-Wswitch) until
+  // the CUDA pass learns it.
+  switch (f) {
+    case reference::Fault::kNone:
+    case reference::Fault::kDropQkvBias:
+    case reference::Fault::kNormRopeForNeox:
+    case reference::Fault::kWrongRmsEps:
+    case reference::Fault::kTransposedGemm:
+    case reference::Fault::kF16Softmax:
+    case reference::Fault::kKvOffByOne:
+    case reference::Fault::kWrongGqaMap:
+      return true;
+  }
+  return false;
 }
 
 gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n_ctx, SessionOptions options) {
   if (n_ctx <= 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n_ctx", 0, "> 0", std::to_string(n_ctx)};
   if (!CanInject(options.inject)) {
-    return gguf::Error{gguf::ErrorCode::kUnsupported, "inject", 0, "qkv-bias-dropped, rope-pairing or rms-eps on CUDA",
-                       std::string(reference::Describe(options.inject).name)};
+    return gguf::Error{gguf::ErrorCode::kUnsupported, "inject", 0, "a bug of reference_cpu/faults.h the CUDA pass knows",
+                       fmt::format("fault #{}", static_cast<int>(options.inject))};
   }
   std::unique_ptr<Session> s(new Session(model));
   s->n_ctx_ = n_ctx;
@@ -144,8 +157,42 @@ gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n
                             static_cast<uint64_t>(hp.n_head_kv) * static_cast<uint64_t>(hp.head_dim) * sizeof(float);
   Status st = s->k_cache_.Allocate(model.context(), kv_bytes);
   if (st.ok()) st = s->v_cache_.Allocate(model.context(), kv_bytes);
+  if (st.ok()) st = s->PrepareFault();
   if (!st.ok()) return DeviceError(st);
   return s;
+}
+
+// What an injected fault needs before the first Eval. kKvOffByOne reads
+// cache rows no token was written to (row 0 first): the reference's cache
+// starts at zero, cudaMalloc's holds anything. kTransposedGemm multiplies by
+// wo itself; dequantizing it to f32 once (bit-identical to the reference's
+// DequantizeRows) lets a plain kernel read W[c][r] where the clean pass
+// reads W[r][c], for prefill and decode alike, graph capture included.
+Status Session::PrepareFault() {
+  const reference::HParams& hp = m_.hp();
+  if (options_.inject == reference::Fault::kKvOffByOne) {
+    const int64_t n = static_cast<int64_t>(k_cache_.size() / sizeof(float));
+    GGUFSCOPE_TRY(ZeroFill(ctx_, k_cache_.as<float>(), n));
+    GGUFSCOPE_TRY(ZeroFill(ctx_, v_cache_.as<float>(), n));
+  }
+  if (options_.inject == reference::Fault::kTransposedGemm) {
+    const auto square = [](const DeviceWeight& w) { return w.data != nullptr && w.rows == w.cols; };
+    uint64_t n_square = 0;
+    for (const DeviceLayer& L : m_.layers()) n_square += square(L.wo) ? 1 : 0;
+    // n_embd <= 2^20 and n_layers <= 4096 (the loader's bounds): no overflow.
+    const uint64_t per_layer = static_cast<uint64_t>(hp.n_embd) * static_cast<uint64_t>(hp.n_embd);
+    GGUFSCOPE_TRY(wo_f32_.Allocate(ctx_, n_square * per_layer * sizeof(float)));
+    wo_f32_of_layer_.assign(m_.layers().size(), nullptr);
+    float* next = wo_f32_.as<float>();
+    for (size_t l = 0; l < m_.layers().size(); ++l) {
+      const DeviceWeight& wo = m_.layers()[l].wo;
+      if (!square(wo)) continue;
+      GGUFSCOPE_TRY(Dequantize(ctx_, wo.type, wo.data, wo.rows * wo.cols, next));
+      wo_f32_of_layer_[l] = next;
+      next += wo.rows * wo.cols;
+    }
+  }
+  return {};
 }
 
 Status Session::Reserve(int64_t n) {
@@ -166,6 +213,9 @@ Status Session::Reserve(int64_t n) {
   GGUFSCOPE_TRY(gate_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(up_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(logits_.Allocate(ctx_, f32(hp.n_vocab)));
+  if (options_.inject == reference::Fault::kKvOffByOne) {
+    GGUFSCOPE_TRY(store_pos_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
+  }
   capacity_ = n;
   return {};
 }
@@ -189,6 +239,12 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
   for (int i = 0; i < n; ++i) host_pos_[static_cast<size_t>(i)] = n_past_ + i;
   if (st.ok()) st = CopyToDevice(ctx_, ids_.data(), tokens.data(), tokens.size_bytes());
   if (st.ok()) st = CopyToDevice(ctx_, pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t));
+  if (st.ok() && options_.inject == reference::Fault::kKvOffByOne) {
+    // The copy above has finished (blocking): host_pos_ can become the rows
+    // the keys and values are stored at, one past their positions.
+    for (int32_t& p : host_pos_) ++p;
+    st = CopyToDevice(ctx_, store_pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t));
+  }
   const bool graph = options_.cuda_graph && n == 1 && trace == nullptr && m_.decode_capturable() && !graph_failed_;
   if (st.ok()) st = graph ? DecodeGraphStep() : Forward(n, all_logits, trace);
   const int rows = all_logits ? n : 1;
@@ -250,6 +306,9 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   float *gate = gate_.as<float>(), *up = up_.as<float>(), *logits = logits_.as<float>();
   const reference::Fault fault = options_.inject;
   const float eps = fault == reference::Fault::kWrongRmsEps ? 1e-2f : hp.rms_eps;
+  const int32_t* store_pos = fault == reference::Fault::kKvOffByOne ? store_pos_.as<int32_t>() : pos;
+  const AttentionFaults attn_faults{.f16_exp = fault == reference::Fault::kF16Softmax,
+                                    .kv_head_modulo = fault == reference::Fault::kWrongGqaMap};
 
   const DeviceWeight& emb = m_.tok_embd();
   GGUFSCOPE_TRY(GetRows(ctx_, emb.type, emb.data, emb.rows, emb.cols, ids, n, x));
@@ -287,12 +346,24 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     const size_t layer_off = static_cast<size_t>(l) * static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_dim);
     float* kc = k_cache_.as<float>() + layer_off;
     float* vc = v_cache_.as<float>() + layer_off;
-    GGUFSCOPE_TRY(StoreRows(ctx_, k, pos, n, kv_dim, kc, n_ctx_));
-    GGUFSCOPE_TRY(StoreRows(ctx_, v, pos, n, kv_dim, vc, n_ctx_));
-    GGUFSCOPE_TRY(Attention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
-                            swa ? hp.n_swa : 0, attn));
+    // kKvOffByOne stores each row one past its position; StoreRows skips
+    // the row that falls past the cache, as the reference drops it.
+    GGUFSCOPE_TRY(StoreRows(ctx_, k, store_pos, n, kv_dim, kc, n_ctx_));
+    GGUFSCOPE_TRY(StoreRows(ctx_, v, store_pos, n, kv_dim, vc, n_ctx_));
+    if (attn_faults.f16_exp || attn_faults.kv_head_modulo) {
+      GGUFSCOPE_TRY(FaultyAttention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
+                                    swa ? hp.n_swa : 0, attn_faults, attn));
+    } else {
+      GGUFSCOPE_TRY(Attention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
+                              swa ? hp.n_swa : 0, attn));
+    }
     GGUFSCOPE_TRY(Capture(trace, "kqv_out", l, attn, n, q_dim));
-    GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
+    const float* wo_f32 = wo_f32_of_layer_.empty() ? nullptr : wo_f32_of_layer_[static_cast<size_t>(l)];
+    if (wo_f32 != nullptr) {
+      GGUFSCOPE_TRY(MatMulUntransposed(ctx_, wo_f32, E, attn, n, tmp));  // kTransposedGemm: attn * W
+    } else {
+      GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
+    }
     if (fam.post_norms) GGUFSCOPE_TRY(RmsNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp));
     GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
     GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));

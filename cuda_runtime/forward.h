@@ -92,8 +92,9 @@ struct SessionOptions {
   // is decode_capturable). Off: every step is launched op by op.
   bool cuda_graph = true;
   // An engine under test with a known bug (reference_cpu/faults.h), for
-  // doctor's and compare's self-tests on the GPU. Supported here:
-  // qkv-bias-dropped, rope-pairing, rms-eps; others are refused by Create.
+  // doctor's and compare's self-tests on the GPU: every bug of faults.h,
+  // with the CPU reference's semantics (fault_ops.h has the faulty kernels;
+  // the clean pass never runs them).
   reference::Fault inject = reference::Fault::kNone;
 };
 
@@ -121,6 +122,7 @@ class Session {
  private:
   explicit Session(const Model& model) : m_(model), ctx_(model.context()) {}
   Status Reserve(int64_t n_tokens);  // activation buffers for n_tokens rows
+  Status PrepareFault();            // what options_.inject needs before the first Eval
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
@@ -142,6 +144,14 @@ class Session {
   DeviceBuffer k_, v_;         // (capacity, n_head_kv * hd)
   DeviceBuffer gate_, up_;     // (capacity, n_ff)
   DeviceBuffer logits_;        // (capacity, n_vocab)
+  // Only with inject = kKvOffByOne: the cache row of each token, its
+  // position + 1 (capacity) int32.
+  DeviceBuffer store_pos_;
+  // Only with inject = kTransposedGemm: every square wo dequantized once,
+  // (n_square_layers, n_embd, n_embd) f32, and per layer its matrix here or
+  // null (a non-square wo keeps the clean product, as the reference does).
+  DeviceBuffer wo_f32_;
+  std::vector<const float*> wo_f32_of_layer_;
   StreamGraph graph_;          // the decode step, valid while the buffers above stay put
   bool graph_failed_ = false;  // capture was tried and failed: decode op by op
   int graph_replays_ = 0;
