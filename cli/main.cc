@@ -26,6 +26,7 @@
 #include "gguf/file.h"
 #include "gguf/writer.h"
 #include "inspect/audit.h"
+#include "inspect/checkpoint_diff.h"
 #include "inspect/diff.h"
 #include "inspect/info.h"
 #include "inspect/npy.h"
@@ -232,6 +233,16 @@ int RunAudit(const std::string& path, const inspect::AuditOptions& opt, bool jso
 int RunDiff(const std::string& pa, const std::string& pb, int threads, bool json, bool all) {
   gguf::Result<GgufFile> a = GgufFile::Open(pa);
   if (!a.ok()) return ReportOpenError(a.error(), pa, json);
+  if (inspect::IsCheckpointPath(pb)) {
+    inspect::CheckpointDiffOptions co;
+    co.threads = threads;
+    co.progress = true;
+    gguf::Result<inspect::CheckpointDiffReport> r = inspect::DiffCheckpoint(*a, pb, co);
+    if (!r.ok()) return ReportOpenError(r.error(), pb, json);
+    fmt::print("{}", json ? inspect::DumpJson(inspect::CheckpointDiffJson(*r, pa)) + "\n"
+                          : inspect::CheckpointDiffText(*r, pa, all));
+    return r->flagged == 0 ? kExitOk : kExitSuspicious;
+  }
   gguf::Result<GgufFile> b = GgufFile::Open(pb);
   if (!b.ok()) return ReportOpenError(b.error(), pb, json);
   const inspect::DiffReport r = inspect::DiffFiles(*a, *b, threads);
@@ -321,10 +332,13 @@ int Main(int argc, char** argv) {
   std::string model_b;
   int diff_threads = 0;
   CLI::App* diff = app.add_subcommand(
-      "diff", "Two files of the same model, tensor by tensor, judged against their quant types' noise "
-              "(exit 0 consistent, 1 differences)");
+      "diff", "Two files of the same model, or a file and the Hugging Face checkpoint it comes from, tensor by "
+              "tensor, judged against their quant types' noise (exit 0 consistent, 1 differences, 3 unreadable)");
   diff->add_option("a", model, "GGUF file under test")->required();
-  diff->add_option("b", model_b, "Reference GGUF file (e.g. the F16 or the publisher's)")->required();
+  diff->add_option("b", model_b,
+                  "Reference: a GGUF file (e.g. the F16 or the publisher's), or a checkpoint (a folder of "
+                  "*.safetensors with config.json, or one .safetensors file)")
+      ->required();
   diff->add_option("--threads", diff_threads, "Worker threads (default: all cores)");
   diff->add_flag("--all", all_tensors, "List every tensor, not only the flagged ones");
   diff->add_flag("--json", json, "Machine-readable report");

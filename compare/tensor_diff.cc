@@ -83,47 +83,59 @@ gguf::Result<TensorDiff> DiffTensors(const gguf::GgufFile& fa, const gguf::Tenso
   // Chunks of whole rows, or of block-aligned pieces of one long row.
   const uint64_t step = row_len <= kChunk ? std::max<uint64_t>(1, kChunk / row_len) * row_len : kChunk;
   std::vector<float> xa(std::min<uint64_t>(step, a.n_elements)), xb(xa.size());
-  double s_dd = 0, s_bb = 0, s_aa = 0, s_ab = 0;
-  double row_dd = 0, row_bb = 0;
+  DiffAccumulator acc(row_len);
   for (uint64_t e0 = 0; e0 < a.n_elements; e0 += step) {
     const uint64_t n = std::min(step, a.n_elements - e0);
     const gguf::Status sa = gguf::Dequantize(a.type, da.subspan(e0 / ta.block_size * ta.type_size, n / ta.block_size * ta.type_size), n, std::span<float>(xa.data(), n));
     const gguf::Status sb = gguf::Dequantize(b.type, db.subspan(e0 / tb.block_size * tb.type_size, n / tb.block_size * tb.type_size), n, std::span<float>(xb.data(), n));
     if (!sa.ok()) return sa.error();
     if (!sb.ok()) return sb.error();
-    for (uint64_t i = 0; i < n; ++i) {
-      const double x = xa[i], y = xb[i];
-      const uint64_t e = e0 + i;
-      const bool fx = std::isfinite(x), fy = std::isfinite(y);
-      d.nonfinite_a += !fx;
-      d.nonfinite_b += !fy;
-      if (fx && fy) {
-        const double diff = x - y;
-        s_dd += diff * diff;
-        s_bb += y * y;
-        s_aa += x * x;
-        s_ab += x * y;
-        row_dd += diff * diff;
-        row_bb += y * y;
-        if (std::fabs(diff) > d.max_abs) {
-          d.max_abs = std::fabs(diff);
-          d.argmax_abs = e;
-        }
-      }
-      if ((e + 1) % row_len == 0) {
-        const double rel = row_bb > 0 ? std::sqrt(row_dd / row_bb) : (row_dd > 0 ? INFINITY : 0.0);
-        if (rel > d.worst_row_rel_l2) {
-          d.worst_row_rel_l2 = rel;
-          d.worst_row = e / row_len;
-        }
-        row_dd = row_bb = 0;
+    acc.Add(std::span<const float>(xa.data(), n), std::span<const float>(xb.data(), n), e0);
+  }
+  TensorDiff r = acc.Finish();
+  r.bytes_identical = d.bytes_identical;
+  r.first_diff_byte = d.first_diff_byte;
+  return r;
+}
+
+void DiffAccumulator::Add(std::span<const float> a, std::span<const float> b, uint64_t first) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double x = a[i], y = b[i];
+    const uint64_t e = first + i;
+    const bool fx = std::isfinite(x), fy = std::isfinite(y);
+    d_.nonfinite_a += !fx;
+    d_.nonfinite_b += !fy;
+    if (fx && fy) {
+      const double diff = x - y;
+      s_dd_ += diff * diff;
+      s_bb_ += y * y;
+      s_aa_ += x * x;
+      s_ab_ += x * y;
+      row_dd_ += diff * diff;
+      row_bb_ += y * y;
+      if (std::fabs(diff) > d_.max_abs) {
+        d_.max_abs = std::fabs(diff);
+        d_.argmax_abs = e;
       }
     }
+    if ((e + 1) % row_len_ == 0) {
+      const double rel = row_bb_ > 0 ? std::sqrt(row_dd_ / row_bb_) : (row_dd_ > 0 ? INFINITY : 0.0);
+      if (rel > d_.worst_row_rel_l2) {
+        d_.worst_row_rel_l2 = rel;
+        d_.worst_row = e / row_len_;
+      }
+      row_dd_ = row_bb_ = 0;
+    }
   }
-  d.rel_l2 = s_bb > 0 ? std::sqrt(s_dd / s_bb) : (s_dd > 0 ? INFINITY : 0.0);
-  d.snr_db = s_dd > 0 ? 10.0 * std::log10(s_bb / s_dd) : std::numeric_limits<double>::infinity();
-  d.cosine = (s_aa > 0 && s_bb > 0) ? s_ab / std::sqrt(s_aa * s_bb) : ((s_aa == 0 && s_bb == 0) ? 1.0 : 0.0);
-  d.norm_ratio = s_bb > 0 ? std::sqrt(s_aa / s_bb) : (s_aa > 0 ? INFINITY : 1.0);
+  d_.n = std::max(d_.n, first + a.size());
+}
+
+TensorDiff DiffAccumulator::Finish() const {
+  TensorDiff d = d_;
+  d.rel_l2 = s_bb_ > 0 ? std::sqrt(s_dd_ / s_bb_) : (s_dd_ > 0 ? INFINITY : 0.0);
+  d.snr_db = s_dd_ > 0 ? 10.0 * std::log10(s_bb_ / s_dd_) : std::numeric_limits<double>::infinity();
+  d.cosine = (s_aa_ > 0 && s_bb_ > 0) ? s_ab_ / std::sqrt(s_aa_ * s_bb_) : ((s_aa_ == 0 && s_bb_ == 0) ? 1.0 : 0.0);
+  d.norm_ratio = s_bb_ > 0 ? std::sqrt(s_aa_ / s_bb_) : (s_aa_ > 0 ? INFINITY : 1.0);
   return d;
 }
 

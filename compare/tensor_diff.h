@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "gguf/error.h"
@@ -25,6 +26,24 @@ struct TensorDiff {
   uint64_t nonfinite_a = 0, nonfinite_b = 0;
   uint64_t worst_row = 0;        // row with the largest relative error
   double worst_row_rel_l2 = 0;
+};
+
+// The metrics of TensorDiff over values streamed in order, chunk by chunk
+// (whole rows or block-aligned pieces of one row): DiffTensors uses it for
+// two GGUF tensors, the checkpoint diff (inspect/checkpoint_diff.h) for a
+// GGUF tensor against its safetensors source, so both report alike.
+class DiffAccumulator {
+ public:
+  explicit DiffAccumulator(uint64_t row_len) : row_len_(row_len > 0 ? row_len : 1) {}
+  // a[i], b[i] are elements first + i of the two tensors; b is the reference.
+  void Add(std::span<const float> a, std::span<const float> b, uint64_t first);
+  // The totals; bytes_identical and first_diff_byte are the caller's.
+  TensorDiff Finish() const;
+
+ private:
+  uint64_t row_len_;
+  TensorDiff d_;
+  double s_dd_ = 0, s_bb_ = 0, s_aa_ = 0, s_ab_ = 0, row_dd_ = 0, row_bb_ = 0;
 };
 
 // `b` is the reference. Shapes must match (an error otherwise).

@@ -153,6 +153,8 @@ nlohmann::json DiffJson(const DiffReport& r, const std::string& pa, const std::s
     if (!e.j.reason.empty()) t["reason"] = e.j.reason;
     if (!e.swapped_with.empty()) t["swapped_with"] = e.swapped_with;
     if (!e.error.empty()) t["error"] = e.error;
+    if (!e.ref_name.empty()) t["reference_name"] = e.ref_name;
+    if (!e.transform.empty()) t["transform"] = e.transform;
     ts.push_back(std::move(t));
   }
   nlohmann::json md = nlohmann::json::array();
@@ -160,21 +162,15 @@ nlohmann::json DiffJson(const DiffReport& r, const std::string& pa, const std::s
   return {{"a", pa}, {"b", pb}, {"consistent", r.flagged == 0}, {"flagged", r.flagged}, {"tensors", ts}, {"metadata", md}};
 }
 
-std::string DiffText(const DiffReport& r, const std::string& pa, const std::string& pb, bool all) {
-  std::string o = fmt::format("a: {}\nb: {} (reference)\n", pa, pb);
-  if (!r.metadata.empty()) {
-    o += fmt::format("\nmetadata differences ({})\n", r.metadata.size());
-    for (const MetaDiffEntry& m : r.metadata) {
-      o += fmt::format("  {:<40} a: {}\n  {:<40} b: {}\n", m.key, m.a.empty() ? "(absent)" : m.a, "",
-                       m.b.empty() ? "(absent)" : m.b);
-    }
-  }
-  o += fmt::format("\n  {:<34} {:<7} {:<7} {:>10} {:>8} {:>8} {:>10} {:>10}  {}\n", "tensor", "type a", "type b",
+std::string DiffTable(const std::vector<TensorDiffEntry>& tensors, bool all, std::string_view col_a,
+                      std::string_view col_b) {
+  std::string o;
+  o += fmt::format("\n  {:<34} {:<7} {:<7} {:>10} {:>8} {:>8} {:>10} {:>10}  {}\n", "tensor", col_a, col_b,
                    "rel L2", "SNR dB", "cosine", "max |d|", "band", "status");
   size_t hidden = 0;
-  for (const TensorDiffEntry& e : r.tensors) {
+  for (const TensorDiffEntry& e : tensors) {
     const bool quiet = e.status == DiffStatus::kIdentical || e.status == DiffStatus::kWithinNoise;
-    if (quiet && !all && r.tensors.size() > 40) {
+    if (quiet && !all && tensors.size() > 40) {
       ++hidden;
       continue;
     }
@@ -192,6 +188,19 @@ std::string DiffText(const DiffReport& r, const std::string& pa, const std::stri
     if (e.status == DiffStatus::kFlagged) o += fmt::format("      {}\n", e.j.reason);
   }
   if (hidden > 0) o += fmt::format("  ({} tensors identical or within noise not shown; --all shows them)\n", hidden);
+  return o;
+}
+
+std::string DiffText(const DiffReport& r, const std::string& pa, const std::string& pb, bool all) {
+  std::string o = fmt::format("a: {}\nb: {} (reference)\n", pa, pb);
+  if (!r.metadata.empty()) {
+    o += fmt::format("\nmetadata differences ({})\n", r.metadata.size());
+    for (const MetaDiffEntry& m : r.metadata) {
+      o += fmt::format("  {:<40} a: {}\n  {:<40} b: {}\n", m.key, m.a.empty() ? "(absent)" : m.a, "",
+                       m.b.empty() ? "(absent)" : m.b);
+    }
+  }
+  o += DiffTable(r.tensors, all, "type a", "type b");
   o += fmt::format("\n{}: {} of {} tensors {}\n", r.flagged == 0 ? "consistent" : "DIFFERENT", r.flagged,
                    r.tensors.size(), r.flagged == 0 ? "differ beyond quantization noise" : "differ beyond quantization noise, are missing or reshaped");
   return o;

@@ -24,6 +24,10 @@ struct TensorDiffEntry {
   compare::Judgement j;
   std::string swapped_with;  // the tensor of B whose values A's holds, when that explains it
   std::string error;
+  // Against a checkpoint (inspect/checkpoint_diff.h): the checkpoint's name
+  // for the tensor and the convention applied to its values; empty otherwise.
+  std::string ref_name;
+  std::string transform;
 };
 
 struct MetaDiffEntry {
@@ -40,6 +44,10 @@ struct DiffReport {
 DiffReport DiffFiles(const gguf::GgufFile& a, const gguf::GgufFile& b, int threads);
 
 nlohmann::json DiffJson(const DiffReport& r, const std::string& path_a, const std::string& path_b);
+// The per-tensor table of DiffText (quiet rows hidden past 40 unless `all`);
+// also the checkpoint diff's.
+std::string DiffTable(const std::vector<TensorDiffEntry>& tensors, bool all, std::string_view col_a,
+                      std::string_view col_b);
 std::string DiffText(const DiffReport& r, const std::string& path_a, const std::string& path_b, bool all);
 
 }  // namespace ggufscope::inspect

@@ -34,6 +34,7 @@ gguf::Result<Fingerprint> ParseFingerprint(std::string_view text, const std::str
   str("architecture", fp.architecture);
   str("source", fp.source);
   str("precision", fp.precision);
+  str("conventions", fp.conventions);
   if (!j.contains("tensors") || !j["tensors"].is_array()) return Bad(what + ": tensors", "an array", "absent");
   const nlohmann::json& ts = j["tensors"];
   if (ts.size() > kMaxTensors) return Bad(what + ": tensors", "at most 2^20 entries", std::to_string(ts.size()));
@@ -85,6 +86,7 @@ Fingerprint FingerprintOf(const gguf::GgufFile& f, const std::vector<TensorStats
   fp.model = f.GetString("general.name").value_or("");
   fp.source = "ggufscope fingerprint of a GGUF file";
   fp.precision = round ? "mean and std rounded to 3 decimals, of the dequantized values" : "exact";
+  fp.conventions = "gguf";
   for (const TensorStats& s : stats) {
     if (!s.values_checked) continue;
     FingerprintEntry e;
@@ -102,6 +104,7 @@ Fingerprint FingerprintOf(const gguf::GgufFile& f, const std::vector<TensorStats
 nlohmann::json FingerprintJson(const Fingerprint& fp) {
   nlohmann::json j{{"model", fp.model}, {"architecture", fp.architecture}, {"source", fp.source},
                    {"precision", fp.precision}, {"tensors", nlohmann::json::array()}};
+  if (!fp.conventions.empty()) j["conventions"] = fp.conventions;
   for (const FingerprintEntry& e : fp.tensors) {
     nlohmann::json t{{"gguf", e.gguf}, {"hf_shape", e.shape}, {"mean", e.mean}, {"std", e.std}};
     if (!e.hf.empty()) t["hf"] = e.hf;
@@ -142,7 +145,8 @@ std::vector<FingerprintMatch> CompareFingerprint(const gguf::GgufFile& f, const 
     m.mean = s.mean;
     m.std = s.std;
     const bool norm = e.gguf.find("norm") != std::string::npos;
-    const double shift = gemma && norm ? 1.0 : 0.0;  // Gemma GGUF norms are stored as value + 1
+    // Gemma GGUF norms are stored as value + 1; published statistics are not.
+    const double shift = gemma && norm && fp.conventions != "gguf" ? 1.0 : 0.0;
     const double dmean = std::fabs((s.mean - shift) - e.mean);
     const double dstd = std::fabs(s.std - e.std);
     const bool mean_ok = dmean <= 0.002 + 0.1 * e.std;

@@ -25,6 +25,10 @@ struct FingerprintEntry {
 
 struct Fingerprint {
   std::string model, architecture, source, precision;
+  // "gguf": values as a GGUF file stores them (ggufscope's own fingerprints,
+  // of a file or of a checkpoint with the conversion conventions applied);
+  // absent: the checkpoint's values as published (Gemma norms without + 1).
+  std::string conventions;
   std::vector<FingerprintEntry> tensors;
 };
 
@@ -51,7 +55,8 @@ struct FingerprintMatch {
 // published values are rounded to 3 decimals and quantization adds noise of
 // a few percent of a tensor's std, so a mean matches within 0.002 + 0.1 std
 // and a std within 0.002 + 15%; Gemma-family files store norms as value + 1
-// (means compared after subtracting 1).
+// (means compared after subtracting 1, unless the fingerprint's conventions
+// are "gguf").
 std::vector<FingerprintMatch> CompareFingerprint(const gguf::GgufFile& f, const std::vector<TensorStats>& stats,
                                                  const Fingerprint& fp);
 
