@@ -2,11 +2,8 @@
 
 #include <cstddef>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#endif
-
 #include "gguf/block_utils.h"
+#include "reference_cpu/dot_simd.h"
 
 // Kernels are compiled for the baseline and for x86-64-v3/v4 (AVX2/AVX-512),
 // picked once at load time, as in gguf/dequant.cc. Each block's quants are
@@ -17,23 +14,11 @@
 namespace ggufscope::reference {
 namespace {
 
+using dot_detail::Accum;
+using dot_detail::HSum;
+
 using gguf::LoadF16;
 using gguf::LoadU32;
-
-// acc[i] += (dl * q[i] - ml) * x[i]: the exact dequantized value times x,
-// accumulated lane-wise (no horizontal sum per block; one per row, HSum).
-template <int n>
-[[gnu::always_inline]] inline void Accum(float* __restrict acc, float dl, float ml, const int8_t* __restrict q,
-                                         const float* __restrict x) {
-  for (int i = 0; i < n; ++i) acc[i] += (dl * static_cast<float>(q[i]) - ml) * x[i];
-}
-
-[[gnu::always_inline]] inline float HSum(float* acc) {
-  for (int w = 16; w > 0; w /= 2) {
-    for (int i = 0; i < w; ++i) acc[i] += acc[i + w];
-  }
-  return acc[0];
-}
 
 // Q4_0, 18 B: f16 d | u8 qs[16]; value = d * (nibble - 8), low nibbles first.
 // Q4_1, 20 B: f16 d | f16 m | u8 qs[16]; value = d * nibble + m.
@@ -175,39 +160,16 @@ GGUFSCOPE_KERNEL void RowsF32(const uint8_t* w, size_t rb, int64_t n, int64_t co
 }
 
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define GGUFSCOPE_AVX2 __attribute__((target("avx2,fma")))
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+using dot_detail::Finish;
+using dot_detail::Fma32;
+using dot_detail::kMaxBlockSums;
+using dot_detail::Sum32;
 
 // Hand-written AVX2 versions of the hot kernels (the auto-vectorized ones
 // spill their accumulators): the same exact dequantized values (a multiply
 // by the scale, then a subtraction of the min), FMA'd into four vectors of
 // partial sums.
-GGUFSCOPE_AVX2 inline float HSum8(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-// acc[k] += dl * (q[8k..8k+7] * x[8k..]), k < 4: 32 int8 quants. A block's
-// min (value = dl * q - ml) is added by the caller as -ml * sum(x), once.
-GGUFSCOPE_AVX2 inline void Fma32(__m256 acc[4], __m256i q, __m256 dl, const float* x) {
-  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-  const __m256i q32[4] = {_mm256_cvtepi8_epi32(lo), _mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)),
-                          _mm256_cvtepi8_epi32(hi), _mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))};
-  for (int k = 0; k < 4; ++k) {
-    acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q32[k]), _mm256_loadu_ps(x + 8 * k)), dl, acc[k]);
-  }
-}
-
-GGUFSCOPE_AVX2 inline float Sum32(const float* x) {
-  const __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)),
-                                 _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24)));
-  return HSum8(s);
-}
-
-GGUFSCOPE_AVX2 inline float Finish(const __m256 acc[4]) {
-  return HSum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-}
 
 // 16 bytes of nibbles -> 32 bytes: low nibbles first, then high ones.
 GGUFSCOPE_AVX2 inline __m256i Nibbles(const uint8_t* qs) {
@@ -215,11 +177,6 @@ GGUFSCOPE_AVX2 inline __m256i Nibbles(const uint8_t* qs) {
   const __m128i m = _mm_set1_epi8(0x0F);
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
 }
-
-// The AVX2 kernels keep per-block sums of x on the stack: rows up to 2^16
-// elements (the loader bounds every dimension; longer rows use the portable
-// kernels).
-constexpr int64_t kMaxBlockSums = (int64_t{1} << 16) / 32;
 
 // Bit j of `bits` -> byte j as 0x10 or 0.
 GGUFSCOPE_AVX2 inline __m256i BitsTo0x10(uint32_t bits) {
@@ -375,17 +332,14 @@ GGUFSCOPE_AVX2 void RowsF32Avx2(const uint8_t* w, size_t rb, int64_t n, int64_t 
   }
 }
 
-bool HasAvx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-#else
-constexpr int64_t kMaxBlockSums = 0;
-bool HasAvx2() { return false; }
 #endif
 }  // namespace
 
 RowDotFn FusedRowDot(gguf::GgmlType type, int64_t cols, bool allow_avx2) {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  static const bool avx2 = HasAvx2();
-  if (avx2 && allow_avx2 && cols <= kMaxBlockSums * 32) {
+  static const bool avx2 = dot_detail::HasAvx2();
+  const bool use_avx2 = avx2 && allow_avx2 && cols <= dot_detail::kMaxCols;
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  if (use_avx2) {
     switch (type) {
       case gguf::GgmlType::kF32: return RowsF32Avx2;
       case gguf::GgmlType::kQ4_0: return RowsQ4_0Avx2;
@@ -410,8 +364,10 @@ RowDotFn FusedRowDot(gguf::GgmlType type, int64_t cols, bool allow_avx2) {
     case gguf::GgmlType::kQ4_K: return RowsQ4_K;
     case gguf::GgmlType::kQ5_K: return RowsQ5_K;
     case gguf::GgmlType::kQ6_K: return RowsQ6_K;
-    default: return nullptr;
+    default: break;
   }
+  if (const RowDotFn f = dot_detail::LowBitRowDot(type, use_avx2)) return f;
+  return dot_detail::IqRowDot(type, use_avx2);
 }
 
 }  // namespace ggufscope::reference
