@@ -34,6 +34,10 @@ CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
   d->add_option("--fingerprint", o.fingerprint,
                 "Published per-tensor statistics of the trained checkpoint (JSON file or folder): a suspect that "
                 "matches them is trained, one that departs is a real suspect");
+  d->add_option("--checkpoint", o.checkpoint,
+                "The Hugging Face checkpoint the file comes from (a folder of *.safetensors with config.json, or one "
+                ".safetensors file): a tensor within its type's noise of its source is trained, however odd it looks; "
+                "one outside it is proof (FILE CORRUPT)");
   d->add_flag("--what-if", o.what_if,
               "Rescale each suspect to its peers in memory and measure the reference's perplexity: a repair that "
               "helps markedly is evidence of damage; one that hurts says the oddity was trained");
@@ -57,6 +61,8 @@ int RunDoctor(const DoctorCliOptions& opt) {
   // inject, an unreadable trace): without proof against the file that is
   // not a verdict of consistency.
   if (!r.engine_error.empty() && r.verdict == compare::DoctorVerdict::kConsistent) return kExitUnavailable;
+  // Likewise a --checkpoint that cannot be read (as compare/trace: an input that cannot be read is 3).
+  if (!r.checkpoint_error.empty() && r.verdict == compare::DoctorVerdict::kConsistent) return kExitUnreadable;
   return compare::DoctorExitCode(r.verdict);
 }
 

@@ -83,7 +83,7 @@ std::optional<Suspect> PeerComparison(const std::vector<inspect::TensorStats>& s
   }
   const double med = Median(peer);
   if (peer.size() < 2 || !(med > 0)) return std::nullopt;
-  return Suspect{t->name, peers, t->rms, med, t->rms / med, "", std::nullopt};
+  return Suspect{t->name, peers, t->rms, med, t->rms / med, "", std::nullopt, "", std::nullopt};
 }
 
 std::vector<Suspect> FindSuspects(const std::vector<inspect::TensorStats>& stats, double factor) {
@@ -167,10 +167,47 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
       if (it == r.suspects.end()) {
         if (m.matches) continue;
         const std::optional<Suspect> s = PeerComparison(r.audit.tensors, m.tensor);
-        it = r.suspects.insert(r.suspects.begin(), s.value_or(Suspect{m.tensor, "no peers", 0, 0, 1, "", std::nullopt}));
+        it = r.suspects.insert(r.suspects.begin(), s.value_or(Suspect{m.tensor, "no peers", 0, 0, 1, "", std::nullopt, "", std::nullopt}));
       }
       it->fingerprint = m.message + " of " + r.audit.fingerprint_model;
       it->matches_fingerprint = m.matches;
+    }
+  }
+
+  // The checkpoint the file claims to come from: the strongest evidence
+  // either way. A tensor within its type's noise of its source is what
+  // training produced, however odd it looks among its peers.
+  if (!opt.checkpoint.empty()) {
+    progress("checkpoint diff");
+    gguf::Result<gguf::GgufFile> f = gguf::GgufFile::Open(opt.model);
+    inspect::CheckpointDiffOptions co;
+    co.threads = opt.threads;
+    co.progress = opt.progress;
+    gguf::Result<inspect::CheckpointDiffReport> cd =
+        f.ok() ? inspect::DiffCheckpoint(*f, opt.checkpoint, co) : gguf::Result<inspect::CheckpointDiffReport>(f.error());
+    if (!cd.ok()) {
+      r.checkpoint_error = cd.error().Message();
+      r.evidence.push_back("the checkpoint could not be compared: " + r.checkpoint_error);
+    } else {
+      for (const inspect::ConfigContradiction& c : cd->config) {
+        proof.push_back(fmt::format("{}: {} here, but the checkpoint's config.json has {} = {}", c.key, c.gguf,
+                                    c.config_key, c.config));
+      }
+      for (const inspect::TensorDiffEntry& e : cd->tensors) {
+        const bool matched = e.status == inspect::DiffStatus::kIdentical || e.status == inspect::DiffStatus::kWithinNoise;
+        if (e.status == inspect::DiffStatus::kFlagged) {
+          proof.push_back(fmt::format("{}: differs from the checkpoint's {}: {}", e.name, e.ref_name, e.j.reason));
+        } else if (!matched) {
+          proof.push_back(fmt::format("{}: {}", e.name, e.error.empty() ? inspect::DiffStatusName(e.status) : e.error));
+        }
+        auto it = std::find_if(r.suspects.begin(), r.suspects.end(), [&](const Suspect& s) { return s.tensor == e.name; });
+        if (it == r.suspects.end()) continue;
+        it->matches_checkpoint = matched;
+        it->checkpoint = matched ? fmt::format("matches the checkpoint's {} (relative error {:.3g}, {} band {:.3g})",
+                                               e.ref_name, e.d.rel_l2, gguf::TypeName(e.type_a), e.j.expected)
+                                 : fmt::format("does not match the checkpoint's {}", e.ref_name);
+      }
+      r.checkpoint = std::move(*cd);
     }
   }
 
@@ -344,8 +381,25 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
                                           : "no proof against the file; the engine under test could not be run "
                                             "(exit 69): " + r.engine_error;
   }
+  int n_source = 0;
+  for (const Suspect& s : r.suspects) {
+    if (!s.matches_checkpoint || !*s.matches_checkpoint) continue;
+    if (++n_source > 3) continue;
+    r.evidence.push_back(fmt::format("{} stands out among its peers ({:.3g}x) but {}: that is what training produced, "
+                                     "not damage",
+                                     s.tensor, s.ratio, s.checkpoint));
+  }
+  if (n_source > 3) {
+    r.evidence.push_back(fmt::format("{} more suspects match the checkpoint (listed below)", n_source - 3));
+  }
+  if (r.checkpoint && r.checkpoint->flagged == 0) {
+    r.evidence.push_back(fmt::format("all {} tensors match the checkpoint {} within their types' noise, and config.json "
+                                     "agrees with the metadata",
+                                     r.checkpoint->tensors.size(), r.checkpoint->checkpoint));
+  }
   int n_trained = 0;
   for (const Suspect& s : r.suspects) {
+    if (s.matches_checkpoint) continue;  // the checkpoint said it: the stronger evidence
     if (!s.matches_fingerprint) continue;
     if (*s.matches_fingerprint && ++n_trained > 3) continue;  // the rest: see the suspects list
     if (*s.matches_fingerprint) {
@@ -359,7 +413,8 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   if (n_trained > 3) {
     r.evidence.push_back(fmt::format("{} more suspects match the published statistics (listed below)", n_trained - 3));
   }
-  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt && !r.suspects.front().matches_fingerprint) {
+  if (!r.suspects.empty() && r.verdict != DoctorVerdict::kFileCorrupt && !r.suspects.front().matches_fingerprint &&
+      !r.suspects.front().matches_checkpoint) {
     const Suspect& s = r.suspects.front();
     r.evidence.push_back(fmt::format(
         "prime suspect if anything is wrong with the file: {} (rms {:.3g}, {:.3g}x the median of {}). This is a "
@@ -395,6 +450,15 @@ std::string DoctorText(const DoctorReport& r) {
   for (const Suspect& s : r.suspects) {
     out += fmt::format("   {:32} rms {:<10.4g} {:8.3g}x the median of {}\n", s.tensor, s.rms, s.ratio, s.peers);
     if (!s.fingerprint.empty()) out += fmt::format("   {:32} {}\n", "", s.fingerprint);
+    if (!s.checkpoint.empty()) out += fmt::format("   {:32} {}\n", "", s.checkpoint);
+  }
+  if (r.checkpoint) {
+    out += fmt::format("   checkpoint {}: {} of {} tensors differ, are missing, extra or reshaped; {} hyper-parameters "
+                       "contradict config.json\n",
+                       r.checkpoint->checkpoint, r.checkpoint->flagged - r.checkpoint->config.size(),
+                       r.checkpoint->tensors.size(), r.checkpoint->config.size());
+  } else if (!r.checkpoint_error.empty()) {
+    out += fmt::format("   checkpoint: not compared: {}\n", r.checkpoint_error);
   }
   out += "3. functional check (CPU reference)\n";
   if (r.functional.ran) {
@@ -441,8 +505,10 @@ nlohmann::json DoctorJson(const DoctorReport& r) {
   j["suspects"] = nlohmann::json::array();
   for (const Suspect& s : r.suspects) {
     j["suspects"].push_back({{"tensor", s.tensor}, {"rms", s.rms}, {"peer_rms", s.peer_rms}, {"ratio", s.ratio},
-                             {"peers", s.peers}, {"fingerprint", s.fingerprint}});
+                             {"peers", s.peers}, {"fingerprint", s.fingerprint}, {"checkpoint", s.checkpoint}});
   }
+  if (r.checkpoint) j["checkpoint"] = inspect::CheckpointDiffJson(*r.checkpoint, r.model);
+  if (!r.checkpoint_error.empty()) j["checkpoint_error"] = r.checkpoint_error;
   j["functional"] = {{"ran", r.functional.ran},
                      {"skipped", r.functional.skipped},
                      {"perplexity", JsonNumber(r.functional.ppl)},

@@ -19,6 +19,7 @@
 
 #include "compare/trace_compare.h"
 #include "inspect/audit.h"
+#include "inspect/checkpoint_diff.h"
 
 namespace ggufscope::compare {
 
@@ -35,6 +36,7 @@ struct DoctorOptions {
   std::string expect_sha256;  // provenance, passed to the audit
   std::string against;        // a reference copy of the file, passed to the audit
   std::string fingerprint;    // published statistics of the checkpoint (file or folder), passed to the audit
+  std::string checkpoint;     // the Hugging Face checkpoint the file comes from (inspect/checkpoint_diff.h)
   bool what_if = false;       // counterfactual repairs of the suspects
   int threads = 0;
   bool progress = false;
@@ -49,6 +51,8 @@ struct Suspect {
   double ratio = 0;        // rms / peer_rms
   std::string fingerprint;  // with --fingerprint: what the published statistics say, in words
   std::optional<bool> matches_fingerprint;  // with --fingerprint: matches (trained) / departs (a real suspect)
+  std::string checkpoint;                   // with --checkpoint: the checkpoint diff of this tensor, in words
+  std::optional<bool> matches_checkpoint;   // with --checkpoint: within its type's noise of its source (trained)
 };
 
 struct WhatIfResult {
@@ -80,6 +84,11 @@ struct DoctorReport {
   std::string engine;                    // what was compared ("cuda", "trace T", "reference with bug X"), or empty
   std::string engine_error;              // the engine asked for could not be run or read (then no comparison)
   std::optional<TraceComparison> comparison;
+  // With DoctorOptions::checkpoint: the diff against it (a tensor outside its
+  // type's noise band, missing, extra or reshaped, or a hyper-parameter that
+  // contradicts config.json is proof), or why it could not be made.
+  std::optional<inspect::CheckpointDiffReport> checkpoint;
+  std::string checkpoint_error;
   std::string likely_cause;              // plain words for the first divergent op
   double seconds = 0;
 };
