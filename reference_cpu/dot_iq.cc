@@ -55,7 +55,6 @@ inline uint64_t Row8(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
-inline uint32_t Row4(const uint8_t* p) { return gguf::LoadU32(p); }
 
 // 32 grid bytes (rows r0..r3 of 8) with the 32 sign bits applied, stored at q.
 GGUFSCOPE_AVX2 inline void StoreSigned32(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3, uint32_t signs,
@@ -65,6 +64,23 @@ GGUFSCOPE_AVX2 inline void StoreSigned32(uint64_t r0, uint64_t r1, uint64_t r2, 
   const __m256i m = BitsToMask(signs);
   _mm256_store_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(_mm256_xor_si256(g, m), m));
 }
+#endif
+
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+// IQ1: 8 * grid + delta for four grid rows of 8 (delta: one +-1 per row).
+GGUFSCOPE_AVX2 inline void StoreIq1Codes(const int8_t* r0, const int8_t* r1, const int8_t* r2, const int8_t* r3,
+                                         __m256i delta, int8_t* q) {
+  __m256i g = _mm256_set_epi64x(static_cast<int64_t>(Row8(reinterpret_cast<const uint8_t*>(r3))),
+                                static_cast<int64_t>(Row8(reinterpret_cast<const uint8_t*>(r2))),
+                                static_cast<int64_t>(Row8(reinterpret_cast<const uint8_t*>(r1))),
+                                static_cast<int64_t>(Row8(reinterpret_cast<const uint8_t*>(r0))));
+  g = _mm256_add_epi8(g, g);
+  g = _mm256_add_epi8(g, g);
+  g = _mm256_add_epi8(g, g);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(q), _mm256_add_epi8(g, delta));
+}
+// +1 or -1 in each byte of a row of 8.
+inline int64_t Delta8(unsigned negative) { return negative ? -1 : 0x0101010101010101; }
 #endif
 
 // IQ2_XXS, 66 B: f16 d | 8 x (u32 aux0, u32 aux1). Group ib of 32: aux0's
@@ -196,11 +212,9 @@ struct Iq3Xxs {
       const uint32_t aux = LoadU32(b + 66 + 4 * ib);
       dl[ib] = d * (0.5f + static_cast<float>(aux >> 28)) * 0.5f;
       const uint8_t* s = qs + 8 * ib;
-      const __m256i g = _mm256_set_epi32(
-          static_cast<int>(Row4(kIq3xxsGrid[s[7]])), static_cast<int>(Row4(kIq3xxsGrid[s[6]])),
-          static_cast<int>(Row4(kIq3xxsGrid[s[5]])), static_cast<int>(Row4(kIq3xxsGrid[s[4]])),
-          static_cast<int>(Row4(kIq3xxsGrid[s[3]])), static_cast<int>(Row4(kIq3xxsGrid[s[2]])),
-          static_cast<int>(Row4(kIq3xxsGrid[s[1]])), static_cast<int>(Row4(kIq3xxsGrid[s[0]])));
+      const auto row = [](uint8_t i) { return static_cast<int>(gguf::LoadU32(kIq3xxsGrid[i])); };
+      const __m256i g = _mm256_set_epi32(row(s[7]), row(s[6]), row(s[5]), row(s[4]), row(s[3]), row(s[2]),
+                                         row(s[1]), row(s[0]));
       const uint32_t signs = kSigns[aux & 0x7F] | kSigns[(aux >> 7) & 0x7F] << 8 |
                              kSigns[(aux >> 14) & 0x7F] << 16 | static_cast<uint32_t>(kSigns[(aux >> 21) & 0x7F]) << 24;
       const __m256i m = BitsToMask(signs);
@@ -240,13 +254,13 @@ struct Iq3S {
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
     Scales(b, dl);
+    const __m256i shifts = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
     for (int ib = 0; ib < 8; ++ib) {
-      const int g = 8 * ib;
-      const __m256i v = _mm256_set_epi32(
-          static_cast<int>(Row4(Row(b, g + 7))), static_cast<int>(Row4(Row(b, g + 6))),
-          static_cast<int>(Row4(Row(b, g + 5))), static_cast<int>(Row4(Row(b, g + 4))),
-          static_cast<int>(Row4(Row(b, g + 3))), static_cast<int>(Row4(Row(b, g + 2))),
-          static_cast<int>(Row4(Row(b, g + 1))), static_cast<int>(Row4(Row(b, g))));
+      // index j: qs[8ib + j] | (bit j of qh[ib]) << 8
+      const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * ib)));
+      const __m256i bits = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b[66 + ib]), shifts), one);
+      const __m256i idx = _mm256_or_si256(lo, _mm256_slli_epi32(bits, 8));
+      const __m256i v = _mm256_i32gather_epi32(reinterpret_cast<const int*>(kIq3sGrid), idx, 4);
       const __m256i m = BitsToMask(LoadU32(b + 74 + 4 * ib));
       _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * ib), _mm256_sub_epi8(_mm256_xor_si256(v, m), m));
     }
@@ -271,6 +285,19 @@ struct Iq1S {
       }
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    const float d = LoadF16(b);
+    for (int ib = 0; ib < 8; ++ib) {
+      const unsigned qh = LoadU16(b + 34 + 2 * ib);
+      dl[ib] = d * static_cast<float>(2 * ((qh >> 12) & 7) + 1) * 0.125f;
+      const uint8_t* s = b + 2 + 4 * ib;
+      StoreIq1Codes(kIq1sGrid[s[0] | ((qh & 7) << 8)], kIq1sGrid[s[1] | (((qh >> 3) & 7) << 8)],
+                    kIq1sGrid[s[2] | (((qh >> 6) & 7) << 8)], kIq1sGrid[s[3] | (((qh >> 9) & 7) << 8)],
+                    _mm256_set1_epi64x(Delta8(qh & 0x8000)), q + 32 * ib);
+    }
+  }
+#endif
 };
 
 // IQ1_M, 56 B: qs[32] | qh[16] @32 | u16 sc[4] @48; d is the top nibbles of
@@ -295,6 +322,26 @@ struct Iq1M {
       Iq1Codes(kIq1sGrid[b[2 * r + 1] | ((hi & 7) << 8)], hi & 8, q + 16 * r + 8);
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    unsigned sc[4];
+    for (int i = 0; i < 4; ++i) sc[i] = LoadU16(b + 48 + 2 * i);
+    const auto d_bits = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0xF0) | ((sc[2] >> 4) & 0xF00) |
+                                              (sc[3] & 0xF000));
+    const float d = gguf::HalfToFloatInline(d_bits);
+    for (int r = 0; r < 16; ++r) {
+      const unsigned s = (sc[r / 4] >> (3 * (r % 4))) & 7;
+      dl[r] = d * static_cast<float>(2 * s + 1) * 0.125f;
+    }
+    for (int r = 0; r < 16; r += 2) {  // entries 2r .. 2r+3
+      const unsigned h0 = b[32 + r], h1 = b[33 + r];
+      StoreIq1Codes(kIq1sGrid[b[2 * r] | ((h0 & 7) << 8)], kIq1sGrid[b[2 * r + 1] | ((h0 & 0x70) << 4)],
+                    kIq1sGrid[b[2 * r + 2] | ((h1 & 7) << 8)], kIq1sGrid[b[2 * r + 3] | ((h1 & 0x70) << 4)],
+                    _mm256_set_epi64x(Delta8(h1 & 0x80), Delta8(h1 & 8), Delta8(h0 & 0x80), Delta8(h0 & 8)),
+                    q + 16 * r);
+    }
+  }
+#endif
 };
 
 #define GGUFSCOPE_DECODED_KERNELS(T)                                                                 \

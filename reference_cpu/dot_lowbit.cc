@@ -37,6 +37,21 @@ inline float E8m0Half(uint8_t e) {
 
 // ---------------------------------------------------------------- K quants
 
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+// The 2-bit fields of 64 bytes in the K/TQ2 order (element 128h + 32s + l is
+// bits 2s.. of qs[32h + l]) minus `offset`, stored at q[0..255].
+GGUFSCOPE_AVX2 inline void StoreCrumbs(const uint8_t* qs, __m256i offset, int8_t* q) {
+  const __m256i m3 = _mm256_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h));
+    for (int s = 0; s < 4; ++s) {
+      const __m256i c = _mm256_and_si256(_mm256_srli_epi16(v, 2 * s), m3);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 128 * h + 32 * s), _mm256_sub_epi8(c, offset));
+    }
+  }
+}
+#endif
+
 // Q2_K, 84 B: scales[16] | qs[64] | f16 d @80 | f16 dmin @82. Group g of 16
 // (element 128h + 32s + 16r + l, g = 8h + 2s + r): scale/min nibbles of
 // scales[g]; code bits 2s.. of qs[32h + 16r + l]. value = (d*sc)*q - dmin*m.
@@ -57,6 +72,16 @@ struct Q2K {
       }
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float* ml) {
+    const float d = LoadF16(b + 80), dmin = LoadF16(b + 82);
+    for (int g = 0; g < 16; ++g) {
+      dl[g] = d * static_cast<float>(b[g] & 0xF);
+      ml[g] = dmin * static_cast<float>(b[g] >> 4);
+    }
+    StoreCrumbs(b + 16, _mm256_setzero_si256(), q);
+  }
+#endif
 };
 
 // Q3_K, 110 B: hmask[32] | qs[64] @32 | scales[12] @96 | f16 d @108. Element
@@ -88,6 +113,29 @@ struct Q3K {
       }
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    const uint8_t* sc = b + 96;
+    const float d = LoadF16(b + 108);
+    for (int g = 0; g < 16; ++g) {
+      const int lo = (sc[g % 8] >> (4 * (g / 8))) & 0xF;
+      const int hi = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
+      dl[g] = d * static_cast<float>((lo | (hi << 4)) - 32);
+    }
+    // code = low + 4 * bit - 4
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+    const __m256i hmask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32 + 32 * h));
+      for (int s = 0; s < 4; ++s) {
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(v, 2 * s), m3);
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * h + s), one);
+        const __m256i c = _mm256_sub_epi8(_mm256_add_epi8(low, _mm256_slli_epi16(bit, 2)), four);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q + 128 * h + 32 * s), c);
+      }
+    }
+  }
+#endif
 };
 
 // ---------------------------------------------------------------- ternary, Q1_0, Q2_0
@@ -109,6 +157,13 @@ struct Tq2 {
       }
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    const float d = LoadF16(b + 64);
+    for (int g = 0; g < 8; ++g) dl[g] = d;
+    StoreCrumbs(b, _mm256_set1_epi8(1), q);
+  }
+#endif
 };
 
 // Base-3 digit k of a TQ1_0 byte v minus 1 (v is a fixed-point fraction of
@@ -136,6 +191,39 @@ struct Tq1 {
       for (int l = 0; l < 4; ++l) q[240 + 4 * k + l] = Tq1Code(b[48 + l], kPow3[k]);
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  // Tq1Code on 32 bytes at once (the power of 3 per 16-bit lane): the byte
+  // products mod 256 come from 16-bit multiplies of the even and odd bytes,
+  // the digit is the high byte of 3x.
+  GGUFSCOPE_AVX2 static __m256i Codes32(__m256i v, __m256i p) {
+    const __m256i lo8 = _mm256_set1_epi16(0x00FF), three = _mm256_set1_epi16(3);
+    const __m256i even = _mm256_and_si256(_mm256_mullo_epi16(v, p), lo8);
+    const __m256i odd = _mm256_and_si256(_mm256_mullo_epi16(_mm256_srli_epi16(v, 8), p), lo8);
+    const __m256i de = _mm256_srli_epi16(_mm256_mullo_epi16(even, three), 8);
+    const __m256i dodd = _mm256_andnot_si256(lo8, _mm256_mullo_epi16(odd, three));
+    return _mm256_sub_epi8(_mm256_or_si256(de, dodd), _mm256_set1_epi8(1));
+  }
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    constexpr int16_t kPow3[5] = {1, 3, 9, 27, 81};
+    const float d = LoadF16(b + 52);
+    for (int g = 0; g < 8; ++g) dl[g] = d;
+    auto* out = reinterpret_cast<__m256i*>(q);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    for (int k = 0; k < 5; ++k) _mm256_store_si256(out + k, Codes32(v, _mm256_set1_epi16(kPow3[k])));
+    // qs[32..47] in both halves: elements 160 + 16k + l, digits k and k + 1
+    // per store; the last store pairs digit 4 with qh's 16 elements 240 +
+    // 4k + l (qh[l] repeated in dword k, power 3^k).
+    const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 32));
+    const __m256i ww = _mm256_broadcastsi128_si256(w);
+    for (int k = 0; k < 4; k += 2) {
+      const __m256i p = _mm256_set_m128i(_mm_set1_epi16(kPow3[k + 1]), _mm_set1_epi16(kPow3[k]));
+      _mm256_store_si256(out + 5 + k / 2, Codes32(ww, p));
+    }
+    const __m256i last = _mm256_set_m128i(_mm_set1_epi32(static_cast<int>(gguf::LoadU32(b + 48))), w);
+    const __m256i p = _mm256_set_epi16(27, 27, 9, 9, 3, 3, 1, 1, 81, 81, 81, 81, 81, 81, 81, 81);
+    _mm256_store_si256(out + 7, Codes32(last, p));
+  }
+#endif
 };
 
 // Q1_0, 18 B (128 elements): f16 d | qs[16]; bit j%8 of qs[j/8] set: +d,
@@ -178,6 +266,24 @@ struct Q2 {
       for (int k = 0; k < 4; ++k) q[4 * i + k] = static_cast<int8_t>(((b[2 + i] >> (2 * k)) & 3) - 1);
     }
   }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  // The four 2-bit fields of each byte, interleaved back into element order.
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    const float d = LoadF16(b);
+    dl[0] = dl[1] = d;
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+    const __m128i m3 = _mm_set1_epi8(3), one = _mm_set1_epi8(1);
+    __m128i f[4];
+    for (int k = 0; k < 4; ++k) f[k] = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 2 * k), m3), one);
+    const __m128i a_lo = _mm_unpacklo_epi8(f[0], f[1]), a_hi = _mm_unpackhi_epi8(f[0], f[1]);
+    const __m128i c_lo = _mm_unpacklo_epi8(f[2], f[3]), c_hi = _mm_unpackhi_epi8(f[2], f[3]);
+    // 32-byte stores: the kernel reloads 32 at a time (a load spanning two
+    // smaller stores cannot be forwarded from them and stalls)
+    auto* out = reinterpret_cast<__m256i*>(q);
+    _mm256_store_si256(out, _mm256_set_m128i(_mm_unpackhi_epi16(a_lo, c_lo), _mm_unpacklo_epi16(a_lo, c_lo)));
+    _mm256_store_si256(out + 1, _mm256_set_m128i(_mm_unpackhi_epi16(a_hi, c_hi), _mm_unpacklo_epi16(a_hi, c_hi)));
+  }
+#endif
 };
 
 // ---------------------------------------------------------------- 4-bit codebooks
