@@ -28,7 +28,7 @@ CLI::App* AddDoctorCommand(CLI::App& app, DoctorCliOptions* opt) {
                          return reference::FaultFromName(s) ? std::string() : "unknown bug '" + s + "'";
                        });
   b->excludes(t);
-  t->excludes(i);  // --backend cuda --inject BUG: the CUDA pass with the bug (three of them, see docs)
+  t->excludes(i);  // --backend cuda --inject BUG: the CUDA pass with the bug (any of them)
   d->add_option("--expect-sha256", o.expect_sha256, "The file's published SHA-256 (proof either way)");
   d->add_option("--against", o.against, "A trusted copy of the file: every tensor compared (proof either way)");
   d->add_option("--fingerprint", o.fingerprint,

@@ -31,7 +31,7 @@ struct CaptureOptions {
   bool hash_model = true;    // sha256 of the whole model file in the header
   std::string producer;      // "ggufscope 0.1.0"
   // Run the engine with a known bug (reference_cpu/faults.h), as an "engine
-  // under test" for self-tests and demos: every fault on the CPU, three on
+  // under test" for self-tests and demos: every fault, on the CPU and on
   // CUDA (cuda::CanInject).
   reference::Fault inject = reference::Fault::kNone;
 };

@@ -6,7 +6,9 @@
 // logits; qwen3: q/k norms, Q8_0 weights). Checked: every trace point of a
 // prefill and of decode steps, the logits, greedy generation of 64 tokens
 // (through the captured decode graph), a prefill split in two, and that the
-// graph replays exactly what the op-by-op step computes.
+// graph replays exactly what the op-by-op step computes; and the pass with
+// each injectable bug (reference_cpu/faults.h) against the reference with
+// the same bug.
 //
 // Runs on the GPU machine; elsewhere (CI has no GPU) every test skips and
 // says why.
