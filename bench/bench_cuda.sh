@@ -1,7 +1,3 @@
-for m in /tmp/m/*.gguf; do
-  timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 0 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
-  python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) decode', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
-done | tee "$OUT/llama.txt"
 #!/bin/bash
 # CUDA decode: ggufscope --backend cuda against llama.cpp's CUDA build (llama-bench), on the
 # same files, on the same card, in one run (issue 5). Runs ON THE GPU MACHINE, from the
@@ -11,6 +7,8 @@ done | tee "$OUT/llama.txt"
 # -DGGML_CUDA=ON, sm_90) side by side, measures the device-to-device copy bandwidth
 # (bench/cuda_copy_bw.cu), writes random but valid qwen2 models in Qwen2.5-1.5B/7B shapes
 # with ggufscope-synth, and prints decode tokens/s for both. Results: docs/PERFORMANCE.md.
+# With TESTS=1 it also builds and runs cuda_ops_test and cuda_forward_test first (needs
+# .device/shared/models/synth) and ggufscope-bench-matvec (every mat-vec kernel's GB/s).
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/bench_cuda_out}"; mkdir -p "$OUT"
 S=$(date +%s); t() { echo "[t+$(( $(date +%s) - S ))s] $*"; }
@@ -19,21 +17,32 @@ mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
 ( cmake -S /tmp/llama/llama.cpp -B /tmp/llama/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON > /tmp/llama/cfg.log 2>&1 &&
-  cmake --build /tmp/llama/build --target llama-bench -j12 > /tmp/llama/build.log 2>&1; echo "llama rc=$?" > /tmp/llama/done ) &
+  cmake --build /tmp/llama/build --target llama-bench -j${LLAMA_JOBS:-8} > /tmp/llama/build.log 2>&1; echo "llama rc=$?" > /tmp/llama/done ) &
 mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
 export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
-cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=OFF -DGGUFSCOPE_WERROR=OFF \
+cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j4 --target ggufscope ggufscope-synth > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+TARGETS="ggufscope ggufscope-synth"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_forward_test"
+cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 t "ggufscope built"
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
+BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
+if [ "${TESTS:-0}" = 1 ]; then
+  timeout 60 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_ops_test.log" | head -20
+  timeout 240 build-gpu/tests/cuda_forward_test > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
+  t "tests done"
+  timeout 120 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
+  t "matvec bench done"
+fi
 mkdir -p /tmp/m
 Y=build-gpu/ggufscope-synth
-$Y -o /tmp/m/q15-Q4_K.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K
+$Y -o /tmp/m/q15-Q4_K_M.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K_M
 $Y -o /tmp/m/q15-Q8_0.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q8_0
 $Y -o /tmp/m/q15-F16.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
-$Y -o /tmp/m/q7-Q4_K.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K
+$Y -o /tmp/m/q7-Q4_K_M.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K_M
 $Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
 ls -la /tmp/m; t "models written"
 IDS=$(seq -s, 100 107)
@@ -41,12 +50,17 @@ for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
   r=$(build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
   echo "ours $(basename $m) decode $r size $(stat -c %s $m)"
 done | tee "$OUT/ours.txt"
+P512=$(seq -s, 100 611)
+for m in /tmp/m/*.gguf; do
+  r=$(build-gpu/ggufscope run $m --tokens $P512 -n 1 --backend cuda 2>&1 >/dev/null | grep -o "in [0-9.]* s" | tail -1 | grep -o "[0-9.]*")
+  echo "ours $(basename $m) prefill512+1 ${r} s -> $(python3 -c "print(round(512/$r,1))" 2>/dev/null) tokens/s"
+done | tee "$OUT/ours_prefill.txt"
 t "ours done"
 while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt 520 ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
 cat /tmp/llama/done; tail -2 /tmp/llama/build.log
 t "llama built"
 for m in /tmp/m/*.gguf; do
-  timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 0 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
-  python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) decode', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
+  timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 512 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
+  python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) pp512, tg128', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
 done | tee "$OUT/llama.txt"
 t done

@@ -384,11 +384,14 @@ TEST_F(CudaOps, GetRowsWritesNanForAnOutOfRangeId) {
 // ---------------------------------------------------------------- matrix products
 
 // (rows, cols) for mat-vec and GEMM: one row, odd counts of rows and blocks,
-// 4097 rows, and 4096 columns (the vectorized plain path).
+// 4097 rows, and 4096 columns (the vectorized plain path). 4099 rows of an
+// even block count take the fast mat-vec kernels with two rows per warp and
+// a partial last warp (the Q6_K/Q8_0/Q4_0 kernels need even block counts;
+// 17 * 256 columns is a partial 16-super-block chunk of the K-quant kernels).
 std::vector<std::pair<int64_t, int64_t>> MatrixShapes(GgmlType type) {
-  if (IsPlain(type)) return {{1, 1}, {17, 17}, {4097, 17}, {3, 4097}, {5, 4096}};
+  if (IsPlain(type)) return {{1, 1}, {17, 17}, {4097, 17}, {3, 4097}, {5, 4096}, {4099, 64}};
   const int64_t bs = gguf::Traits(type).block_size;
-  return {{1, bs}, {17, 3 * bs}, {4097, bs}, {3, 17 * 256}, {5, 4096}};
+  return {{1, bs}, {17, 3 * bs}, {4097, bs}, {3, 17 * 256}, {5, 4096}, {4099, 2 * bs}};
 }
 
 // y[t][r] = sum_c W[r][c] x[t][c] in float64 over the exactly dequantized
