@@ -56,13 +56,22 @@ inline uint64_t Row8(const uint8_t* p) {
   return v;
 }
 
-// 32 grid bytes (rows r0..r3 of 8) with the 32 sign bits applied, stored at q.
-GGUFSCOPE_AVX2 inline void StoreSigned32(uint64_t r0, uint64_t r1, uint64_t r2, uint64_t r3, uint32_t signs,
-                                         int8_t* q) {
-  const __m256i g = _mm256_set_epi64x(static_cast<int64_t>(r3), static_cast<int64_t>(r2),
-                                      static_cast<int64_t>(r1), static_cast<int64_t>(r0));
-  const __m256i m = BitsToMask(signs);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(q), _mm256_sub_epi8(_mm256_xor_si256(g, m), m));
+// kSigns[i] spread over 8 bytes as vpsignb multipliers: byte j is -1 where
+// bit j is set, else +1 (one load per 8 values instead of bit shuffling).
+constexpr auto kSignBytes = [] {
+  std::array<uint64_t, 128> t{};
+  for (unsigned i = 0; i < 128; ++i) {
+    for (unsigned j = 0; j < 8; ++j) t[i] |= uint64_t{((kSigns[i] >> j) & 1u) ? 0xFFu : 0x01u} << (8 * j);
+  }
+  return t;
+}();
+
+// The 7-bit sign indices at bits 0, 7, 14, 21 of `aux`, for four rows.
+GGUFSCOPE_AVX2 inline __m256i SignBytes4(uint32_t aux) {
+  return _mm256_set_epi64x(static_cast<int64_t>(kSignBytes[(aux >> 21) & 0x7F]),
+                           static_cast<int64_t>(kSignBytes[(aux >> 14) & 0x7F]),
+                           static_cast<int64_t>(kSignBytes[(aux >> 7) & 0x7F]),
+                           static_cast<int64_t>(kSignBytes[aux & 0x7F]));
 }
 #endif
 
@@ -106,10 +115,10 @@ struct Iq2Xxs {
     for (int ib = 0; ib < 8; ++ib) {
       const uint32_t aux0 = LoadU32(b + 2 + 8 * ib), aux1 = LoadU32(b + 6 + 8 * ib);
       dl[ib] = d * (0.5f + static_cast<float>(aux1 >> 28)) * 0.25f;
-      const uint32_t signs = kSigns[aux1 & 0x7F] | kSigns[(aux1 >> 7) & 0x7F] << 8 |
-                             kSigns[(aux1 >> 14) & 0x7F] << 16 | static_cast<uint32_t>(kSigns[(aux1 >> 21) & 0x7F]) << 24;
-      StoreSigned32(Row8(kIq2xxsGrid[aux0 & 0xFF]), Row8(kIq2xxsGrid[(aux0 >> 8) & 0xFF]),
-                    Row8(kIq2xxsGrid[(aux0 >> 16) & 0xFF]), Row8(kIq2xxsGrid[aux0 >> 24]), signs, q + 32 * ib);
+      const __m256i g = _mm256_set_epi64x(
+          static_cast<int64_t>(Row8(kIq2xxsGrid[aux0 >> 24])), static_cast<int64_t>(Row8(kIq2xxsGrid[(aux0 >> 16) & 0xFF])),
+          static_cast<int64_t>(Row8(kIq2xxsGrid[(aux0 >> 8) & 0xFF])), static_cast<int64_t>(Row8(kIq2xxsGrid[aux0 & 0xFF])));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * ib), _mm256_sign_epi8(g, SignBytes4(aux1)));
     }
   }
 #endif
@@ -141,13 +150,14 @@ struct Iq2Xs {
     Scales(b, dl);
     for (int k = 0; k < 32; k += 4) {
       unsigned v[4];
-      uint32_t signs = 0;
-      for (int i = 0; i < 4; ++i) {
-        v[i] = LoadU16(b + 2 + 2 * (k + i));
-        signs |= static_cast<uint32_t>(kSigns[v[i] >> 9]) << (8 * i);
-      }
-      StoreSigned32(Row8(kIq2xsGrid[v[0] & 511]), Row8(kIq2xsGrid[v[1] & 511]), Row8(kIq2xsGrid[v[2] & 511]),
-                    Row8(kIq2xsGrid[v[3] & 511]), signs, q + 8 * k);
+      for (int i = 0; i < 4; ++i) v[i] = LoadU16(b + 2 + 2 * (k + i));
+      const __m256i g = _mm256_set_epi64x(
+          static_cast<int64_t>(Row8(kIq2xsGrid[v[3] & 511])), static_cast<int64_t>(Row8(kIq2xsGrid[v[2] & 511])),
+          static_cast<int64_t>(Row8(kIq2xsGrid[v[1] & 511])), static_cast<int64_t>(Row8(kIq2xsGrid[v[0] & 511])));
+      const __m256i sg = _mm256_set_epi64x(
+          static_cast<int64_t>(kSignBytes[v[3] >> 9]), static_cast<int64_t>(kSignBytes[v[2] >> 9]),
+          static_cast<int64_t>(kSignBytes[v[1] >> 9]), static_cast<int64_t>(kSignBytes[v[0] >> 9]));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 8 * k), _mm256_sign_epi8(g, sg));
     }
   }
 #endif
@@ -175,9 +185,15 @@ struct Iq2S {
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
     Scales(b, dl);
+    // entries k..k+3: index qs[k + i] | (bits 2i.. of qh[k / 4]) << 8, rows by gather
+    const __m128i shifts = _mm_setr_epi32(0, 2, 4, 6), m3 = _mm_set1_epi32(3);
     for (int k = 0; k < 32; k += 4) {
-      StoreSigned32(Row8(kIq2sGrid[Index(b, k)]), Row8(kIq2sGrid[Index(b, k + 1)]), Row8(kIq2sGrid[Index(b, k + 2)]),
-                    Row8(kIq2sGrid[Index(b, k + 3)]), LoadU32(b + 34 + k), q + 8 * k);
+      const __m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(LoadU32(b + 2 + k))));
+      const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(b[66 + k / 4]), shifts), m3);
+      const __m128i idx = _mm_or_si128(lo, _mm_slli_epi32(hi, 8));
+      const __m256i g = _mm256_i32gather_epi64(reinterpret_cast<const long long*>(kIq2sGrid), idx, 8);
+      const __m256i m = BitsToMask(LoadU32(b + 34 + k));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 8 * k), _mm256_sub_epi8(_mm256_xor_si256(g, m), m));
     }
   }
 #endif
@@ -215,10 +231,7 @@ struct Iq3Xxs {
       const auto row = [](uint8_t i) { return static_cast<int>(gguf::LoadU32(kIq3xxsGrid[i])); };
       const __m256i g = _mm256_set_epi32(row(s[7]), row(s[6]), row(s[5]), row(s[4]), row(s[3]), row(s[2]),
                                          row(s[1]), row(s[0]));
-      const uint32_t signs = kSigns[aux & 0x7F] | kSigns[(aux >> 7) & 0x7F] << 8 |
-                             kSigns[(aux >> 14) & 0x7F] << 16 | static_cast<uint32_t>(kSigns[(aux >> 21) & 0x7F]) << 24;
-      const __m256i m = BitsToMask(signs);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * ib), _mm256_sub_epi8(_mm256_xor_si256(g, m), m));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * ib), _mm256_sign_epi8(g, SignBytes4(aux)));
     }
   }
 #endif
