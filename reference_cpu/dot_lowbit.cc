@@ -1,6 +1,6 @@
 // Fused decode kernels for the 1-3 bit K and ternary types (Q2_K, Q3_K,
 // TQ1_0, TQ2_0, Q1_0, Q2_0), the 4-bit codebook types (IQ4_NL, IQ4_XS,
-// MXFP4) and the 16-bit floats (F16, BF16).
+// MXFP4, NVFP4) and the 16-bit floats (F16, BF16).
 //
 // Each block type is a struct that decodes one block into integer codes and
 // f32 group scales with dl * q - ml exactly gguf/dequant.cc's value (the
@@ -374,6 +374,48 @@ struct Mxfp4 {
 #endif
 };
 
+// Unsigned E4M3 (bias 7, bit 7 ignored) times 1/2, 0x00 and 0x7F as 0: every
+// step exact in f32 (gguf/dequant.cc's Ue4m3Half).
+inline float Ue4m3Half(uint8_t x) {
+  if (x == 0 || x == 0x7F) return 0.0f;
+  const int exp = (x >> 3) & 0xF;
+  const float man = static_cast<float>(x & 7);
+  const float raw = exp == 0 ? man * 0x1p-9f
+                             : (1.0f + man / 8.0f) * std::bit_cast<float>(static_cast<uint32_t>(exp - 7 + 127) << 23);
+  return raw * 0.5f;
+}
+
+// NVFP4, 36 B (64 elements): d[4] (UE4M3, one per 16) | qs[32] @4. Group s
+// of 16: low nibbles of qs[8s..8s+7] are its elements 0..7, high nibbles
+// 8..15; value = Ue4m3Half(d[s]) * kE2m1[nibble].
+struct Nvfp4 {
+  static constexpr int kBlock = 64, kBytes = 36, kGroup = 16;
+  static constexpr bool kMin = false;
+  [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
+                                            float* __restrict dl, float*) {
+    for (int s = 0; s < 4; ++s) {
+      dl[s] = Ue4m3Half(b[s]);
+      for (int j = 0; j < 8; ++j) {
+        q[16 * s + j] = kE2m1[b[4 + 8 * s + j] & 0xF];
+        q[16 * s + 8 + j] = kE2m1[b[4 + 8 * s + j] >> 4];
+      }
+    }
+  }
+#if GGUFSCOPE_HAVE_AVX2_KERNELS
+  GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
+    for (int s = 0; s < 4; ++s) dl[s] = Ue4m3Half(b[s]);
+    const __m256i book = Book(kE2m1);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int k = 0; k < 2; ++k) {  // groups 2k, 2k+1: qs[16k..16k+15]
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 4 + 16 * k));
+      const __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+      const __m256i idx = _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * k), _mm256_shuffle_epi8(book, idx));
+    }
+  }
+#endif
+};
+
 // ---------------------------------------------------------------- 16-bit floats
 
 // F16 and BF16 rows: a plain dot product of the converted values (both
@@ -444,6 +486,7 @@ GGUFSCOPE_DECODED_KERNELS(Q2)
 GGUFSCOPE_DECODED_KERNELS(Iq4Nl)
 GGUFSCOPE_DECODED_KERNELS(Iq4Xs)
 GGUFSCOPE_DECODED_KERNELS(Mxfp4)
+GGUFSCOPE_DECODED_KERNELS(Nvfp4)
 #undef GGUFSCOPE_DECODED_KERNELS
 
 GGUFSCOPE_KERNEL void RowsF16(const uint8_t* w, size_t rb, int64_t n, int64_t cols, const float* x, float* y) {
@@ -469,6 +512,7 @@ RowDotFn LowBitRowDot(gguf::GgmlType type, bool avx2) {
       case kIQ4_NL: return RowsDecodedAvx2<Iq4Nl>;
       case kIQ4_XS: return RowsDecodedAvx2<Iq4Xs>;
       case kMXFP4: return RowsDecodedAvx2<Mxfp4>;
+      case kNVFP4: return RowsDecodedAvx2<Nvfp4>;
       case kF16: return Rows16Avx2<false>;
       case kBF16: return Rows16Avx2<true>;
       default: return nullptr;
@@ -487,6 +531,7 @@ RowDotFn LowBitRowDot(gguf::GgmlType type, bool avx2) {
     case kIQ4_NL: return RowsIq4Nl;
     case kIQ4_XS: return RowsIq4Xs;
     case kMXFP4: return RowsMxfp4;
+    case kNVFP4: return RowsNvfp4;
     case kF16: return RowsF16;
     case kBF16: return RowsBf16;
     default: return nullptr;

@@ -29,14 +29,19 @@ uint16_t RandomScale(std::mt19937& rng) {
 }
 
 // Writes f16 `h` into every scale field of block `blk` (type_size bytes).
-// MXFP4's E8M0 byte gets an exponent near h's; IQ1_M's d lives in the top
-// nibbles of its four u16 scale words.
+// MXFP4's E8M0 byte gets `e8m0`; NVFP4's four UE4M3 bytes mix h's high byte
+// with edge codes; IQ1_M's d lives in the top nibbles of its four u16 words.
 void SetScales(GgmlType type, uint8_t* blk, uint16_t h, int e8m0) {
   const gguf::BlockScales s = gguf::ScalesOf(type);
   if (s.kind == gguf::ScaleKind::kF16) {
     for (int k = 0; k < s.count; ++k) std::memcpy(blk + s.offsets[static_cast<size_t>(k)], &h, 2);
-  } else if (type == GgmlType::kMXFP4) {
+  } else if (s.kind == gguf::ScaleKind::kE8M0) {
     blk[0] = static_cast<uint8_t>(e8m0);
+  } else if (s.kind == gguf::ScaleKind::kUE4M3) {
+    // one group from h, the others at the UE4M3 edges: subnormal 2^-9,
+    // 0x7F (decodes as 0) and 0x7E (largest, 448)
+    const uint8_t edges[4] = {static_cast<uint8_t>(h >> 8), 0x01, 0x7F, 0x7E};
+    for (int k = 0; k < s.count; ++k) blk[s.offsets[static_cast<size_t>(k)]] = edges[(k + (h & 3)) % 4];
   } else if (type == GgmlType::kIQ1_M) {
     for (int i = 0; i < 4; ++i) {
       uint16_t sc;
@@ -172,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(
                       GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ2_K, GgmlType::kQ3_K,
                       GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS,
                       GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S, GgmlType::kIQ1_S, GgmlType::kIQ1_M,
-                      GgmlType::kIQ4_NL, GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0, GgmlType::kMXFP4,
+                      GgmlType::kIQ4_NL, GgmlType::kIQ4_XS, GgmlType::kTQ1_0, GgmlType::kTQ2_0, GgmlType::kMXFP4, GgmlType::kNVFP4,
                       GgmlType::kQ1_0, GgmlType::kQ2_0),
     [](const auto& p) { return std::string(gguf::TypeName(p.param)); });
 
@@ -209,6 +214,7 @@ TEST(FusedDot, CodebookTypesDecodeEveryCodeAsDequantize) {
 TEST(FusedDot, TypesWithoutAKernel) {
   EXPECT_EQ(FusedRowDot(GgmlType::kQ8_K, 256), nullptr);  // activations only, never a weight
   EXPECT_EQ(FusedRowDot(GgmlType::kI32, 32), nullptr);
+  EXPECT_EQ(FusedRowDot(GgmlType::kQ8_1, 32), nullptr);  // activations only
 }
 
 // MatMul (fused for decode, dequantized tiles for prefill, f64) against the
