@@ -54,16 +54,20 @@ void SetScales(GgmlType type, uint8_t* blk, uint16_t h, int e8m0) {
 
 bool IsFloat16(GgmlType type) { return type == GgmlType::kF16 || type == GgmlType::kBF16; }
 
-// F16/BF16 bits of a normal(0, 1) value (BF16: the f32's top half).
+// F16/BF16 bits of a random value of either sign between 2^-4 and 4
+// (F16: exponent and mantissa bits drawn directly; BF16: an f32's top half).
 uint16_t RandomHalf(GgmlType type, std::mt19937& rng) {
-  std::normal_distribution<float> n;
-  const float v = n(rng);
-  if (type == GgmlType::kBF16) return static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
-  return std::bit_cast<uint16_t>(static_cast<_Float16>(v));
+  const uint16_t sign = static_cast<uint16_t>(rng() & 0x8000u);
+  if (type == GgmlType::kBF16) {
+    std::uniform_real_distribution<float> u(0.0625f, 4.0f);
+    return static_cast<uint16_t>((std::bit_cast<uint32_t>(u(rng)) >> 16) | sign);
+  }
+  std::uniform_int_distribution<int> bits(0x2C00, 0x43FF);
+  return static_cast<uint16_t>(bits(rng) | sign);
 }
 
 // Random valid rows: random quant bytes, finite scales of a typical
-// magnitude, normal-distributed F32/F16/BF16 elements.
+// magnitude, normal-distributed F32 and RandomHalf F16/BF16 elements.
 std::vector<uint8_t> RandomRows(GgmlType type, int64_t rows, int64_t cols, std::mt19937& rng) {
   const gguf::TypeTraits& t = gguf::Traits(type);
   const size_t row_bytes = static_cast<size_t>(*gguf::BytesFor(type, static_cast<uint64_t>(cols)));
