@@ -15,6 +15,7 @@
 #include "compare/trace_report.h"
 #include "cuda_runtime/forward.h"
 #include "inspect/info.h"
+#include "reference_cpu/faults.h"
 #include "reference_cpu/model.h"
 
 namespace ggufscope::cli {
@@ -100,7 +101,7 @@ class ModelSides {
   }
 
   std::optional<Failure> RunEngineSide(const std::string& side, const std::vector<int32_t>& tokens,
-                                       std::optional<compare::Trace>* out) {
+                                       reference::Fault inject, std::optional<compare::Trace>* out) {
     const std::optional<Engine> engine = EngineFromName(side, opt_.compute.Precision());
     if (!engine || out->has_value()) return std::nullopt;
     if (model_ == nullptr) {
@@ -114,6 +115,7 @@ class ModelSides {
     co.device = opt_.device;
     co.points_regex = opt_.points;
     co.hash_model = false;  // both sides run this file: no provenance to prove
+    co.inject = inject;
     co.producer = ProducerString();
     gguf::Result<compare::Trace> t = compare::CaptureTrace(*file_, opt_.inputs[0], *model_, tokens, co);
     if (!t.ok()) {
@@ -180,6 +182,7 @@ CLI::App* AddCompareCommand(CLI::App& app, CompareCliOptions* opt) {
   cmd->add_option("--html", opt->html,
                   "Also write the report as a self-contained HTML page (plots, tables) to FILE")
       ->type_name("FILE");
+  AddInjectOption(cmd, &opt->inject, "With MODEL: side B's engine runs with a known kernel bug (self-tests, demos)");
   AddComputeOptions(cmd, &opt->compute);
   return cmd;
 }
@@ -200,8 +203,8 @@ int RunCompare(const CompareCliOptions& opt, const CLI::App& cmd) {
 
   std::optional<compare::Trace> a, b;
   if (opt.inputs.size() == 2) {
-    if (cmd.count("--a") + cmd.count("--b") + cmd.count("--prompt") + cmd.count("--tokens") > 0) {
-      return Fail({kExitUsage, "--a, --b, -p and --tokens go with `compare MODEL`, not with two traces"});
+    if (cmd.count("--a") + cmd.count("--b") + cmd.count("--prompt") + cmd.count("--tokens") + cmd.count("--inject") > 0) {
+      return Fail({kExitUsage, "--a, --b, -p, --tokens and --inject go with `compare MODEL`, not with two traces"});
     }
     for (size_t i = 0; i < 2; ++i) {
       gguf::Result<compare::Trace> t = compare::ReadTrace(opt.inputs[i], i == 0 ? ma : mb);
@@ -209,6 +212,11 @@ int RunCompare(const CompareCliOptions& opt, const CLI::App& cmd) {
       (i == 0 ? a : b) = std::move(*t);
     }
   } else {
+    const reference::Fault inject =
+        opt.inject.empty() ? reference::Fault::kNone : *reference::FaultFromName(opt.inject);  // parser-checked
+    if (inject != reference::Fault::kNone && !EngineFromName(opt.b, opt.compute.Precision())) {
+      return Fail({kExitUsage, "--inject needs an engine as side B (--b cpu or cuda), not a trace"});
+    }
     ModelSides sides(opt);
     if (auto f = sides.Open()) return Fail(*f);
     if (auto f = sides.ReadTraceSide(opt.a, ma, &a)) return Fail(*f);
@@ -225,8 +233,8 @@ int RunCompare(const CompareCliOptions& opt, const CLI::App& cmd) {
     } else if (!a || !b) {
       return Fail({kExitUsage, "give the engines' input as -p PROMPT or --tokens IDS (no trace side names its tokens)"});
     }
-    if (auto f = sides.RunEngineSide(opt.a, tokens, &a)) return Fail(*f);
-    if (auto f = sides.RunEngineSide(opt.b, tokens, &b)) return Fail(*f);
+    if (auto f = sides.RunEngineSide(opt.a, tokens, reference::Fault::kNone, &a)) return Fail(*f);
+    if (auto f = sides.RunEngineSide(opt.b, tokens, inject, &b)) return Fail(*f);
   }
 
   gguf::Result<compare::TraceComparison> c = compare::CompareTraces(*a, *b, co);

@@ -22,6 +22,7 @@ struct CompareCliOptions {
   bool ignore_tokens = false;
   bool json = false;
   std::string html;                 // --html FILE: also write the self-contained HTML report
+  std::string inject;               // with MODEL: side B's engine runs with this known bug
   ComputeOptions compute;
 };
 

@@ -10,6 +10,7 @@
 #include "compare/trace_report.h"
 #include "cuda_runtime/forward.h"
 #include "inspect/info.h"
+#include "reference_cpu/faults.h"
 #include "reference_cpu/model.h"
 
 namespace ggufscope::cli {
@@ -64,6 +65,14 @@ gguf::Result<std::vector<int32_t>> PromptTokens(const gguf::GgufFile& f, const s
   return out;
 }
 
+void AddInjectOption(CLI::App* cmd, std::string* inject, const std::string& what) {
+  std::string names;
+  for (const reference::FaultInfo& f : reference::AllFaults()) names += (names.empty() ? "" : ", ") + std::string(f.name);
+  cmd->add_option("--inject", *inject, what + ": " + names)->check([](const std::string& s) {
+    return reference::FaultFromName(s) ? std::string() : "unknown bug '" + s + "'";
+  });
+}
+
 CLI::App* AddTraceCommand(CLI::App& app, TraceCliOptions* opt) {
   CLI::App* cmd = app.add_subcommand(
       "trace", "Run an engine over a prompt and write every intermediate (llama.cpp's names) to a GGUF trace file");
@@ -80,6 +89,7 @@ CLI::App* AddTraceCommand(CLI::App& app, TraceCliOptions* opt) {
   cmd->add_option("--points", opt->points, "Keep only points whose name matches this regex (e.g. '^(Kcur|l_out)-')");
   cmd->add_flag("--stats-only", opt->stats_only, "Write statistics (min, max, mean, rms, NaN/Inf), not the values");
   cmd->add_flag("--json", opt->json, "Print the header and per-point statistics as JSON");
+  AddInjectOption(cmd, &opt->inject, "The engine runs with a known kernel bug (self-tests, demos)");
   AddComputeOptions(cmd, &opt->compute);
   return cmd;
 }
@@ -111,6 +121,7 @@ int RunTrace(const TraceCliOptions& opt) {
   co.device = opt.device;
   co.points_regex = opt.points;
   co.stats_only = opt.stats_only;
+  if (!opt.inject.empty()) co.inject = *reference::FaultFromName(opt.inject);  // checked by the parser
   co.producer = ProducerString();
   gguf::Result<compare::Trace> trace = compare::CaptureTrace(*f, opt.model, **model, *tokens, co);
   if (!trace.ok()) {

@@ -23,10 +23,14 @@ struct TraceCliOptions {
   std::string points;       // regex: keep matching points
   bool stats_only = false;
   bool json = false;
+  std::string inject;       // a known kernel bug in the engine (reference/faults.h names)
   ComputeOptions compute;
 };
 
 CLI::App* AddTraceCommand(CLI::App& app, TraceCliOptions* opt);
+
+// --inject BUG (one of reference::AllFaults()'s names), checked at parse time.
+void AddInjectOption(CLI::App* cmd, std::string* inject, const std::string& what);
 
 // Exit codes: 0 written, 3 the model cannot be read, 64 bad command line
 // (tokens, regex), 69 the CUDA backend cannot run, 74 the trace cannot be

@@ -269,3 +269,29 @@ def test_reference_logits_match_llama_cpp_through_compare(ggufscope, tmp_path):
     out = j["points"][0]
     assert out["name"] == "result_output" and out["verdict"] == "ok"
     assert out["rel_l2"] < 1e-4 and out["argmax_agreement"] == 1.0
+
+
+# (f) --inject on trace and compare: the engine under test with a known bug.
+QWEN_Q8 = os.path.join(SHARED, "models", "synth", "synth-qwen2-Q8_0.gguf")
+
+
+@pytest.mark.parametrize("model,bug,first", [
+    (QWEN_Q8, "qkv-bias-dropped", "Qcur-0"),
+    (QWEN_Q8, "transposed-gemm", "attn_out-0"),
+    (STORIES, "kv-off-by-one", "kqv_out-0"),
+    (STORIES, "rms-eps", "attn_norm-0"),
+], ids=lambda v: os.path.basename(v) if isinstance(v, str) and v.endswith(".gguf") else v)
+def test_injected_bug_is_named_by_compare_and_by_traces(ggufscope, model, bug, first, tmp_path):
+    rc, j, err = _compare(ggufscope, model, "--a", "cpu", "--b", "cpu", "--inject", bug, "-p", PROMPT, "-t", "2")
+    assert rc == 1, err
+    assert j["first_divergent"]["name"] == first
+    # The same through two trace files: the clean reference and the engine with the bug.
+    clean = _trace(ggufscope, model, tmp_path / "clean.gguf", "-p", PROMPT)
+    buggy = _trace(ggufscope, model, tmp_path / "bug.gguf", "-p", PROMPT, "--inject", bug)
+    rc, j, err = _compare(ggufscope, clean, buggy)
+    assert rc == 1, err
+    assert j["first_divergent"]["name"] == first
+    # --inject needs an engine on side B, and a known name.
+    assert _compare(ggufscope, model, "--b", str(clean), "--inject", bug, "-p", PROMPT)[0] == 64
+    assert _compare(ggufscope, clean, buggy, "--inject", bug)[0] == 64
+    assert _run([ggufscope, "trace", model, "-p", "x", "--inject", "no-such-bug"], check=False).returncode != 0
