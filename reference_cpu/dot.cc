@@ -163,6 +163,7 @@ GGUFSCOPE_KERNEL void RowsF32(const uint8_t* w, size_t rb, int64_t n, int64_t co
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
 using dot_detail::Finish;
 using dot_detail::Fma32;
+using dot_detail::LoadF16Avx2;
 using dot_detail::kMaxBlockSums;
 using dot_detail::Sum32;
 
@@ -203,8 +204,8 @@ GGUFSCOPE_AVX2 void RowsQ4Q5Avx2(const uint8_t* w, size_t rb, int64_t n, int64_t
       __m256i q = Nibbles(b + kQs);
       if constexpr (kHigh) q = _mm256_or_si256(q, BitsTo0x10(LoadU32(b + (kMin ? 4 : 2))));
       q = _mm256_sub_epi8(q, offset);
-      if constexpr (kMin) min_acc += LoadF16(b + 2) * xsum[c / 32];
-      Fma32(acc, q, _mm256_set1_ps(LoadF16(b)), x + c);
+      if constexpr (kMin) min_acc += LoadF16Avx2(b + 2) * xsum[c / 32];
+      Fma32(acc, q, _mm256_set1_ps(LoadF16Avx2(b)), x + c);
     }
     y[r] = Finish(acc) + min_acc;
   }
@@ -217,7 +218,7 @@ GGUFSCOPE_AVX2 void RowsQ8_0Avx2(const uint8_t* w, size_t rb, int64_t n, int64_t
     __m256 acc[4] = {zero, zero, zero, zero};
     for (int64_t c = 0; c < cols; c += 32, b += 34) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
-      Fma32(acc, q, _mm256_set1_ps(LoadF16(b)), x + c);
+      Fma32(acc, q, _mm256_set1_ps(LoadF16Avx2(b)), x + c);
     }
     y[r] = Finish(acc);
   }
@@ -234,7 +235,7 @@ GGUFSCOPE_AVX2 void RowsQ45KAvx2(const uint8_t* w, size_t rb, int64_t n, int64_t
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float min_acc = 0;
     for (int64_t c = 0; c < cols; c += 256, b += kBytes) {
-      const float d = LoadF16(b), dmin = LoadF16(b + 2);
+      const float d = LoadF16Avx2(b), dmin = LoadF16Avx2(b + 2);
       const uint8_t* qs = b + (kHigh ? 48 : 16);
       __m256i qh = kHigh ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)) : _mm256_setzero_si256();
       for (int j = 0; j < 8; j += 2) {
@@ -266,7 +267,7 @@ GGUFSCOPE_AVX2 void RowsQ6_KAvx2(const uint8_t* w, size_t rb, int64_t n, int64_t
     const uint8_t* b = w + static_cast<size_t>(r) * rb;
     __m256 acc[4] = {zero, zero, zero, zero};
     for (int64_t c = 0; c < cols; c += 256, b += 210) {
-      const float d = LoadF16(b + 208);
+      const float d = LoadF16Avx2(b + 208);
       for (int h = 0; h < 2; ++h) {
         const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
         const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));

@@ -111,7 +111,7 @@ struct Iq2Xxs {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b);
+    const float d = LoadF16Avx2(b);
     for (int ib = 0; ib < 8; ++ib) {
       const uint32_t aux0 = LoadU32(b + 2 + 8 * ib), aux1 = LoadU32(b + 6 + 8 * ib);
       dl[ib] = d * (0.5f + static_cast<float>(aux1 >> 28)) * 0.25f;
@@ -130,8 +130,7 @@ struct Iq2Xxs {
 struct Iq2Xs {
   static constexpr int kBlock = 256, kBytes = 74, kGroup = 16;
   static constexpr bool kMin = false;
-  [[gnu::always_inline]] static void Scales(const uint8_t* b, float* dl) {
-    const float d = LoadF16(b);
+  [[gnu::always_inline]] static void Scales(const uint8_t* b, float d, float* dl) {
     for (int g = 0; g < 16; ++g) {
       const int ls = (b[66 + g / 2] >> (4 * (g % 2))) & 0xF;
       dl[g] = d * (0.5f + static_cast<float>(ls)) * 0.25f;
@@ -139,7 +138,7 @@ struct Iq2Xs {
   }
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16(b), dl);
     for (int k = 0; k < 32; ++k) {
       const unsigned v = LoadU16(b + 2 + 2 * k);
       Signed8(kIq2xsGrid[v & 511], kSigns[v >> 9], q + 8 * k);
@@ -147,7 +146,7 @@ struct Iq2Xs {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16Avx2(b), dl);
     for (int k = 0; k < 32; k += 4) {
       unsigned v[4];
       for (int i = 0; i < 4; ++i) v[i] = LoadU16(b + 2 + 2 * (k + i));
@@ -169,8 +168,7 @@ struct Iq2Xs {
 struct Iq2S {
   static constexpr int kBlock = 256, kBytes = 82, kGroup = 16;
   static constexpr bool kMin = false;
-  [[gnu::always_inline]] static void Scales(const uint8_t* b, float* dl) {
-    const float d = LoadF16(b);
+  [[gnu::always_inline]] static void Scales(const uint8_t* b, float d, float* dl) {
     for (int g = 0; g < 16; ++g) {
       const int ls = (b[74 + g / 2] >> (4 * (g % 2))) & 0xF;
       dl[g] = d * (0.5f + static_cast<float>(ls)) * 0.25f;
@@ -179,12 +177,12 @@ struct Iq2S {
   static int Index(const uint8_t* b, int k) { return b[2 + k] | (((b[66 + k / 4] >> (2 * (k % 4))) & 3) << 8); }
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16(b), dl);
     for (int k = 0; k < 32; ++k) Signed8(kIq2sGrid[Index(b, k)], b[34 + k], q + 8 * k);
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16Avx2(b), dl);
     // entries k..k+3: index qs[k + i] | (bits 2i.. of qh[k / 4]) << 8, rows by gather
     const __m128i shifts = _mm_setr_epi32(0, 2, 4, 6), m3 = _mm_set1_epi32(3);
     for (int k = 0; k < 32; k += 4) {
@@ -222,7 +220,7 @@ struct Iq3Xxs {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b);
+    const float d = LoadF16Avx2(b);
     const uint8_t* qs = b + 2;
     for (int ib = 0; ib < 8; ++ib) {
       const uint32_t aux = LoadU32(b + 66 + 4 * ib);
@@ -247,8 +245,7 @@ struct Iq3S {
   static const uint8_t* Row(const uint8_t* b, int g) {
     return kIq3sGrid[b[2 + g] | (((b[66 + g / 8] >> (g % 8)) & 1) << 8)];
   }
-  [[gnu::always_inline]] static void Scales(const uint8_t* b, float* dl) {
-    const float d = LoadF16(b);
+  [[gnu::always_inline]] static void Scales(const uint8_t* b, float d, float* dl) {
     for (int ib = 0; ib < 8; ++ib) {
       const int ls = (b[106 + ib / 2] >> (4 * (ib % 2))) & 0xF;
       dl[ib] = d * static_cast<float>(1 + 2 * ls);
@@ -256,7 +253,7 @@ struct Iq3S {
   }
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16(b), dl);
     for (int k = 0; k < 32; ++k) {
       uint8_t row[8];
       std::memcpy(row, Row(b, 2 * k), 4);
@@ -266,7 +263,7 @@ struct Iq3S {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16Avx2(b), dl);
     const __m256i shifts = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
     for (int ib = 0; ib < 8; ++ib) {
       // index j: qs[8ib + j] | (bit j of qh[ib]) << 8
@@ -300,7 +297,7 @@ struct Iq1S {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b);
+    const float d = LoadF16Avx2(b);
     for (int ib = 0; ib < 8; ++ib) {
       const unsigned qh = LoadU16(b + 34 + 2 * ib);
       dl[ib] = d * static_cast<float>(2 * ((qh >> 12) & 7) + 1) * 0.125f;

@@ -58,6 +58,7 @@ GGUFSCOPE_AVX2 inline void StoreCrumbs(const uint8_t* qs, __m256i offset, int8_t
 struct Q2K {
   static constexpr int kBlock = 256, kBytes = 84, kGroup = 16;
   static constexpr bool kMin = true;
+  static constexpr int kLutLo = 0;  // codes 0..7
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float* __restrict ml) {
     const float d = LoadF16(b + 80), dmin = LoadF16(b + 82);
@@ -74,7 +75,7 @@ struct Q2K {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float* ml) {
-    const float d = LoadF16(b + 80), dmin = LoadF16(b + 82);
+    const float d = LoadF16Avx2(b + 80), dmin = LoadF16Avx2(b + 82);
     for (int g = 0; g < 16; ++g) {
       dl[g] = d * static_cast<float>(b[g] & 0xF);
       ml[g] = dmin * static_cast<float>(b[g] >> 4);
@@ -91,6 +92,7 @@ struct Q2K {
 struct Q3K {
   static constexpr int kBlock = 256, kBytes = 110, kGroup = 16;
   static constexpr bool kMin = false;
+  static constexpr int kLutLo = -4;  // codes -4..3
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
     const uint8_t* hmask = b;
@@ -116,7 +118,7 @@ struct Q3K {
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
     const uint8_t* sc = b + 96;
-    const float d = LoadF16(b + 108);
+    const float d = LoadF16Avx2(b + 108);
     for (int g = 0; g < 16; ++g) {
       const int lo = (sc[g % 8] >> (4 * (g / 8))) & 0xF;
       const int hi = (sc[8 + g % 4] >> (2 * (g / 4))) & 3;
@@ -145,6 +147,7 @@ struct Q3K {
 struct Tq2 {
   static constexpr int kBlock = 256, kBytes = 66, kGroup = 32;
   static constexpr bool kMin = false;
+  static constexpr int kLutLo = -1;  // codes -1..6
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
     const float d = LoadF16(b + 64);
@@ -159,7 +162,7 @@ struct Tq2 {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b + 64);
+    const float d = LoadF16Avx2(b + 64);
     for (int g = 0; g < 8; ++g) dl[g] = d;
     StoreCrumbs(b, _mm256_set1_epi8(1), q);
   }
@@ -178,6 +181,7 @@ inline int8_t Tq1Code(uint8_t v, unsigned pow3) {
 struct Tq1 {
   static constexpr int kBlock = 256, kBytes = 54, kGroup = 32;
   static constexpr bool kMin = false;
+  static constexpr int kLutLo = -1;  // codes -1..6
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
     constexpr unsigned kPow3[5] = {1, 3, 9, 27, 81};
@@ -205,7 +209,7 @@ struct Tq1 {
   }
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
     constexpr int16_t kPow3[5] = {1, 3, 9, 27, 81};
-    const float d = LoadF16(b + 52);
+    const float d = LoadF16Avx2(b + 52);
     for (int g = 0; g < 8; ++g) dl[g] = d;
     auto* out = reinterpret_cast<__m256i*>(q);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
@@ -231,6 +235,7 @@ struct Tq1 {
 struct Q1 {
   static constexpr int kBlock = 128, kBytes = 18, kGroup = 32;
   static constexpr bool kMin = false;
+  static constexpr int kLutLo = -1;  // codes -1..6
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
     const float d = LoadF16(b);
@@ -241,7 +246,7 @@ struct Q1 {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b);
+    const float d = LoadF16Avx2(b);
     const __m256i two = _mm256_set1_epi8(2), one = _mm256_set1_epi8(1);
     for (int g = 0; g < 4; ++g) {
       dl[g] = d;
@@ -258,6 +263,7 @@ struct Q1 {
 struct Q2 {
   static constexpr int kBlock = 64, kBytes = 18, kGroup = 32;
   static constexpr bool kMin = false;
+  static constexpr int kLutLo = -1;  // codes -1..6
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
     const float d = LoadF16(b);
@@ -269,7 +275,7 @@ struct Q2 {
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   // The four 2-bit fields of each byte, interleaved back into element order.
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    const float d = LoadF16(b);
+    const float d = LoadF16Avx2(b);
     dl[0] = dl[1] = d;
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
     const __m128i m3 = _mm_set1_epi8(3), one = _mm_set1_epi8(1);
@@ -321,7 +327,7 @@ struct Iq4Nl {
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    dl[0] = LoadF16(b);
+    dl[0] = LoadF16Avx2(b);
     _mm256_store_si256(reinterpret_cast<__m256i*>(q), Lookup32Avx2(Book(kIq4nl), b + 2));
   }
 #endif
@@ -333,8 +339,7 @@ struct Iq4Nl {
 struct Iq4Xs {
   static constexpr int kBlock = 256, kBytes = 136, kGroup = 32;
   static constexpr bool kMin = false;
-  [[gnu::always_inline]] static void Scales(const uint8_t* b, float* dl) {
-    const float d = LoadF16(b);
+  [[gnu::always_inline]] static void Scales(const uint8_t* b, float d, float* dl) {
     const unsigned scales_h = LoadU16(b + 2);
     for (int ib = 0; ib < 8; ++ib) {
       const int ls = static_cast<int>(((b[4 + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((scales_h >> (2 * ib)) & 3) << 4));
@@ -343,12 +348,12 @@ struct Iq4Xs {
   }
   [[gnu::always_inline]] static void Decode(const uint8_t* __restrict b, int8_t* __restrict q,
                                             float* __restrict dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16(b), dl);
     for (int ib = 0; ib < 8; ++ib) Lookup32(kIq4nl, b + 8 + 16 * ib, q + 32 * ib);
   }
 #if GGUFSCOPE_HAVE_AVX2_KERNELS
   GGUFSCOPE_AVX2 static void DecodeAvx2(const uint8_t* b, int8_t* q, float* dl, float*) {
-    Scales(b, dl);
+    Scales(b, LoadF16Avx2(b), dl);
     const __m256i book = Book(kIq4nl);
     for (int ib = 0; ib < 8; ++ib) {
       _mm256_store_si256(reinterpret_cast<__m256i*>(q + 32 * ib), Lookup32Avx2(book, b + 8 + 16 * ib));

@@ -18,6 +18,7 @@
 #define GGUFSCOPE_HAVE_AVX2_KERNELS 0
 #endif
 
+#include "gguf/block_utils.h"
 #include "reference_cpu/dot.h"
 
 namespace ggufscope::reference::dot_detail {
@@ -71,6 +72,11 @@ template <class T>
 // kernels), groups of 16 or more.
 constexpr int64_t kMaxCols = int64_t{1} << 16;
 constexpr int64_t kMaxBlockSums = kMaxCols / 16;
+
+// An f16 scale through F16C: exact for every half (a signaling NaN comes
+// back quiet, which makes the dot NaN all the same), much cheaper than the
+// integer conversion of gguf::LoadF16.
+GGUFSCOPE_AVX2 inline float LoadF16Avx2(const uint8_t* p) { return _cvtsh_ss(gguf::LoadU16(p)); }
 
 GGUFSCOPE_AVX2 inline float HSum8(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -137,13 +143,37 @@ GGUFSCOPE_AVX2 inline __m256i BitsToMask(uint32_t bits) {
 
 // AVX2 kernel over a block type T as in RowsDecoded: the block is decoded to
 // 32-byte aligned codes (T::DecodeAvx2 when T has one, else T::Decode
-// compiled for AVX2), then FMA'd 32 at a time; without mins the scales are
-// factored out of the products ((q * x) * dl), with mins each value is
-// formed exactly first (FmaValues32).
+// compiled for AVX2), then FMA'd 32 at a time:
+// - T::kLutLo (codes in [kLutLo, kLutLo + 8)): each group's eight possible
+//   values, dl * q - ml computed as the dequantizer does, are looked up by
+//   code (vpermps), so x is multiplied by the exact dequantized values;
+// - otherwise without mins the scales are factored out ((q * x) * dl), with
+//   mins each value is formed exactly first (FmaValues32).
 template <class T>
 concept HasDecodeAvx2 = requires(const uint8_t* b, int8_t* q, float* f) {
   T::DecodeAvx2(b, q, f, f);
 };
+template <class T>
+concept HasLut = requires { T::kLutLo; };
+
+// dl * q - ml for q = lo .. lo + 7, each a rounded product then a rounded
+// difference, as gguf/dequant.cc forms a value (no FMA contraction here).
+GGUFSCOPE_AVX2 inline __m256 Lut8(float dl, float ml, int lo) {
+  const __m256 codes = _mm256_add_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(static_cast<float>(lo)));
+  return _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(dl), codes), _mm256_set1_ps(ml));
+}
+
+// acc[k] += lut_k[q - lo] * x for 32 codes (lut0 for the first 16, lut1
+// for the last); `idx` holds q - lo in 0..7.
+GGUFSCOPE_AVX2 inline void FmaLut32(__m256 acc[4], __m256i idx, __m256 lut0, __m256 lut1, const float* x) {
+  const __m128i lo = _mm256_castsi256_si128(idx), hi = _mm256_extracti128_si256(idx, 1);
+  const __m256i i32[4] = {_mm256_cvtepu8_epi32(lo), _mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)),
+                          _mm256_cvtepu8_epi32(hi), _mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))};
+  for (int k = 0; k < 4; ++k) {
+    acc[k] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(k < 2 ? lut0 : lut1, i32[k]), _mm256_loadu_ps(x + 8 * k),
+                             acc[k]);
+  }
+}
 
 template <class T>
 GGUFSCOPE_AVX2 void RowsDecodedAvx2(const uint8_t* w, size_t row_bytes, int64_t n_rows,
@@ -166,7 +196,10 @@ GGUFSCOPE_AVX2 void RowsDecodedAvx2(const uint8_t* w, size_t row_bytes, int64_t 
         const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
         constexpr int kPer32 = 32 / T::kGroup;  // groups per 32 codes: 1 or 2
         const int g0 = kPer32 * k, g1 = kPer32 * k + kPer32 - 1;
-        if constexpr (T::kMin) {
+        if constexpr (HasLut<T>) {
+          FmaLut32(acc, _mm256_sub_epi8(v, _mm256_set1_epi8(T::kLutLo)), Lut8(dl[g0], ml[g0], T::kLutLo),
+                   Lut8(dl[g1], ml[g1], T::kLutLo), x + c + 32 * k);
+        } else if constexpr (T::kMin) {
           FmaValues32(acc, v, _mm256_set1_ps(dl[g0]), _mm256_set1_ps(dl[g1]), _mm256_set1_ps(ml[g0]),
                       _mm256_set1_ps(ml[g1]), x + c + 32 * k);
         } else {
