@@ -15,6 +15,13 @@ counted against it, which only shows on the tiniest models). Both get the same t
 random prompt ids. The ratio ours/llama.cpp is the figure of merit
 (target from issue 4: tg >= 0.5).
 
+The two sides alternate round by round (ours -r 1, then one llama.cpp
+round, R times, each timed round right after an untimed warm-up round of
+the same side), so a build or another job that
+loads the machine for a while slows both alike; each ratio in the table is
+the median of the R per-round ratios, the tok/s columns the medians of each
+side. The load average at the start is printed with the table.
+
 Default files: stories260K, Gemma 3 270M Q4_K_M and every synth file.
 """
 from __future__ import annotations
@@ -46,10 +53,11 @@ def ours(binary: str, path: Path, t: int, p: int, n: int, r: int) -> dict:
     return json.loads(out)
 
 
-def llama(path: Path, t: int, p: int, n: int, r: int) -> dict:
+def llama(path: Path, t: int, p: int, n: int):
     """llama.cpp through llama-cpp-python's C API: llama_decode timed with
     perf_counter, greedy argmax over a zero-copy view of the logits (our side
-    does the same), f32 KV cache as ours."""
+    does the same), f32 KV cache as ours. Returns a function that runs one
+    timed round; a first, untimed round has warmed it up."""
     import ctypes  # noqa: PLC0415
     import time  # noqa: PLC0415
 
@@ -72,8 +80,7 @@ def llama(path: Path, t: int, p: int, n: int, r: int) -> dict:
         ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
         return int(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), (n_vocab,)).argmax())
 
-    pp, tg = [], []
-    for rep in range(r + 1):  # first round: warm-up
+    def one_round() -> dict:
         llama_cpp.llama_memory_clear(mem, True)
         t0 = time.perf_counter()
         decode(prompt)
@@ -86,10 +93,27 @@ def llama(path: Path, t: int, p: int, n: int, r: int) -> dict:
             decode([tok])
             tok = argmax()
         t_tg = time.perf_counter() - t0
-        if rep:
-            pp.append(p / t_pp)
-            tg.append(n / t_tg)
-    return {"pp_tok_s": statistics.median(pp), "tg_tok_s": statistics.median(tg)}
+        return {"pp_tok_s": p / t_pp, "tg_tok_s": n / t_tg}
+
+    one_round.model = m  # keeps the context alive as long as the function
+    one_round()  # warm-up
+    return one_round
+
+
+def paired(binary: str, path: Path, t: int, p: int, n: int, r: int) -> tuple[dict, dict, dict]:
+    """R alternating rounds of ours and llama.cpp; medians of each side and
+    of the per-round ratios."""
+    llama_round = llama(path, t, p, n)
+    o_rounds, l_rounds = [], []
+    for _ in range(r):
+        o_rounds.append(ours(binary, path, t, p, n, 1))  # warms up, then one timed round
+        llama_round()  # likewise: our process has just taken the caches and cores
+        l_rounds.append(llama_round())
+    med = statistics.median
+    o = {k: med(x[k] for x in o_rounds) for k in ("pp_tok_s", "tg_tok_s")}
+    ll = {k: med(x[k] for x in l_rounds) for k in ("pp_tok_s", "tg_tok_s")}
+    ratio = {k: med(a[k] / b[k] for a, b in zip(o_rounds, l_rounds)) for k in ("pp_tok_s", "tg_tok_s")}
+    return o, ll, ratio
 
 
 def cpu_name() -> str:
@@ -116,25 +140,27 @@ def main() -> int:
     ap.add_argument("--markdown", type=Path)
     a = ap.parse_args()
     files = a.files or default_files()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = []
     for f in files:
         print(f"[bench_cpu] {f.name} ...", file=sys.stderr, flush=True)
-        o = ours(a.bin, f, a.t, a.p, a.n, a.r)
-        ll = llama(f, a.t, a.p, a.n, a.r)
-        rows.append((f.name, o, ll))
-        print(f"  pp {o['pp_tok_s']:.1f} vs {ll['pp_tok_s']:.1f} tok/s ({o['pp_tok_s'] / ll['pp_tok_s']:.2f}x)   "
-              f"tg {o['tg_tok_s']:.1f} vs {ll['tg_tok_s']:.1f} tok/s ({o['tg_tok_s'] / ll['tg_tok_s']:.2f}x)",
+        o, ll, ratio = paired(a.bin, f, a.t, a.p, a.n, a.r)
+        rows.append((f.name, o, ll, ratio))
+        print(f"  pp {o['pp_tok_s']:.1f} vs {ll['pp_tok_s']:.1f} tok/s ({ratio['pp_tok_s']:.2f}x)   "
+              f"tg {o['tg_tok_s']:.1f} vs {ll['tg_tok_s']:.1f} tok/s ({ratio['tg_tok_s']:.2f}x)",
               file=sys.stderr, flush=True)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    bin_arg = "" if a.bin == ap.get_default("bin") else f" --bin {os.path.relpath(a.bin, ROOT)}"
     lines = [BEGIN, "",
-             f"{when}, {cpu_name()}, {os.cpu_count()} cores, {a.t} threads on both sides; "
-             f"pp = {a.p}-token prompt in one batch, tg = {a.n} tokens one at a time, median of {a.r}.",
-             f"Command: `.venv/bin/python bench/bench_cpu.py -t {a.t} -p {a.p} -n {a.n} -r {a.r}`", "",
+             f"{when}, {cpu_name()}, {os.cpu_count()} cores (load average {load:.1f} at the start), "
+             f"{a.t} threads on both sides; pp = {a.p}-token prompt in one batch, tg = {a.n} tokens one at a "
+             f"time; {a.r} alternating rounds per file, medians (ratio: median of the per-round ratios).",
+             f"Command: `.venv/bin/python bench/bench_cpu.py{bin_arg} -t {a.t} -p {a.p} -n {a.n} -r {a.r}`", "",
              "| file | pp ggufscope | pp llama.cpp | ratio | tg ggufscope | tg llama.cpp | ratio |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, o, ll in rows:
-        lines.append(f"| {name} | {o['pp_tok_s']:.1f} | {ll['pp_tok_s']:.1f} | {o['pp_tok_s'] / ll['pp_tok_s']:.2f} | "
-                     f"{o['tg_tok_s']:.1f} | {ll['tg_tok_s']:.1f} | {o['tg_tok_s'] / ll['tg_tok_s']:.2f} |")
+    for name, o, ll, ratio in rows:
+        lines.append(f"| {name} | {o['pp_tok_s']:.1f} | {ll['pp_tok_s']:.1f} | {ratio['pp_tok_s']:.2f} | "
+                     f"{o['tg_tok_s']:.1f} | {ll['tg_tok_s']:.1f} | {ratio['tg_tok_s']:.2f} |")
     lines += ["", END]
     table = "\n".join(lines)
     print(table)
