@@ -31,10 +31,10 @@ BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
 if [ "${TESTS:-0}" = 1 ]; then
   timeout 60 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_ops_test.log" | head -20
-  timeout 240 build-gpu/tests/cuda_forward_test > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
+  timeout 200 build-gpu/tests/cuda_forward_test > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
-  timeout 120 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
+  timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
   t "matvec bench done"
 fi
 mkdir -p /tmp/m
@@ -56,7 +56,7 @@ for m in /tmp/m/*.gguf; do
   echo "ours $(basename $m) prefill512+1 ${r} s -> $(python3 -c "print(round(512/$r,1))" 2>/dev/null) tokens/s"
 done | tee "$OUT/ours_prefill.txt"
 t "ours done"
-while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt 520 ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
+while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt ${LLAMA_WAIT:-520} ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
 cat /tmp/llama/done; tail -2 /tmp/llama/build.log
 t "llama built"
 for m in /tmp/m/*.gguf; do
