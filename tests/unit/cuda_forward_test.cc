@@ -360,6 +360,14 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaForward, ::testing::ValuesIn(ModelNames()),
 // as the clean passes. An overflowing f16 softmax makes whole rows NaN (or
 // zero): there both must be non-finite at the same elements, and the
 // finite ones within the tolerance.
+//
+// f16-softmax rounds each exp(score) to f16 (11-bit mantissa): a 1-ulp f32
+// difference in a score (the summation order of q.k) lands on the other
+// side of an f16 rounding boundary now and then and moves that weight by
+// 2^-11 = 4.9e-4 relative, so its points get a tolerance of 1e-3 (measured
+// on the H100: up to 3e-4 on synth-gemma3 F16). A real engine bug (a wrong
+// head, a missed bias) still moves points by 1e-2 or more.
+constexpr double kF16SoftmaxRelL2 = 1e-3;
 
 // RelL2 over the elements finite in both, +infinity if the shapes differ or
 // an element is finite in one and not the other.
@@ -486,6 +494,7 @@ TEST_P(CudaFault, MatchesReferenceWithTheSameFault) {
   Session& gpu = **s;
   std::vector<int32_t> next;
   double worst_trace = 0, worst_logits = 0;
+  const double tol = c.fault == reference::Fault::kF16Softmax ? kF16SoftmaxRelL2 : kTraceRelL2;
   for (int step = 0; step < 1 + kTracedDecode + kGraphDecode; ++step) {
     SCOPED_TRACE(step == 0 ? "prefill" : "decode step " + std::to_string(step));
     const bool traced = step <= kTracedDecode;
@@ -505,13 +514,13 @@ TEST_P(CudaFault, MatchesReferenceWithTheSameFault) {
         }
         const double d = RelL2SameNonFinite(*point, *cpu_trace.Find(key));
         worst_trace = std::max(worst_trace, d);
-        EXPECT_LE(d, kTraceRelL2) << PointName(key) << " (" << point->rows() << " x " << point->cols()
-                                  << "; infinite: finite in one pass only)";
+        EXPECT_LE(d, tol) << PointName(key) << " (" << point->rows() << " x " << point->cols()
+                          << "; infinite: finite in one pass only)";
       }
     }
     const double rel = LogitsRelSameNonFinite(*got, *want);
     worst_logits = std::max(worst_logits, rel);
-    EXPECT_LE(rel, kLogitsRel);
+    EXPECT_LE(rel, c.fault == reference::Fault::kF16Softmax ? kF16SoftmaxRelL2 : kLogitsRel);
     next.assign(1, Argmax(*want, want->rows() - 1));
   }
   EXPECT_EQ(gpu.n_past(), n_ctx);
