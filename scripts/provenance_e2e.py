@@ -99,7 +99,10 @@ def convert_one(llama_dir: str, ckpt: str, out: str) -> None:
         cls = original(*a, **k)
         print(f"  converter class {cls.__name__}: set_vocab replaced by a placeholder gpt2 vocabulary "
               f"(the pre-tokenizer hash check refuses unknown tokenizers; diff reads no vocabulary)", flush=True)
-        return type(cls.__name__, (cls,), {"set_vocab": placeholder_vocab})
+        # Patched on the class itself (this child process converts one model): a subclass would
+        # trip the converter's registration check (__init_subclass__ wants its own model_arch).
+        cls.set_vocab = placeholder_vocab
+        return cls
 
     conv.get_model_class = patched
     sys.argv = ["convert_hf_to_gguf.py", ckpt, "--outtype", "f16", "--outfile", out]
