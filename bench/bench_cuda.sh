@@ -44,6 +44,9 @@ $Y -o /tmp/m/q15-Q8_0.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --h
 $Y -o /tmp/m/q15-F16.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
 $Y -o /tmp/m/q7-Q4_K_M.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K_M
 $Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
+# Gemma 3 270M Q4_K_M's exact metadata and tensor table (`ggufscope info --json` of the real file, carried as
+# .device/gemma-info.json) with random blocks: its decode cost, without carrying the 253 MB file.
+[ -f .device/gemma-info.json ] && $Y --like .device/gemma-info.json -o /tmp/m/gemma3-270m-like-Q4_K_M.gguf
 ls -la /tmp/m; t "models written"
 IDS=$(seq -s, 100 107)
 for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
