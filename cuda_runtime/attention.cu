@@ -133,32 +133,11 @@ Status StoreRows(Context& ctx, const float* src, const int32_t* rows, int64_t n_
 Status Attention(Context& ctx, const float* q, const float* k_cache, const float* v_cache,
                  int64_t n_cache_rows, const int32_t* positions, int64_t n_tokens, int n_head,
                  int n_head_kv, int head_dim, float scale, int window, float* out) {
-  constexpr const char* kOp = "Attention";
-  if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv != 0) {
-    return Status::Error("Attention: n_head " + std::to_string(n_head) +
-                         " must be a positive multiple of n_head_kv " + std::to_string(n_head_kv));
-  }
-  if (head_dim <= 0 || head_dim > kMaxHeadDim) {
-    return Status::Error("Attention: head_dim " + std::to_string(head_dim) + " outside 1.." +
-                         std::to_string(kMaxHeadDim));
-  }
-  if (window < 0) return Status::Error("Attention: negative window");
-  if (!std::isfinite(scale)) return Status::Error("Attention: scale must be finite");
-  int64_t q_stride = 0, kv_stride = 0, n_q = 0, n_kv = 0;
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_head, head_dim, &q_stride));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_head_kv, head_dim, &kv_stride));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_tokens, q_stride, &n_q));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_cache_rows, kv_stride, &n_kv));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "q", q, n_q));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "out", out, n_q));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "k_cache", k_cache, n_kv));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "v_cache", v_cache, n_kv));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "positions", positions, n_tokens));
+  int64_t q_stride = 0, kv_stride = 0, n_q = 0;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckAttentionArgs("Attention", q, k_cache, v_cache, n_cache_rows, positions,
+                                                         n_tokens, n_head, n_head_kv, head_dim, kMaxHeadDim, scale,
+                                                         window, out, &q_stride, &kv_stride, &n_q));
   if (n_q == 0) return {};
-  if (n_cache_rows == 0) return Status::Error("Attention: empty KV cache");
-  if (n_tokens > internal::kMaxGridX || n_head > 65535) {
-    return Status::Error("Attention: too many queries or heads for one launch");
-  }
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
   const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_head));
   const size_t shared = static_cast<size_t>(head_dim + kAttnThreads) * sizeof(float);

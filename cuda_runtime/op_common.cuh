@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -99,5 +100,40 @@ inline unsigned GridStrideBlocks(int64_t n, int threads) {
 }
 
 constexpr int64_t kMaxGridX = 2147483647;  // cudaDeviceProp::maxGridSize[0] on sm_30+
+
+// The argument checks of an attention op (Attention, FaultyAttention): one
+// grid of (n_tokens, n_head) blocks over q (n_tokens, n_head, head_dim) and
+// caches (n_cache_rows, n_head_kv, head_dim). Sets the strides; *n_q == 0
+// means nothing to do.
+inline Status CheckAttentionArgs(const char* op, const float* q, const float* k_cache, const float* v_cache,
+                                 int64_t n_cache_rows, const int32_t* positions, int64_t n_tokens, int n_head,
+                                 int n_head_kv, int head_dim, int max_head_dim, float scale, int window,
+                                 const float* out, int64_t* q_stride, int64_t* kv_stride, int64_t* n_q) {
+  const std::string o(op);
+  if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv != 0) {
+    return Status::Error(o + ": n_head " + std::to_string(n_head) + " must be a positive multiple of n_head_kv " +
+                         std::to_string(n_head_kv));
+  }
+  if (head_dim <= 0 || head_dim > max_head_dim) {
+    return Status::Error(o + ": head_dim " + std::to_string(head_dim) + " outside 1.." +
+                         std::to_string(max_head_dim));
+  }
+  if (window < 0) return Status::Error(o + ": negative window");
+  if (!std::isfinite(scale)) return Status::Error(o + ": scale must be finite");
+  int64_t n_kv = 0;
+  GGUFSCOPE_RETURN_IF_ERROR(CheckedProduct(op, n_head, head_dim, q_stride));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckedProduct(op, n_head_kv, head_dim, kv_stride));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckedProduct(op, n_tokens, *q_stride, n_q));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckedProduct(op, n_cache_rows, *kv_stride, &n_kv));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckArray(op, "q", q, *n_q));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckArray(op, "out", out, *n_q));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckArray(op, "k_cache", k_cache, n_kv));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckArray(op, "v_cache", v_cache, n_kv));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckArray(op, "positions", positions, n_tokens));
+  if (*n_q == 0) return {};
+  if (n_cache_rows == 0) return Status::Error(o + ": empty KV cache");
+  if (n_tokens > kMaxGridX || n_head > 65535) return Status::Error(o + ": too many queries or heads for one launch");
+  return {};
+}
 
 }  // namespace ggufscope::cuda::internal
