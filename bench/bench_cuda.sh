@@ -13,17 +13,21 @@ cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/bench_cuda_out}"; mkdir -p "$OUT"
 S=$(date +%s); t() { echo "[t+$(( $(date +%s) - S ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+# LLAMA=0: ours only (no llama.cpp build). PROFILE=1: per-kernel device time of decode steps
+# (ncu, gpu__time_duration per launch, summed by kernel) on the first models written.
+if [ "${LLAMA:-1}" = 1 ]; then
 mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
 ( cmake -S /tmp/llama/llama.cpp -B /tmp/llama/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON > /tmp/llama/cfg.log 2>&1 &&
   cmake --build /tmp/llama/build --target llama-bench -j${LLAMA_JOBS:-8} > /tmp/llama/build.log 2>&1; echo "llama rc=$?" > /tmp/llama/done ) &
+fi
 mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
 export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-TARGETS="ggufscope ggufscope-synth"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_forward_test"
+TARGETS="ggufscope ggufscope-synth"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
 cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 t "ggufscope built"
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
@@ -31,10 +35,17 @@ BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
 if [ "${TESTS:-0}" = 1 ]; then
   timeout 60 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_ops_test.log" | head -20
-  timeout 200 build-gpu/tests/cuda_forward_test > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
+  timeout 60 build-gpu/tests/cuda_decode_ops_test > "$OUT/cuda_decode_ops_test.log" 2>&1; echo "cuda_decode_ops_test rc=$?"
+  grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_decode_ops_test.log" | head -20
+  timeout ${FWD_TIMEOUT:-200} build-gpu/tests/cuda_forward_test --gtest_filter="${FWD_FILTER:-*}" > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
+  # The loop variants behind the benchmarking switches (matvec.cu), for the record.
+  if [ "${VARIANTS:-0}" = 1 ]; then
+    GGUFSCOPE_MATVEC_BLOCKS_PER_SM=4 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_4_per_sm.txt"
+    GGUFSCOPE_SMALLBLOCK_DEPTH=1 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_small_depth1.txt"
+  fi
   t "matvec bench done"
 fi
 mkdir -p /tmp/m
@@ -59,6 +70,16 @@ for m in /tmp/m/*.gguf; do
   echo "ours $(basename $m) prefill512+1 ${r} s -> $(python3 -c "print(round(512/$r,1))" 2>/dev/null) tokens/s"
 done | tee "$OUT/ours_prefill.txt"
 t "ours done"
+if [ "${PROFILE:-0}" = 1 ] && command -v ncu > /dev/null; then
+  # A one-token prompt: its step is a decode step, then 3 more (graph replays). Sum per kernel / 4.
+  for m in ${PROFILE_MODELS:-/tmp/m/q15-Q8_0.gguf /tmp/m/gemma3-270m-like-Q4_K_M.gguf}; do
+    timeout 200 ncu --clock-control none --cache-control none --csv --metrics gpu__time_duration.sum \
+      build-gpu/ggufscope run $m --tokens 100 -n 4 --backend cuda > /tmp/ncu.csv 2> /tmp/ncu.err
+    python3 bench/ncu_summary.py /tmp/ncu.csv 4 "$(basename $m)" | tee -a "$OUT/profile.txt"
+  done
+  t "profile done"
+fi
+[ "${LLAMA:-1}" = 1 ] || exit 0
 while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt ${LLAMA_WAIT:-520} ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
 cat /tmp/llama/done; tail -2 /tmp/llama/build.log
 t "llama built"

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   }
   auto stream = static_cast<cudaStream_t>(ctx->stream());
   const GgmlType types[] = {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0,
-                            GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kF16,
+                            GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kF16,
                             GgmlType::kBF16, GgmlType::kF32};
   // (rows, cols): Qwen2.5-7B ffn_up/gate, ffn_down, attn_q/o; 1.5B ffn_up,
   // ffn_down, attn_q; 7B attn_k/v; the 7B output matrix.

@@ -205,16 +205,30 @@ int RunRun(const RunCliOptions& opt) {
   so.top_p = opt.top_p;
   so.seed = opt.seed;
   const int n_ctx = static_cast<int>(prompt.size()) + opt.n_predict + 1;
-  gguf::Result<EvalFn> eval = OpenSession(**model, cuda_model.get(), n_ctx, opt.compute.Precision());
-  if (!eval.ok()) return ForwardFailure(eval.error());
+  // Greedy on the GPU picks each token on the device (Session::EvalArgmax):
+  // the same first maximum, without copying the logits back every step.
+  std::unique_ptr<cuda::Session> greedy_gpu;
+  gguf::Result<EvalFn> eval = EvalFn();
+  if (cuda_model != nullptr && opt.temp <= 0) {
+    gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*cuda_model, n_ctx);
+    if (!s.ok()) return ForwardFailure(s.error());
+    greedy_gpu = std::move(s).value();
+  } else {
+    eval = OpenSession(**model, cuda_model.get(), n_ctx, opt.compute.Precision());
+    if (!eval.ok()) return ForwardFailure(eval.error());
+  }
+  const auto on_token = [&](int32_t id) {
+    if (opt.json || std::find(stop.begin(), stop.end(), id) != stop.end()) return;
+    fmt::print("{}", piece(id));  // streamed as produced
+    std::fflush(stdout);
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  gguf::Result<std::vector<int32_t>> out = reference::GenerateWith(
-      [&eval](std::span<const int32_t> t) { return (*eval)(t, false); }, prompt, opt.n_predict, so, stop,
-      [&](int32_t id) {
-        if (opt.json || std::find(stop.begin(), stop.end(), id) != stop.end()) return;
-        fmt::print("{}", piece(id));  // streamed as produced
-        std::fflush(stdout);
-      });
+  gguf::Result<std::vector<int32_t>> out =
+      greedy_gpu != nullptr
+          ? reference::GenerateGreedyWith([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }, prompt,
+                                          opt.n_predict, stop, on_token)
+          : reference::GenerateWith([&eval](std::span<const int32_t> t) { return (*eval)(t, false); }, prompt,
+                                    opt.n_predict, so, stop, on_token);
   if (!out.ok()) return ForwardFailure(out.error());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opt.json) {

@@ -1,4 +1,5 @@
 // Gated activations, scaling and addition: one element per thread, grid-stride.
+#include <algorithm>
 #include <cmath>
 
 #include "cuda_runtime/op_common.cuh"
@@ -9,12 +10,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Same formulas as reference_cpu (and ggml), with the precise expf/tanhf.
-__device__ __forceinline__ float Silu(float z) { return z / (1.0f + expf(-z)); }
-__device__ __forceinline__ float GeluTanh(float z) {
-  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
-  return 0.5f * z * (1.0f + tanhf(kSqrt2OverPi * z * (1.0f + 0.044715f * z * z)));
-}
+using internal::GeluTanh;
+using internal::Silu;
 
 template <GluKind kKind>
 __global__ void GluKernel(const float* gate, const float* up, int64_t n, float* out) {
@@ -46,6 +43,83 @@ __global__ void SoftcapKernel(const float* x, int64_t n, float cap, float* y) {
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     y[i] = cap * tanhf(x[i] / cap);
   }
+}
+
+// ArgMax in two launches: ArgMaxPartialKernel's blocks each find the first
+// maximum of a grid-strided share (every thread loads kArgMaxUnroll
+// elements before comparing, so the loads overlap), ArgMaxFinalKernel
+// reduces the blocks' (value, index) pairs. Pairs compare by larger value,
+// then lower index; an empty pair (index kNoIndex) loses to any other. NaN
+// never wins: a NaN x[0] is the answer itself (std::max_element's first
+// element stays best, as nothing compares greater than NaN), any other NaN
+// is skipped.
+constexpr int kArgMaxThreads = 256;
+constexpr int kArgMaxBlocks = 256;  // partial results at most
+constexpr int kArgMaxUnroll = 8;
+constexpr int64_t kNoIndex = INT64_MAX;
+
+struct ArgMaxPair {
+  float v;
+  int64_t i;
+};
+
+__device__ __forceinline__ bool Better(const ArgMaxPair& a, const ArgMaxPair& b) {  // b beats a
+  return b.i != kNoIndex && (a.i == kNoIndex || b.v > a.v || (b.v == a.v && b.i < a.i));
+}
+
+// The block's best pair, valid in thread 0.
+__device__ __forceinline__ ArgMaxPair BlockBest(ArgMaxPair p) {
+  __shared__ float vs[kArgMaxThreads / 32];
+  __shared__ int64_t is[kArgMaxThreads / 32];
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const ArgMaxPair o{__shfl_xor_sync(0xFFFFFFFFu, p.v, offset), __shfl_xor_sync(0xFFFFFFFFu, p.i, offset)};
+    if (Better(p, o)) p = o;
+  }
+  if (threadIdx.x % 32 == 0) {
+    vs[threadIdx.x / 32] = p.v;
+    is[threadIdx.x / 32] = p.i;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kArgMaxThreads / 32; ++w) {
+      const ArgMaxPair o{vs[w], is[w]};
+      if (Better(p, o)) p = o;
+    }
+  }
+  return p;
+}
+
+__global__ void __launch_bounds__(kArgMaxThreads)
+    ArgMaxPartialKernel(const float* x, int64_t n, float* part_v, int64_t* part_i) {
+  ArgMaxPair best{-INFINITY, kNoIndex};
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kArgMaxThreads;
+  for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * kArgMaxThreads + threadIdx.x; i0 < n;
+       i0 += stride * kArgMaxUnroll) {
+    float v[kArgMaxUnroll];
+#pragma unroll
+    for (int u = 0; u < kArgMaxUnroll; ++u) {
+      const int64_t i = i0 + u * stride;
+      v[u] = i < n ? x[i] : NAN;
+    }
+#pragma unroll
+    for (int u = 0; u < kArgMaxUnroll; ++u) {  // increasing indices: strictly greater keeps the first
+      if (!isnan(v[u]) && (best.i == kNoIndex || v[u] > best.v)) best = ArgMaxPair{v[u], i0 + u * stride};
+    }
+  }
+  best = BlockBest(best);
+  if (threadIdx.x == 0) {
+    part_v[blockIdx.x] = best.v;
+    part_i[blockIdx.x] = best.i;
+  }
+}
+
+__global__ void __launch_bounds__(kArgMaxThreads)
+    ArgMaxFinalKernel(const float* x, const float* part_v, const int64_t* part_i, int n_parts, int32_t* out) {
+  ArgMaxPair best{-INFINITY, kNoIndex};
+  if (static_cast<int>(threadIdx.x) < n_parts) best = ArgMaxPair{part_v[threadIdx.x], part_i[threadIdx.x]};
+  best = BlockBest(best);
+  if (threadIdx.x == 0) *out = isnan(x[0]) || best.i == kNoIndex ? 0 : static_cast<int32_t>(best.i);
 }
 
 }  // namespace
@@ -110,6 +184,29 @@ Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y) {
   SoftcapKernel<<<internal::GridStrideBlocks(n, kThreads), kThreads, 0, internal::StreamOf(ctx)>>>(
       x, n, cap, y);
   GGUFSCOPE_CHECK_LAUNCH("SoftcapKernel");
+  return {};
+}
+
+size_t ArgMaxScratchBytes() { return kArgMaxBlocks * (sizeof(float) + sizeof(int64_t)); }
+
+Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out) {
+  constexpr const char* kOp = "ArgMax";
+  if (n <= 0 || n > INT32_MAX) return Status::Error("ArgMax: n must be in [1, 2^31)");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "out", out, 1));
+  if (scratch == nullptr || !internal::IsAligned(scratch, 8)) {
+    return Status::Error("ArgMax: scratch must be ArgMaxScratchBytes() 8-byte aligned bytes");
+  }
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  const int64_t per_block = int64_t{kArgMaxThreads} * kArgMaxUnroll;
+  const int blocks = static_cast<int>(std::min<int64_t>(kArgMaxBlocks, (n + per_block - 1) / per_block));
+  auto* part_i = static_cast<int64_t*>(scratch);
+  auto* part_v = reinterpret_cast<float*>(part_i + kArgMaxBlocks);
+  const cudaStream_t stream = internal::StreamOf(ctx);
+  ArgMaxPartialKernel<<<blocks, kArgMaxThreads, 0, stream>>>(x, n, part_v, part_i);
+  GGUFSCOPE_CHECK_LAUNCH("ArgMaxPartialKernel");
+  ArgMaxFinalKernel<<<1, kArgMaxThreads, 0, stream>>>(x, part_v, part_i, blocks, out);
+  GGUFSCOPE_CHECK_LAUNCH("ArgMaxFinalKernel");
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "cuda_runtime/decode_ops.h"
 #include "cuda_runtime/fault_ops.h"
 #include "cuda_runtime/ops.h"
 
@@ -87,6 +88,7 @@ gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference
                        "a head dimension up to 512 (the CUDA attention kernel's limit)",
                        std::to_string(m.hp.head_dim)};
   }
+  if (const Status s = MatVecPrepare(ctx); !s.ok()) return DeviceError(s);
   ArenaLayout layout;
   layout.AddWeight(m.tok_embd, out->tok_embd_);
   layout.AddVector(m.output_norm, out->output_norm_);
@@ -212,7 +214,9 @@ Status Session::Reserve(int64_t n) {
   GGUFSCOPE_TRY(v_.Allocate(ctx_, f32(kv_dim)));
   GGUFSCOPE_TRY(gate_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(up_.Allocate(ctx_, f32(hp.n_ff)));
+  GGUFSCOPE_TRY(act_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(logits_.Allocate(ctx_, f32(hp.n_vocab)));
+  GGUFSCOPE_TRY(argmax_.Allocate(ctx_, 8 + ArgMaxScratchBytes()));  // the answer, then ArgMax's scratch
   if (options_.inject == reference::Fault::kKvOffByOne) {
     GGUFSCOPE_TRY(store_pos_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
   }
@@ -220,39 +224,70 @@ Status Session::Reserve(int64_t n) {
   return {};
 }
 
-gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits,
-                                      reference::TraceSink* trace) {
+// Everything Eval and EvalArgmax share: checks, positions, the forward pass
+// (a replayed graph for an untraced one-token step). The logits and their
+// argmax are left on the device.
+Status Session::Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace,
+                    gguf::Error* bad_input) {
   const reference::HParams& hp = m_.hp();
   const int n = static_cast<int>(tokens.size());
   if (n == 0 || n_past_ + n > n_ctx_) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
-                       fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
+    *bad_input = gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
+                             fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
+    return Status::Error("bad input");
   }
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
-                         fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
+      *bad_input = gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+                               fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
+      return Status::Error("bad input");
     }
   }
-  Status st = Reserve(n);
+  GGUFSCOPE_TRY(Reserve(n));
   host_pos_.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) host_pos_[static_cast<size_t>(i)] = n_past_ + i;
-  if (st.ok()) st = CopyToDevice(ctx_, ids_.data(), tokens.data(), tokens.size_bytes());
-  if (st.ok()) st = CopyToDevice(ctx_, pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t));
-  if (st.ok() && options_.inject == reference::Fault::kKvOffByOne) {
+  GGUFSCOPE_TRY(CopyToDevice(ctx_, ids_.data(), tokens.data(), tokens.size_bytes()));
+  GGUFSCOPE_TRY(CopyToDevice(ctx_, pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t)));
+  if (options_.inject == reference::Fault::kKvOffByOne) {
     // The copy above has finished (blocking): host_pos_ can become the rows
     // the keys and values are stored at, one past their positions.
     for (int32_t& p : host_pos_) ++p;
-    st = CopyToDevice(ctx_, store_pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t));
+    GGUFSCOPE_TRY(CopyToDevice(ctx_, store_pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t)));
   }
   const bool graph = options_.cuda_graph && n == 1 && trace == nullptr && m_.decode_capturable() && !graph_failed_;
-  if (st.ok()) st = graph ? DecodeGraphStep() : Forward(n, all_logits, trace);
-  const int rows = all_logits ? n : 1;
-  RowMatrix logits(rows, hp.n_vocab);
+  return graph ? DecodeGraphStep() : Step(n, all_logits, trace);
+}
+
+gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits,
+                                      reference::TraceSink* trace) {
+  gguf::Error bad_input{};
+  Status st = Run(tokens, all_logits, trace, &bad_input);
+  if (!bad_input.field.empty()) return bad_input;
+  const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
+  RowMatrix logits(rows, m_.hp().n_vocab);
   if (st.ok()) st = CopyToHost(ctx_, logits.data(), logits_.data(), static_cast<size_t>(logits.size()) * sizeof(float));
   if (!st.ok()) return DeviceError(st);
-  n_past_ += n;
+  n_past_ += static_cast<int>(tokens.size());
   return logits;
+}
+
+gguf::Result<int32_t> Session::EvalArgmax(std::span<const int32_t> tokens) {
+  gguf::Error bad_input{};
+  Status st = Run(tokens, false, nullptr, &bad_input);
+  if (!bad_input.field.empty()) return bad_input;
+  int32_t id = 0;
+  if (st.ok()) st = CopyToHost(ctx_, &id, argmax_.data(), sizeof(int32_t));
+  if (!st.ok()) return DeviceError(st);
+  n_past_ += static_cast<int>(tokens.size());
+  return id;
+}
+
+// One forward pass and the argmax of its last logits row.
+Status Session::Step(int n, bool all_logits, reference::TraceSink* trace) {
+  GGUFSCOPE_TRY(Forward(n, all_logits, trace));
+  const int64_t last_row = all_logits ? n - 1 : 0;
+  return ArgMax(ctx_, logits_.as<float>() + last_row * m_.hp().n_vocab, m_.hp().n_vocab, argmax_.as<uint8_t>() + 8,
+                argmax_.as<int32_t>());
 }
 
 // The first one-token step is recorded, then every step replays it: the
@@ -263,19 +298,37 @@ Status Session::DecodeGraphStep() {
   if (!graph_.ready()) {
     if (!graph_.BeginCapture(ctx_).ok()) {
       graph_failed_ = true;
-      return Forward(1, false, nullptr);
+      return Step(1, false, nullptr);
     }
-    const Status recorded = Forward(1, false, nullptr);
+    const Status recorded = Step(1, false, nullptr);
     const Status ended = graph_.EndCapture(ctx_, recorded.ok());
     if (!recorded.ok() || !ended.ok()) {
       graph_failed_ = true;
       graph_.Reset();
-      return Forward(1, false, nullptr);
+      return Step(1, false, nullptr);
     }
   }
   GGUFSCOPE_TRY(graph_.Launch(ctx_));
   ++graph_replays_;
   return {};
+}
+
+// The q, k and v projections of one token, their biases added: matrices of
+// one type share a launch (MatVecParts), so a layer takes one to three.
+Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v) {
+  const DeviceWeight* w[3] = {&L.wq, &L.wk, &L.wv};
+  const float* b[3] = {L.bq, L.bk, L.bv};
+  float* y[3] = {q, k, v};
+  MatVecPart parts[3];
+  int n_parts = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (n_parts > 0 && w[i]->type != w[i - 1]->type) {
+      GGUFSCOPE_TRY(MatVecParts(ctx_, w[i - 1]->type, w[i - 1]->cols, x, parts, n_parts));
+      n_parts = 0;
+    }
+    parts[n_parts++] = MatVecPart{w[i]->data, w[i]->rows, y[i], biases ? b[i] : nullptr};
+  }
+  return MatVecParts(ctx_, w[2]->type, w[2]->cols, x, parts, n_parts);
 }
 
 Status Session::Linear(const DeviceWeight& w, const float* x, int64_t n, float* y) {
@@ -318,38 +371,44 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   const bool swap_rope = fault == reference::Fault::kNormRopeForNeox;
   const RopeMode rope = (fam.rope == reference::RopeType::kNorm) != swap_rope ? RopeMode::kNorm : RopeMode::kNeox;
   const GluKind glu = fam.act == reference::Activation::kSilu ? GluKind::kSwiglu : GluKind::kGegluTanh;
+  // A one-token step takes the fused products (ops.h): bit-identical to
+  // the unfused ops, in fewer launches.
+  const bool decode = n == 1;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
     GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
-    GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
-    GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
-    GGUFSCOPE_TRY(Linear(L.wv, cur, n, v));
-    if (fault != reference::Fault::kDropQkvBias) {
-      if (L.bq != nullptr) GGUFSCOPE_TRY(Add(ctx_, q, L.bq, n, q_dim, 1, q));
-      if (L.bk != nullptr) GGUFSCOPE_TRY(Add(ctx_, k, L.bk, n, kv_dim, 1, k));
-      if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
-    }
-    if (fam.qk_norm) {
-      GGUFSCOPE_TRY(RmsNorm(ctx_, q, L.q_norm, int64_t{n} * hp.n_head, hd, eps, q));
-      GGUFSCOPE_TRY(RmsNorm(ctx_, k, L.k_norm, int64_t{n} * hp.n_head_kv, hd, eps, k));
+    const bool biases = fault != reference::Fault::kDropQkvBias;
+    if (decode) {  // the projections (and biases) in as few launches as their types allow
+      GGUFSCOPE_TRY(DecodeProjections(L, cur, biases, q, k, v));
+    } else {
+      GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
+      GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
+      GGUFSCOPE_TRY(Linear(L.wv, cur, n, v));
+      if (biases) {
+        if (L.bq != nullptr) GGUFSCOPE_TRY(Add(ctx_, q, L.bq, n, q_dim, 1, q));
+        if (L.bk != nullptr) GGUFSCOPE_TRY(Add(ctx_, k, L.bk, n, kv_dim, 1, k));
+        if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
+      }
     }
     // The reference's rule: sliding-window layers see the last n_swa
     // positions and rotate with their own base.
     const bool swa = reference::IsSlidingWindowLayer(fam, hp, l);
     const float base = swa ? fam.rope_base_swa : hp.rope_base;
-    GGUFSCOPE_TRY(Rope(ctx_, q, pos, n, hp.n_head, hp.head_dim, hp.n_rot, base, rope, q));
-    GGUFSCOPE_TRY(Rope(ctx_, k, pos, n, hp.n_head_kv, hp.head_dim, hp.n_rot, base, rope, k));
-    GGUFSCOPE_TRY(Capture(trace, "Qcur", l, q, n, q_dim));
-    GGUFSCOPE_TRY(Capture(trace, "Kcur", l, k, n, kv_dim));
-    GGUFSCOPE_TRY(Capture(trace, "Vcur", l, v, n, kv_dim));
     const size_t layer_off = static_cast<size_t>(l) * static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_dim);
     float* kc = k_cache_.as<float>() + layer_off;
     float* vc = v_cache_.as<float>() + layer_off;
-    // kKvOffByOne stores each row one past its position; StoreRows skips
-    // the row that falls past the cache, as the reference drops it.
-    GGUFSCOPE_TRY(StoreRows(ctx_, k, store_pos, n, kv_dim, kc, n_ctx_));
-    GGUFSCOPE_TRY(StoreRows(ctx_, v, store_pos, n, kv_dim, vc, n_ctx_));
+    // Per-head q/k norms (qk_norm families), RoPE, and the new keys and
+    // values into the cache, in one launch (decode_ops.h: bit-identical to
+    // RmsNorm, Rope and StoreRows in sequence). kKvOffByOne stores each row
+    // one past its position; a row that falls past the cache is skipped, as
+    // the reference drops it.
+    GGUFSCOPE_TRY(QkvPost(ctx_, q, k, v, pos, store_pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_rot, base,
+                          rope, fam.qk_norm ? L.q_norm : nullptr, fam.qk_norm ? L.k_norm : nullptr, eps, kc, vc,
+                          n_ctx_));
+    GGUFSCOPE_TRY(Capture(trace, "Qcur", l, q, n, q_dim));
+    GGUFSCOPE_TRY(Capture(trace, "Kcur", l, k, n, kv_dim));
+    GGUFSCOPE_TRY(Capture(trace, "Vcur", l, v, n, kv_dim));
     if (attn_faults.f16_exp || attn_faults.kv_head_modulo) {
       GGUFSCOPE_TRY(FaultyAttention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
                                     swa ? hp.n_swa : 0, attn_faults, attn));
@@ -359,26 +418,52 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     }
     GGUFSCOPE_TRY(Capture(trace, "kqv_out", l, attn, n, q_dim));
     const float* wo_f32 = wo_f32_of_layer_.empty() ? nullptr : wo_f32_of_layer_[static_cast<size_t>(l)];
+    // A one-token step adds the residual in the product's epilogue (x +=
+    // W a, with W a kept in tmp for the trace) unless a norm comes between.
+    const bool fold_residual = decode && !fam.post_norms;
     if (wo_f32 != nullptr) {
       GGUFSCOPE_TRY(MatMulUntransposed(ctx_, wo_f32, E, attn, n, tmp));  // kTransposedGemm: attn * W
+    } else if (fold_residual) {
+      GGUFSCOPE_TRY(MatVecResidual(ctx_, L.wo.type, L.wo.data, L.wo.rows, L.wo.cols, attn, x, tmp, x));
     } else {
       GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
     }
-    if (fam.post_norms) GGUFSCOPE_TRY(RmsNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp));
+    if (fam.post_norms) {  // the post-norm, and the residual add with it
+      GGUFSCOPE_TRY(RmsNormResidual(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp, x));
+    } else if (!fold_residual || wo_f32 != nullptr) {
+      GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+    }
     GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
-    GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
     GGUFSCOPE_TRY(Capture(trace, "ffn_inp", l, x, n, E));
     GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
     GGUFSCOPE_TRY(Capture(trace, "ffn_norm", l, cur, n, E));
-    GGUFSCOPE_TRY(Linear(L.w_gate, cur, n, gate));
-    GGUFSCOPE_TRY(Linear(L.w_up, cur, n, up));
-    GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
-    GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
-    GGUFSCOPE_TRY(Glu(ctx_, glu, gate, up, n * F, gate));
-    GGUFSCOPE_TRY(Linear(L.w_down, gate, n, tmp));
-    if (fam.post_norms) GGUFSCOPE_TRY(RmsNorm(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp));
+    // act: the gated activation, into its own buffer on a one-token step
+    // (gate and up stay for the trace), in place over gate otherwise.
+    float* act = gate;
+    if (decode && L.w_gate.type == L.w_up.type && L.w_gate.rows == L.w_up.rows && L.w_gate.cols == L.w_up.cols) {
+      act = act_.as<float>();
+      GGUFSCOPE_TRY(
+          MatVecGlu(ctx_, L.w_gate.type, L.w_gate.data, L.w_up.data, F, E, cur, glu, gate, up, act));
+      GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
+      GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
+    } else {
+      GGUFSCOPE_TRY(Linear(L.w_gate, cur, n, gate));
+      GGUFSCOPE_TRY(Linear(L.w_up, cur, n, up));
+      GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
+      GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
+      GGUFSCOPE_TRY(Glu(ctx_, glu, gate, up, n * F, gate));
+    }
+    if (fold_residual) {
+      GGUFSCOPE_TRY(MatVecResidual(ctx_, L.w_down.type, L.w_down.data, L.w_down.rows, L.w_down.cols, act, x, tmp, x));
+    } else {
+      GGUFSCOPE_TRY(Linear(L.w_down, act, n, tmp));
+    }
+    if (fam.post_norms) {
+      GGUFSCOPE_TRY(RmsNormResidual(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp, x));
+    } else if (!fold_residual) {
+      GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+    }
     GGUFSCOPE_TRY(Capture(trace, "ffn_out", l, tmp, n, E));
-    GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
     GGUFSCOPE_TRY(Capture(trace, "l_out", l, x, n, E));
   }
   // The output head on every row (all_logits) or the last; its input is

@@ -114,6 +114,10 @@ class Session {
   gguf::Result<reference::RowMatrix> Eval(std::span<const int32_t> tokens, bool all_logits,
                                           reference::TraceSink* trace = nullptr);
 
+  // As Eval(tokens, false), but returns only the id of the first maximum of
+  // the last token's logits (computed on the device: no logits copied back).
+  gguf::Result<int32_t> EvalArgmax(std::span<const int32_t> tokens);
+
   int n_past() const { return n_past_; }
   void Reset() { n_past_ = 0; }
   // Steps replayed from the captured graph so far (for tests and benchmarks).
@@ -123,9 +127,12 @@ class Session {
   explicit Session(const Model& model) : m_(model), ctx_(model.context()) {}
   Status Reserve(int64_t n_tokens);  // activation buffers for n_tokens rows
   Status PrepareFault();            // what options_.inject needs before the first Eval
+  Status Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace, gguf::Error* bad_input);
+  Status Step(int n, bool all_logits, reference::TraceSink* trace);  // Forward, then ArgMax
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
+  Status DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v);
   Status Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,
                  int64_t cols);
 
@@ -143,7 +150,9 @@ class Session {
   DeviceBuffer q_, attn_;      // (capacity, n_head * hd)
   DeviceBuffer k_, v_;         // (capacity, n_head_kv * hd)
   DeviceBuffer gate_, up_;     // (capacity, n_ff)
+  DeviceBuffer act_;           // (capacity, n_ff): a one-token step's gated activation
   DeviceBuffer logits_;        // (capacity, n_vocab)
+  DeviceBuffer argmax_;        // one int32: the last row's ArgMax
   // Only with inject = kKvOffByOne: the cache row of each token, its
   // position + 1 (capacity) int32.
   DeviceBuffer store_pos_;

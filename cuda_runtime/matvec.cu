@@ -13,6 +13,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <type_traits>
 
 #include "cuda_runtime/op_common.cuh"
@@ -207,23 +209,115 @@ __device__ __forceinline__ uint32_t Ld32At2(const uint8_t* p, bool aligned) {
   return __funnelshift_r(Ld32(p - 2), Ld32(p + 2), 16);
 }
 
-// y[row] for kRows rows: lane partial sums reduced over the warp.
+// ---- Where a launch's rows come from and where its results go.
+//
+// One launch computes the rows of up to three matrices of the same type and
+// width against the same x ("virtual rows": segment 0's rows, then segment
+// 1's, ...), or two matrices row by row (`pairs`: virtual row 2i is row i of
+// w[0], 2i+1 row i of w[1], so one warp holds both), and finishes each row in
+// its epilogue: a bias added, a residual added (y = residual + s, with s
+// itself kept in `pre`), or for pairs the gated activation act(s0) * s1
+// (with s0, s1 kept in pre, pre2). The epilogues are the same f32
+// operations as the separate Add and Glu ops, so fusing changes no bit.
+struct RowPlan {
+  const uint8_t* w[3];
+  float* y[3];
+  const float* bias[3];
+  int64_t end[3];  // cumulative virtual row counts; end[2] = all rows
+  int64_t row_bytes;
+  const float* residual;
+  float* pre;
+  float* pre2;
+  int glu;  // pairs: 0 SwiGLU, 1 GeGLU (tanh)
+  bool pairs;
+};
+
+__device__ __forceinline__ const uint8_t* RowPtr(const RowPlan& p, int64_t v) {
+  if (p.pairs) return p.w[v & 1] + (v >> 1) * p.row_bytes;
+  if (v < p.end[0]) return p.w[0] + v * p.row_bytes;
+  if (v < p.end[1]) return p.w[1] + (v - p.end[0]) * p.row_bytes;
+  return p.w[2] + (v - p.end[1]) * p.row_bytes;
+}
+
+// The row pointers of a warp's kRows rows (a row past the end rereads row0).
 template <int kRows>
-__device__ __forceinline__ void StoreRows(const float* acc, int64_t row0, int64_t n_rows, float* y) {
+__device__ __forceinline__ void RowPtrs(const RowPlan& p, int64_t row0, const uint8_t** rp) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rp[r] = RowPtr(p, row0 + r < p.end[2] ? row0 + r : row0);
+}
+
+template <int kRows>
+__device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float* s) {
+  if constexpr (kRows == 2) {
+    if (p.pairs) {
+      const int64_t i = row0 >> 1;
+      p.pre[i] = s[0];
+      p.pre2[i] = s[1];
+      p.y[0][i] = (p.glu == 0 ? internal::Silu(s[0]) : internal::GeluTanh(s[0])) * s[1];
+      return;
+    }
+  }
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    const float s = WarpSum(acc[r]);
-    if (threadIdx.x % 32 == 0 && row0 + r < n_rows) y[row0 + r] = s;
+    const int64_t v = row0 + r;
+    if (v >= p.end[2]) break;
+    const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
+    const int64_t i = seg == 0 ? v : v - p.end[seg - 1];
+    float o = s[r];
+    if (p.bias[seg] != nullptr) o = o + p.bias[seg][i];
+    if (p.residual != nullptr) {
+      p.pre[i] = o;
+      o = p.residual[i] + o;
+    }
+    p.y[seg][i] = o;
   }
+}
+
+// The warps of a block form groups of `split` consecutive warps; a group
+// shares kRows rows, each warp taking every split-th step of the columns.
+// Lane sums are reduced over the warp, then (split > 1) over the group in
+// warp order through shared memory, and the group's first warp emits the
+// rows. Every thread of the block must call this (it may hold a barrier).
+template <int kRows>
+__device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64_t row0, bool active,
+                                       int split, float (*red)[kRows]) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  float s[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) s[r] = WarpSum(acc[r]);
+  if (split == 1) {
+    if (active && lane == 0) Emit<kRows>(p, row0, s);
+    return;
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) red[warp][r] = s[r];
+  }
+  __syncthreads();
+  if (warp % split == 0 && active && lane == 0) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float t = red[warp][r];
+      for (int c = 1; c < split; ++c) t += red[warp + c][r];
+      s[r] = t;
+    }
+    Emit<kRows>(p, row0, s);
+  }
+}
+
+// First virtual row of the calling warp's group.
+template <int kRows>
+__device__ __forceinline__ int64_t GroupRow0(int split) {
+  const int warp = threadIdx.x / 32;
+  return (static_cast<int64_t>(blockIdx.x) * (kFastWarps / split) + warp / split) * kRows;
 }
 
 // ---- K quants (256-element super-blocks), x in shared memory.
 //
-// x is staged a chunk of kChunkSb super-blocks at a time (16 KB), as float4
-// slots s (elements 4s..4s+3) stored at Swizzle(s), so that the slots a
-// quarter-warp reads with one 16-byte load fall in 8 distinct bank groups.
-constexpr int kChunkSb = 16;
-constexpr int kChunkSlots = kChunkSb * 64;
+// The whole of x is staged once per block (dynamic shared memory, n_cols
+// floats) as float4 slots s (elements 4s..4s+3) stored at Swizzle(s), so
+// that the slots a quarter-warp reads with one 16-byte load fall in 8
+// distinct bank groups.
 
 // Q4_K (144 B: d, dmin, scales[12], qs[128]) and Q5_K (176 B: the same, then
 // qh[32] before qs). Lane l of a warp takes super-block l/8 of the four the
@@ -232,92 +326,77 @@ constexpr int kChunkSlots = kChunkSb * 64;
 // nibbles) and 2j+1 (high nibbles), so the 8 lanes read the 128 qs bytes
 // with one coalesced 16-byte load each. Their x slots: 16j + 4h + i (low)
 // and 16j + 8 + 4h + i (high), i = 0..3: Swizzle XORs bits 0-1 with j.
-template <bool kQ5>
+template <bool kQ5, int kRows>
 struct KQ45 {
   static constexpr int kBytes = kQ5 ? 176 : 144;
   static __device__ __forceinline__ int Swizzle(int s) { return s ^ ((s >> 4) & 3); }
-};
+  static __device__ __forceinline__ int64_t StepSb(int64_t step, int lane) { return 4 * step + lane / 8; }
+  static __device__ __forceinline__ int64_t Steps(int64_t n_sb) { return (n_sb + 3) / 4; }
 
-// Q6_K (210 B: ql[128], qh[64], scales[16] int8, d): only 2-byte aligned, so
-// a step covers four super-blocks of one parity (then, with the row 4-byte
-// aligned, all four start 4-byte aligned or all at 2 mod 4: a warp-uniform
-// load path). Lane t = l%8: hh = t/4, lq = t%4 takes l = 8lq..8lq+7 of half
-// hh: elements 128hh + 32k + l for k = 0..3 (32 elements, four scales).
-// x slots 32hh + 8k + 2lq + {0,1}: Swizzle XORs bit 0 with hh.
-struct KQ6 {
-  static constexpr int kBytes = 210;
-  static __device__ __forceinline__ int Swizzle(int s) { return s ^ ((s >> 5) & 1); }
-};
-
-// Super-block (within the chunk) that lane `lane` takes at step `step`.
-template <typename K>
-__device__ __forceinline__ int KStepSb(int step, int lane) {
-  if constexpr (std::is_same_v<K, KQ6>) return 8 * (step >> 1) + (step & 1) + 2 * (lane / 8);
-  return 4 * step + lane / 8;
-}
-
-template <bool kQ5, int kRows>
-__device__ __forceinline__ void KQ45Step(const uint8_t* w, int64_t row0, int64_t n_rows,
-                                         int64_t row_bytes, int64_t sb, const float4* xs, int sbl,
-                                         int lane, float* acc) {
-  const int t = lane % 8, j = t / 2, h = t % 2;
   uint4 hd[kRows], qs[kRows], qh[kRows];
+
+  __device__ __forceinline__ void Load(const uint8_t* const* rp, int64_t sb, int lane) {
+    const int t = lane % 8, j = t / 2, h = t % 2;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r < n_rows ? row0 + r : row0;  // a missing row rereads row0
-    const uint8_t* b = w + row * row_bytes + sb * KQ45<kQ5>::kBytes;
-    hd[r] = __ldg(reinterpret_cast<const uint4*>(b));
-    qs[r] = __ldg(reinterpret_cast<const uint4*>(b + (kQ5 ? 48 : 16) + 32 * j + 16 * h));
-    if constexpr (kQ5) qh[r] = __ldg(reinterpret_cast<const uint4*>(b + 16 + 16 * h));
-  }
-  float4 xl[4], xh[4];
-  const int s0 = 64 * sbl + 16 * j + 4 * h;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    xl[i] = xs[KQ45<kQ5>::Swizzle(s0 + i)];
-    xh[i] = xs[KQ45<kQ5>::Swizzle(s0 + 8 + i)];
-  }
-  const float sxl = (Sum4(xl[0]) + Sum4(xl[1])) + (Sum4(xl[2]) + Sum4(xl[3]));
-  const float sxh = (Sum4(xh[0]) + Sum4(xh[1])) + (Sum4(xh[2]) + Sum4(xh[3]));
-  const int sh = 16 * (j & 1);
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    // Scales and minimums of sub-blocks 2j, 2j+1 (two bytes each), as
-    // gguf/dequant.cc's get_scale_min_k4.
-    const uint32_t a = hd[r].y >> sh, bb = hd[r].z >> sh, c = hd[r].w >> sh;
-    const uint32_t scp = j < 2 ? (a & 0x3F3Fu) : ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u));
-    const uint32_t mp = j < 2 ? (bb & 0x3F3Fu) : (((c >> 4) & 0x0F0Fu) | ((bb >> 2) & 0x3030u));
-    const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(hd[r].x & 0xFFFF)));
-    const float dmin = __half2float(__ushort_as_half(static_cast<unsigned short>(hd[r].x >> 16)));
-    const uint32_t q[4] = {qs[r].x, qs[r].y, qs[r].z, qs[r].w};
-    uint32_t hb[4] = {0, 0, 0, 0};
-    if constexpr (kQ5) {
-      hb[0] = qh[r].x;
-      hb[1] = qh[r].y;
-      hb[2] = qh[r].z;
-      hb[3] = qh[r].w;
+    for (int r = 0; r < kRows; ++r) {
+      const uint8_t* b = rp[r] + sb * kBytes;
+      hd[r] = __ldg(reinterpret_cast<const uint4*>(b));
+      qs[r] = __ldg(reinterpret_cast<const uint4*>(b + (kQ5 ? 48 : 16) + 32 * j + 16 * h));
+      if constexpr (kQ5) qh[r] = __ldg(reinterpret_cast<const uint4*>(b + 16 + 16 * h));
     }
-    float sl = 0.0f, su = 0.0f;
+  }
+
+  __device__ __forceinline__ void Compute(const float4* xs, int64_t sb, int lane, float* acc) const {
+    const int t = lane % 8, j = t / 2, h = t % 2;
+    float4 xl[4], xh[4];
+    const int s0 = static_cast<int>(64 * sb) + 16 * j + 4 * h;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      uint32_t lo = q[i] & 0x0F0F0F0Fu, hi = (q[i] >> 4) & 0x0F0F0F0Fu;
-      if constexpr (kQ5) {
-        lo |= ((hb[i] >> (2 * j)) & 0x01010101u) << 4;
-        hi |= ((hb[i] >> (2 * j + 1)) & 0x01010101u) << 4;
-      }
-      sl = Dot4(lo, kTwo23, xl[i], sl);
-      su = Dot4(hi, kTwo23, xh[i], su);
+      xl[i] = xs[Swizzle(s0 + i)];
+      xh[i] = xs[Swizzle(s0 + 8 + i)];
     }
-    const float dl0 = d * ByteToFloat<0>(scp, kTwo23), dl1 = d * ByteToFloat<1>(scp, kTwo23);
-    const float ml0 = dmin * ByteToFloat<0>(mp, kTwo23), ml1 = dmin * ByteToFloat<1>(mp, kTwo23);
-    float v = acc[r];
-    v = fmaf(dl0, sl, v);
-    v = fmaf(-ml0, sxl, v);
-    v = fmaf(dl1, su, v);
-    v = fmaf(-ml1, sxh, v);
-    acc[r] = v;
+    const float sxl = (Sum4(xl[0]) + Sum4(xl[1])) + (Sum4(xl[2]) + Sum4(xl[3]));
+    const float sxh = (Sum4(xh[0]) + Sum4(xh[1])) + (Sum4(xh[2]) + Sum4(xh[3]));
+    const int sh = 16 * (j & 1);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      // Scales and minimums of sub-blocks 2j, 2j+1 (two bytes each), as
+      // gguf/dequant.cc's get_scale_min_k4.
+      const uint32_t a = hd[r].y >> sh, bb = hd[r].z >> sh, c = hd[r].w >> sh;
+      const uint32_t scp = j < 2 ? (a & 0x3F3Fu) : ((c & 0x0F0Fu) | ((a >> 2) & 0x3030u));
+      const uint32_t mp = j < 2 ? (bb & 0x3F3Fu) : (((c >> 4) & 0x0F0Fu) | ((bb >> 2) & 0x3030u));
+      const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(hd[r].x & 0xFFFF)));
+      const float dmin = __half2float(__ushort_as_half(static_cast<unsigned short>(hd[r].x >> 16)));
+      const uint32_t q[4] = {qs[r].x, qs[r].y, qs[r].z, qs[r].w};
+      uint32_t hb[4] = {0, 0, 0, 0};
+      if constexpr (kQ5) {
+        hb[0] = qh[r].x;
+        hb[1] = qh[r].y;
+        hb[2] = qh[r].z;
+        hb[3] = qh[r].w;
+      }
+      float sl = 0.0f, su = 0.0f;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        uint32_t lo = q[i] & 0x0F0F0F0Fu, hi = (q[i] >> 4) & 0x0F0F0F0Fu;
+        if constexpr (kQ5) {
+          lo |= ((hb[i] >> (2 * j)) & 0x01010101u) << 4;
+          hi |= ((hb[i] >> (2 * j + 1)) & 0x01010101u) << 4;
+        }
+        sl = Dot4(lo, kTwo23, xl[i], sl);
+        su = Dot4(hi, kTwo23, xh[i], su);
+      }
+      const float dl0 = d * ByteToFloat<0>(scp, kTwo23), dl1 = d * ByteToFloat<1>(scp, kTwo23);
+      const float ml0 = dmin * ByteToFloat<0>(mp, kTwo23), ml1 = dmin * ByteToFloat<1>(mp, kTwo23);
+      float v = acc[r];
+      v = fmaf(dl0, sl, v);
+      v = fmaf(-ml0, sxl, v);
+      v = fmaf(dl1, su, v);
+      v = fmaf(-ml1, sxh, v);
+      acc[r] = v;
+    }
   }
-}
+};
 
 // Eight bytes at p (2-byte aligned; `aligned`: 4-byte aligned) as two words.
 __device__ __forceinline__ void Ld64At2(const uint8_t* p, bool aligned, uint32_t* w0,
@@ -332,157 +411,220 @@ __device__ __forceinline__ void Ld64At2(const uint8_t* p, bool aligned, uint32_t
   }
 }
 
+// Q6_K (210 B: ql[128], qh[64], scales[16] int8, d): only 2-byte aligned, so
+// a step covers four super-blocks of one parity (then, with the rows 4-byte
+// aligned and n_sb even, all four start 4-byte aligned or all at 2 mod 4: a
+// warp-uniform load path). Lane t = l%8: hh = t/4, lq = t%4 takes
+// l = 8lq..8lq+7 of half hh: elements 128hh + 32k + l for k = 0..3 (32
+// elements, four scales). x slots 32hh + 8k + 2lq + {0,1}: Swizzle XORs bit
+// 0 with hh.
 template <int kRows>
-__device__ __forceinline__ void KQ6Step(const uint8_t* w, int64_t row0, int64_t n_rows,
-                                        int64_t row_bytes, int64_t sb, bool aligned,
-                                        const float4* xs, int sbl, int lane, float* acc) {
-  const int t = lane % 8, hh = t / 4, lq = t % 4;
+struct KQ6 {
+  static constexpr int kBytes = 210;
+  static __device__ __forceinline__ int Swizzle(int s) { return s ^ ((s >> 5) & 1); }
+  static __device__ __forceinline__ int64_t StepSb(int64_t step, int lane) {
+    return 8 * (step >> 1) + (step & 1) + 2 * (lane / 8);
+  }
+  static __device__ __forceinline__ int64_t Steps(int64_t n_sb) { return 2 * ((n_sb + 7) / 8); }
+
   uint32_t a0[kRows], a1[kRows], b0[kRows], b1[kRows], h0[kRows], h1[kRows], s0[kRows], s1[kRows];
   float d[kRows];
+
+  __device__ __forceinline__ void Load(const uint8_t* const* rp, int64_t sb, int lane) {
+    const int t = lane % 8, hh = t / 4, lq = t % 4;
+    const bool aligned = (sb & 1) == 0;  // rows 4-byte aligned: the parity decides
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t row = row0 + r < n_rows ? row0 + r : row0;
-    const uint8_t* b = w + row * row_bytes + sb * KQ6::kBytes;
-    Ld64At2(b + 64 * hh + 8 * lq, aligned, &a0[r], &a1[r]);       // ql, k = 0 and 2
-    Ld64At2(b + 64 * hh + 32 + 8 * lq, aligned, &b0[r], &b1[r]);  // ql, k = 1 and 3
-    Ld64At2(b + 128 + 32 * hh + 8 * lq, aligned, &h0[r], &h1[r]);
-    Ld64At2(b + 192 + 8 * hh, aligned, &s0[r], &s1[r]);  // scales 8hh .. 8hh+7
-    d[r] = HalfAt(b + 208);
+    for (int r = 0; r < kRows; ++r) {
+      const uint8_t* b = rp[r] + sb * kBytes;
+      Ld64At2(b + 64 * hh + 8 * lq, aligned, &a0[r], &a1[r]);       // ql, k = 0 and 2
+      Ld64At2(b + 64 * hh + 32 + 8 * lq, aligned, &b0[r], &b1[r]);  // ql, k = 1 and 3
+      Ld64At2(b + 128 + 32 * hh + 8 * lq, aligned, &h0[r], &h1[r]);
+      Ld64At2(b + 192 + 8 * hh, aligned, &s0[r], &s1[r]);  // scales 8hh .. 8hh+7
+      d[r] = HalfAt(b + 208);
+    }
   }
-  float4 x[8];  // x[2k + c]: elements 128hh + 32k + 8lq + 4c .. +3
-  const int base = 64 * sbl + 32 * hh + 2 * lq;
-#pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    x[2 * k] = xs[KQ6::Swizzle(base + 8 * k)];
-    x[2 * k + 1] = xs[KQ6::Swizzle(base + 8 * k + 1)];
-  }
-  constexpr float kBias = kTwo23 + 32.0f;  // q - 32
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float v = acc[r];
+
+  __device__ __forceinline__ void Compute(const float4* xs, int64_t sb, int lane, float* acc) const {
+    const int t = lane % 8, hh = t / 4, lq = t % 4;
+    float4 x[8];  // x[2k + c]: elements 128hh + 32k + 8lq + 4c .. +3
+    const int base = static_cast<int>(64 * sb) + 32 * hh + 2 * lq;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      const uint32_t l0 = (k % 2) ? b0[r] : a0[r], l1 = (k % 2) ? b1[r] : a1[r];
-      const int ns = 4 * (k / 2);
-      const uint32_t q0 = ((l0 >> ns) & 0x0F0F0F0Fu) | (((h0[r] >> (2 * k)) & 0x03030303u) << 4);
-      const uint32_t q1 = ((l1 >> ns) & 0x0F0F0F0Fu) | (((h1[r] >> (2 * k)) & 0x03030303u) << 4);
-      const float s = Dot4(q1, kBias, x[2 * k + 1], Dot4(q0, kBias, x[2 * k], 0.0f));
-      // scale byte 2k + lq/2 of the eight at 192 + 8hh, a signed int8.
-      const uint32_t sw = k < 2 ? s0[r] : s1[r];
-      const int sc = static_cast<int8_t>((sw >> (8 * (2 * (k % 2) + lq / 2))) & 0xFF);
-      v = fmaf(d[r] * internal::SmallIntToFloat(sc), s, v);
+      x[2 * k] = xs[Swizzle(base + 8 * k)];
+      x[2 * k + 1] = xs[Swizzle(base + 8 * k + 1)];
     }
-    acc[r] = v;
+    constexpr float kBias = kTwo23 + 32.0f;  // q - 32
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float v = acc[r];
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const uint32_t l0 = (k % 2) ? b0[r] : a0[r], l1 = (k % 2) ? b1[r] : a1[r];
+        const int ns = 4 * (k / 2);
+        const uint32_t q0 = ((l0 >> ns) & 0x0F0F0F0Fu) | (((h0[r] >> (2 * k)) & 0x03030303u) << 4);
+        const uint32_t q1 = ((l1 >> ns) & 0x0F0F0F0Fu) | (((h1[r] >> (2 * k)) & 0x03030303u) << 4);
+        const float s = Dot4(q1, kBias, x[2 * k + 1], Dot4(q0, kBias, x[2 * k], 0.0f));
+        // scale byte 2k + lq/2 of the eight at 192 + 8hh, a signed int8.
+        const uint32_t sw = k < 2 ? s0[r] : s1[r];
+        const int sc = static_cast<int8_t>((sw >> (8 * (2 * (k % 2) + lq / 2))) & 0xFF);
+        v = fmaf(d[r] * internal::SmallIntToFloat(sc), s, v);
+      }
+      acc[r] = v;
+    }
   }
-}
+};
 
-// K-quant rows: block b computes rows kFastWarps * kRows * b .. (warp w:
-// kRows consecutive rows); all warps walk the columns chunk by chunk.
-// Q6_K needs n_sb even and the rows 4-byte aligned (checked by the caller).
+// The most columns a K-quant launch stages (dynamic shared memory, with the
+// opt-in the launcher sets): wider rows take the generic kernel.
+constexpr int64_t kMaxStagedCols = 48 * 1024;
+
+// K-quant rows (K = KQ45<.., kRows> or KQ6<kRows>; Q6_K needs n_sb even and
+// the rows 4-byte aligned, checked by the launcher).
 template <typename K, int kRows>
 __global__ void __launch_bounds__(kFastThreads)
-    MatVecKQuantKernel(const uint8_t* __restrict__ w, int64_t n_rows, int64_t n_sb,
-                       const float* __restrict__ x, float* __restrict__ y) {
-  __shared__ float4 xs[kChunkSlots];
+    MatVecKQuantKernel(RowPlan p, int64_t n_sb, const float* __restrict__ x, int split) {
+  extern __shared__ float4 xs[];
+  __shared__ float red[kFastWarps][kRows];
   const int lane = threadIdx.x % 32;
-  const int64_t row0 =
-      (static_cast<int64_t>(blockIdx.x) * kFastWarps + threadIdx.x / 32) * kRows;
-  const int64_t row_bytes = n_sb * K::kBytes;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const int part = (threadIdx.x / 32) % split;
+  const int64_t row0 = GroupRow0<kRows>(split);
+  const bool active = row0 < p.end[2];
+  const uint8_t* rp[kRows];
+  RowPtrs<kRows>(p, active ? row0 : 0, rp);
+  const int64_t n_steps = K::Steps(n_sb);
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
-  for (int64_t sb0 = 0; sb0 < n_sb; sb0 += kChunkSb) {
-    const int nsb = static_cast<int>(n_sb - sb0 < kChunkSb ? n_sb - sb0 : kChunkSb);
-    __syncthreads();  // the previous chunk's readers are done
-    for (int s = threadIdx.x; s < 64 * nsb; s += kFastThreads) {
-      xs[K::Swizzle(s)] = __ldg(x4 + 64 * sb0 + s);
-    }
-    __syncthreads();
-    if (row0 >= n_rows) continue;  // (still takes part in the barriers)
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
+    xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
+  }
+  __syncthreads();
+  if (active) {
+    // Load and compute each step; unrolled by two, the second step's loads
+    // are issued before the first's arithmetic. (A software pipeline that
+    // kept the next step's weights in flight across iterations measured
+    // slower on the H100: more registers, fewer resident warps.)
 #pragma unroll 2
-    for (int step = 0; step < 4; ++step) {
-      const int sbl = KStepSb<K>(step, lane);
-      if (sbl >= nsb) continue;
-      if constexpr (std::is_same_v<K, KQ6>) {
-        // Rows are 4-byte aligned and n_sb is even, so the parity of the
-        // super-block decides its alignment for every row.
-        KQ6Step<kRows>(w, row0, n_rows, row_bytes, sb0 + sbl, (step & 1) == 0, xs, sbl, lane, acc);
-      } else {
-        KQ45Step<std::is_same_v<K, KQ45<true>>, kRows>(w, row0, n_rows, row_bytes, sb0 + sbl, xs,
-                                                       sbl, lane, acc);
-      }
+    for (int64_t step = part; step < n_steps; step += split) {
+      const int64_t sb = K::StepSb(step, lane);
+      if (sb >= n_sb) continue;
+      K one;
+      one.Load(rp, sb, lane);
+      one.Compute(xs, sb, lane, acc);
     }
   }
-  if (row0 < n_rows) StoreRows<kRows>(acc, row0, n_rows, y);
+  Finish<kRows>(p, acc, row0, active, split, red);
 }
 
-// ---- Q8_0 (34 B: d, qs[32]) and Q4_0 (18 B: d, qs[16]), x from global.
+// ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
+// qs[16]), Q5_0 (22 B: d, qh[4], qs[16]), Q4_1 (20 B: d, m, qs[16]), Q5_1
+// (24 B: d, m, qh[4], qs[16]); x from global memory.
 //
-// A step covers blocks of one parity: with the row 4-byte aligned and an
-// even number of blocks per row, even blocks start 4-byte aligned (qs at 2
-// mod 4) and odd ones at 2 mod 4 (qs aligned), for every row. Q8_0: 8 lanes
-// per block, lane k takes qs[4k..4k+3], elements 4k..4k+3 (x slot 8b + k:
-// a warp's x loads are 512 contiguous bytes); 4 blocks per step. Q4_0: 4
-// lanes per block, lane k takes qs[4k..4k+3]: elements 4k.. (low nibbles)
-// and 16 + 4k.. (high); 8 blocks per step.
-template <bool kQ8>
+// Q8_0: 8 lanes per block, lane k takes qs[4k..4k+3], elements 4k..4k+3 (x
+// slot 8b + k: a warp's x loads are 512 contiguous bytes); 4 blocks per
+// step. The 4-bit types: 4 lanes per block, lane k takes qs[4k..4k+3]:
+// elements 4k.. (low nibbles) and 16 + 4k.. (high), the fifth bits from qh
+// bits 4k.. and 16 + 4k..; 8 blocks per step. A step covers blocks of one
+// parity: for the 2-byte aligned blocks (34, 18, 22 bytes), with the row
+// 4-byte aligned and an even number of blocks per row, every field at an
+// even offset is 4-byte aligned in odd blocks and at 2 mod 4 in even ones,
+// for every row (a warp-uniform load path). Q4_1 and Q5_1 blocks are 4-byte
+// multiples: always aligned.
+enum class Small { kQ8_0, kQ4_0, kQ5_0, kQ4_1, kQ5_1 };
+
+template <Small S>
 struct SmallBlock {
-  static constexpr int kBytes = kQ8 ? 34 : 18;
-  static constexpr int kLanes = kQ8 ? 8 : 4;           // lanes per block
-  static constexpr int kPerStep = 32 / kLanes;         // blocks per step (one parity)
+  static constexpr int kBytes = S == Small::kQ8_0 ? 34 : S == Small::kQ4_0 ? 18 : S == Small::kQ5_0 ? 22
+                                : S == Small::kQ4_1 ? 20 : 24;
+  static constexpr int kLanes = S == Small::kQ8_0 ? 8 : 4;  // lanes per block
+  static constexpr int kPerStep = 32 / kLanes;               // blocks per step (one parity)
+  static constexpr bool kMin = S == Small::kQ4_1 || S == Small::kQ5_1;  // d * q + m
+  static constexpr bool kHigh = S == Small::kQ5_0 || S == Small::kQ5_1;  // a fifth bit in qh
+  static __device__ __forceinline__ constexpr int QhOffset() { return S == Small::kQ5_0 ? 2 : 4; }
+  static constexpr int kQs = S == Small::kQ8_0 || S == Small::kQ4_0 ? 2 : S == Small::kQ4_1 ? 4
+                             : S == Small::kQ5_0 ? 6 : 8;
+  static constexpr bool kAlwaysAligned = kBytes % 4 == 0;
+  // q - offset for the symmetric types (q is stored + offset).
+  static constexpr float kOffset = S == Small::kQ8_0 ? 128.0f : S == Small::kQ4_0 ? 8.0f
+                                   : S == Small::kQ5_0 ? 16.0f : 0.0f;
 };
 
-template <bool kQ8, int kRows>
+// Bits 0..3 of `bits` to bit 4 of bytes 0..3 (the multiply places bit i at
+// 9i, whose disjoint partial products cannot carry).
+__device__ __forceinline__ uint32_t FifthBits(uint32_t bits) {
+  return ((((bits & 0xFu) * 0x00204081u) & 0x01010101u) << 4);
+}
+
+template <Small S, int kRows, int kDepth>
 __global__ void __launch_bounds__(kFastThreads)
-    MatVecSmallBlockKernel(const uint8_t* __restrict__ w, int64_t n_rows, int64_t n_blocks,
-                           const float* __restrict__ x, float* __restrict__ y) {
-  using B = SmallBlock<kQ8>;
+    MatVecSmallBlockKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x, int split) {
+  using B = SmallBlock<S>;
+  __shared__ float red[kFastWarps][kRows];
   const int lane = threadIdx.x % 32;
-  const int64_t row0 =
-      (static_cast<int64_t>(blockIdx.x) * kFastWarps + threadIdx.x / 32) * kRows;
-  if (row0 >= n_rows) return;
-  const int64_t row_bytes = n_blocks * B::kBytes;
+  const int part = (threadIdx.x / 32) % split;
+  const int64_t row0 = GroupRow0<kRows>(split);
+  const bool active = row0 < p.end[2];
+  const uint8_t* rp[kRows];
+  RowPtrs<kRows>(p, active ? row0 : 0, rp);
   const int m = lane / B::kLanes, k = lane % B::kLanes;
   const float4* x4 = reinterpret_cast<const float4*>(x);
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
-  // Blocks 2 * kPerStep * g + 2m + p: parity p, group g.
-  for (int64_t g0 = 0; g0 < n_blocks; g0 += 2 * B::kPerStep) {
+  // Blocks 2 * kPerStep * g + 2m + par: parity par, group g. A warp takes
+  // groups part, part + split, ...; kDepth of them per batch, all their
+  // loads issued before the first use.
+  const int64_t stride = int64_t{2} * B::kPerStep;
+  constexpr int kSlots = 2 * kDepth;  // (group, parity) pairs of a batch
+  for (int64_t g0 = active ? part * stride : n_blocks; g0 < n_blocks; g0 += int64_t{kDepth} * split * stride) {
+    uint32_t q[kSlots][kRows], qh[kSlots][kRows];
+    float d[kSlots][kRows], mn[kSlots][kRows];
 #pragma unroll
-    for (int p = 0; p < 2; ++p) {
-      const int64_t b = g0 + 2 * m + p;
-      if (b >= n_blocks) continue;
-      uint32_t q[kRows];
-      float d[kRows];
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int par = sl % 2;
+      const int64_t g = g0 + int64_t{sl / 2} * split * stride;
+      const int64_t b = g + 2 * m + par < n_blocks ? g + 2 * m + par : par;
+      const bool aligned = B::kAlwaysAligned || par == 1;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        const int64_t row = row0 + r < n_rows ? row0 + r : row0;
-        const uint8_t* blk = w + row * row_bytes + b * B::kBytes;
-        q[r] = Ld32At2(blk + 2 + 4 * k, p == 1);
-        d[r] = HalfAt(blk);
+        const uint8_t* blk = rp[r] + b * B::kBytes;
+        q[sl][r] = Ld32At2(blk + B::kQs + 4 * k, aligned);
+        d[sl][r] = HalfAt(blk);
+        if constexpr (B::kMin) mn[sl][r] = HalfAt(blk + 2);
+        if constexpr (B::kHigh) qh[sl][r] = Ld32At2(blk + B::QhOffset(), aligned);
       }
-      if constexpr (kQ8) {
+    }
+#pragma unroll
+    for (int sl = 0; sl < kSlots; ++sl) {
+      const int64_t b = g0 + int64_t{sl / 2} * split * stride + 2 * m + sl % 2;
+      if (b >= n_blocks) continue;
+      if constexpr (S == Small::kQ8_0) {
         const float4 xv = __ldg(x4 + 8 * b + k);
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
           // Signed bytes: flip the sign bits, then byte - 128 = q.
-          const float s = Dot4(q[r] ^ 0x80808080u, kTwo23 + 128.0f, xv, 0.0f);
-          acc[r] = fmaf(d[r], s, acc[r]);
+          const float s = Dot4(q[sl][r] ^ 0x80808080u, kTwo23 + B::kOffset, xv, 0.0f);
+          acc[r] = fmaf(d[sl][r], s, acc[r]);
         }
       } else {
         const float4 xl = __ldg(x4 + 8 * b + k), xh = __ldg(x4 + 8 * b + 4 + k);
+        const float sx = B::kMin ? Sum4(xl) + Sum4(xh) : 0.0f;
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const float s = Dot4((q[r] >> 4) & 0x0F0F0F0Fu, kTwo23 + 8.0f, xh,
-                               Dot4(q[r] & 0x0F0F0F0Fu, kTwo23 + 8.0f, xl, 0.0f));
-          acc[r] = fmaf(d[r], s, acc[r]);
+          uint32_t lo = q[sl][r] & 0x0F0F0F0Fu, hi = (q[sl][r] >> 4) & 0x0F0F0F0Fu;
+          if constexpr (B::kHigh) {
+            lo |= FifthBits(qh[sl][r] >> (4 * k));
+            hi |= FifthBits(qh[sl][r] >> (16 + 4 * k));
+          }
+          const float s = Dot4(hi, kTwo23 + B::kOffset, xh, Dot4(lo, kTwo23 + B::kOffset, xl, 0.0f));
+          acc[r] = fmaf(d[sl][r], s, acc[r]);
+          if constexpr (B::kMin) acc[r] = fmaf(mn[sl][r], sx, acc[r]);
         }
       }
     }
   }
-  StoreRows<kRows>(acc, row0, n_rows, y);
+  Finish<kRows>(p, acc, row0, active, split, red);
 }
 
 // ---- Plain rows (F32, F16, BF16): 16-byte loads, kUnroll per row in
@@ -490,29 +632,30 @@ __global__ void __launch_bounds__(kFastThreads)
 // n_cols a multiple of the 16-byte element count.
 template <GgmlType T, int kRows>
 __global__ void __launch_bounds__(kFastThreads)
-    MatVecPlainFastKernel(const uint8_t* __restrict__ w, int64_t n_rows, int64_t n_cols,
-                          const float* __restrict__ x, float* __restrict__ y) {
+    MatVecPlainFastKernel(RowPlan p, int64_t n_cols, const float* __restrict__ x, int split) {
   constexpr int kCount = Plain16<T>::kCount;
   constexpr int kUnroll = 4;
+  __shared__ float red[kFastWarps][kRows];
   const int lane = threadIdx.x % 32;
-  const int64_t row0 =
-      (static_cast<int64_t>(blockIdx.x) * kFastWarps + threadIdx.x / 32) * kRows;
-  if (row0 >= n_rows) return;
+  const int part = (threadIdx.x / 32) % split;
+  const int64_t row0 = GroupRow0<kRows>(split);
+  const bool active = row0 < p.end[2];
+  const uint8_t* rp[kRows];
+  RowPtrs<kRows>(p, active ? row0 : 0, rp);
   const int64_t n_vec = n_cols / kCount;
   const float4* x4 = reinterpret_cast<const float4*>(x);
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
-  for (int64_t c0 = 0; c0 < n_vec; c0 += 32 * kUnroll) {
+  const int64_t stride = int64_t{32} * kUnroll;
+  for (int64_t c0 = active ? part * stride : n_vec; c0 < n_vec; c0 += split * stride) {
     uint4 v[kRows][kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + 32 * u + lane;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        const int64_t row = row0 + r < n_rows ? row0 + r : row0;
-        v[r][u] = c < n_vec ? __ldg(reinterpret_cast<const uint4*>(w + row * n_cols * Plain<T>::kBytes) + c)
-                            : make_uint4(0, 0, 0, 0);
+        v[r][u] = c < n_vec ? __ldg(reinterpret_cast<const uint4*>(rp[r]) + c) : make_uint4(0, 0, 0, 0);
       }
     }
 #pragma unroll
@@ -536,92 +679,244 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
-  StoreRows<kRows>(acc, row0, n_rows, y);
+  Finish<kRows>(p, acc, row0, active, split, red);
 }
 
-// Rows per warp: 2 when there are enough rows to keep every SM busy with
-// 16-row blocks (x then serves two rows per read), else 1.
-int RowsPerWarp(int64_t n_rows) { return n_rows >= 4096 ? 2 : 1; }
+// ---- Launch shape.
+//
+// Rows per warp: 2 when there are enough rows (x then serves two rows per
+// read) or the rows come in pairs, else 1. Warps per row group (`split`):
+// the smallest of 1, 2, 4, 8 (at most max_split) that gives at least two
+// blocks per multiprocessor, so narrow matrices (few rows, e.g. the k and v
+// projections) still have every SM reading.
+struct FastShape {
+  int rows = 1, split = 1;
+  unsigned grid = 0;
+};
 
-unsigned FastGrid(int64_t n_rows, int rows_per_warp) {
-  const int64_t per_block = static_cast<int64_t>(kFastWarps) * rows_per_warp;
-  return static_cast<unsigned>((n_rows + per_block - 1) / per_block);
-}
-
-template <GgmlType T>
-Status LaunchPlain(cudaStream_t stream, const uint8_t* w, int64_t n_rows, int64_t n_cols,
-                   const float* x, float* y) {
-  constexpr int kCount = 16 / Plain<T>::kBytes;
-  const bool vec = n_cols % kCount == 0 && internal::IsAligned(w, 16) && internal::IsAligned(x, 16);
-  if (vec) {
-    if (RowsPerWarp(n_rows) == 2) {
-      MatVecPlainFastKernel<T, 2><<<FastGrid(n_rows, 2), kFastThreads, 0, stream>>>(w, n_rows, n_cols, x, y);
-    } else {
-      MatVecPlainFastKernel<T, 1><<<FastGrid(n_rows, 1), kFastThreads, 0, stream>>>(w, n_rows, n_cols, x, y);
-    }
-    GGUFSCOPE_CHECK_LAUNCH("MatVecPlainFastKernel");
-    return {};
+int MultiprocessorCount() {
+  constexpr int kCached = 64;  // devices whose count is remembered
+  static std::atomic<int> cache[kCached];
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 132;
   }
-  const unsigned grid = static_cast<unsigned>((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  MatVecPlainKernel<T, false><<<grid, kThreads, 0, stream>>>(w, n_rows, n_cols, x, y);
-  GGUFSCOPE_CHECK_LAUNCH("MatVecPlainKernel");
-  return {};
+  if (dev >= 0 && dev < kCached && (n = cache[dev].load(std::memory_order_relaxed)) > 0) return n;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
+    (void)cudaGetLastError();
+    return 132;
+  }
+  if (dev >= 0 && dev < kCached) cache[dev].store(n, std::memory_order_relaxed);
+  return n;
 }
 
-// The fast block kernels, where the type has one and the layout allows it
-// (*launched = false otherwise: the generic kernel runs).
-Status LaunchFastBlocks(cudaStream_t stream, GgmlType type, const uint8_t* w, int64_t n_rows,
-                        int64_t n_blocks, const float* x, float* y, bool* launched) {
-  *launched = false;
-  const int rows = RowsPerWarp(n_rows);
-  const unsigned grid = FastGrid(n_rows, rows);
-  const auto k_quant = [&](auto tag) {
-    using K = typename decltype(tag)::type;
-    if (rows == 2) {
-      MatVecKQuantKernel<K, 2><<<grid, kFastThreads, 0, stream>>>(w, n_rows, n_blocks, x, y);
-    } else {
-      MatVecKQuantKernel<K, 1><<<grid, kFastThreads, 0, stream>>>(w, n_rows, n_blocks, x, y);
-    }
+FastShape PlanShape(int64_t n_rows, bool pairs, int max_split) {
+  FastShape s;
+  s.rows = pairs || n_rows >= 4096 ? 2 : 1;
+  // GGUFSCOPE_MATVEC_BLOCKS_PER_SM: the target (benchmarking switch; the
+  // split changes the summation order, not what is summed).
+  static const int per_sm = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_BLOCKS_PER_SM");
+    const int v = e != nullptr ? std::atoi(e) : 0;
+    return v > 0 && v <= 64 ? v : 2;
+  }();
+  const int64_t want = per_sm * static_cast<int64_t>(MultiprocessorCount());
+  const auto blocks = [&](int split) {
+    const int64_t per_block = static_cast<int64_t>(kFastWarps / split) * s.rows;
+    return (n_rows + per_block - 1) / per_block;
   };
-  const auto small = [&](auto q8) {
-    constexpr bool kQ8 = decltype(q8)::value;
-    if (rows == 2) {
-      MatVecSmallBlockKernel<kQ8, 2><<<grid, kFastThreads, 0, stream>>>(w, n_rows, n_blocks, x, y);
-    } else {
-      MatVecSmallBlockKernel<kQ8, 1><<<grid, kFastThreads, 0, stream>>>(w, n_rows, n_blocks, x, y);
+  while (s.split < max_split && blocks(s.split) < want) s.split *= 2;
+  s.grid = static_cast<unsigned>(blocks(s.split));
+  return s;
+}
+
+// Which fast kernel a type and layout take (kNone: the generic kernel).
+enum class FastKind { kNone, kQ4K, kQ5K, kQ6K, kQ8_0, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
+
+// Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
+// 16-byte multiples (rows 16-byte aligned); Q6_K, Q8_0, Q4_0 blocks are
+// 2-byte aligned, so their kernels need 4-byte aligned rows and an even
+// block count (the parity of a block decides its alignment in every row);
+// plain rows 16-byte aligned and n_cols a multiple of the 16-byte count.
+FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_cols, int64_t n_blocks,
+                    int64_t row_bytes) {
+  const auto all_aligned = [&](size_t a) {
+    if (row_bytes % static_cast<int64_t>(a) != 0) return false;
+    for (int i = 0; i < n_w; ++i) {
+      if (!internal::IsAligned(w[i], a)) return false;
     }
+    return true;
   };
-  // Q6_K, Q8_0, Q4_0 blocks are 2-byte aligned: their kernels need 4-byte
-  // aligned rows and an even block count (so the parity of a block decides
-  // its alignment in every row). Q4_K/Q5_K blocks are 16-byte multiples.
-  const bool pairs = n_blocks % 2 == 0 && internal::IsAligned(w, 4);
+  const bool pairs = n_blocks % 2 == 0 && all_aligned(4);
+  const bool staged = n_cols <= kMaxStagedCols;
   switch (type) {
     case GgmlType::kQ4_K:
-      if (!internal::IsAligned(w, 16)) return {};
-      k_quant(TypeBox<KQ45<false>>{});
-      break;
+      return staged && all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
     case GgmlType::kQ5_K:
-      if (!internal::IsAligned(w, 16)) return {};
-      k_quant(TypeBox<KQ45<true>>{});
-      break;
+      return staged && all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
     case GgmlType::kQ6_K:
-      if (!pairs) return {};
-      k_quant(TypeBox<KQ6>{});
-      break;
+      return staged && pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
-      if (!pairs) return {};
-      small(std::true_type{});
-      break;
+      return pairs ? FastKind::kQ8_0 : FastKind::kNone;
     case GgmlType::kQ4_0:
-      if (!pairs) return {};
-      small(std::false_type{});
-      break;
+      return pairs ? FastKind::kQ4_0 : FastKind::kNone;
+    case GgmlType::kQ5_0:
+      return pairs ? FastKind::kQ5_0 : FastKind::kNone;
+    case GgmlType::kQ4_1:
+      return all_aligned(4) ? FastKind::kQ4_1 : FastKind::kNone;
+    case GgmlType::kQ5_1:
+      return all_aligned(4) ? FastKind::kQ5_1 : FastKind::kNone;
+    case GgmlType::kF32:
+      return n_cols % 4 == 0 && all_aligned(16) ? FastKind::kF32 : FastKind::kNone;
+    case GgmlType::kF16:
+      return n_cols % 8 == 0 && all_aligned(16) ? FastKind::kF16 : FastKind::kNone;
+    case GgmlType::kBF16:
+      return n_cols % 8 == 0 && all_aligned(16) ? FastKind::kBF16 : FastKind::kNone;
     default:
-      return {};
+      return FastKind::kNone;
   }
-  *launched = true;
+}
+
+// The K-quant kernels stage up to kMaxStagedCols floats of x: above 48 KB
+// the device wants an opt-in per kernel (and device).
+constexpr int kMaxDevicesPrepared = 64;
+std::atomic<bool> g_staging_prepared[kMaxDevicesPrepared];
+
+bool StagingPrepared() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return dev >= 0 && dev < kMaxDevicesPrepared && g_staging_prepared[dev].load(std::memory_order_acquire);
+}
+
+template <typename Kernel>
+Status OptInStaging(Kernel kernel) {
+  GGUFSCOPE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(kMaxStagedCols * sizeof(float))));
+  return {};
+}
+
+// Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
+Status LaunchFast(cudaStream_t stream, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks,
+                  const float* x) {
+  const int64_t n_rows = p.end[2];
+  const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
+  const FastShape s = PlanShape(n_rows, p.pairs, k_quant ? 4 : 8);
+  const size_t staged = static_cast<size_t>(n_cols) * sizeof(float);
+  // GGUFSCOPE_SMALLBLOCK_DEPTH=1: one group of 32-element blocks per batch
+  // instead of 4 (benchmarking switch; the same sums in the same order).
+  static const bool deep = [] {
+    const char* e = std::getenv("GGUFSCOPE_SMALLBLOCK_DEPTH");
+    return e == nullptr || e[0] != '1';
+  }();
+  const auto k_launch = [&](auto kernel) -> Status {
+    // Above the 48 KB default, a kernel's dynamic shared memory needs the
+    // opt-in MatVecPrepare gives every K-quant kernel (Model::Upload calls
+    // it, before any graph capture); without it, opt in here.
+    if (staged > 48 * 1024 && !StagingPrepared()) GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(kernel));
+    kernel<<<s.grid, kFastThreads, staged, stream>>>(p, n_blocks, x, s.split);
+    return {};
+  };
+  const auto other = [&](auto kernel, int64_t n) -> Status {
+    kernel<<<s.grid, kFastThreads, 0, stream>>>(p, n, x, s.split);
+    return {};
+  };
+  const bool two = s.rows == 2;
+  switch (kind) {
+    case FastKind::kQ4K:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<false, 2>, 2>));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<false, 1>, 1>));
+      }
+      break;
+    case FastKind::kQ5K:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<true, 2>, 2>));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<true, 1>, 1>));
+      }
+      break;
+    case FastKind::kQ6K:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ6<2>, 2>));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ6<1>, 1>));
+      }
+      break;
+    case FastKind::kQ8_0:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ8_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ8_0, 2, 1>, n_blocks)));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ8_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ8_0, 1, 1>, n_blocks)));
+      }
+      break;
+    case FastKind::kQ4_0:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_0, 2, 1>, n_blocks)));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_0, 1, 1>, n_blocks)));
+      }
+      break;
+    case FastKind::kQ5_0:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_0, 2, 1>, n_blocks)));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_0, 1, 1>, n_blocks)));
+      }
+      break;
+    case FastKind::kQ4_1:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_1, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_1, 2, 1>, n_blocks)));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_1, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_1, 1, 1>, n_blocks)));
+      }
+      break;
+    case FastKind::kQ5_1:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_1, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_1, 2, 1>, n_blocks)));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_1, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_1, 1, 1>, n_blocks)));
+      }
+      break;
+    case FastKind::kF32:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF32, 2>, n_cols));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF32, 1>, n_cols));
+      }
+      break;
+    case FastKind::kF16:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF16, 2>, n_cols));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF16, 1>, n_cols));
+      }
+      break;
+    case FastKind::kBF16:
+      if (two) {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kBF16, 2>, n_cols));
+      } else {
+        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kBF16, 1>, n_cols));
+      }
+      break;
+    case FastKind::kNone:
+      return Status::Error("MatVec: internal: no fast kernel");
+  }
   GGUFSCOPE_CHECK_LAUNCH("MatVec fast kernel");
   return {};
+}
+
+RowPlan SinglePlan(const uint8_t* w, int64_t n_rows, int64_t row_bytes, float* y) {
+  RowPlan p{};
+  p.w[0] = p.w[1] = p.w[2] = w;
+  p.y[0] = p.y[1] = p.y[2] = y;
+  p.end[0] = p.end[1] = p.end[2] = n_rows;
+  p.row_bytes = row_bytes;
+  return p;
 }
 
 // Calls f(TypeTag) for the types with a direct kernel.
@@ -725,20 +1020,29 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");
   }
-  switch (type) {
+  const int64_t n_blocks = n_cols / t.block_size;
+  const FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
+  if (kind != FastKind::kNone) {
+    return LaunchFast(stream, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
+  }
+  const unsigned plain_grid = static_cast<unsigned>((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  switch (type) {  // plain rows the fast kernel cannot take (unaligned, odd widths)
     case GgmlType::kF32:
-      return LaunchPlain<GgmlType::kF32>(stream, wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kF32, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      break;
     case GgmlType::kF16:
-      return LaunchPlain<GgmlType::kF16>(stream, wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kF16, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      break;
     case GgmlType::kBF16:
-      return LaunchPlain<GgmlType::kBF16>(stream, wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kBF16, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      break;
     default:
       break;
   }
-  bool launched = false;
-  GGUFSCOPE_RETURN_IF_ERROR(
-      LaunchFastBlocks(stream, type, wb, n_rows, n_cols / t.block_size, x, y, &launched));
-  if (launched) return {};
+  if (t.block_size == 1) {
+    GGUFSCOPE_CHECK_LAUNCH("MatVecPlainKernel");
+    return {};
+  }
   const unsigned grid = static_cast<unsigned>((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const int64_t row_bytes = n_cols / t.block_size * t.type_size;
   const auto launch = [&](auto tag) -> Status {
@@ -749,6 +1053,145 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
     return {};
   };
   return VisitDirectType(type, launch, Status::Error("MatVec: internal: no direct kernel"));
+}
+
+Status MatVecPrepare(Context& ctx) {
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<false, 1>, 1>));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<false, 2>, 2>));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<true, 1>, 1>));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<true, 2>, 2>));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ6<1>, 1>));
+  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ6<2>, 2>));
+  int dev = 0;
+  GGUFSCOPE_CUDA_TRY(cudaGetDevice(&dev));
+  if (dev >= 0 && dev < kMaxDevicesPrepared) g_staging_prepared[dev].store(true, std::memory_order_release);
+  return {};
+}
+
+// ---------------------------------------------------------------- fused decode products
+
+namespace {
+
+// The checks MatVec makes, for one matrix of a fused launch.
+Status CheckMatrix(const char* op, const char* what, const gguf::TypeTraits& t, const void* w, int64_t n_rows,
+                   int64_t n_cols) {
+  int64_t n_w = 0;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, n_rows, n_cols, &n_w));
+  uint64_t bytes = 0;
+  return internal::CheckQuantData(op, what, t, w, n_w, &bytes);
+}
+
+Status CheckWidth(const char* op, const gguf::TypeTraits& t, int64_t n_cols, const float* x) {
+  if (n_cols % t.block_size != 0) {
+    return Status::Error(std::string(op) + ": n_cols " + std::to_string(n_cols) + " is not a multiple of the " +
+                         std::string(t.name) + " block size " + std::to_string(t.block_size));
+  }
+  return internal::CheckArray(op, "x", x, n_cols, 16);
+}
+
+}  // namespace
+
+Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
+                   int n_parts) {
+  constexpr const char* kOp = "MatVecParts";
+  gguf::TypeTraits t;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
+  if (n_parts < 1 || n_parts > 3 || parts == nullptr) return Status::Error("MatVecParts: 1 to 3 parts");
+  GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
+  const uint8_t* w[3] = {};
+  int64_t total = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const MatVecPart& pt = parts[i];
+    GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w", t, pt.w, pt.n_rows, n_cols));
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", pt.y, pt.n_rows));
+    if (pt.bias != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "bias", pt.bias, pt.n_rows));
+    w[i] = static_cast<const uint8_t*>(pt.w);
+    total += pt.n_rows;
+  }
+  const int64_t n_blocks = n_cols / t.block_size;
+  const FastKind kind = n_cols == 0 || total == 0 || total / kFastWarps > internal::kMaxGridX
+                            ? FastKind::kNone
+                            : FastKindOf(type, w, n_parts, n_cols, n_blocks, n_blocks * t.type_size);
+  if (kind == FastKind::kNone) {  // one MatVec (and Add) per part: the same values
+    for (int i = 0; i < n_parts; ++i) {
+      const MatVecPart& pt = parts[i];
+      GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, pt.w, pt.n_rows, n_cols, x, pt.y));
+      if (pt.bias != nullptr) GGUFSCOPE_RETURN_IF_ERROR(Add(ctx, pt.y, pt.bias, 1, pt.n_rows, 1, pt.y));
+    }
+    return {};
+  }
+  RowPlan p{};
+  p.row_bytes = n_blocks * t.type_size;
+  int64_t end = 0;
+  for (int i = 0; i < 3; ++i) {
+    const MatVecPart& pt = parts[i < n_parts ? i : n_parts - 1];
+    if (i < n_parts) end += pt.n_rows;
+    p.w[i] = static_cast<const uint8_t*>(pt.w);
+    p.y[i] = pt.y;
+    p.bias[i] = pt.bias;
+    p.end[i] = end;
+  }
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  return LaunchFast(internal::StreamOf(ctx), kind, p, n_cols, n_blocks, x);
+}
+
+Status MatVecResidual(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
+                      const float* residual, float* pre, float* y) {
+  constexpr const char* kOp = "MatVecResidual";
+  gguf::TypeTraits t;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w", t, w, n_rows, n_cols));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "residual", residual, n_rows));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "pre", pre, n_rows));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n_rows));
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const int64_t n_blocks = n_cols / t.block_size;
+  const FastKind kind = n_cols == 0 || n_rows == 0 || n_rows / kFastWarps > internal::kMaxGridX
+                            ? FastKind::kNone
+                            : FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
+  if (kind == FastKind::kNone) {
+    GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w, n_rows, n_cols, x, pre));
+    return Add(ctx, residual, pre, 1, n_rows, 1, y);
+  }
+  RowPlan p = SinglePlan(wb, n_rows, n_blocks * t.type_size, y);
+  p.residual = residual;
+  p.pre = pre;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  return LaunchFast(internal::StreamOf(ctx), kind, p, n_cols, n_blocks, x);
+}
+
+Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_up, int64_t n_rows, int64_t n_cols,
+                 const float* x, GluKind kind, float* gate, float* up, float* out) {
+  constexpr const char* kOp = "MatVecGlu";
+  gguf::TypeTraits t;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_gate", t, w_gate, n_rows, n_cols));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_up", t, w_up, n_rows, n_cols));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "gate", gate, n_rows));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "up", up, n_rows));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "out", out, n_rows));
+  if (n_rows > 0 && (out == gate || out == up)) return Status::Error("MatVecGlu: out must not be gate or up");
+  const uint8_t* w[2] = {static_cast<const uint8_t*>(w_gate), static_cast<const uint8_t*>(w_up)};
+  const int64_t n_blocks = n_cols / t.block_size;
+  const FastKind fast = n_cols == 0 || n_rows == 0 || n_rows / kFastWarps > internal::kMaxGridX / 2
+                            ? FastKind::kNone
+                            : FastKindOf(type, w, 2, n_cols, n_blocks, n_blocks * t.type_size);
+  if (fast == FastKind::kNone) {
+    GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w_gate, n_rows, n_cols, x, gate));
+    GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w_up, n_rows, n_cols, x, up));
+    return Glu(ctx, kind, gate, up, n_rows, out);
+  }
+  RowPlan p = SinglePlan(w[0], 2 * n_rows, n_blocks * t.type_size, out);
+  p.w[1] = w[1];
+  p.pairs = true;
+  p.pre = gate;
+  p.pre2 = up;
+  p.glu = kind == GluKind::kSwiglu ? 0 : 1;
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  return LaunchFast(internal::StreamOf(ctx), fast, p, n_cols, n_blocks, x);
 }
 
 }  // namespace ggufscope::cuda

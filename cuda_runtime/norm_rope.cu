@@ -1,4 +1,6 @@
 // RMSNorm and rotary position embedding.
+#include <string>
+
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 
@@ -9,17 +11,37 @@ constexpr int kNormThreads = 256;
 
 // One CUDA block per row: each thread sums the squares of its strided
 // elements in f32, warps reduce with shuffles, warp 0 reduces the warps.
+// With kPer > 0 a thread holds its (at most kPer) elements in registers:
+// all its loads are issued before the first use and x is read once; kPer 0
+// streams any row length. The sum's order is the same either way (columns
+// threadIdx.x, +blockDim.x, ... from 0), so the results are too. With a
+// residual, residual += y afterwards (as Add(residual, y) would).
 // y may alias x: every element is read before the barrier and written after
 // it by the same thread.
+template <int kPer>
 __global__ void __launch_bounds__(kNormThreads)
-    RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y) {
+    RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y, float* residual) {
   __shared__ float warp_sums[kNormThreads / 32];
   __shared__ float scale_shared;
   const int64_t row = blockIdx.x;
   const float* xr = x + row * n_cols;
   float* yr = y + row * n_cols;
+  float* rr = residual != nullptr ? residual + row * n_cols : nullptr;
+  float held[kPer > 0 ? kPer : 1];
   float sum = 0.0f;
-  for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) sum = fmaf(xr[c], xr[c], sum);
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      held[i] = c < n_cols ? xr[c] : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x < n_cols) sum = fmaf(held[i], held[i], sum);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) sum = fmaf(xr[c], xr[c], sum);
+  }
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
   if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
@@ -34,9 +56,20 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   __syncthreads();
   const float scale = scale_shared;
-  for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
-    const float v = xr[c] * scale;
-    yr[c] = w != nullptr ? v * w[c] : v;
+  const auto put = [&](int64_t c, float xc) {
+    const float v = xc * scale;
+    const float out = w != nullptr ? v * w[c] : v;
+    yr[c] = out;
+    if (rr != nullptr) rr[c] = rr[c] + out;
+  };
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      if (c < n_cols) put(c, held[i]);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) put(c, xr[c]);
   }
 }
 
@@ -75,24 +108,53 @@ __global__ void RopeKernel(const float* x, const int32_t* positions, int n_heads
 
 }  // namespace
 
-Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
-               float eps, float* y) {
-  constexpr const char* kOp = "RmsNorm";
+namespace {
+
+Status LaunchRmsNorm(Context& ctx, const char* op, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
+                     float eps, float* y, bool with_residual, float* residual) {
   int64_t n = 0;
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(kOp, n_rows, n_cols, &n));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n));
-  if (w != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "w", w, n_cols));
-  if (!(eps >= 0.0f)) return Status::Error("RmsNorm: eps must be >= 0");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, n_rows, n_cols, &n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "x", x, n));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "y", y, n));
+  if (with_residual) {
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "residual", residual, n));
+  }
+  if (w != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "w", w, n_cols));
+  if (!(eps >= 0.0f)) return Status::Error(std::string(op) + ": eps must be >= 0");
   if (n == 0) return {};
-  if (n_rows > internal::kMaxGridX) return Status::Error("RmsNorm: too many rows for one launch");
+  if (n_rows > internal::kMaxGridX) return Status::Error(std::string(op) + ": too many rows for one launch");
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  // Small rows get one warp: no idle threads in the reduction.
+  // Small rows get one warp: no idle threads in the reduction. (QkvPost in
+  // decode_ops.cu repeats this choice for its per-head norms.)
   const int threads = n_cols >= 1024 ? kNormThreads : n_cols >= 128 ? 128 : 32;
-  RmsNormKernel<<<static_cast<unsigned>(n_rows), threads, 0, internal::StreamOf(ctx)>>>(
-      x, w, n_cols, eps, y);
+  const int64_t per = (n_cols + threads - 1) / threads;
+  const unsigned grid = static_cast<unsigned>(n_rows);
+  const cudaStream_t stream = internal::StreamOf(ctx);
+  if (per <= 4) {
+    RmsNormKernel<4><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
+  } else if (per <= 8) {
+    RmsNormKernel<8><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
+  } else if (per <= 16) {
+    RmsNormKernel<16><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
+  } else if (per <= 32) {
+    RmsNormKernel<32><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
+  } else {
+    RmsNormKernel<0><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
+  }
   GGUFSCOPE_CHECK_LAUNCH("RmsNormKernel");
   return {};
+}
+
+}  // namespace
+
+Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
+               float eps, float* y) {
+  return LaunchRmsNorm(ctx, "RmsNorm", x, w, n_rows, n_cols, eps, y, false, nullptr);
+}
+
+Status RmsNormResidual(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+                       float* y, float* residual) {
+  return LaunchRmsNorm(ctx, "RmsNormResidual", x, w, n_rows, n_cols, eps, y, true, residual);
 }
 
 Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_tokens, int n_heads,

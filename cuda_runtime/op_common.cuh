@@ -14,6 +14,14 @@
 
 namespace ggufscope::cuda::internal {
 
+// The gated activations, same formulas as reference_cpu (and ggml), with
+// the precise expf/tanhf (Glu and the fused mat-vec epilogue share them).
+__device__ __forceinline__ float Silu(float z) { return z / (1.0f + expf(-z)); }
+__device__ __forceinline__ float GeluTanh(float z) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f;
+  return 0.5f * z * (1.0f + tanhf(kSqrt2OverPi * z * (1.0f + 0.044715f * z * z)));
+}
+
 inline std::string TypeLabel(gguf::GgmlType type) {
   const auto traits = gguf::LookupType(static_cast<uint32_t>(type));
   return traits ? std::string(traits->name) : "type " + std::to_string(static_cast<uint32_t>(type));

@@ -20,6 +20,7 @@
 // returns "built without CUDA".
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda_runtime/device.h"
@@ -70,6 +71,12 @@ bool MatVecHasDirect(gguf::GgmlType type);
 Status MatVec(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, int64_t n_cols,
               const float* x, float* y, MatVecPath path = MatVecPath::kAuto);
 
+// Per-kernel settings the mat-vec kernels need on ctx's device (the opt-in
+// to more than 48 KB of shared memory), made once before any MatVec is
+// recorded into a CUDA graph (Model::Upload calls it). Without it MatVec
+// makes them at its first launch.
+Status MatVecPrepare(Context& ctx);
+
 enum class GemmMath {
   kF32,   // f32 weights and activations, f32 arithmetic (CUBLAS_COMPUTE_32F)
   kTf32,  // f32 data, tensor cores with tf32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32)
@@ -91,6 +98,13 @@ Status Gemm(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, in
 //   x, y: (n_rows, n_cols) f32;  w: (n_cols) f32 or null
 Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
                float eps, float* y);
+
+// RmsNorm(x, w, .., y), then residual += y (the post-norm of a block and
+// its residual add, as Add(residual, y, ..) would do it). y may be x;
+// residual may not overlap x or y.
+//   x, y, residual: (n_rows, n_cols) f32;  w: (n_cols) f32 or null
+Status RmsNormResidual(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+                       float* y, float* residual);
 
 enum class RopeMode {
   kNorm,  // rotates pairs (2i, 2i+1): Llama
@@ -121,11 +135,51 @@ Status Scale(Context& ctx, const float* x, int64_t n, float s, float* y);
 //   x, y: (n) f32
 Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y);
 
+// *out = the index of the first maximum of x (std::max_element's answer:
+// NaN elements are skipped, except that a NaN x[0] gives 0), for greedy
+// decoding without copying the logits back. `scratch`: ArgMaxScratchBytes()
+// bytes of device memory, 8-byte aligned (no initial contents needed).
+//   x: (n) f32, 1 <= n < 2^31;  out: one int32
+size_t ArgMaxScratchBytes();
+Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out);
+
 // out = a + b, where b has n_rows rows (elementwise) or 1 row (broadcast, a
 // bias). out may be a or b.
 //   a, out: (n_rows, n_cols) f32;  b: (b_rows, n_cols) f32
 Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t n_cols,
            int64_t b_rows, float* out);
+
+// ---------------------------------------------------------------- fused decode products
+//
+// The one-token step's products with their neighbours folded in, each in
+// one launch where the type has a fast mat-vec kernel (Q4_K Q5_K Q6_K Q8_0
+// Q4_0 Q5_0 Q4_1 Q5_1 F32 F16 BF16 with GGUF's alignment), otherwise as the unfused ops in
+// sequence. Either way the results are bit-identical to MatVec followed by
+// Add / Glu: the epilogues are the same f32 operations.
+
+struct MatVecPart {
+  const void* w;       // (n_rows, n_cols) of the call's type
+  int64_t n_rows;
+  float* y;            // (n_rows) f32
+  const float* bias;   // (n_rows) f32 added to y, or null
+};
+
+// y_i = W_i x (+ bias_i) for 1 to 3 matrices of one type and width sharing x
+// (the q, k and v projections). No y may overlap x or another part.
+Status MatVecParts(Context& ctx, gguf::GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
+                   int n_parts);
+
+// pre = W x; y = residual + pre (an output projection and its residual
+// add). y may be residual; pre may not overlap x, residual or y.
+//   w: (n_rows, n_cols);  x: (n_cols);  residual, pre, y: (n_rows)
+Status MatVecResidual(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, int64_t n_cols,
+                      const float* x, const float* residual, float* pre, float* y);
+
+// gate = W_gate x, up = W_up x, out = act(gate) * up (the feed-forward's
+// first half). out may not be gate or up.
+//   w_gate, w_up: (n_rows, n_cols);  x: (n_cols);  gate, up, out: (n_rows)
+Status MatVecGlu(Context& ctx, gguf::GgmlType type, const void* w_gate, const void* w_up, int64_t n_rows,
+                 int64_t n_cols, const float* x, GluKind kind, float* gate, float* up, float* out);
 
 // ---------------------------------------------------------------- KV cache and attention
 

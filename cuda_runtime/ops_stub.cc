@@ -21,11 +21,15 @@ Status MatVec(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const flo
               MatVecPath) {
   return NoCuda();
 }
+Status MatVecPrepare(Context&) { return NoCuda(); }
 Status Gemm(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, int64_t, float*,
             GemmMath) {
   return NoCuda();
 }
 Status RmsNorm(Context&, const float*, const float*, int64_t, int64_t, float, float*) {
+  return NoCuda();
+}
+Status RmsNormResidual(Context&, const float*, const float*, int64_t, int64_t, float, float*, float*) {
   return NoCuda();
 }
 Status Rope(Context&, const float*, const int32_t*, int64_t, int, int, int, float, RopeMode,
@@ -36,8 +40,19 @@ Status Glu(Context&, GluKind, const float*, const float*, int64_t, float*) { ret
 Status Add(Context&, const float*, const float*, int64_t, int64_t, int64_t, float*) {
   return NoCuda();
 }
+size_t ArgMaxScratchBytes() { return 0; }
+Status ArgMax(Context&, const float*, int64_t, void*, int32_t*) { return NoCuda(); }
 Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
+Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int) { return NoCuda(); }
+Status MatVecResidual(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, const float*, float*,
+                      float*) {
+  return NoCuda();
+}
+Status MatVecGlu(Context&, gguf::GgmlType, const void*, const void*, int64_t, int64_t, const float*, GluKind, float*,
+                 float*, float*) {
+  return NoCuda();
+}
 Status StoreRows(Context&, const float*, const int32_t*, int64_t, int64_t, float*, int64_t) {
   return NoCuda();
 }

@@ -316,6 +316,16 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
 gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<const int32_t> prompt, int n,
                                                 const SamplerOptions& so, std::span<const int32_t> stop,
                                                 const std::function<void(int32_t)>& on_token) {
+  if (so.temp <= 0.0f) {
+    return GenerateGreedyWith(
+        [&step](std::span<const int32_t> tokens) -> gguf::Result<int32_t> {
+          gguf::Result<RowMatrix> logits = step(tokens);
+          if (!logits.ok()) return logits.error();
+          const float* row = logits->row(0).data();
+          return static_cast<int32_t>(std::max_element(row, row + logits->cols()) - row);
+        },
+        prompt, n, stop, on_token);
+  }
   std::mt19937_64 rng(so.seed);
   std::vector<int32_t> out;
   gguf::Result<RowMatrix> logits = step(prompt);
@@ -325,9 +335,7 @@ gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<co
     const float* row = logits->row(0).data();
     const int V = static_cast<int>(logits->cols());
     int32_t tok = 0;
-    if (so.temp <= 0.0f) {
-      tok = static_cast<int32_t>(std::max_element(row, row + V) - row);
-    } else {
+    {
       cand.resize(static_cast<size_t>(V));
       for (int v = 0; v < V; ++v) cand[static_cast<size_t>(v)] = {row[v], v};
       const size_t k = so.top_k > 0 ? std::min<size_t>(static_cast<size_t>(so.top_k), cand.size()) : cand.size();
@@ -358,6 +366,22 @@ gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<co
     if (std::find(stop.begin(), stop.end(), tok) != stop.end()) break;
     const int32_t one[1] = {tok};
     logits = step(one);
+  }
+  return out;
+}
+
+gguf::Result<std::vector<int32_t>> GenerateGreedyWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
+                                                      std::span<const int32_t> stop,
+                                                      const std::function<void(int32_t)>& on_token) {
+  std::vector<int32_t> out;
+  gguf::Result<int32_t> tok = step(prompt);
+  for (int i = 0; i < n; ++i) {
+    if (!tok.ok()) return tok.error();
+    out.push_back(*tok);
+    if (on_token) on_token(*tok);
+    if (std::find(stop.begin(), stop.end(), *tok) != stop.end()) break;
+    const int32_t one[1] = {*tok};
+    tok = step(one);
   }
   return out;
 }

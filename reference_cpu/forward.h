@@ -91,8 +91,19 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
 using StepFn = std::function<gguf::Result<RowMatrix>(std::span<const int32_t> tokens)>;
 
 // Generate over `step` (sampler.precision is then the step's business).
+// Greedy (temp <= 0) takes the first maximum of each step's logits.
 gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<const int32_t> prompt, int n,
                                                 const SamplerOptions& sampler, std::span<const int32_t> stop,
                                                 const std::function<void(int32_t)>& on_token);
+
+// One greedy step of a backend that picks the token itself (the CUDA
+// session's EvalArgmax): the id of the first maximum of the last of
+// `tokens`' logits.
+using TokenStepFn = std::function<gguf::Result<int32_t>(std::span<const int32_t> tokens)>;
+
+// Greedy generation over `step`: the loop GenerateWith runs when temp <= 0.
+gguf::Result<std::vector<int32_t>> GenerateGreedyWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
+                                                      std::span<const int32_t> stop,
+                                                      const std::function<void(int32_t)>& on_token);
 
 }  // namespace ggufscope::reference

@@ -319,28 +319,38 @@ TEST_P(CudaForward, SplitPrefillMatchesReference) {
 }
 
 // The graph replays the recorded kernels on the same buffers: its logits are
-// bit-identical to the op-by-op step's.
+// bit-identical to the op-by-op step's. A third session decodes with
+// EvalArgmax (the device picks the token, also from the graph): its ids must
+// be the first maxima of the op-by-op logits.
 TEST_P(CudaForward, GraphReplayEqualsOpByOp) {
   if (!gpu_->decode_capturable()) {
     GTEST_SKIP() << GetParam() << " has a matrix type without a direct mat-vec kernel: it decodes op by op";
   }
   const std::vector<int32_t> prompt = Prompt(cpu_->hp.n_vocab);
-  std::unique_ptr<Session> graph = NewSession(40), eager = NewSession(40, SessionOptions{.cuda_graph = false});
+  std::unique_ptr<Session> graph = NewSession(40), eager = NewSession(40, SessionOptions{.cuda_graph = false}),
+                           picker = NewSession(40);
   ASSERT_NE(graph, nullptr);
   ASSERT_NE(eager, nullptr);
+  ASSERT_NE(picker, nullptr);
   gguf::Result<RowMatrix> a = graph->Eval(prompt, false), b = eager->Eval(prompt, false);
+  gguf::Result<int32_t> c = picker->EvalArgmax(prompt);
   for (int i = 0; i < 16; ++i) {
     ASSERT_TRUE(a.ok()) << a.error().Message();
     ASSERT_TRUE(b.ok()) << b.error().Message();
+    ASSERT_TRUE(c.ok()) << c.error().Message();
     ASSERT_EQ(a->rows(), b->rows());
     ASSERT_TRUE((a->array() == b->array()).all())
         << "step " << i << ": max |graph - op by op| " << (*a - *b).cwiseAbs().maxCoeff();
     const int32_t tok[1] = {Argmax(*b)};
+    ASSERT_EQ(*c, tok[0]) << "step " << i << ": EvalArgmax against the first maximum of the logits";
     a = graph->Eval(tok, false);
     b = eager->Eval(tok, false);
+    c = picker->EvalArgmax(tok);
   }
   EXPECT_EQ(graph->graph_replays(), 16);
   EXPECT_EQ(eager->graph_replays(), 0);
+  EXPECT_EQ(picker->graph_replays(), 16);
+  EXPECT_EQ(picker->n_past(), eager->n_past());
 }
 
 std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {

@@ -448,6 +448,96 @@ TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
   EXPECT_FALSE(MatVecHasDirect(GgmlType::kIQ2_XXS));
 }
 
+// The fused decode products (MatVecParts, MatVecResidual, MatVecGlu) on the
+// types with a fast kernel and on two without (the unfused fallback), each
+// output against float64: the products as Float64MatVec, the epilogues on
+// top (a bias or residual adds one rounding; the activation is checked on
+// the products the op itself returned, so its own error is isolated). Row
+// counts: a few (columns split across warps), odd, and > 4096 (two rows per
+// warp, a partial last block); columns wide enough for several steps.
+TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
+  for (const GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ4_0,
+                              GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kIQ4_XS}) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    const int64_t n_cols = IsPlain(type) ? 1024 : 6 * 256;
+    // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two with a bias.
+    const int64_t rows[3] = {96, 16, 40};
+    std::vector<std::vector<uint8_t>> w(3);
+    std::vector<std::vector<float>> bias(3);
+    const std::vector<float> x = RandomFloats(n_cols, rng_);
+    DeviceBuffer d_x = Upload(x);
+    std::vector<DeviceBuffer> d_w(3), d_b(3), d_y(3);
+    MatVecPart parts[3];
+    for (int i = 0; i < 3; ++i) {
+      w[i] = RandomData(type, rows[i] * n_cols, rng_);
+      bias[i] = RandomFloats(rows[i], rng_);
+      d_w[i] = Upload(w[i]);
+      d_b[i] = Upload(bias[i]);
+      d_y[i] = Poisoned(rows[i]);
+      parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(), i == 1 ? nullptr : d_b[i].as<float>()};
+    }
+    ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, 3));
+    for (int i = 0; i < 3; ++i) {
+      SCOPED_TRACE("part " + std::to_string(i));
+      Reference want = Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), x, rows[i], n_cols);
+      for (int64_t r = 0; r < rows[i] && i != 1; ++r) {
+        want.value[r] += bias[i][r];
+        want.scale[r] += std::abs(bias[i][r]);
+      }
+      const std::vector<float> got = Download<float>(d_y[i].data(), rows[i]);
+      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+    }
+    for (const int64_t n_rows : {int64_t{3}, int64_t{37}, int64_t{4099}}) {
+      SCOPED_TRACE(std::to_string(n_rows) + " rows");
+      const std::vector<uint8_t> wa = RandomData(type, n_rows * n_cols, rng_), wb = RandomData(type, n_rows * n_cols, rng_);
+      const Reference pa = Float64MatVec(CpuDequantize(type, wa, n_rows * n_cols), x, n_rows, n_cols);
+      const Reference pb = Float64MatVec(CpuDequantize(type, wb, n_rows * n_cols), x, n_rows, n_cols);
+      DeviceBuffer d_wa = Upload(wa), d_wb = Upload(wb);
+      // MatVecResidual, in place over the residual as the forward pass calls it.
+      const std::vector<float> resid = RandomFloats(n_rows, rng_);
+      DeviceBuffer d_res = Upload(resid), d_pre = Poisoned(n_rows);
+      ExpectOk(MatVecResidual(*ctx_, type, d_wa.data(), n_rows, n_cols, d_x.as<float>(), d_res.as<float>(),
+                              d_pre.as<float>(), d_res.as<float>()));
+      Reference want_y = pa;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        want_y.value[r] += resid[r];
+        want_y.scale[r] += std::abs(resid[r]);
+      }
+      const std::vector<float> pre = Download<float>(d_pre.data(), n_rows), y = Download<float>(d_res.data(), n_rows);
+      EXPECT_NMSE_BELOW(std::span<const float>(pre), pa, kF32Nmse);
+      EXPECT_NMSE_BELOW(std::span<const float>(y), want_y, kF32Nmse);
+      // MatVecGlu, both activations.
+      for (const GluKind kind : {GluKind::kSwiglu, GluKind::kGegluTanh}) {
+        SCOPED_TRACE(kind == GluKind::kSwiglu ? "swiglu" : "geglu");
+        DeviceBuffer d_gate = Poisoned(n_rows), d_up = Poisoned(n_rows), d_out = Poisoned(n_rows);
+        ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(), kind,
+                           d_gate.as<float>(), d_up.as<float>(), d_out.as<float>()));
+        const std::vector<float> gate = Download<float>(d_gate.data(), n_rows),
+                                 up = Download<float>(d_up.data(), n_rows), out = Download<float>(d_out.data(), n_rows);
+        EXPECT_NMSE_BELOW(std::span<const float>(gate), pa, kF32Nmse);
+        EXPECT_NMSE_BELOW(std::span<const float>(up), pb, kF32Nmse);
+        Reference want_out(static_cast<size_t>(n_rows));
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const double z = gate[r];
+          const double act = kind == GluKind::kSwiglu
+                                 ? z / (1.0 + std::exp(-z))
+                                 : 0.5 * z * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * z *
+                                                              (1.0 + 0.044715 * z * z)));
+          want_out.value[r] = act * up[r];
+          want_out.scale[r] = std::abs(z * up[r]);
+        }
+        EXPECT_NMSE_BELOW(std::span<const float>(out), want_out, kF32Nmse);
+      }
+    }
+  }
+  // Aliasing the activation onto an input is refused, not silently wrong.
+  DeviceBuffer buf = Poisoned(4096);
+  EXPECT_FALSE(MatVecGlu(*ctx_, GgmlType::kF32, buf.data(), buf.data(), 4, 32, buf.as<float>(), GluKind::kSwiglu,
+                         buf.as<float>() + 1024, buf.as<float>() + 2048, buf.as<float>() + 1024)
+                   .ok());
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kF32, 32, buf.as<float>(), nullptr, 1).ok());
+}
+
 TEST_F(CudaOps, GemmMatchesFloat64) {
   struct Shape {
     int64_t n_tokens, n_rows, n_cols_blocks;
@@ -484,7 +574,9 @@ TEST_F(CudaOps, GemmMatchesFloat64) {
 TEST_F(CudaOps, RmsNormMatchesFloat64) {
   constexpr float kEps = 1e-6f;
   for (const int64_t n_rows : {1, 17, 3}) {
-    for (const int64_t n_cols : {1, 17, 4097}) {
+    // Row lengths for every register-held size (up to 4, 8, 16, 32 per
+    // thread) and the streamed one (past 32 per thread).
+    for (const int64_t n_cols : {1, 17, 129, 640, 1536, 3584, 8192, 8193}) {
       for (const bool weighted : {false, true}) {
         for (const bool in_place : {false, true}) {
           SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols) +
@@ -512,6 +604,30 @@ TEST_F(CudaOps, RmsNormMatchesFloat64) {
       }
     }
   }
+}
+
+// RmsNormResidual is RmsNorm then Add(residual, y): bit for bit.
+TEST_F(CudaOps, RmsNormResidualIsRmsNormThenAdd) {
+  for (const int64_t n_cols : {17, 640, 3584, 9000}) {
+    SCOPED_TRACE(n_cols);
+    const int64_t n_rows = 3;
+    const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0), w = RandomFloats(n_cols, rng_),
+                             r = RandomFloats(n_rows * n_cols, rng_);
+    DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_r = Upload(r), d_y = Poisoned(x.size());
+    DeviceBuffer d_x2 = Upload(x), d_r2 = Upload(r), d_y2 = Poisoned(x.size());
+    ExpectOk(RmsNormResidual(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y.as<float>(),
+                             d_r.as<float>()));
+    ExpectOk(RmsNorm(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y2.as<float>()));
+    ExpectOk(Add(*ctx_, d_r2.as<float>(), d_y2.as<float>(), n_rows, n_cols, n_rows, d_r2.as<float>()));
+    const std::vector<float> y = Download<float>(d_y.data(), x.size()), y2 = Download<float>(d_y2.data(), x.size()),
+                             res = Download<float>(d_r.data(), x.size()), res2 = Download<float>(d_r2.data(), x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(Bits(y[i]), Bits(y2[i])) << "y " << i;
+      ASSERT_EQ(Bits(res[i]), Bits(res2[i])) << "residual " << i;
+    }
+  }
+  DeviceBuffer buf = Poisoned(64);
+  EXPECT_FALSE(RmsNormResidual(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), nullptr).ok());
 }
 
 TEST_F(CudaOps, RopeMatchesFloat64InBothModes) {
@@ -605,6 +721,38 @@ TEST_F(CudaOps, GluMatchesFloat64) {
   }
 }
 
+// ArgMax against std::max_element (the CPU sampler's greedy pick): random
+// rows of every length class, planted ties (the first one wins), -inf, and
+// NaN at the front (answer 0) and elsewhere (skipped).
+TEST_F(CudaOps, ArgMaxIsStdMaxElement) {
+  DeviceBuffer d_out = Poisoned<int32_t>(1), d_scratch = Poisoned<uint8_t>(ArgMaxScratchBytes());
+  const auto check = [&](const std::vector<float>& x, const std::string& what) {
+    SCOPED_TRACE(what + " n=" + std::to_string(x.size()));
+    DeviceBuffer d_x = Upload(x);
+    ExpectOk(ArgMax(*ctx_, d_x.as<float>(), static_cast<int64_t>(x.size()), d_scratch.data(), d_out.as<int32_t>()));
+    const int32_t got = Download<int32_t>(d_out.data(), 1)[0];
+    EXPECT_EQ(got, std::max_element(x.begin(), x.end()) - x.begin());
+  };
+  for (const size_t n : {size_t{1}, size_t{17}, size_t{1025}, size_t{151936}, size_t{262144}, size_t{1} << 22}) {
+    std::vector<float> x = RandomFloats(n, rng_);
+    check(x, "random");
+    if (n < 17) continue;
+    const float top = *std::max_element(x.begin(), x.end()) + 1.0f;
+    x[n - 1] = top;
+    x[n / 3] = top;
+    x[n / 2] = top;
+    check(x, "three tied maxima");
+    x[n / 5] = std::numeric_limits<float>::quiet_NaN();
+    check(x, "a NaN inside");
+    x[0] = std::numeric_limits<float>::quiet_NaN();
+    check(x, "NaN first");
+    std::fill(x.begin(), x.end(), -std::numeric_limits<float>::infinity());
+    check(x, "all -inf");
+  }
+  EXPECT_FALSE(ArgMax(*ctx_, d_out.as<float>(), 0, d_scratch.data(), d_out.as<int32_t>()).ok());
+  EXPECT_FALSE(ArgMax(*ctx_, d_out.as<float>(), 1, nullptr, d_out.as<int32_t>()).ok());
+}
+
 // One f32 addition per element: bit-identical to the CPU's.
 TEST_F(CudaOps, AddIsExactElementwiseAndBroadcast) {
   for (const auto& [n_rows, n_cols] :
@@ -672,60 +820,89 @@ TEST_F(CudaOps, StoreRowsScattersByIndex) {
   }
 }
 
-// Causal attention over a cache of 300 rows (three tiles of the kernel's
-// 128 keys), grouped heads, sliding windows, against float64. The error
-// scale of an output is sum_j p_j |v_j| (its terms' magnitudes).
+// Causal attention against float64. A cache of 1100 rows followed by NaN
+// guard rows (reading past n_cache_rows would poison the output); queries
+// at positions that give the kernel's key groups a single key, a part of
+// one step, many whole steps and a remainder, plus one past the end of the
+// cache (window 0 only: it sees every row); a single query at 0 and at the
+// last row (decode, where the keys of one query are split over a cluster of
+// blocks); GQA groups 1 to 8; windows 0, 1, 8, 200. head_dim from 1 to 512
+// reaches every kernel layout: the float4 path (head_dim % 4 == 0, 16-byte
+// aligned pointers) with 8, 16 and 32-lane groups and 1, 2, 4 chunks, and
+// the scalar path (head_dim not a multiple of 4, or every pointer one float
+// off alignment) with 1 to 16 chunks. The error scale of an output is
+// sum_j p_j |v_j| (its terms' magnitudes).
 TEST_F(CudaOps, AttentionMatchesFloat64) {
-  const int64_t n_cache = 300;
-  const std::vector<int32_t> positions = {0, 1, 7, 127, 128, 129, 255, 299};
-  const int64_t n_tokens = static_cast<int64_t>(positions.size());
+  const int64_t n_cache = 1100, n_guard_rows = 2;
+  const std::vector<int32_t> batch_positions = {0, 1, 7, 31, 32, 33, 127, 255, 256, 299, 700, 1023, 1098, 1099};
   struct Heads {
     int n_head, n_head_kv, head_dim;
+    bool misaligned = false;  // q, caches and out start one float past 16-byte alignment
   };
-  for (const Heads hs : {Heads{1, 1, 1}, Heads{4, 4, 8}, Heads{6, 2, 64}, Heads{8, 1, 80}, Heads{2, 1, 256},
-                         Heads{1, 1, 512}}) {
-    for (const int window : {0, 1, 8, 200}) {
-      SCOPED_TRACE("heads " + std::to_string(hs.n_head) + "/" + std::to_string(hs.n_head_kv) + " head_dim " +
-                   std::to_string(hs.head_dim) + " window " + std::to_string(window));
-      const int64_t q_w = int64_t{hs.n_head} * hs.head_dim, kv_w = int64_t{hs.n_head_kv} * hs.head_dim;
-      const std::vector<float> q = RandomFloats(n_tokens * q_w, rng_), k = RandomFloats(n_cache * kv_w, rng_),
-                               v = RandomFloats(n_cache * kv_w, rng_);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hs.head_dim));
-      Reference want(static_cast<size_t>(n_tokens * q_w));
-      const int group = hs.n_head / hs.n_head_kv;
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        const int64_t n_keys = positions[t] + 1;
-        const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
-        for (int h = 0; h < hs.n_head; ++h) {
-          const int64_t kv_off = int64_t{h / group} * hs.head_dim;
-          std::vector<double> p(static_cast<size_t>(n_keys - first));
-          double mx = -std::numeric_limits<double>::infinity(), sum = 0;
-          for (int64_t j = first; j < n_keys; ++j) {
-            double dot = 0;
-            for (int d = 0; d < hs.head_dim; ++d) {
-              dot += static_cast<double>(q[t * q_w + h * hs.head_dim + d]) * k[j * kv_w + kv_off + d];
-            }
-            p[j - first] = dot * scale;
-            mx = std::max(mx, p[j - first]);
-          }
-          for (double& e : p) sum += e = std::exp(e - mx);
+  const auto check = [&](const Heads& hs, const std::vector<int32_t>& positions, int window) {
+    SCOPED_TRACE("heads " + std::to_string(hs.n_head) + "/" + std::to_string(hs.n_head_kv) + " head_dim " +
+                 std::to_string(hs.head_dim) + (hs.misaligned ? " misaligned" : "") + " window " +
+                 std::to_string(window) + ", " + std::to_string(positions.size()) + " queries");
+    const int64_t n_tokens = static_cast<int64_t>(positions.size());
+    const int64_t q_w = int64_t{hs.n_head} * hs.head_dim, kv_w = int64_t{hs.n_head_kv} * hs.head_dim;
+    const std::vector<float> q = RandomFloats(n_tokens * q_w, rng_), k = RandomFloats(n_cache * kv_w, rng_),
+                             v = RandomFloats(n_cache * kv_w, rng_);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hs.head_dim));
+    Reference want(static_cast<size_t>(n_tokens * q_w));
+    const int group = hs.n_head / hs.n_head_kv;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const int64_t n_keys = std::min<int64_t>(positions[t] + 1, n_cache);
+      const int64_t first = window > 0 ? std::max<int64_t>(0, n_keys - window) : 0;
+      for (int h = 0; h < hs.n_head; ++h) {
+        const int64_t kv_off = int64_t{h / group} * hs.head_dim;
+        std::vector<double> p(static_cast<size_t>(n_keys - first));
+        double mx = -std::numeric_limits<double>::infinity(), sum = 0;
+        for (int64_t j = first; j < n_keys; ++j) {
+          double dot = 0;
           for (int d = 0; d < hs.head_dim; ++d) {
-            double acc = 0, mag = 0;
-            for (int64_t j = first; j < n_keys; ++j) {
-              acc += p[j - first] / sum * v[j * kv_w + kv_off + d];
-              mag += p[j - first] / sum * std::abs(v[j * kv_w + kv_off + d]);
-            }
-            want.value[t * q_w + h * hs.head_dim + d] = acc;
-            want.scale[t * q_w + h * hs.head_dim + d] = mag;
+            dot += static_cast<double>(q[t * q_w + h * hs.head_dim + d]) * k[j * kv_w + kv_off + d];
           }
+          p[j - first] = dot * scale;
+          mx = std::max(mx, p[j - first]);
+        }
+        for (double& e : p) sum += e = std::exp(e - mx);
+        for (int d = 0; d < hs.head_dim; ++d) {
+          double acc = 0, mag = 0;
+          for (int64_t j = first; j < n_keys; ++j) {
+            acc += p[j - first] / sum * v[j * kv_w + kv_off + d];
+            mag += p[j - first] / sum * std::abs(v[j * kv_w + kv_off + d]);
+          }
+          want.value[t * q_w + h * hs.head_dim + d] = acc;
+          want.scale[t * q_w + h * hs.head_dim + d] = mag;
         }
       }
-      DeviceBuffer d_q = Upload(q), d_k = Upload(k), d_v = Upload(v), d_pos = Upload(positions),
-                   d_out = Poisoned(q.size());
-      ExpectOk(Attention(*ctx_, d_q.as<float>(), d_k.as<float>(), d_v.as<float>(), n_cache, d_pos.as<int32_t>(),
-                         n_tokens, hs.n_head, hs.n_head_kv, hs.head_dim, scale, window, d_out.as<float>()));
-      const std::vector<float> got = Download<float>(d_out.data(), q.size());
-      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+    }
+    // Device copies: `pad` leading floats (one when misaligned), the caches
+    // followed by NaN guard rows.
+    const size_t pad = hs.misaligned ? 1 : 0;
+    const auto padded = [&](const std::vector<float>& x, size_t tail) {
+      std::vector<float> y(pad, 0.0f);
+      y.insert(y.end(), x.begin(), x.end());
+      y.insert(y.end(), tail, std::numeric_limits<float>::quiet_NaN());
+      return y;
+    };
+    const size_t guard = static_cast<size_t>(n_guard_rows * kv_w);
+    DeviceBuffer d_q = Upload(padded(q, 0)), d_k = Upload(padded(k, guard)), d_v = Upload(padded(v, guard)),
+                 d_pos = Upload(positions), d_out = Poisoned(q.size() + pad);
+    ExpectOk(Attention(*ctx_, d_q.as<float>() + pad, d_k.as<float>() + pad, d_v.as<float>() + pad, n_cache,
+                       d_pos.as<int32_t>(), n_tokens, hs.n_head, hs.n_head_kv, hs.head_dim, scale, window,
+                       d_out.as<float>() + pad));
+    const std::vector<float> got = Download<float>(d_out.data(), q.size() + pad);
+    EXPECT_NMSE_BELOW(std::span<const float>(got).subspan(pad), want, kF32Nmse);
+  };
+  for (const Heads hs : {Heads{1, 1, 1}, Heads{4, 4, 8}, Heads{2, 1, 14}, Heads{3, 3, 17}, Heads{2, 2, 42},
+                         Heads{6, 2, 64}, Heads{8, 1, 80}, Heads{4, 2, 128}, Heads{4, 1, 128, true}, Heads{2, 1, 130},
+                         Heads{2, 1, 256}, Heads{1, 1, 510}, Heads{1, 1, 512}}) {
+    for (const int window : {0, 1, 8, 200}) {
+      std::vector<int32_t> positions = batch_positions;
+      if (window == 0) positions.push_back(static_cast<int32_t>(n_cache + 37));
+      check(hs, positions, window);
+      for (const int32_t pos : {0, static_cast<int32_t>(n_cache - 1)}) check(hs, {pos}, window);
     }
   }
 }
