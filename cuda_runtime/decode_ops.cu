@@ -106,12 +106,10 @@ __global__ void __launch_bounds__(kMaxThreads)
   const double pos = positions[t];
   const int half = n_rot / 2;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const double theta = pos * pow(static_cast<double>(base), -2.0 * i / n_rot);
-    double s, c;
-    sincos(theta, &s, &c);
-    const float cf = static_cast<float>(c), sf = static_cast<float>(s);
-    const int a = neox ? i : 2 * i;
-    const int b = neox ? i + half : 2 * i + 1;
+    float cf, sf;
+    internal::RopeCosSin(pos, base, i, n_rot, &cf, &sf);
+    int a, b;
+    internal::RopePair(neox, i, half, &a, &b);
     const float x0 = head_s[a], x1 = head_s[b];
     const float y0 = __fsub_rn(__fmul_rn(x0, cf), __fmul_rn(x1, sf));
     const float y1 = __fadd_rn(__fmul_rn(x0, sf), __fmul_rn(x1, cf));

@@ -84,12 +84,10 @@ __global__ void RopeKernel(const float* x, const int32_t* positions, int n_heads
   const double pos = positions[token];
   const int half = n_rot / 2;
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const double theta = pos * pow(static_cast<double>(base), -2.0 * i / n_rot);
-    double s, c;
-    sincos(theta, &s, &c);
-    const float cf = static_cast<float>(c), sf = static_cast<float>(s);
-    const int a = neox ? i : 2 * i;
-    const int b = neox ? i + half : 2 * i + 1;
+    float cf, sf;
+    internal::RopeCosSin(pos, base, i, n_rot, &cf, &sf);
+    int a, b;
+    internal::RopePair(neox, i, half, &a, &b);
     for (int h = 0; h < n_heads; ++h) {
       const int64_t o = row + static_cast<int64_t>(h) * head_dim;
       const float x0 = x[o + a], x1 = x[o + b];

@@ -22,6 +22,23 @@ __device__ __forceinline__ float GeluTanh(float z) {
   return 0.5f * z * (1.0f + tanhf(kSqrt2OverPi * z * (1.0f + 0.044715f * z * z)));
 }
 
+// RoPE's rotation of pair i (of n_rot / 2) at `pos`: the angle
+// pos * base^(-2i/n_rot) with its sine and cosine in f64 (the angle reaches
+// thousands of radians, where an f32 angle would be off by ~1e-4), rounded
+// to f32; and the pair's two dimensions, (2i, 2i+1) for NORM, (i, i + half)
+// for NEOX. Rope and QkvPost share it so their results stay bit-identical.
+__device__ __forceinline__ void RopeCosSin(double pos, float base, int i, int n_rot, float* c, float* s) {
+  const double theta = pos * pow(static_cast<double>(base), -2.0 * i / n_rot);
+  double sd, cd;
+  sincos(theta, &sd, &cd);
+  *c = static_cast<float>(cd);
+  *s = static_cast<float>(sd);
+}
+__device__ __forceinline__ void RopePair(bool neox, int i, int half, int* a, int* b) {
+  *a = neox ? i : 2 * i;
+  *b = neox ? i + half : 2 * i + 1;
+}
+
 inline std::string TypeLabel(gguf::GgmlType type) {
   const auto traits = gguf::LookupType(static_cast<uint32_t>(type));
   return traits ? std::string(traits->name) : "type " + std::to_string(static_cast<uint32_t>(type));

@@ -31,11 +31,16 @@
 #include "gguf/block_scales.h"
 #include "gguf/dequant.h"
 #include "gguf/types.h"
+#include "tests/unit/cuda_test_util.h"
 
 namespace ggufscope::cuda {
 namespace {
 
 using gguf::GgmlType;
+using test::Bits;
+using test::RandomFloats;
+using test::Reference;
+using test::TestSeed;
 
 // ---------------------------------------------------------------- tolerances
 
@@ -65,14 +70,6 @@ constexpr double kF32Nmse = 1e-10;
 constexpr double kReducedPrecisionGemmNmse = 1e-6;
 
 // ---------------------------------------------------------------- helpers
-
-uint32_t TestSeed() {
-  if (const char* s = std::getenv("GGUFSCOPE_TEST_SEED"))
-    return static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
-  return std::random_device{}();
-}
-
-uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
 
 // IEEE float -> half, round to nearest even (as __float2half_rn), for finite input.
 uint16_t FloatToHalfRne(float f) {
@@ -186,13 +183,6 @@ std::vector<uint8_t> RandomData(GgmlType type, uint64_t n_elements, std::mt19937
   return out;
 }
 
-std::vector<float> RandomFloats(size_t n, std::mt19937& rng, double sigma = 1.0) {
-  std::normal_distribution<double> normal(0.0, sigma);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(normal(rng));
-  return v;
-}
-
 std::vector<float> CpuDequantize(GgmlType type, const std::vector<uint8_t>& src, uint64_t n) {
   std::vector<float> out(n);
   const gguf::Status st = gguf::Dequantize(type, src, n, out);
@@ -200,55 +190,6 @@ std::vector<float> CpuDequantize(GgmlType type, const std::vector<uint8_t>& src,
   return out;
 }
 
-// A float64 result and, per output, the scale of its rounding error (see
-// the metric above).
-struct Reference {
-  std::vector<double> value, scale;
-  explicit Reference(size_t n) : value(n), scale(n) {}
-  // For ops without cancellation: scale = |value|.
-  void ScaleByValue() {
-    for (size_t i = 0; i < value.size(); ++i) scale[i] = std::abs(value[i]);
-  }
-};
-
-// NMSE sum((got - ref)^2) / sum(scale^2); +infinity when anything is NaN
-// (or the sizes differ), so NaN always fails.
-struct Divergence {
-  double nmse = 0;
-  double max_abs = 0;
-  size_t worst = 0;
-  size_t nan_count = 0;
-};
-
-Divergence Compare(std::span<const float> got, const Reference& ref) {
-  Divergence d;
-  if (got.size() != ref.value.size()) return {std::numeric_limits<double>::infinity(), 0, 0, 0};
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(got[i]) || std::isnan(ref.value[i])) {
-      ++d.nan_count;
-      continue;
-    }
-    const double e = static_cast<double>(got[i]) - ref.value[i];
-    err += e * e;
-    norm += ref.scale[i] * ref.scale[i];
-    if (std::abs(e) > d.max_abs) {
-      d.max_abs = std::abs(e);
-      d.worst = i;
-    }
-  }
-  d.nmse = d.nan_count ? std::numeric_limits<double>::infinity() : norm > 0 ? err / norm : err;
-  return d;
-}
-
-#define EXPECT_NMSE_BELOW(got, ref, limit)                                                   \
-  do {                                                                                       \
-    const Divergence div_ = Compare(got, ref);                                               \
-    EXPECT_LT(div_.nmse, limit) << "NaN outputs " << div_.nan_count << ", max |err| "        \
-                                << div_.max_abs << " at " << div_.worst << " (got "          \
-                                << (got)[div_.worst] << ", want " << (ref).value[div_.worst] \
-                                << ", scale " << (ref).scale[div_.worst] << ")";             \
-  } while (0)
 
 class CudaOps : public ::testing::Test {
  protected:
