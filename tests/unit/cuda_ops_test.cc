@@ -389,8 +389,9 @@ TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
   EXPECT_FALSE(MatVecHasDirect(GgmlType::kIQ2_XXS));
 }
 
-// The fused decode products (MatVecParts, MatVecResidual, MatVecGlu) on the
-// types with a fast kernel and on two without (the unfused fallback), each
+// The fused decode products (MatVecParts, MatVecResidual, MatVecGlu) on
+// types with a fast kernel and on IQ4_XS, which has none (the unfused
+// fallback), each
 // output against float64: the products as Float64MatVec, the epilogues on
 // top (a bias or residual adds one rounding; the activation is checked on
 // the products the op itself returned, so its own error is isolated). Row
