@@ -44,7 +44,6 @@ if [ "${TESTS:-0}" = 1 ]; then
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_BLOCKS_PER_SM=4 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_4_per_sm.txt"
-    GGUFSCOPE_SMALLBLOCK_DEPTH=1 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_small_depth1.txt"
   fi
   t "matvec bench done"
 fi

@@ -225,7 +225,7 @@ int RunRun(const RunCliOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   gguf::Result<std::vector<int32_t>> out =
       greedy_gpu != nullptr
-          ? reference::GenerateGreedyWith([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }, prompt,
+          ? reference::GenerateTokensWith([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }, prompt,
                                           opt.n_predict, stop, on_token)
           : reference::GenerateWith([&eval](std::span<const int32_t> t) { return (*eval)(t, false); }, prompt,
                                     opt.n_predict, so, stop, on_token);

@@ -348,10 +348,8 @@ Status SplitFor(const Context& ctx, AttnKernel split_kernel, int64_t n_tokens, i
   const int64_t max_keys = window > 0 && window < n_cache_rows ? window : n_cache_rows;
   const int64_t floats = max_keys * head_dim;  // <= 2^31 * 512: no overflow
   if (floats < kSplitMinFloats) return {};
-  int sms = 0, cluster_launch = 0;
-  GGUFSCOPE_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, ctx.device()));
-  GGUFSCOPE_CUDA_TRY(cudaDeviceGetAttribute(&cluster_launch, cudaDevAttrClusterLaunch, ctx.device()));
-  if (!cluster_launch) return {};
+  const int sms = ctx.multiprocessors();
+  if (!ctx.cluster_launch()) return {};
   cudaFuncAttributes attr{};
   GGUFSCOPE_CUDA_TRY(cudaFuncGetAttributes(&attr, split_kernel));
   if (attr.ptxVersion < 90) return {};  // built without the cluster code

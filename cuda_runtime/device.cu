@@ -7,6 +7,7 @@
 #include "cuda_runtime/check.cuh"
 #include "cuda_runtime/device.h"
 #include "cuda_runtime/iq_grids.cuh"
+#include "cuda_runtime/op_common.cuh"
 
 namespace ggufscope::cuda {
 
@@ -44,6 +45,13 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     ctx->stream_ = s;
   }
+  int cluster = 0;
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&ctx->multiprocessors_, cudaDevAttrMultiProcessorCount, device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, device);
+  ctx->cluster_launch_ = cluster != 0;
+  // The kernels' per-device settings, before any op can be recorded into a
+  // graph (mat-vec: the shared-memory opt-in, matvec.cu).
+  if (err == cudaSuccess) err = internal::PrepareKernels();
   if (err != cudaSuccess) {
     if (why) *why = std::string("CUDA: ") + cudaGetErrorString(err);
     return nullptr;

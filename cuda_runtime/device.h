@@ -42,6 +42,8 @@ class Context {
   Context& operator=(const Context&) = delete;
 
   int device() const { return device_; }
+  int multiprocessors() const { return multiprocessors_; }  // SMs, read once by Create
+  bool cluster_launch() const { return cluster_launch_; }   // thread-block clusters (sm_90+)
   void* stream() const { return stream_; }        // cudaStream_t
   void* cublas() const { return cublas_; }        // cublasHandle_t
 
@@ -61,6 +63,8 @@ class Context {
  private:
   Context() = default;
   int device_ = 0;
+  int multiprocessors_ = 1;
+  bool cluster_launch_ = false;
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes

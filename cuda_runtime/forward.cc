@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -88,7 +89,6 @@ gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference
                        "a head dimension up to 512 (the CUDA attention kernel's limit)",
                        std::to_string(m.hp.head_dim)};
   }
-  if (const Status s = MatVecPrepare(ctx); !s.ok()) return DeviceError(s);
   ArenaLayout layout;
   layout.AddWeight(m.tok_embd, out->tok_embd_);
   layout.AddVector(m.output_norm, out->output_norm_);
@@ -159,6 +159,7 @@ gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n
                             static_cast<uint64_t>(hp.n_head_kv) * static_cast<uint64_t>(hp.head_dim) * sizeof(float);
   Status st = s->k_cache_.Allocate(model.context(), kv_bytes);
   if (st.ok()) st = s->v_cache_.Allocate(model.context(), kv_bytes);
+  if (st.ok()) st = s->argmax_.Allocate(model.context(), 8 + ArgMaxScratchBytes());  // the id, then ArgMax's scratch
   if (st.ok()) st = s->PrepareFault();
   if (!st.ok()) return DeviceError(st);
   return s;
@@ -216,7 +217,6 @@ Status Session::Reserve(int64_t n) {
   GGUFSCOPE_TRY(up_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(act_.Allocate(ctx_, f32(hp.n_ff)));
   GGUFSCOPE_TRY(logits_.Allocate(ctx_, f32(hp.n_vocab)));
-  GGUFSCOPE_TRY(argmax_.Allocate(ctx_, 8 + ArgMaxScratchBytes()));  // the answer, then ArgMax's scratch
   if (options_.inject == reference::Fault::kKvOffByOne) {
     GGUFSCOPE_TRY(store_pos_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
   }
@@ -224,25 +224,29 @@ Status Session::Reserve(int64_t n) {
   return {};
 }
 
-// Everything Eval and EvalArgmax share: checks, positions, the forward pass
-// (a replayed graph for an untraced one-token step). The logits and their
-// argmax are left on the device.
-Status Session::Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace,
-                    gguf::Error* bad_input) {
-  const reference::HParams& hp = m_.hp();
+// The reference's input errors (token ids, a full context), found before
+// anything runs.
+std::optional<gguf::Error> Session::CheckInput(std::span<const int32_t> tokens) const {
   const int n = static_cast<int>(tokens.size());
   if (n == 0 || n_past_ + n > n_ctx_) {
-    *bad_input = gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
-                             fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
-    return Status::Error("bad input");
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0, fmt::format("1..{} tokens", n_ctx_ - n_past_),
+                       std::to_string(n)};
   }
   for (int i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
-      *bad_input = gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
-                               fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
-      return Status::Error("bad input");
+    if (tokens[i] < 0 || tokens[i] >= m_.hp().n_vocab) {
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+                         fmt::format("an id below {}", m_.hp().n_vocab), std::to_string(tokens[i])};
     }
   }
+  return std::nullopt;
+}
+
+// What Eval and EvalArgmax share after the checks: positions, then the
+// forward pass (a replayed graph for an untraced one-token step, which
+// always ends with the argmax; otherwise the argmax only if asked for).
+// The logits stay on the device.
+Status Session::Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace, bool argmax) {
+  const int n = static_cast<int>(tokens.size());
   GGUFSCOPE_TRY(Reserve(n));
   host_pos_.resize(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) host_pos_[static_cast<size_t>(i)] = n_past_ + i;
@@ -255,14 +259,15 @@ Status Session::Run(std::span<const int32_t> tokens, bool all_logits, reference:
     GGUFSCOPE_TRY(CopyToDevice(ctx_, store_pos_.data(), host_pos_.data(), host_pos_.size() * sizeof(int32_t)));
   }
   const bool graph = options_.cuda_graph && n == 1 && trace == nullptr && m_.decode_capturable() && !graph_failed_;
-  return graph ? DecodeGraphStep() : Step(n, all_logits, trace);
+  if (graph) return DecodeGraphStep();
+  GGUFSCOPE_TRY(Forward(n, all_logits, trace));
+  return argmax ? LastArgMax(all_logits ? n - 1 : 0) : Status{};
 }
 
 gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_logits,
                                       reference::TraceSink* trace) {
-  gguf::Error bad_input{};
-  Status st = Run(tokens, all_logits, trace, &bad_input);
-  if (!bad_input.field.empty()) return bad_input;
+  if (std::optional<gguf::Error> bad = CheckInput(tokens)) return *bad;
+  Status st = Run(tokens, all_logits, trace, /*argmax=*/false);
   const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
   RowMatrix logits(rows, m_.hp().n_vocab);
   if (st.ok()) st = CopyToHost(ctx_, logits.data(), logits_.data(), static_cast<size_t>(logits.size()) * sizeof(float));
@@ -272,9 +277,8 @@ gguf::Result<RowMatrix> Session::Eval(std::span<const int32_t> tokens, bool all_
 }
 
 gguf::Result<int32_t> Session::EvalArgmax(std::span<const int32_t> tokens) {
-  gguf::Error bad_input{};
-  Status st = Run(tokens, false, nullptr, &bad_input);
-  if (!bad_input.field.empty()) return bad_input;
+  if (std::optional<gguf::Error> bad = CheckInput(tokens)) return *bad;
+  Status st = Run(tokens, false, nullptr, /*argmax=*/true);
   int32_t id = 0;
   if (st.ok()) st = CopyToHost(ctx_, &id, argmax_.data(), sizeof(int32_t));
   if (!st.ok()) return DeviceError(st);
@@ -282,12 +286,11 @@ gguf::Result<int32_t> Session::EvalArgmax(std::span<const int32_t> tokens) {
   return id;
 }
 
-// One forward pass and the argmax of its last logits row.
-Status Session::Step(int n, bool all_logits, reference::TraceSink* trace) {
-  GGUFSCOPE_TRY(Forward(n, all_logits, trace));
-  const int64_t last_row = all_logits ? n - 1 : 0;
-  return ArgMax(ctx_, logits_.as<float>() + last_row * m_.hp().n_vocab, m_.hp().n_vocab, argmax_.as<uint8_t>() + 8,
-                argmax_.as<int32_t>());
+// ArgMax of logits row `row` into argmax_ (its first 8 bytes; the op's
+// scratch follows).
+Status Session::LastArgMax(int64_t row) {
+  const int64_t V = m_.hp().n_vocab;
+  return ArgMax(ctx_, logits_.as<float>() + row * V, V, argmax_.as<uint8_t>() + 8, argmax_.as<int32_t>());
 }
 
 // The first one-token step is recorded, then every step replays it: the
@@ -295,17 +298,21 @@ Status Session::Step(int n, bool all_logits, reference::TraceSink* trace) {
 // the attention kernel reads its key count from the positions. If recording
 // fails (some op that cannot be captured), the session decodes op by op.
 Status Session::DecodeGraphStep() {
+  const auto step = [this]() -> Status {  // the recorded step ends with the argmax
+    GGUFSCOPE_TRY(Forward(1, false, nullptr));
+    return LastArgMax(0);
+  };
   if (!graph_.ready()) {
     if (!graph_.BeginCapture(ctx_).ok()) {
       graph_failed_ = true;
-      return Step(1, false, nullptr);
+      return step();
     }
-    const Status recorded = Step(1, false, nullptr);
+    const Status recorded = step();
     const Status ended = graph_.EndCapture(ctx_, recorded.ok());
     if (!recorded.ok() || !ended.ok()) {
       graph_failed_ = true;
       graph_.Reset();
-      return Step(1, false, nullptr);
+      return step();
     }
   }
   GGUFSCOPE_TRY(graph_.Launch(ctx_));
@@ -371,8 +378,8 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   const bool swap_rope = fault == reference::Fault::kNormRopeForNeox;
   const RopeMode rope = (fam.rope == reference::RopeType::kNorm) != swap_rope ? RopeMode::kNorm : RopeMode::kNeox;
   const GluKind glu = fam.act == reference::Activation::kSilu ? GluKind::kSwiglu : GluKind::kGegluTanh;
-  // A one-token step takes the fused products (ops.h): bit-identical to
-  // the unfused ops, in fewer launches.
+  // A one-token step takes the fused products (ops.h): the unfused ops'
+  // arithmetic up to f32 summation order, in fewer launches.
   const bool decode = n == 1;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];

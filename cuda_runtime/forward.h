@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -127,8 +128,9 @@ class Session {
   explicit Session(const Model& model) : m_(model), ctx_(model.context()) {}
   Status Reserve(int64_t n_tokens);  // activation buffers for n_tokens rows
   Status PrepareFault();            // what options_.inject needs before the first Eval
-  Status Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace, gguf::Error* bad_input);
-  Status Step(int n, bool all_logits, reference::TraceSink* trace);  // Forward, then ArgMax
+  std::optional<gguf::Error> CheckInput(std::span<const int32_t> tokens) const;
+  Status Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace, bool argmax);
+  Status LastArgMax(int64_t row);  // ArgMax of logits row `row` into argmax_
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
@@ -152,7 +154,7 @@ class Session {
   DeviceBuffer gate_, up_;     // (capacity, n_ff)
   DeviceBuffer act_;           // (capacity, n_ff): a one-token step's gated activation
   DeviceBuffer logits_;        // (capacity, n_vocab)
-  DeviceBuffer argmax_;        // one int32: the last row's ArgMax
+  DeviceBuffer argmax_;        // the last ArgMax (int32, 8 bytes reserved), then its scratch
   // Only with inject = kKvOffByOne: the cache row of each token, its
   // position + 1 (capacity) int32.
   DeviceBuffer store_pos_;

@@ -1,19 +1,21 @@
 // Decode-time matrix-vector products, y = W x.
 //
-// Direct path: one warp per row. Lane i decodes units i, i+32, ... of its
-// row (32 elements each, quant_decode.cuh) and multiplies them with x; the
-// 32 partial sums are added with shuffles. A warp's lanes read consecutive
-// units, so one warp pass over a row reads 32 consecutive units' bytes
-// (576 bytes for Q4_0, 4 super-blocks for the K quants): every DRAM sector
-// fetched is used, and x (n_cols f32, shared by all rows) stays in L1/L2.
-// Plain F32/F16/BF16 rows are read 16 bytes per lane per step.
+// Fast kernels (Q4_K Q5_K Q6_K Q8_0 Q4_0 Q5_0 Q4_1 Q5_1 and the plain types
+// with GGUF's alignment): wide loads, several rows per warp, a row's
+// columns split across warps when rows are few, and fused epilogues (bias,
+// residual, gated activation) for the decode step's products; the section
+// "fast kernels" below and cuda_runtime/README.md say how.
+//
+// Generic direct kernel (Q2_K Q3_K IQ4_NL IQ4_XS, and layouts the fast
+// kernels cannot take): one warp per row, lane i decodes units i, i+32, ...
+// of its row (32 elements each, quant_decode.cuh) and multiplies them with
+// x; the 32 partial sums are added with shuffles.
 //
 // Other types: their rows are dequantized in chunks to the context's
 // workspace and multiplied by cublasSgemv.
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <type_traits>
 
@@ -113,37 +115,18 @@ struct Plain16<GgmlType::kBF16> {
   }
 };
 
-// Plain rows. kVec: rows and x 16-byte aligned and n_cols a multiple of the
-// 16-byte element count, so each lane loads 16 bytes at a time.
-template <GgmlType T, bool kVec>
+// Plain rows the fast kernel cannot take (unaligned, or a width that is
+// not a multiple of 16 bytes): one element per lane per step.
+template <GgmlType T>
 __global__ void __launch_bounds__(kThreads)
     MatVecPlainKernel(const uint8_t* w, int64_t n_rows, int64_t n_cols, const float* x, float* y) {
   const int lane = threadIdx.x % 32;
   const int64_t row = blockIdx.x * static_cast<int64_t>(kWarpsPerBlock) + threadIdx.x / 32;
   if (row >= n_rows) return;
   const uint8_t* wr = w + row * n_cols * Plain<T>::kBytes;
-  float acc0 = 0.0f, acc1 = 0.0f;
-  if constexpr (kVec) {
-    constexpr int kCount = Plain16<T>::kCount;
-    const uint4* wv = reinterpret_cast<const uint4*>(wr);
-    for (int64_t c = lane; c < n_cols / kCount; c += 32) {
-      float v[kCount];
-      Plain16<T>::Get(__ldg(wv + c), v);
-      const float4* xv = reinterpret_cast<const float4*>(x + kCount * c);
-#pragma unroll
-      for (int i = 0; i < kCount / 4; ++i) {
-        const float4 xx = __ldg(xv + i);
-        acc0 = fmaf(v[4 * i + 0], xx.x, acc0);
-        acc1 = fmaf(v[4 * i + 1], xx.y, acc1);
-        acc0 = fmaf(v[4 * i + 2], xx.z, acc0);
-        acc1 = fmaf(v[4 * i + 3], xx.w, acc1);
-      }
-    }
-  } else {
-    for (int64_t c = lane; c < n_cols; c += 32)
-      acc0 = fmaf(Plain<T>::Get(wr, c), __ldg(x + c), acc0);
-  }
-  const float sum = WarpSum(acc0 + acc1);
+  float acc = 0.0f;
+  for (int64_t c = lane; c < n_cols; c += 32) acc = fmaf(Plain<T>::Get(wr, c), __ldg(x + c), acc);
+  const float sum = WarpSum(acc);
   if (lane == 0) y[row] = sum;
 }
 
@@ -556,7 +539,7 @@ __device__ __forceinline__ uint32_t FifthBits(uint32_t bits) {
   return ((((bits & 0xFu) * 0x00204081u) & 0x01010101u) << 4);
 }
 
-template <Small S, int kRows, int kDepth>
+template <Small S, int kRows>
 __global__ void __launch_bounds__(kFastThreads)
     MatVecSmallBlockKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x, int split) {
   using B = SmallBlock<S>;
@@ -576,6 +559,7 @@ __global__ void __launch_bounds__(kFastThreads)
   // groups part, part + split, ...; kDepth of them per batch, all their
   // loads issued before the first use.
   const int64_t stride = int64_t{2} * B::kPerStep;
+  constexpr int kDepth = 4;           // groups per batch (1 measured within +-8% either way)
   constexpr int kSlots = 2 * kDepth;  // (group, parity) pairs of a batch
   for (int64_t g0 = active ? part * stride : n_blocks; g0 < n_blocks; g0 += int64_t{kDepth} * split * stride) {
     uint32_t q[kSlots][kRows], qh[kSlots][kRows];
@@ -694,24 +678,7 @@ struct FastShape {
   unsigned grid = 0;
 };
 
-int MultiprocessorCount() {
-  constexpr int kCached = 64;  // devices whose count is remembered
-  static std::atomic<int> cache[kCached];
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 132;
-  }
-  if (dev >= 0 && dev < kCached && (n = cache[dev].load(std::memory_order_relaxed)) > 0) return n;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-    (void)cudaGetLastError();
-    return 132;
-  }
-  if (dev >= 0 && dev < kCached) cache[dev].store(n, std::memory_order_relaxed);
-  return n;
-}
-
-FastShape PlanShape(int64_t n_rows, bool pairs, int max_split) {
+FastShape PlanShape(int64_t n_rows, bool pairs, int max_split, int multiprocessors) {
   FastShape s;
   s.rows = pairs || n_rows >= 4096 ? 2 : 1;
   // GGUFSCOPE_MATVEC_BLOCKS_PER_SM: the target (benchmarking switch; the
@@ -721,7 +688,7 @@ FastShape PlanShape(int64_t n_rows, bool pairs, int max_split) {
     const int v = e != nullptr ? std::atoi(e) : 0;
     return v > 0 && v <= 64 ? v : 2;
   }();
-  const int64_t want = per_sm * static_cast<int64_t>(MultiprocessorCount());
+  const int64_t want = per_sm * static_cast<int64_t>(multiprocessors);
   const auto blocks = [&](int split) {
     const int64_t per_block = static_cast<int64_t>(kFastWarps / split) * s.rows;
     return (n_rows + per_block - 1) / per_block;
@@ -778,134 +745,53 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
   }
 }
 
-// The K-quant kernels stage up to kMaxStagedCols floats of x: above 48 KB
-// the device wants an opt-in per kernel (and device).
-constexpr int kMaxDevicesPrepared = 64;
-std::atomic<bool> g_staging_prepared[kMaxDevicesPrepared];
+// Every fast kernel takes the same arguments: the plan, the row's blocks
+// (or columns, for plain rows), x and the split.
+using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 
-bool StagingPrepared() {
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return dev >= 0 && dev < kMaxDevicesPrepared && g_staging_prepared[dev].load(std::memory_order_acquire);
+template <int kRows>
+using KQ4 = KQ45<false, kRows>;
+template <int kRows>
+using KQ5 = KQ45<true, kRows>;
+
+template <template <int> class K>
+FastKernel KQuantKernel(bool two) {
+  return two ? MatVecKQuantKernel<K<2>, 2> : MatVecKQuantKernel<K<1>, 1>;
 }
-
-template <typename Kernel>
-Status OptInStaging(Kernel kernel) {
-  GGUFSCOPE_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(kMaxStagedCols * sizeof(float))));
-  return {};
+template <Small S>
+FastKernel SmallKernel(bool two) {
+  return two ? MatVecSmallBlockKernel<S, 2> : MatVecSmallBlockKernel<S, 1>;
+}
+template <GgmlType T>
+FastKernel PlainKernel(bool two) {
+  return two ? MatVecPlainFastKernel<T, 2> : MatVecPlainFastKernel<T, 1>;
 }
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
-Status LaunchFast(cudaStream_t stream, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks,
-                  const float* x) {
-  const int64_t n_rows = p.end[2];
+Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
-  const FastShape s = PlanShape(n_rows, p.pairs, k_quant ? 4 : 8);
-  const size_t staged = static_cast<size_t>(n_cols) * sizeof(float);
-  // GGUFSCOPE_SMALLBLOCK_DEPTH=1: one group of 32-element blocks per batch
-  // instead of 4 (benchmarking switch; the same sums in the same order).
-  static const bool deep = [] {
-    const char* e = std::getenv("GGUFSCOPE_SMALLBLOCK_DEPTH");
-    return e == nullptr || e[0] != '1';
-  }();
-  const auto k_launch = [&](auto kernel) -> Status {
-    // Above the 48 KB default, a kernel's dynamic shared memory needs the
-    // opt-in MatVecPrepare gives every K-quant kernel (Model::Upload calls
-    // it, before any graph capture); without it, opt in here.
-    if (staged > 48 * 1024 && !StagingPrepared()) GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(kernel));
-    kernel<<<s.grid, kFastThreads, staged, stream>>>(p, n_blocks, x, s.split);
-    return {};
-  };
-  const auto other = [&](auto kernel, int64_t n) -> Status {
-    kernel<<<s.grid, kFastThreads, 0, stream>>>(p, n, x, s.split);
-    return {};
-  };
+  const FastShape s = PlanShape(p.end[2], p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
+  FastKernel kernel = nullptr;
   switch (kind) {
-    case FastKind::kQ4K:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<false, 2>, 2>));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<false, 1>, 1>));
-      }
-      break;
-    case FastKind::kQ5K:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<true, 2>, 2>));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ45<true, 1>, 1>));
-      }
-      break;
-    case FastKind::kQ6K:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ6<2>, 2>));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(k_launch(MatVecKQuantKernel<KQ6<1>, 1>));
-      }
-      break;
-    case FastKind::kQ8_0:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ8_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ8_0, 2, 1>, n_blocks)));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ8_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ8_0, 1, 1>, n_blocks)));
-      }
-      break;
-    case FastKind::kQ4_0:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_0, 2, 1>, n_blocks)));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_0, 1, 1>, n_blocks)));
-      }
-      break;
-    case FastKind::kQ5_0:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_0, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_0, 2, 1>, n_blocks)));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_0, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_0, 1, 1>, n_blocks)));
-      }
-      break;
-    case FastKind::kQ4_1:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_1, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_1, 2, 1>, n_blocks)));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ4_1, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ4_1, 1, 1>, n_blocks)));
-      }
-      break;
-    case FastKind::kQ5_1:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_1, 2, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_1, 2, 1>, n_blocks)));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR((deep ? other(MatVecSmallBlockKernel<Small::kQ5_1, 1, 4>, n_blocks) : other(MatVecSmallBlockKernel<Small::kQ5_1, 1, 1>, n_blocks)));
-      }
-      break;
-    case FastKind::kF32:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF32, 2>, n_cols));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF32, 1>, n_cols));
-      }
-      break;
-    case FastKind::kF16:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF16, 2>, n_cols));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kF16, 1>, n_cols));
-      }
-      break;
-    case FastKind::kBF16:
-      if (two) {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kBF16, 2>, n_cols));
-      } else {
-        GGUFSCOPE_RETURN_IF_ERROR(other(MatVecPlainFastKernel<GgmlType::kBF16, 1>, n_cols));
-      }
-      break;
-    case FastKind::kNone:
-      return Status::Error("MatVec: internal: no fast kernel");
+    case FastKind::kQ4K: kernel = KQuantKernel<KQ4>(two); break;
+    case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two); break;
+    case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two); break;
+    case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
+    case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
+    case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
+    case FastKind::kQ4_1: kernel = SmallKernel<Small::kQ4_1>(two); break;
+    case FastKind::kQ5_1: kernel = SmallKernel<Small::kQ5_1>(two); break;
+    case FastKind::kF32: kernel = PlainKernel<GgmlType::kF32>(two); break;
+    case FastKind::kF16: kernel = PlainKernel<GgmlType::kF16>(two); break;
+    case FastKind::kBF16: kernel = PlainKernel<GgmlType::kBF16>(two); break;
+    case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
   }
+  // K quants stage x in dynamic shared memory (PrepareKernels opted them in
+  // beyond 48 KB); the others count their row in columns, not blocks.
+  const size_t shared = k_quant ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
+  const bool plain = kind == FastKind::kF32 || kind == FastKind::kF16 || kind == FastKind::kBF16;
+  kernel<<<s.grid, kFastThreads, shared, internal::StreamOf(ctx)>>>(p, plain ? n_cols : n_blocks, x, s.split);
   GGUFSCOPE_CHECK_LAUNCH("MatVec fast kernel");
   return {};
 }
@@ -979,6 +865,21 @@ Status MatVecDequantCublas(Context& ctx, GgmlType type, const gguf::TypeTraits& 
 
 }  // namespace
 
+namespace internal {
+
+cudaError_t PrepareKernels() {
+  const int bytes = static_cast<int>(kMaxStagedCols * sizeof(float));
+  for (const bool two : {false, true}) {
+    for (const FastKernel k : {KQuantKernel<KQ4>(two), KQuantKernel<KQ5>(two), KQuantKernel<KQ6>(two)}) {
+      const cudaError_t err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      if (err != cudaSuccess) return err;
+    }
+  }
+  return cudaSuccess;
+}
+
+}  // namespace internal
+
 bool MatVecHasDirect(GgmlType type) {
   if (type == GgmlType::kF32 || type == GgmlType::kF16 || type == GgmlType::kBF16) return true;
   return VisitDirectType(
@@ -1023,18 +924,18 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
   const int64_t n_blocks = n_cols / t.block_size;
   const FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
   if (kind != FastKind::kNone) {
-    return LaunchFast(stream, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
+    return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }
   const unsigned plain_grid = static_cast<unsigned>((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
   switch (type) {  // plain rows the fast kernel cannot take (unaligned, odd widths)
     case GgmlType::kF32:
-      MatVecPlainKernel<GgmlType::kF32, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kF32><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
       break;
     case GgmlType::kF16:
-      MatVecPlainKernel<GgmlType::kF16, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kF16><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
       break;
     case GgmlType::kBF16:
-      MatVecPlainKernel<GgmlType::kBF16, false><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
+      MatVecPlainKernel<GgmlType::kBF16><<<plain_grid, kThreads, 0, stream>>>(wb, n_rows, n_cols, x, y);
       break;
     default:
       break;
@@ -1053,20 +954,6 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
     return {};
   };
   return VisitDirectType(type, launch, Status::Error("MatVec: internal: no direct kernel"));
-}
-
-Status MatVecPrepare(Context& ctx) {
-  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<false, 1>, 1>));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<false, 2>, 2>));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<true, 1>, 1>));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ45<true, 2>, 2>));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ6<1>, 1>));
-  GGUFSCOPE_RETURN_IF_ERROR(OptInStaging(MatVecKQuantKernel<KQ6<2>, 2>));
-  int dev = 0;
-  GGUFSCOPE_CUDA_TRY(cudaGetDevice(&dev));
-  if (dev >= 0 && dev < kMaxDevicesPrepared) g_staging_prepared[dev].store(true, std::memory_order_release);
-  return {};
 }
 
 // ---------------------------------------------------------------- fused decode products
@@ -1110,7 +997,7 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
     total += pt.n_rows;
   }
   const int64_t n_blocks = n_cols / t.block_size;
-  const FastKind kind = n_cols == 0 || total == 0 || total / kFastWarps > internal::kMaxGridX
+  const FastKind kind = n_cols == 0 || total == 0 || total > internal::kMaxGridX
                             ? FastKind::kNone
                             : FastKindOf(type, w, n_parts, n_cols, n_blocks, n_blocks * t.type_size);
   if (kind == FastKind::kNone) {  // one MatVec (and Add) per part: the same values
@@ -1133,7 +1020,7 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
     p.end[i] = end;
   }
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  return LaunchFast(internal::StreamOf(ctx), kind, p, n_cols, n_blocks, x);
+  return LaunchFast(ctx, kind, p, n_cols, n_blocks, x);
 }
 
 Status MatVecResidual(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_t n_cols, const float* x,
@@ -1148,7 +1035,7 @@ Status MatVecResidual(Context& ctx, GgmlType type, const void* w, int64_t n_rows
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "y", y, n_rows));
   const auto* wb = static_cast<const uint8_t*>(w);
   const int64_t n_blocks = n_cols / t.block_size;
-  const FastKind kind = n_cols == 0 || n_rows == 0 || n_rows / kFastWarps > internal::kMaxGridX
+  const FastKind kind = n_cols == 0 || n_rows == 0 || n_rows > internal::kMaxGridX
                             ? FastKind::kNone
                             : FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
   if (kind == FastKind::kNone) {
@@ -1159,7 +1046,7 @@ Status MatVecResidual(Context& ctx, GgmlType type, const void* w, int64_t n_rows
   p.residual = residual;
   p.pre = pre;
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  return LaunchFast(internal::StreamOf(ctx), kind, p, n_cols, n_blocks, x);
+  return LaunchFast(ctx, kind, p, n_cols, n_blocks, x);
 }
 
 Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_up, int64_t n_rows, int64_t n_cols,
@@ -1176,7 +1063,7 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
   if (n_rows > 0 && (out == gate || out == up)) return Status::Error("MatVecGlu: out must not be gate or up");
   const uint8_t* w[2] = {static_cast<const uint8_t*>(w_gate), static_cast<const uint8_t*>(w_up)};
   const int64_t n_blocks = n_cols / t.block_size;
-  const FastKind fast = n_cols == 0 || n_rows == 0 || n_rows / kFastWarps > internal::kMaxGridX / 2
+  const FastKind fast = n_cols == 0 || n_rows == 0 || n_rows > internal::kMaxGridX / 2
                             ? FastKind::kNone
                             : FastKindOf(type, w, 2, n_cols, n_blocks, n_blocks * t.type_size);
   if (fast == FastKind::kNone) {
@@ -1191,7 +1078,7 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
   p.pre2 = up;
   p.glu = kind == GluKind::kSwiglu ? 0 : 1;
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  return LaunchFast(internal::StreamOf(ctx), fast, p, n_cols, n_blocks, x);
+  return LaunchFast(ctx, fast, p, n_cols, n_blocks, x);
 }
 
 }  // namespace ggufscope::cuda

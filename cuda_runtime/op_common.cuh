@@ -39,6 +39,11 @@ __device__ __forceinline__ void RopePair(bool neox, int i, int half, int* a, int
   *b = neox ? i + half : 2 * i + 1;
 }
 
+// Per-device kernel settings that must be made before a graph capture (the
+// current device's; Context::Create calls it): the mat-vec kernels' opt-in
+// to more than 48 KB of dynamic shared memory (matvec.cu).
+cudaError_t PrepareKernels();
+
 inline std::string TypeLabel(gguf::GgmlType type) {
   const auto traits = gguf::LookupType(static_cast<uint32_t>(type));
   return traits ? std::string(traits->name) : "type " + std::to_string(static_cast<uint32_t>(type));

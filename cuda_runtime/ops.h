@@ -71,12 +71,6 @@ bool MatVecHasDirect(gguf::GgmlType type);
 Status MatVec(Context& ctx, gguf::GgmlType type, const void* w, int64_t n_rows, int64_t n_cols,
               const float* x, float* y, MatVecPath path = MatVecPath::kAuto);
 
-// Per-kernel settings the mat-vec kernels need on ctx's device (the opt-in
-// to more than 48 KB of shared memory), made once before any MatVec is
-// recorded into a CUDA graph (Model::Upload calls it). Without it MatVec
-// makes them at its first launch.
-Status MatVecPrepare(Context& ctx);
-
 enum class GemmMath {
   kF32,   // f32 weights and activations, f32 arithmetic (CUBLAS_COMPUTE_32F)
   kTf32,  // f32 data, tensor cores with tf32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32)
@@ -153,9 +147,12 @@ Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t
 //
 // The one-token step's products with their neighbours folded in, each in
 // one launch where the type has a fast mat-vec kernel (Q4_K Q5_K Q6_K Q8_0
-// Q4_0 Q5_0 Q4_1 Q5_1 F32 F16 BF16 with GGUF's alignment), otherwise as the unfused ops in
-// sequence. Either way the results are bit-identical to MatVec followed by
-// Add / Glu: the epilogues are the same f32 operations.
+// Q4_0 Q5_0 Q4_1 Q5_1 F32 F16 BF16 with GGUF's alignment), otherwise as the
+// unfused ops in sequence. The epilogues are Add's and Glu's own f32
+// operations; the products themselves may sum a row in another order than a
+// MatVec of that matrix alone would (how a row's columns are split across
+// warps follows the launch's row count), so the results equal MatVec + Add /
+// Glu up to f32 summation order.
 
 struct MatVecPart {
   const void* w;       // (n_rows, n_cols) of the call's type

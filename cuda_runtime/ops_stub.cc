@@ -21,7 +21,6 @@ Status MatVec(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const flo
               MatVecPath) {
   return NoCuda();
 }
-Status MatVecPrepare(Context&) { return NoCuda(); }
 Status Gemm(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, int64_t, float*,
             GemmMath) {
   return NoCuda();

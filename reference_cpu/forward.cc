@@ -286,19 +286,16 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
 gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<const int32_t> prompt, int n,
                                                   int32_t eos, Precision precision) {
   Session s(model, static_cast<int>(prompt.size()) + n + 1, precision);
-  std::vector<int32_t> out;
-  gguf::Result<RowMatrix> logits = s.Eval(prompt, false);
-  for (int i = 0; i < n; ++i) {
-    if (!logits.ok()) return logits.error();
-    Eigen::Index best = 0;
-    logits->row(0).maxCoeff(&best);
-    const int32_t tok = static_cast<int32_t>(best);
-    out.push_back(tok);
-    if (tok == eos) break;
-    const int32_t one[1] = {tok};
-    logits = s.Eval(one, false);
-  }
-  return out;
+  const int32_t stop[1] = {eos};  // -1: no token stops
+  return GenerateTokensWith(
+      [&s](std::span<const int32_t> tokens) -> gguf::Result<int32_t> {
+        gguf::Result<RowMatrix> logits = s.Eval(tokens, false);
+        if (!logits.ok()) return logits.error();
+        Eigen::Index best = 0;
+        logits->row(0).maxCoeff(&best);
+        return static_cast<int32_t>(best);
+      },
+      prompt, n, stop, nullptr);
 }
 
 }  // namespace ggufscope::reference
@@ -313,73 +310,70 @@ gguf::Result<std::vector<int32_t>> Generate(const Model& model, std::span<const 
                       on_token);
 }
 
+namespace {
+
+// Llama.cpp's default chain on one row of logits: top-k, top-p on the
+// softmax of the top-k (temperature 1), then a draw at `temp`. `cand` is
+// scratch kept across calls.
+int32_t SampleToken(const float* row, int V, const SamplerOptions& so, std::mt19937_64& rng,
+                    std::vector<std::pair<float, int32_t>>& cand) {
+  cand.resize(static_cast<size_t>(V));
+  for (int v = 0; v < V; ++v) cand[static_cast<size_t>(v)] = {row[v], v};
+  const size_t k = so.top_k > 0 ? std::min<size_t>(static_cast<size_t>(so.top_k), cand.size()) : cand.size();
+  std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k), cand.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  cand.resize(k);
+  std::vector<double> p(k);
+  double z = 0;
+  for (size_t j = 0; j < k; ++j) z += p[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first));
+  double acc = 0;
+  size_t keep = k;
+  for (size_t j = 0; j < k; ++j) {
+    acc += p[j] / z;
+    if (acc >= so.top_p) {
+      keep = j + 1;
+      break;
+    }
+  }
+  cand.resize(keep);
+  std::vector<double> w(keep);
+  for (size_t j = 0; j < keep; ++j) w[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first) / so.temp);
+  std::discrete_distribution<size_t> dist(w.begin(), w.end());
+  return cand[dist(rng)].second;
+}
+
+}  // namespace
+
 gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<const int32_t> prompt, int n,
                                                 const SamplerOptions& so, std::span<const int32_t> stop,
                                                 const std::function<void(int32_t)>& on_token) {
-  if (so.temp <= 0.0f) {
-    return GenerateGreedyWith(
-        [&step](std::span<const int32_t> tokens) -> gguf::Result<int32_t> {
-          gguf::Result<RowMatrix> logits = step(tokens);
-          if (!logits.ok()) return logits.error();
-          const float* row = logits->row(0).data();
-          return static_cast<int32_t>(std::max_element(row, row + logits->cols()) - row);
-        },
-        prompt, n, stop, on_token);
-  }
   std::mt19937_64 rng(so.seed);
-  std::vector<int32_t> out;
-  gguf::Result<RowMatrix> logits = step(prompt);
   std::vector<std::pair<float, int32_t>> cand;
-  for (int i = 0; i < n; ++i) {
-    if (!logits.ok()) return logits.error();
-    const float* row = logits->row(0).data();
-    const int V = static_cast<int>(logits->cols());
-    int32_t tok = 0;
-    {
-      cand.resize(static_cast<size_t>(V));
-      for (int v = 0; v < V; ++v) cand[static_cast<size_t>(v)] = {row[v], v};
-      const size_t k = so.top_k > 0 ? std::min<size_t>(static_cast<size_t>(so.top_k), cand.size()) : cand.size();
-      std::partial_sort(cand.begin(), cand.begin() + static_cast<ptrdiff_t>(k), cand.end(),
-                        [](const auto& a, const auto& b) { return a.first > b.first; });
-      cand.resize(k);
-      // top-p on the softmax of the top-k logits (temperature 1, as llama.cpp's chain).
-      std::vector<double> p(k);
-      double z = 0;
-      for (size_t j = 0; j < k; ++j) z += p[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first));
-      double acc = 0;
-      size_t keep = k;
-      for (size_t j = 0; j < k; ++j) {
-        acc += p[j] / z;
-        if (acc >= so.top_p) {
-          keep = j + 1;
-          break;
-        }
-      }
-      cand.resize(keep);
-      std::vector<double> w(keep);
-      for (size_t j = 0; j < keep; ++j) w[j] = std::exp(static_cast<double>(cand[j].first - cand[0].first) / so.temp);
-      std::discrete_distribution<size_t> dist(w.begin(), w.end());
-      tok = cand[dist(rng)].second;
-    }
-    out.push_back(tok);
-    if (on_token) on_token(tok);
-    if (std::find(stop.begin(), stop.end(), tok) != stop.end()) break;
-    const int32_t one[1] = {tok};
-    logits = step(one);
-  }
-  return out;
+  return GenerateTokensWith(
+      [&](std::span<const int32_t> tokens) -> gguf::Result<int32_t> {
+        gguf::Result<RowMatrix> logits = step(tokens);
+        if (!logits.ok()) return logits.error();
+        const float* row = logits->row(0).data();
+        const int V = static_cast<int>(logits->cols());
+        if (so.temp <= 0.0f) return static_cast<int32_t>(std::max_element(row, row + V) - row);
+        return SampleToken(row, V, so, rng, cand);
+      },
+      prompt, n, stop, on_token);
 }
 
-gguf::Result<std::vector<int32_t>> GenerateGreedyWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
+gguf::Result<std::vector<int32_t>> GenerateTokensWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
                                                       std::span<const int32_t> stop,
                                                       const std::function<void(int32_t)>& on_token) {
   std::vector<int32_t> out;
+  if (n <= 0) return out;
   gguf::Result<int32_t> tok = step(prompt);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0;; ++i) {
     if (!tok.ok()) return tok.error();
     out.push_back(*tok);
     if (on_token) on_token(*tok);
-    if (std::find(stop.begin(), stop.end(), *tok) != stop.end()) break;
+    // Stop at a stop token or at n tokens, before a step whose result
+    // nobody would read.
+    if (i + 1 == n || std::find(stop.begin(), stop.end(), *tok) != stop.end()) break;
     const int32_t one[1] = {*tok};
     tok = step(one);
   }

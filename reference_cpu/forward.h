@@ -96,13 +96,14 @@ gguf::Result<std::vector<int32_t>> GenerateWith(const StepFn& step, std::span<co
                                                 const SamplerOptions& sampler, std::span<const int32_t> stop,
                                                 const std::function<void(int32_t)>& on_token);
 
-// One greedy step of a backend that picks the token itself (the CUDA
-// session's EvalArgmax): the id of the first maximum of the last of
-// `tokens`' logits.
+// One step of a backend that picks the next token itself (the CUDA
+// session's EvalArgmax): the id chosen after the last of `tokens`.
 using TokenStepFn = std::function<gguf::Result<int32_t>(std::span<const int32_t> tokens)>;
 
-// Greedy generation over `step`: the loop GenerateWith runs when temp <= 0.
-gguf::Result<std::vector<int32_t>> GenerateGreedyWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
+// The generation loop under GenerateWith: `step` on the prompt, then on
+// each token it returned, until n tokens or a stop token (no step is run
+// after the last token).
+gguf::Result<std::vector<int32_t>> GenerateTokensWith(const TokenStepFn& step, std::span<const int32_t> prompt, int n,
                                                       std::span<const int32_t> stop,
                                                       const std::function<void(int32_t)>& on_token);
 
