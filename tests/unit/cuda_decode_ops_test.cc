@@ -36,7 +36,6 @@ namespace {
 using test::Bits;
 using test::RandomFloats;
 using test::Reference;
-using test::TestSeed;
 
 // ---------------------------------------------------------------- tolerances
 
@@ -77,10 +76,7 @@ class CudaDecodeOps : public ::testing::Test {
     if (ListDevices(&why).empty()) GTEST_SKIP() << "no GPU, CUDA decode op tests skipped: " << why;
     ctx_ = Context::Create(0, &why);
     ASSERT_NE(ctx_, nullptr) << why;
-    const uint32_t seed = TestSeed();
-    RecordProperty("seed", std::to_string(seed));
-    std::cout << "[ seed     ] GGUFSCOPE_TEST_SEED=" << seed << "\n";
-    rng_.seed(seed);
+    test::SeedForTest(rng_);
   }
 
   template <typename T>

@@ -40,7 +40,6 @@ using gguf::GgmlType;
 using test::Bits;
 using test::RandomFloats;
 using test::Reference;
-using test::TestSeed;
 
 // ---------------------------------------------------------------- tolerances
 
@@ -198,10 +197,7 @@ class CudaOps : public ::testing::Test {
     if (ListDevices(&why).empty()) GTEST_SKIP() << "no GPU, CUDA op tests skipped: " << why;
     ctx_ = Context::Create(0, &why);
     ASSERT_NE(ctx_, nullptr) << why;
-    const uint32_t seed = TestSeed();
-    RecordProperty("seed", std::to_string(seed));
-    std::cout << "[ seed     ] GGUFSCOPE_TEST_SEED=" << seed << "\n";
-    rng_.seed(seed);
+    test::SeedForTest(rng_);
   }
 
   // A device copy of `bytes` bytes of host data (`extra` bytes more room).

@@ -11,9 +11,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <limits>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace ggufscope::cuda::test {
@@ -22,6 +24,15 @@ namespace ggufscope::cuda::test {
 inline uint32_t TestSeed() {
   if (const char* s = std::getenv("GGUFSCOPE_TEST_SEED")) return static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
   return std::random_device{}();
+}
+
+// Seeds `rng` for one test with TestSeed(), recorded in the test's XML
+// properties and printed, so a failure can be replayed.
+inline void SeedForTest(std::mt19937& rng) {
+  const uint32_t seed = TestSeed();
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  std::cout << "[ seed     ] GGUFSCOPE_TEST_SEED=" << seed << "\n";
+  rng.seed(seed);
 }
 
 inline uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
