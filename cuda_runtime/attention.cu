@@ -104,6 +104,7 @@ __global__ void __launch_bounds__(kAttnThreads) AttentionKernel(const AttnArgs a
   __shared__ __align__(16) float acc_s[kGroups * kRow];       // per group: unnormalized output
   // The block's partial result for the cluster merge: acc (head_dim), m, l.
   __shared__ float part_s[kSplit ? kMaxHeadDim + 2 : 1];
+  internal::GridEnter();
 
   const int split = kSplit ? a.split : 1;
   const int64_t t = blockIdx.x / split;
@@ -366,12 +367,11 @@ Status SplitFor(const Context& ctx, AttnKernel split_kernel, int64_t n_tokens, i
 Status LaunchAttention(Context& ctx, const AttnArgs& a, int64_t n_tokens, int n_head, int split) {
   const bool vec4 = a.head_dim % 4 == 0 && internal::IsAligned(a.q, 16) && internal::IsAligned(a.k_cache, 16) &&
                     internal::IsAligned(a.v_cache, 16) && internal::IsAligned(a.out, 16);
-  const cudaStream_t stream = internal::StreamOf(ctx);
   if (split <= 1) {
     AttnArgs args = a;
     args.split = 1;
     const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_head));
-    PickKernel<false>(a.head_dim, vec4)<<<grid, kAttnThreads, 0, stream>>>(args);
+    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, PickKernel<false>(a.head_dim, vec4), grid, kAttnThreads, 0, args));
     GGUFSCOPE_CHECK_LAUNCH("AttentionKernel");
     return {};
   }
@@ -380,14 +380,14 @@ Status LaunchAttention(Context& ctx, const AttnArgs& a, int64_t n_tokens, int n_
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned>(n_tokens * split), static_cast<unsigned>(n_head));
   config.blockDim = dim3(kAttnThreads);
-  config.stream = stream;
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = static_cast<unsigned>(split);
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  config.stream = internal::StreamOf(ctx);
+  cudaLaunchAttribute attrs[2]{};
+  attrs[0].id = cudaLaunchAttributeClusterDimension;
+  attrs[0].val.clusterDim.x = static_cast<unsigned>(split);
+  attrs[0].val.clusterDim.y = 1;
+  attrs[0].val.clusterDim.z = 1;
+  config.attrs = attrs;
+  config.numAttrs = 1 + internal::DependentLaunchAttr(ctx, &attrs[1]);
   GGUFSCOPE_CUDA_TRY(cudaLaunchKernelEx(&config, PickKernel<true>(a.head_dim, vec4), args));
   GGUFSCOPE_CHECK_LAUNCH("AttentionKernel (cluster)");
   return {};

@@ -62,6 +62,7 @@ __global__ void __launch_bounds__(kMaxThreads)
                   float* k_cache, float* v_cache, int64_t n_cache_rows) {
   __shared__ float head_s[kMaxHeadDim];
   __shared__ float warp_sums[kMaxThreads / 32];
+  internal::GridEnter();
   __shared__ float scale_shared;
   const int64_t t = blockIdx.x;
   const int slot = static_cast<int>(blockIdx.y);
@@ -174,9 +175,10 @@ Status QkvPost(Context& ctx, float* q, float* k, const float* v, const int32_t* 
   }
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
   const dim3 grid(static_cast<unsigned>(n_tokens), static_cast<unsigned>(n_head + n_head_kv));
-  QkvPostKernel<<<grid, BlockThreads(head_dim), 0, internal::StreamOf(ctx)>>>(
-      q, k, v, positions, store_rows, n_head, n_head_kv, head_dim, n_rot, base,
-      mode == RopeMode::kNeox, q_norm, k_norm, eps, k_cache, v_cache, n_cache_rows);
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, QkvPostKernel, grid, BlockThreads(head_dim), 0, q, k, v,
+                                               positions, store_rows, n_head, n_head_kv, head_dim, n_rot, base,
+                                               mode == RopeMode::kNeox, q_norm, k_norm, eps, k_cache, v_cache,
+                                               n_cache_rows));
   GGUFSCOPE_CHECK_LAUNCH("QkvPostKernel");
   return {};
 }

@@ -1,6 +1,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -45,10 +46,14 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
     ctx->stream_ = s;
   }
-  int cluster = 0;
+  int cluster = 0, major = 0;
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&ctx->multiprocessors_, cudaDevAttrMultiProcessorCount, device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&cluster, cudaDevAttrClusterLaunch, device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   ctx->cluster_launch_ = cluster != 0;
+  ctx->dependent_launch_supported_ = major >= 9;
+  const char* pdl = std::getenv("GGUFSCOPE_PDL");
+  ctx->dependent_launch_ = ctx->dependent_launch_supported_ && !(pdl != nullptr && std::string(pdl) == "0");
   // The kernels' per-device settings, before any op can be recorded into a
   // graph (mat-vec: the shared-memory opt-in, matvec.cu).
   if (err == cudaSuccess) err = internal::PrepareKernels();

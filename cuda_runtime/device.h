@@ -44,6 +44,13 @@ class Context {
   int device() const { return device_; }
   int multiprocessors() const { return multiprocessors_; }  // SMs, read once by Create
   bool cluster_launch() const { return cluster_launch_; }   // thread-block clusters (sm_90+)
+  // Programmatic dependent launch (sm_90+): the decode kernels may start
+  // while the kernel before them finishes (op_common.cuh, LaunchDependent).
+  // On by default where the device has it; GGUFSCOPE_PDL=0 at Create, or
+  // set_dependent_launch(false), launches every kernel after the previous
+  // one has finished (the results are the same either way).
+  bool dependent_launch() const { return dependent_launch_; }
+  void set_dependent_launch(bool on) { dependent_launch_ = on && dependent_launch_supported_; }
   void* stream() const { return stream_; }        // cudaStream_t
   void* cublas() const { return cublas_; }        // cublasHandle_t
 
@@ -65,6 +72,8 @@ class Context {
   int device_ = 0;
   int multiprocessors_ = 1;
   bool cluster_launch_ = false;
+  bool dependent_launch_supported_ = false;
+  bool dependent_launch_ = false;
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes

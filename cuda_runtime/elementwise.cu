@@ -15,6 +15,7 @@ using internal::Silu;
 
 template <GluKind kKind>
 __global__ void GluKernel(const float* gate, const float* up, int64_t n, float* out) {
+  internal::GridEnter();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -24,6 +25,7 @@ __global__ void GluKernel(const float* gate, const float* up, int64_t n, float* 
 
 __global__ void AddKernel(const float* a, const float* b, int64_t n, int64_t n_cols, bool broadcast,
                           float* out) {
+  internal::GridEnter();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     out[i] = a[i] + b[broadcast ? i % n_cols : i];
@@ -92,6 +94,7 @@ __device__ __forceinline__ ArgMaxPair BlockBest(ArgMaxPair p) {
 
 __global__ void __launch_bounds__(kArgMaxThreads)
     ArgMaxPartialKernel(const float* x, int64_t n, float* part_v, int64_t* part_i) {
+  internal::GridEnter();
   ArgMaxPair best{-INFINITY, kNoIndex};
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kArgMaxThreads;
   for (int64_t i0 = static_cast<int64_t>(blockIdx.x) * kArgMaxThreads + threadIdx.x; i0 < n;
@@ -116,6 +119,7 @@ __global__ void __launch_bounds__(kArgMaxThreads)
 
 __global__ void __launch_bounds__(kArgMaxThreads)
     ArgMaxFinalKernel(const float* x, const float* part_v, const int64_t* part_i, int n_parts, int32_t* out) {
+  internal::GridEnter();
   ArgMaxPair best{-INFINITY, kNoIndex};
   if (static_cast<int>(threadIdx.x) < n_parts) best = ArgMaxPair{part_v[threadIdx.x], part_i[threadIdx.x]};
   best = BlockBest(best);
@@ -132,12 +136,9 @@ Status Glu(Context& ctx, GluKind kind, const float* gate, const float* up, int64
   if (n == 0) return {};
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
   const unsigned grid = internal::GridStrideBlocks(n, kThreads);
-  const cudaStream_t stream = internal::StreamOf(ctx);
-  if (kind == GluKind::kSwiglu) {
-    GluKernel<GluKind::kSwiglu><<<grid, kThreads, 0, stream>>>(gate, up, n, out);
-  } else {
-    GluKernel<GluKind::kGegluTanh><<<grid, kThreads, 0, stream>>>(gate, up, n, out);
-  }
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
+      ctx, kind == GluKind::kSwiglu ? GluKernel<GluKind::kSwiglu> : GluKernel<GluKind::kGegluTanh>, grid, kThreads,
+      0, gate, up, n, out));
   GGUFSCOPE_CHECK_LAUNCH("GluKernel");
   return {};
 }
@@ -156,8 +157,8 @@ Status Add(Context& ctx, const float* a, const float* b, int64_t n_rows, int64_t
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "out", out, n));
   if (n == 0) return {};
   GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
-  AddKernel<<<internal::GridStrideBlocks(n, kThreads), kThreads, 0, internal::StreamOf(ctx)>>>(
-      a, b, n, n_cols, b_rows == 1 && n_rows != 1, out);
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, AddKernel, internal::GridStrideBlocks(n, kThreads), kThreads, 0,
+                                               a, b, n, n_cols, b_rows == 1 && n_rows != 1, out));
   GGUFSCOPE_CHECK_LAUNCH("AddKernel");
   return {};
 }
@@ -202,10 +203,11 @@ Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* o
   const int blocks = static_cast<int>(std::min<int64_t>(kArgMaxBlocks, (n + per_block - 1) / per_block));
   auto* part_i = static_cast<int64_t*>(scratch);
   auto* part_v = reinterpret_cast<float*>(part_i + kArgMaxBlocks);
-  const cudaStream_t stream = internal::StreamOf(ctx);
-  ArgMaxPartialKernel<<<blocks, kArgMaxThreads, 0, stream>>>(x, n, part_v, part_i);
+  GGUFSCOPE_CUDA_TRY(
+      internal::LaunchDependent(ctx, ArgMaxPartialKernel, blocks, kArgMaxThreads, 0, x, n, part_v, part_i));
   GGUFSCOPE_CHECK_LAUNCH("ArgMaxPartialKernel");
-  ArgMaxFinalKernel<<<1, kArgMaxThreads, 0, stream>>>(x, part_v, part_i, blocks, out);
+  GGUFSCOPE_CUDA_TRY(
+      internal::LaunchDependent(ctx, ArgMaxFinalKernel, 1, kArgMaxThreads, 0, x, part_v, part_i, blocks, out));
   GGUFSCOPE_CHECK_LAUNCH("ArgMaxFinalKernel");
   return {};
 }

@@ -478,18 +478,28 @@ __global__ void __launch_bounds__(kFastThreads)
   float acc[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  // The first step's weights are requested before anything else: they are
+  // no op's output, so this may run while the previous kernel finishes
+  // (dependent launch), and x is staged while they arrive.
+  K first;
+  const int64_t sb0 = K::StepSb(part, lane);
+  const bool have0 = active && part < n_steps && sb0 < n_sb;
+  if (have0) first.Load(rp, sb0, lane);
+  internal::GridEnter();
   const float4* x4 = reinterpret_cast<const float4*>(x);
   for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
     xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
   }
   __syncthreads();
   if (active) {
-    // Load and compute each step; unrolled by two, the second step's loads
-    // are issued before the first's arithmetic. (A software pipeline that
-    // kept the next step's weights in flight across iterations measured
-    // slower on the H100: more registers, fewer resident warps.)
+    if (have0) first.Compute(xs, sb0, lane, acc);
+    // Load and compute each further step; unrolled by two, the second
+    // step's loads are issued before the first's arithmetic. (A software
+    // pipeline that kept the next step's weights in flight across
+    // iterations measured slower on the H100: more registers, fewer
+    // resident warps.)
 #pragma unroll 2
-    for (int64_t step = part; step < n_steps; step += split) {
+    for (int64_t step = part + split; step < n_steps; step += split) {
       const int64_t sb = K::StepSb(step, lane);
       if (sb >= n_sb) continue;
       K one;
@@ -561,6 +571,9 @@ __global__ void __launch_bounds__(kFastThreads)
   const int64_t stride = int64_t{2} * B::kPerStep;
   constexpr int kDepth = 4;           // groups per batch (1 measured within +-8% either way)
   constexpr int kSlots = 2 * kDepth;  // (group, parity) pairs of a batch
+  // The first batch's weights are requested before waiting for the
+  // previous kernel (dependent launch): weights are no op's output; x is.
+  bool entered = false;
   for (int64_t g0 = active ? part * stride : n_blocks; g0 < n_blocks; g0 += int64_t{kDepth} * split * stride) {
     uint32_t q[kSlots][kRows], qh[kSlots][kRows];
     float d[kSlots][kRows], mn[kSlots][kRows];
@@ -578,6 +591,10 @@ __global__ void __launch_bounds__(kFastThreads)
         if constexpr (B::kMin) mn[sl][r] = HalfAt(blk + 2);
         if constexpr (B::kHigh) qh[sl][r] = Ld32At2(blk + B::QhOffset(), aligned);
       }
+    }
+    if (!entered) {
+      internal::GridEnter();
+      entered = true;
     }
 #pragma unroll
     for (int sl = 0; sl < kSlots; ++sl) {
@@ -608,6 +625,7 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
+  if (!entered) internal::GridEnter();
   Finish<kRows>(p, acc, row0, active, split, red);
 }
 
@@ -632,6 +650,7 @@ __global__ void __launch_bounds__(kFastThreads)
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
   const int64_t stride = int64_t{32} * kUnroll;
+  bool entered = false;  // as in MatVecSmallBlockKernel
   for (int64_t c0 = active ? part * stride : n_vec; c0 < n_vec; c0 += split * stride) {
     uint4 v[kRows][kUnroll];
 #pragma unroll
@@ -641,6 +660,10 @@ __global__ void __launch_bounds__(kFastThreads)
       for (int r = 0; r < kRows; ++r) {
         v[r][u] = c < n_vec ? __ldg(reinterpret_cast<const uint4*>(rp[r]) + c) : make_uint4(0, 0, 0, 0);
       }
+    }
+    if (!entered) {
+      internal::GridEnter();
+      entered = true;
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -663,6 +686,7 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
+  if (!entered) internal::GridEnter();
   Finish<kRows>(p, acc, row0, active, split, red);
 }
 
@@ -791,7 +815,8 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
   // beyond 48 KB); the others count their row in columns, not blocks.
   const size_t shared = k_quant ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
   const bool plain = kind == FastKind::kF32 || kind == FastKind::kF16 || kind == FastKind::kBF16;
-  kernel<<<s.grid, kFastThreads, shared, internal::StreamOf(ctx)>>>(p, plain ? n_cols : n_blocks, x, s.split);
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, s.grid, kFastThreads, shared, p, plain ? n_cols : n_blocks,
+                                               x, s.split));
   GGUFSCOPE_CHECK_LAUNCH("MatVec fast kernel");
   return {};
 }

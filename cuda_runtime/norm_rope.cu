@@ -23,6 +23,7 @@ __global__ void __launch_bounds__(kNormThreads)
     RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y, float* residual) {
   __shared__ float warp_sums[kNormThreads / 32];
   __shared__ float scale_shared;
+  internal::GridEnter();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * n_cols;
   float* yr = y + row * n_cols;
@@ -127,18 +128,12 @@ Status LaunchRmsNorm(Context& ctx, const char* op, const float* x, const float* 
   const int threads = n_cols >= 1024 ? kNormThreads : n_cols >= 128 ? 128 : 32;
   const int64_t per = (n_cols + threads - 1) / threads;
   const unsigned grid = static_cast<unsigned>(n_rows);
-  const cudaStream_t stream = internal::StreamOf(ctx);
-  if (per <= 4) {
-    RmsNormKernel<4><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
-  } else if (per <= 8) {
-    RmsNormKernel<8><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
-  } else if (per <= 16) {
-    RmsNormKernel<16><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
-  } else if (per <= 32) {
-    RmsNormKernel<32><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
-  } else {
-    RmsNormKernel<0><<<grid, threads, 0, stream>>>(x, w, n_cols, eps, y, residual);
-  }
+  const auto kernel = per <= 4    ? RmsNormKernel<4>
+                      : per <= 8  ? RmsNormKernel<8>
+                      : per <= 16 ? RmsNormKernel<16>
+                      : per <= 32 ? RmsNormKernel<32>
+                                  : RmsNormKernel<0>;
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, grid, threads, 0, x, w, n_cols, eps, y, residual));
   GGUFSCOPE_CHECK_LAUNCH("RmsNormKernel");
   return {};
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "cuda_runtime/check.cuh"
 #include "cuda_runtime/iq_grids.cuh"
@@ -37,6 +38,64 @@ __device__ __forceinline__ void RopeCosSin(double pos, float base, int i, int n_
 __device__ __forceinline__ void RopePair(bool neox, int i, int half, int* a, int* b) {
   *a = neox ? i : 2 * i;
   *b = neox ? i + half : 2 * i + 1;
+}
+
+// ---- Programmatic dependent launch (sm_90+, Context::dependent_launch()).
+//
+// A kernel launched with LaunchDependent may begin while the kernel before
+// it on the stream is still running: its blocks are scheduled once every
+// block of that kernel has called AllowNextGrid (or exited), and
+// AwaitPriorGrid then blocks until that kernel has finished and its writes
+// are visible. So such a kernel must call AwaitPriorGrid, in every thread,
+// before it reads or writes anything another op reads or writes; only reads
+// of data no op of the step writes (model weights) may come first, which is
+// how the mat-vec kernels fetch their first weights while the previous
+// kernel finishes. Called after AwaitPriorGrid, AllowNextGrid lets the next
+// kernel's blocks start fetching: at most two kernels are ever in flight,
+// and since every kernel waits for its predecessor, each one also follows
+// all the kernels before it. Without the launch attribute (older devices,
+// GGUFSCOPE_PDL=0, kernels launched with <<<>>>) both are no-ops.
+__device__ __forceinline__ void AwaitPriorGrid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void AllowNextGrid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// The usual kernel entry: wait for the previous kernel, then let the next
+// one be scheduled.
+__device__ __forceinline__ void GridEnter() {
+  AwaitPriorGrid();
+  AllowNextGrid();
+}
+
+// Writes the dependent-launch attribute into *a when the context uses it;
+// returns the number of attributes written (0 or 1).
+inline unsigned DependentLaunchAttr(const Context& ctx, cudaLaunchAttribute* a) {
+  if (!ctx.dependent_launch()) return 0;
+  a->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a->val.programmaticStreamSerializationAllowed = 1;
+  return 1;
+}
+
+// kernel<<<grid, block, shared, ctx's stream>>>(args...), as a dependent
+// launch where the context uses them: the kernel must begin with GridEnter
+// (or AwaitPriorGrid before its first access to another op's data).
+template <typename... Params, typename... Args>
+cudaError_t LaunchDependent(const Context& ctx, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared,
+                            Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = StreamOf(ctx);
+  config.attrs = attr;
+  config.numAttrs = DependentLaunchAttr(ctx, attr);
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 // Per-device kernel settings that must be made before a graph capture (the
