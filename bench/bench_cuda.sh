@@ -45,6 +45,14 @@ if [ "${TESTS:-0}" = 1 ]; then
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_BLOCKS_PER_SM=4 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_4_per_sm.txt"
   fi
+  # NCU_MATVEC="Q4_K:3584x18944 Q8_0:18944x3584": ncu's throughput, occupancy and stall sections for
+  # one launch of each (after warm-up launches), into $OUT/ncu_matvec.txt.
+  for ts in ${NCU_MATVEC:-}; do
+    echo "=== $ts" >> "$OUT/ncu_matvec.txt"
+    timeout 120 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+      --section LaunchStats --section SchedulerStats -k regex:MatVec -s 6 -c 1 \
+      build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
+  done
   t "matvec bench done"
 fi
 mkdir -p /tmp/m
@@ -62,6 +70,11 @@ IDS=$(seq -s, 100 107)
 for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
   r=$(build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
   echo "ours $(basename $m) decode $r size $(stat -c %s $m)"
+  # PDL_AB=1: the same decode with dependent launch off (every kernel waits for the previous one).
+  if [ "${PDL_AB:-0}" = 1 ]; then
+    r=$(GGUFSCOPE_PDL=0 build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
+    echo "ours-pdl-off $(basename $m) decode $r"
+  fi
 done | tee "$OUT/ours.txt"
 P512=$(seq -s, 100 611)
 for m in /tmp/m/*.gguf; do

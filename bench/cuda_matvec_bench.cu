@@ -4,7 +4,8 @@
 // copies rotated that they do not fit in L2 (so DRAM, not the cache, is
 // measured). Weights are random bytes with every f16 block scale replaced by
 // a finite one (so no NaN/Inf shortcuts), x random in [-1, 1].
-//   ggufscope-bench-matvec [--copy-gbps G]   (G: the measured copy bandwidth, for the share column)
+//   ggufscope-bench-matvec [--copy-gbps G] [--type Q4_K] [--shape 3584x18944]
+//   (G: the measured copy bandwidth, for the share column; --type/--shape keep one type/shape)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -53,8 +54,13 @@ std::vector<uint8_t> RandomWeights(GgmlType type, size_t bytes, std::mt19937_64&
 
 int main(int argc, char** argv) {
   double copy_gbps = 0;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--copy-gbps") copy_gbps = std::atof(argv[i + 1]);
+  std::string only_type, only_shape;  // e.g. Q4_K, 3584x18944 (profiling one kernel)
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--copy-gbps") copy_gbps = std::atof(argv[i + 1]);
+    if (a == "--type") only_type = argv[i + 1];
+    if (a == "--shape") only_shape = argv[i + 1];
+  }
   std::string why;
   auto ctx = cu::Context::Create(0, &why);
   if (!ctx) {
@@ -74,8 +80,10 @@ int main(int argc, char** argv) {
   std::printf("%-6s %8s %8s %10s %10s %9s %7s\n", "type", "rows", "cols", "MB", "us", "GB/s", "share");
   for (const GgmlType type : types) {
     const auto& t = ggufscope::gguf::Traits(type);
+    if (!only_type.empty() && only_type != t.name) continue;
     for (const auto& shape : shapes) {
       const int64_t rows = shape.first, cols = shape.second;
+      if (!only_shape.empty() && only_shape != std::to_string(rows) + "x" + std::to_string(cols)) continue;
       if (type == GgmlType::kF32 && rows > 100000) continue;  // 2.2 GB per copy: skip
       const size_t bytes = static_cast<size_t>(rows) * cols / t.block_size * t.type_size;
       const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / bytes + 1));

@@ -35,6 +35,9 @@ constexpr int64_t kMaxGridY = 65535;  // cudaDeviceProp::maxGridSize[1]
 // 32 below 128 columns, 128 from 128 to 1023). It fixes the order in which
 // the squares are summed, so it must stay the same as RmsNorm's.
 int BlockThreads(int head_dim) { return head_dim >= 128 ? kMaxThreads : 32; }
+// Columns per thread at most: 512 / 128 (head_dim >= 128) or 127 / 32.
+constexpr int kPerThread = 4;
+static_assert(kMaxHeadDim / kMaxThreads <= kPerThread && (128 + 31) / 32 <= kPerThread);
 
 // The sum over the block of each thread's `sum`, in RmsNormKernel's order:
 // a butterfly within each warp, then warp 0 sums the warp totals (padded
@@ -62,7 +65,6 @@ __global__ void __launch_bounds__(kMaxThreads)
                   float* k_cache, float* v_cache, int64_t n_cache_rows) {
   __shared__ float head_s[kMaxHeadDim];
   __shared__ float warp_sums[kMaxThreads / 32];
-  internal::GridEnter();
   __shared__ float scale_shared;
   const int64_t t = blockIdx.x;
   const int slot = static_cast<int>(blockIdx.y);
@@ -72,24 +74,58 @@ __global__ void __launch_bounds__(kMaxThreads)
   float* x = is_q ? q + t * n_head * static_cast<int64_t>(head_dim) + head_off
                   : k + t * kv_stride + head_off;  // (head_dim), normed and rotated in place
   const float* w = is_q ? q_norm : k_norm;
+  // A thread's norm weights (columns threadIdx.x + j * blockDim.x: at most
+  // kPerThread of them), fetched before waiting for the previous kernel:
+  // they are model weights, no op's output.
+  float wv[kPerThread];
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    wv[j] = w != nullptr && c < head_dim ? __ldg(w + c) : 0.0f;
+  }
+  internal::GridEnter();
+  // Every load before the first store (a store to a possibly aliasing
+  // pointer would hold back each load behind it).
+  const double pos = positions[t];
+  const int64_t to = is_q ? -1 : store_rows[t];
+  const float* vh = v + t * kv_stride + head_off;
+  float xv[kPerThread], vv[kPerThread];
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    xv[j] = c < head_dim ? x[c] : 0.0f;
+    vv[j] = !is_q && c < head_dim ? vh[c] : 0.0f;
+  }
+  // The rotation's angles depend on the position only: computed (f64, a
+  // long dependent chain) while the head's loads are in flight.
+  const int half = n_rot / 2;
+  float cf[kPerThread / 2], sf[kPerThread / 2];
+#pragma unroll
+  for (int j = 0; j < kPerThread / 2; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < half) internal::RopeCosSin(pos, base, i, n_rot, &cf[j], &sf[j]);
+  }
 
   // The cache rows of a k head; null for a q head or a skipped row.
   float* kc = nullptr;
-  if (!is_q) {
-    const int64_t to = store_rows[t];
-    if (to >= 0 && to < n_cache_rows) {
-      kc = k_cache + to * kv_stride + head_off;
-      const float* vh = v + t * kv_stride + head_off;
-      float* vc = v_cache + to * kv_stride + head_off;
-      for (int c = threadIdx.x; c < head_dim; c += blockDim.x) vc[c] = vh[c];
+  if (!is_q && to >= 0 && to < n_cache_rows) {
+    kc = k_cache + to * kv_stride + head_off;
+    float* vc = v_cache + to * kv_stride + head_off;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int c = threadIdx.x + j * blockDim.x;
+      if (c < head_dim) vc[c] = vv[j];
     }
   }
 
   float sum = 0.0f;
-  for (int c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    const float xc = x[c];
-    head_s[c] = xc;
-    sum = fmaf(xc, xc, sum);
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < head_dim) {
+      head_s[c] = xv[j];
+      sum = fmaf(xv[j], xv[j], sum);
+    }
   }
   if (w != nullptr) {  // the same for the whole block
     const float s = BlockSumOfSquares(sum, warp_sums);
@@ -98,22 +134,23 @@ __global__ void __launch_bounds__(kMaxThreads)
     __syncthreads();
     const float scale = scale_shared;
     // Each thread rescales the columns it loaded.
-    for (int c = threadIdx.x; c < head_dim; c += blockDim.x) {
-      head_s[c] = __fmul_rn(__fmul_rn(head_s[c], scale), w[c]);
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int c = threadIdx.x + j * blockDim.x;
+      if (c < head_dim) head_s[c] = __fmul_rn(__fmul_rn(head_s[c], scale), wv[j]);
     }
   }
   __syncthreads();
 
-  const double pos = positions[t];
-  const int half = n_rot / 2;
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float cf, sf;
-    internal::RopeCosSin(pos, base, i, n_rot, &cf, &sf);
+#pragma unroll
+  for (int j = 0; j < kPerThread / 2; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i >= half) break;
     int a, b;
     internal::RopePair(neox, i, half, &a, &b);
     const float x0 = head_s[a], x1 = head_s[b];
-    const float y0 = __fsub_rn(__fmul_rn(x0, cf), __fmul_rn(x1, sf));
-    const float y1 = __fadd_rn(__fmul_rn(x0, sf), __fmul_rn(x1, cf));
+    const float y0 = __fsub_rn(__fmul_rn(x0, cf[j]), __fmul_rn(x1, sf[j]));
+    const float y1 = __fadd_rn(__fmul_rn(x0, sf[j]), __fmul_rn(x1, cf[j]));
     x[a] = y0;
     x[b] = y1;
     if (kc != nullptr) {

@@ -229,8 +229,32 @@ __device__ __forceinline__ void RowPtrs(const RowPlan& p, int64_t row0, const ui
   for (int r = 0; r < kRows; ++r) rp[r] = RowPtr(p, row0 + r < p.end[2] ? row0 + r : row0);
 }
 
+// The bias and residual elements of a warp's rows, loaded (by the lane that
+// emits) right after GridEnter so they arrive during the products: loaded
+// in Emit, each behind the previous row's stores to a possibly aliasing y,
+// they cost a memory round trip per row at the end of every warp.
 template <int kRows>
-__device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float* s) {
+struct EmitInputs {
+  float bias[kRows], residual[kRows];
+
+  __device__ __forceinline__ void Load(const RowPlan& p, int64_t row0, bool emits) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) bias[r] = residual[r] = 0.0f;
+    if (!emits || p.pairs) return;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const int64_t v = row0 + r;
+      if (v >= p.end[2]) break;
+      const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
+      const int64_t i = seg == 0 ? v : v - p.end[seg - 1];
+      if (p.bias[seg] != nullptr) bias[r] = p.bias[seg][i];
+      if (p.residual != nullptr) residual[r] = p.residual[i];
+    }
+  }
+};
+
+template <int kRows>
+__device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float* s, const EmitInputs<kRows>& in) {
   if constexpr (kRows == 2) {
     if (p.pairs) {
       const int64_t i = row0 >> 1;
@@ -247,10 +271,10 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
     const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
     const int64_t i = seg == 0 ? v : v - p.end[seg - 1];
     float o = s[r];
-    if (p.bias[seg] != nullptr) o = o + p.bias[seg][i];
+    if (p.bias[seg] != nullptr) o = o + in.bias[r];
     if (p.residual != nullptr) {
       p.pre[i] = o;
-      o = p.residual[i] + o;
+      o = in.residual[r] + o;
     }
     p.y[seg][i] = o;
   }
@@ -263,13 +287,13 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
 // rows. Every thread of the block must call this (it may hold a barrier).
 template <int kRows>
 __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64_t row0, bool active,
-                                       int split, float (*red)[kRows]) {
+                                       int split, float (*red)[kRows], const EmitInputs<kRows>& in) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   float s[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) s[r] = WarpSum(acc[r]);
   if (split == 1) {
-    if (active && lane == 0) Emit<kRows>(p, row0, s);
+    if (active && lane == 0) Emit<kRows>(p, row0, s, in);
     return;
   }
   if (lane == 0) {
@@ -284,8 +308,13 @@ __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64
       for (int c = 1; c < split; ++c) t += red[warp + c][r];
       s[r] = t;
     }
-    Emit<kRows>(p, row0, s);
+    Emit<kRows>(p, row0, s, in);
   }
+}
+
+// Whether the calling thread emits its group's rows (Finish's choice).
+__device__ __forceinline__ bool Emits(bool active, int split) {
+  return active && threadIdx.x % 32 == 0 && (threadIdx.x / 32) % split == 0;
 }
 
 // First virtual row of the calling warp's group.
@@ -486,6 +515,8 @@ __global__ void __launch_bounds__(kFastThreads)
   const bool have0 = active && part < n_steps && sb0 < n_sb;
   if (have0) first.Load(rp, sb0, lane);
   internal::GridEnter();
+  EmitInputs<kRows> in;
+  in.Load(p, row0, Emits(active, split));
   const float4* x4 = reinterpret_cast<const float4*>(x);
   for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
     xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
@@ -507,7 +538,7 @@ __global__ void __launch_bounds__(kFastThreads)
       one.Compute(xs, sb, lane, acc);
     }
   }
-  Finish<kRows>(p, acc, row0, active, split, red);
+  Finish<kRows>(p, acc, row0, active, split, red, in);
 }
 
 // ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
@@ -574,6 +605,7 @@ __global__ void __launch_bounds__(kFastThreads)
   // The first batch's weights are requested before waiting for the
   // previous kernel (dependent launch): weights are no op's output; x is.
   bool entered = false;
+  EmitInputs<kRows> in;
   for (int64_t g0 = active ? part * stride : n_blocks; g0 < n_blocks; g0 += int64_t{kDepth} * split * stride) {
     uint32_t q[kSlots][kRows], qh[kSlots][kRows];
     float d[kSlots][kRows], mn[kSlots][kRows];
@@ -594,6 +626,7 @@ __global__ void __launch_bounds__(kFastThreads)
     }
     if (!entered) {
       internal::GridEnter();
+      in.Load(p, row0, Emits(active, split));
       entered = true;
     }
 #pragma unroll
@@ -625,8 +658,11 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
-  if (!entered) internal::GridEnter();
-  Finish<kRows>(p, acc, row0, active, split, red);
+  if (!entered) {
+    internal::GridEnter();
+    in.Load(p, row0, Emits(active, split));
+  }
+  Finish<kRows>(p, acc, row0, active, split, red, in);
 }
 
 // ---- Plain rows (F32, F16, BF16): 16-byte loads, kUnroll per row in
@@ -651,6 +687,7 @@ __global__ void __launch_bounds__(kFastThreads)
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
   const int64_t stride = int64_t{32} * kUnroll;
   bool entered = false;  // as in MatVecSmallBlockKernel
+  EmitInputs<kRows> in;
   for (int64_t c0 = active ? part * stride : n_vec; c0 < n_vec; c0 += split * stride) {
     uint4 v[kRows][kUnroll];
 #pragma unroll
@@ -663,6 +700,7 @@ __global__ void __launch_bounds__(kFastThreads)
     }
     if (!entered) {
       internal::GridEnter();
+      in.Load(p, row0, Emits(active, split));
       entered = true;
     }
 #pragma unroll
@@ -686,8 +724,11 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
-  if (!entered) internal::GridEnter();
-  Finish<kRows>(p, acc, row0, active, split, red);
+  if (!entered) {
+    internal::GridEnter();
+    in.Load(p, row0, Emits(active, split));
+  }
+  Finish<kRows>(p, acc, row0, active, split, red, in);
 }
 
 // ---- Launch shape.

@@ -17,18 +17,30 @@ constexpr int kNormThreads = 256;
 // threadIdx.x, +blockDim.x, ... from 0), so the results are too. With a
 // residual, residual += y afterwards (as Add(residual, y) would).
 // y may alias x: every element is read before the barrier and written after
-// it by the same thread.
+// it by the same thread. With kPer > 0 the thread also loads its weights
+// (before waiting for the previous kernel: they are no op's output) and its
+// residual elements before its first store: loads behind stores to a
+// possibly aliasing y would each wait a memory round trip.
 template <int kPer>
 __global__ void __launch_bounds__(kNormThreads)
     RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y, float* residual) {
   __shared__ float warp_sums[kNormThreads / 32];
   __shared__ float scale_shared;
+  constexpr int kHeld = kPer > 0 ? kPer : 1;
+  float wv[kHeld];
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      wv[i] = w != nullptr && c < n_cols ? __ldg(w + c) : 1.0f;
+    }
+  }
   internal::GridEnter();
   const int64_t row = blockIdx.x;
   const float* xr = x + row * n_cols;
   float* yr = y + row * n_cols;
   float* rr = residual != nullptr ? residual + row * n_cols : nullptr;
-  float held[kPer > 0 ? kPer : 1];
+  float held[kHeld], rv[kHeld];
   float sum = 0.0f;
   if constexpr (kPer > 0) {
 #pragma unroll
@@ -57,20 +69,30 @@ __global__ void __launch_bounds__(kNormThreads)
   }
   __syncthreads();
   const float scale = scale_shared;
-  const auto put = [&](int64_t c, float xc) {
-    const float v = xc * scale;
-    const float out = w != nullptr ? v * w[c] : v;
-    yr[c] = out;
-    if (rr != nullptr) rr[c] = rr[c] + out;
-  };
   if constexpr (kPer > 0) {
+    if (rr != nullptr) {
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) {
+        const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+        rv[i] = c < n_cols ? rr[c] : 0.0f;
+      }
+    }
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
       const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
-      if (c < n_cols) put(c, held[i]);
+      if (c >= n_cols) break;
+      const float v = held[i] * scale;
+      const float out = w != nullptr ? v * wv[i] : v;
+      yr[c] = out;
+      if (rr != nullptr) rr[c] = rv[i] + out;
     }
   } else {
-    for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) put(c, xr[c]);
+    for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
+      const float v = xr[c] * scale;
+      const float out = w != nullptr ? v * w[c] : v;
+      yr[c] = out;
+      if (rr != nullptr) rr[c] = rr[c] + out;
+    }
   }
 }
 
