@@ -27,7 +27,7 @@ export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-TARGETS="ggufscope ggufscope-synth"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
+TARGETS="ggufscope ggufscope-synth ggufscope-bench-forward"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
 cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 t "ggufscope built"
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
@@ -66,21 +66,20 @@ $Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --h
 # .device/gemma-info.json) with random blocks: its decode cost, without carrying the 253 MB file.
 [ -f .device/gemma-info.json ] && $Y --like .device/gemma-info.json -o /tmp/m/gemma3-270m-like-Q4_K_M.gguf
 ls -la /tmp/m; t "models written"
-IDS=$(seq -s, 100 107)
+# Ours as llama-bench times llama.cpp (bench/forward_bench.cc): pp512 = one 512-token batch into an empty
+# cache, tg128 = 128 tokens decoded one at a time (the replayed graph, greedy on the device) after an untimed
+# first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
 for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
-  r=$(build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
-  echo "ours $(basename $m) decode $r size $(stat -c %s $m)"
-  # PDL_AB=1: the same decode with dependent launch off (every kernel waits for the previous one).
+  echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
+  # PDL_AB=1: decode again with dependent launch off (every kernel waits for the previous one to end).
   if [ "${PDL_AB:-0}" = 1 ]; then
-    r=$(GGUFSCOPE_PDL=0 build-gpu/ggufscope run $m --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | grep -o "[0-9.]* tokens/s" | tail -1)
-    echo "ours-pdl-off $(basename $m) decode $r"
+    echo "ours-pdl-off $(basename $m) $(GGUFSCOPE_PDL=0 timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1)"
   fi
 done | tee "$OUT/ours.txt"
-P512=$(seq -s, 100 611)
-for m in /tmp/m/*.gguf; do
-  r=$(build-gpu/ggufscope run $m --tokens $P512 -n 1 --backend cuda 2>&1 >/dev/null | grep -o "in [0-9.]* s" | tail -1 | grep -o "[0-9.]*")
-  echo "ours $(basename $m) prefill512+1 ${r} s -> $(python3 -c "print(round(512/$r,1))" 2>/dev/null) tokens/s"
-done | tee "$OUT/ours_prefill.txt"
+# The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
+# recording and the printing of each token), on one file.
+IDS=$(seq -s, 100 107)
+echo "run q15-Q4_K_M: $(build-gpu/ggufscope run /tmp/m/q15-Q4_K_M.gguf --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | tail -1)"
 t "ours done"
 if [ "${PROFILE:-0}" = 1 ] && command -v ncu > /dev/null; then
   # A one-token prompt: its step is a decode step, then 3 more (graph replays). Sum per kernel / 4.

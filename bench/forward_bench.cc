@@ -1,10 +1,19 @@
 // ggufscope-bench-forward: prompt processing and generation speed of the CPU
-// reference, measured as llama-bench measures llama.cpp (pp: one batch of P
-// tokens into an empty cache; tg: N tokens decoded one at a time after a
-// one-token start), repeated, median reported. JSON on stdout for
-// bench/bench_cpu.py, which runs llama.cpp beside it.
+// reference or the CUDA engine, measured as llama-bench measures llama.cpp
+// (pp: one batch of P tokens into an empty cache; tg: N tokens decoded one
+// at a time after a one-token start), repeated, median reported. JSON on
+// stdout for bench/bench_cpu.py (CPU) and bench/bench_cuda.sh (CUDA), which
+// run llama.cpp beside it.
 //
 //   ggufscope-bench-forward MODEL [-p 64] [-n 32] [-r 3] [-t THREADS] [--precision f32|f64]
+//                                [--backend cpu|cuda]
+//
+// CUDA: pp is Session::EvalArgmax of the P-token batch (the id copied back,
+// so the clock stops when the device is done); tg decodes greedily with
+// EvalArgmax (the replayed graph, as `ggufscope run --backend cuda` at
+// temperature 0), after one untimed token that records the graph, as
+// llama-bench's warm-up run lets llama.cpp record its graphs. No prompt,
+// printing or model upload inside either clock.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <omp.h>
@@ -14,6 +23,8 @@
 #include <random>
 #include <vector>
 
+#include "cuda_runtime/device.h"
+#include "cuda_runtime/forward.h"
 #include "gguf/file.h"
 #include "reference_cpu/forward.h"
 #include "reference_cpu/model.h"
@@ -28,11 +39,57 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// pp and tg tokens/s of the CUDA engine (see the top of the file); false
+// with a message on stderr if the device or a step fails.
+bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt, int n_gen, int reps,
+              std::vector<double>* pp, std::vector<double>* tg) {
+  std::string why;
+  std::unique_ptr<cuda::Context> ctx = cuda::Context::Create(0, &why);
+  if (ctx == nullptr) {
+    fmt::print(stderr, "no CUDA device: {}\n", why);
+    return false;
+  }
+  auto gm = cuda::Model::Upload(*ctx, model);
+  if (!gm.ok()) {
+    fmt::print(stderr, "upload: {}\n", gm.error().Message());
+    return false;
+  }
+  const auto fail = [](const gguf::Error& e) {
+    fmt::print(stderr, "cuda step: {}\n", e.Message());
+    return false;
+  };
+  for (int r = 0; r < reps + 1; ++r) {  // the first round warms up, not counted
+    if (!prompt.empty()) {
+      auto s = cuda::Session::Create(**gm, static_cast<int>(prompt.size()) + 1);
+      if (!s.ok()) return fail(s.error());
+      const auto t0 = Clock::now();
+      auto id = (*s)->EvalArgmax(prompt);
+      if (!id.ok()) return fail(id.error());
+      if (r > 0) pp->push_back(prompt.size() / std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    if (n_gen > 0) {
+      auto g = cuda::Session::Create(**gm, n_gen + 2);
+      if (!g.ok()) return fail(g.error());
+      const int32_t start = prompt.empty() ? 1 : prompt[0];
+      auto tok = (*g)->EvalArgmax(std::span<const int32_t>(&start, 1));
+      if (!tok.ok()) return fail(tok.error());
+      const auto t0 = Clock::now();
+      for (int i = 0; i < n_gen; ++i) {
+        const int32_t in = *tok;
+        tok = (*g)->EvalArgmax(std::span<const int32_t>(&in, 1));
+        if (!tok.ok()) return fail(tok.error());
+      }
+      if (r > 0) tg->push_back(n_gen / std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Times the CPU reference's prompt processing and generation"};
-  std::string path, precision = "f32";
+  std::string path, precision = "f32", backend = "cpu";
   int n_prompt = 64, n_gen = 32, reps = 3, threads = 0;
   app.add_option("model", path, "GGUF file")->required();
   app.add_option("-p", n_prompt, "Prompt tokens (one batch)");
@@ -40,6 +97,7 @@ int main(int argc, char** argv) {
   app.add_option("-r", reps, "Repetitions (median reported)")->check(CLI::Range(1, 100));
   app.add_option("-t", threads, "Threads (0: OpenMP's default)");
   app.add_option("--precision", precision)->check(CLI::IsMember({"f32", "f64"}));
+  app.add_option("--backend", backend, "cpu (the reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) omp_set_num_threads(threads);
 
@@ -62,6 +120,13 @@ int main(int argc, char** argv) {
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(model.hp.n_vocab));
 
   std::vector<double> pp, tg;
+  if (backend == "cuda") {
+    if (!TimeCuda(model, prompt, n_gen, reps, &pp, &tg)) return 1;
+    fmt::print("{{\"model\": \"{}\", \"backend\": \"cuda\", \"n_prompt\": {}, \"n_gen\": {}, \"reps\": {}, "
+               "\"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
+               path, n_prompt, n_gen, reps, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));
+    return 0;
+  }
   for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages, not counted
     reference::Session s(model, n_prompt + n_gen + 1, prec);
     auto t0 = Clock::now();
