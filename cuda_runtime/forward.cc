@@ -381,9 +381,16 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // A one-token step takes the fused products (ops.h): the unfused ops'
   // arithmetic up to f32 summation order, in fewer launches.
   const bool decode = n == 1;
+  // Post-norm families end each block with RmsNormResidual; the next
+  // block's pre-norm joins it in one launch (RmsNormResidualNorm), the same
+  // values: `normed` says cur already holds this layer's attn_norm output.
+  // The output norm joins the last one when it reads every row.
+  const int rows = all_logits ? n : 1;
+  bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
-    GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
+    if (!normed) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
+    normed = false;
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
     const bool biases = fault != reference::Fault::kDropQkvBias;
     if (decode) {  // the projections (and biases) in as few launches as their types allow
@@ -435,14 +442,14 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     } else {
       GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
     }
-    if (fam.post_norms) {  // the post-norm, and the residual add with it
-      GGUFSCOPE_TRY(RmsNormResidual(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp, x));
-    } else if (!fold_residual || wo_f32 != nullptr) {
-      GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+    if (fam.post_norms) {  // the post-norm, the residual add with it, the ffn pre-norm
+      GGUFSCOPE_TRY(RmsNormResidualNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp, x, L.ffn_norm, cur));
+    } else {
+      if (!fold_residual || wo_f32 != nullptr) GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
+      GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
     }
     GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
     GGUFSCOPE_TRY(Capture(trace, "ffn_inp", l, x, n, E));
-    GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
     GGUFSCOPE_TRY(Capture(trace, "ffn_norm", l, cur, n, E));
     // act: the gated activation, into its own buffer on a one-token step
     // (gate and up stay for the trace), in place over gate otherwise.
@@ -466,7 +473,14 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
       GGUFSCOPE_TRY(Linear(L.w_down, act, n, tmp));
     }
     if (fam.post_norms) {
-      GGUFSCOPE_TRY(RmsNormResidual(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp, x));
+      const bool last = l + 1 == hp.n_layers;
+      const float* next_norm = last ? m_.output_norm() : m_.layers()[static_cast<size_t>(l) + 1].attn_norm;
+      if (!last || rows == n) {
+        GGUFSCOPE_TRY(RmsNormResidualNorm(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp, x, next_norm, cur));
+        normed = true;
+      } else {
+        GGUFSCOPE_TRY(RmsNormResidual(ctx_, tmp, L.post_ffn_norm, n, E, eps, tmp, x));
+      }
     } else if (!fold_residual) {
       GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
     }
@@ -475,8 +489,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   }
   // The output head on every row (all_logits) or the last; its input is
   // normed into `cur`, whose start is 16-byte aligned as MatVec needs.
-  const int rows = all_logits ? n : 1;
-  GGUFSCOPE_TRY(RmsNorm(ctx_, x + (n - rows) * E, m_.output_norm(), rows, E, eps, cur));
+  if (!normed) GGUFSCOPE_TRY(RmsNorm(ctx_, x + (n - rows) * E, m_.output_norm(), rows, E, eps, cur));
   GGUFSCOPE_TRY(Capture(trace, "result_norm", -1, cur, rows, E));
   GGUFSCOPE_TRY(Linear(m_.output(), cur, rows, logits));
   if (hp.final_softcap > 0) GGUFSCOPE_TRY(Softcap(ctx_, logits, rows * V, hp.final_softcap, logits));

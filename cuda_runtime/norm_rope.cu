@@ -9,13 +9,36 @@ namespace {
 
 constexpr int kNormThreads = 256;
 
+// 1 / sqrt(mean + eps) of a row from each thread's partial sum of squares:
+// warps reduce with shuffles, warp 0 reduces the warp totals, as ggml:
+// IEEE division and square root. Every thread of the block must call it; it
+// holds two barriers, so warp_sums and scale_shared may be reused after it.
+__device__ __forceinline__ float RowScale(float sum, int64_t n_cols, float eps, float* warp_sums,
+                                          float* scale_shared) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    const int n_warps = blockDim.x / 32;
+    float s = threadIdx.x < n_warps ? warp_sums[threadIdx.x] : 0.0f;
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, offset);
+    if (threadIdx.x == 0) *scale_shared = 1.0f / sqrtf(s / static_cast<float>(n_cols) + eps);
+  }
+  __syncthreads();
+  return *scale_shared;
+}
+
 // One CUDA block per row: each thread sums the squares of its strided
-// elements in f32, warps reduce with shuffles, warp 0 reduces the warps.
-// With kPer > 0 a thread holds its (at most kPer) elements in registers:
-// all its loads are issued before the first use and x is read once; kPer 0
-// streams any row length. The sum's order is the same either way (columns
-// threadIdx.x, +blockDim.x, ... from 0), so the results are too. With a
-// residual, residual += y afterwards (as Add(residual, y) would).
+// elements in f32, then RowScale. With kPer > 0 a thread holds its (at most
+// kPer) elements in registers: all its loads are issued before the first
+// use and x is read once; kPer 0 streams any row length. The sum's order is
+// the same either way (columns threadIdx.x, +blockDim.x, ... from 0), so the
+// results are too. With a residual, residual += y afterwards (as
+// Add(residual, y) would); with y2 as well (kPer > 0 only), y2 =
+// RmsNorm(residual, w2) of the updated residual, summed in the same order
+// as RmsNorm would sum it (the next block's pre-norm, one launch fewer).
 // y may alias x: every element is read before the barrier and written after
 // it by the same thread. With kPer > 0 the thread also loads its weights
 // (before waiting for the previous kernel: they are no op's output) and its
@@ -23,16 +46,18 @@ constexpr int kNormThreads = 256;
 // possibly aliasing y would each wait a memory round trip.
 template <int kPer>
 __global__ void __launch_bounds__(kNormThreads)
-    RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y, float* residual) {
+    RmsNormKernel(const float* x, const float* w, int64_t n_cols, float eps, float* y, float* residual,
+                  const float* w2, float* y2) {
   __shared__ float warp_sums[kNormThreads / 32];
   __shared__ float scale_shared;
   constexpr int kHeld = kPer > 0 ? kPer : 1;
-  float wv[kHeld];
+  float wv[kHeld], w2v[kHeld];
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
       const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
       wv[i] = w != nullptr && c < n_cols ? __ldg(w + c) : 1.0f;
+      w2v[i] = y2 != nullptr && w2 != nullptr && c < n_cols ? __ldg(w2 + c) : 1.0f;
     }
   }
   internal::GridEnter();
@@ -55,20 +80,7 @@ __global__ void __launch_bounds__(kNormThreads)
   } else {
     for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) sum = fmaf(xr[c], xr[c], sum);
   }
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    const int n_warps = blockDim.x / 32;
-    float s = threadIdx.x < n_warps ? warp_sums[threadIdx.x] : 0.0f;
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xFFFFFFFFu, s, offset);
-    // As ggml: scale = 1 / sqrt(mean + eps), IEEE division and square root.
-    if (threadIdx.x == 0) scale_shared = 1.0f / sqrtf(s / static_cast<float>(n_cols) + eps);
-  }
-  __syncthreads();
-  const float scale = scale_shared;
+  const float scale = RowScale(sum, n_cols, eps, warp_sums, &scale_shared);
   if constexpr (kPer > 0) {
     if (rr != nullptr) {
 #pragma unroll
@@ -84,7 +96,26 @@ __global__ void __launch_bounds__(kNormThreads)
       const float v = held[i] * scale;
       const float out = w != nullptr ? v * wv[i] : v;
       yr[c] = out;
-      if (rr != nullptr) rr[c] = rv[i] + out;
+      if (rr != nullptr) {
+        rv[i] = rv[i] + out;  // the updated residual, kept for y2
+        rr[c] = rv[i];
+      }
+    }
+    if (rr != nullptr && y2 != nullptr) {
+      float sum2 = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) {
+        if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x < n_cols) sum2 = fmaf(rv[i], rv[i], sum2);
+      }
+      const float scale2 = RowScale(sum2, n_cols, eps, warp_sums, &scale_shared);
+      float* y2r = y2 + row * n_cols;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) {
+        const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+        if (c >= n_cols) break;
+        const float v = rv[i] * scale2;
+        y2r[c] = w2 != nullptr ? v * w2v[i] : v;
+      }
     }
   } else {
     for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) {
@@ -132,7 +163,8 @@ __global__ void RopeKernel(const float* x, const int32_t* positions, int n_heads
 namespace {
 
 Status LaunchRmsNorm(Context& ctx, const char* op, const float* x, const float* w, int64_t n_rows, int64_t n_cols,
-                     float eps, float* y, bool with_residual, float* residual) {
+                     float eps, float* y, bool with_residual, float* residual, const float* w2 = nullptr,
+                     float* y2 = nullptr) {
   int64_t n = 0;
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, n_rows, n_cols, &n));
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "x", x, n));
@@ -141,6 +173,10 @@ Status LaunchRmsNorm(Context& ctx, const char* op, const float* x, const float* 
     GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "residual", residual, n));
   }
   if (w != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "w", w, n_cols));
+  if (y2 != nullptr) {
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "y2", y2, n));
+    if (w2 != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "w2", w2, n_cols));
+  }
   if (!(eps >= 0.0f)) return Status::Error(std::string(op) + ": eps must be >= 0");
   if (n == 0) return {};
   if (n_rows > internal::kMaxGridX) return Status::Error(std::string(op) + ": too many rows for one launch");
@@ -149,13 +185,18 @@ Status LaunchRmsNorm(Context& ctx, const char* op, const float* x, const float* 
   // decode_ops.cu repeats this choice for its per-head norms.)
   const int threads = n_cols >= 1024 ? kNormThreads : n_cols >= 128 ? 128 : 32;
   const int64_t per = (n_cols + threads - 1) / threads;
+  if (y2 != nullptr && per > 32) {  // rows too long to hold: the two launches
+    GGUFSCOPE_RETURN_IF_ERROR(LaunchRmsNorm(ctx, op, x, w, n_rows, n_cols, eps, y, true, residual));
+    return LaunchRmsNorm(ctx, op, residual, w2, n_rows, n_cols, eps, y2, false, nullptr);
+  }
   const unsigned grid = static_cast<unsigned>(n_rows);
   const auto kernel = per <= 4    ? RmsNormKernel<4>
                       : per <= 8  ? RmsNormKernel<8>
                       : per <= 16 ? RmsNormKernel<16>
                       : per <= 32 ? RmsNormKernel<32>
                                   : RmsNormKernel<0>;
-  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, grid, threads, 0, x, w, n_cols, eps, y, residual));
+  GGUFSCOPE_CUDA_TRY(
+      internal::LaunchDependent(ctx, kernel, grid, threads, 0, x, w, n_cols, eps, y, residual, w2, y2));
   GGUFSCOPE_CHECK_LAUNCH("RmsNormKernel");
   return {};
 }
@@ -170,6 +211,12 @@ Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int
 Status RmsNormResidual(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
                        float* y, float* residual) {
   return LaunchRmsNorm(ctx, "RmsNormResidual", x, w, n_rows, n_cols, eps, y, true, residual);
+}
+
+Status RmsNormResidualNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+                           float* y, float* residual, const float* w2, float* y2) {
+  if (y2 == nullptr) return Status::Error("RmsNormResidualNorm: y2 is null");
+  return LaunchRmsNorm(ctx, "RmsNormResidualNorm", x, w, n_rows, n_cols, eps, y, true, residual, w2, y2);
 }
 
 Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_tokens, int n_heads,

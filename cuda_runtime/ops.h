@@ -100,6 +100,14 @@ Status RmsNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int
 Status RmsNormResidual(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
                        float* y, float* residual);
 
+// RmsNormResidual(x, w, .., y, residual), then y2 = RmsNorm(residual, w2)
+// of the updated residual (a block's post-norm and residual add, then the
+// next block's pre-norm, in one launch; the same values as the two ops).
+// y2 may not overlap x, y or residual.
+//   x, y, residual, y2: (n_rows, n_cols) f32;  w, w2: (n_cols) f32 or null
+Status RmsNormResidualNorm(Context& ctx, const float* x, const float* w, int64_t n_rows, int64_t n_cols, float eps,
+                           float* y, float* residual, const float* w2, float* y2);
+
 enum class RopeMode {
   kNorm,  // rotates pairs (2i, 2i+1): Llama
   kNeox,  // rotates pairs (i, i + n_rot/2): Qwen2, Gemma, NeoX

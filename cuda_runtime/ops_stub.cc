@@ -31,6 +31,10 @@ Status RmsNorm(Context&, const float*, const float*, int64_t, int64_t, float, fl
 Status RmsNormResidual(Context&, const float*, const float*, int64_t, int64_t, float, float*, float*) {
   return NoCuda();
 }
+Status RmsNormResidualNorm(Context&, const float*, const float*, int64_t, int64_t, float, float*, float*,
+                           const float*, float*) {
+  return NoCuda();
+}
 Status Rope(Context&, const float*, const int32_t*, int64_t, int, int, int, float, RopeMode,
             float*) {
   return NoCuda();

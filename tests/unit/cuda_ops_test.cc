@@ -568,6 +568,44 @@ TEST_F(CudaOps, RmsNormResidualIsRmsNormThenAdd) {
   EXPECT_FALSE(RmsNormResidual(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), nullptr).ok());
 }
 
+// The post-norm, residual add and next pre-norm in one launch: bit for bit
+// RmsNormResidual then RmsNorm of the updated residual, at lengths held in
+// registers (17 .. 3584), past them (9000: the two launches) and without a
+// second weight.
+TEST_F(CudaOps, RmsNormResidualNormIsRmsNormResidualThenRmsNorm) {
+  for (const int64_t n_cols : {17, 640, 3584, 9000}) {
+    for (const bool w2_null : {false, true}) {
+      SCOPED_TRACE(std::to_string(n_cols) + (w2_null ? " no w2" : ""));
+      const int64_t n_rows = 3;
+      const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0), w = RandomFloats(n_cols, rng_),
+                               w2 = RandomFloats(n_cols, rng_), r = RandomFloats(n_rows * n_cols, rng_);
+      DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_w2 = Upload(w2), d_r = Upload(r), d_y = Poisoned(x.size()),
+                   d_z = Poisoned(x.size());
+      DeviceBuffer d_x2 = Upload(x), d_r2 = Upload(r), d_y2 = Poisoned(x.size()), d_z2 = Poisoned(x.size());
+      const float* w2p = w2_null ? nullptr : d_w2.as<float>();
+      ExpectOk(RmsNormResidualNorm(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y.as<float>(),
+                                   d_r.as<float>(), w2p, d_z.as<float>()));
+      ExpectOk(RmsNormResidual(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y2.as<float>(),
+                               d_r2.as<float>()));
+      ExpectOk(RmsNorm(*ctx_, d_r2.as<float>(), w2p, n_rows, n_cols, 1e-6f, d_z2.as<float>()));
+      const size_t n = x.size();
+      const std::vector<float> y = Download<float>(d_y.data(), n), y2 = Download<float>(d_y2.data(), n),
+                               res = Download<float>(d_r.data(), n), res2 = Download<float>(d_r2.data(), n),
+                               z = Download<float>(d_z.data(), n), z2 = Download<float>(d_z2.data(), n);
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(Bits(y[i]), Bits(y2[i])) << "y " << i;
+        ASSERT_EQ(Bits(res[i]), Bits(res2[i])) << "residual " << i;
+        ASSERT_EQ(Bits(z[i]), Bits(z2[i])) << "y2 " << i;
+        ASSERT_TRUE(std::isfinite(z[i])) << "y2 " << i;
+      }
+    }
+  }
+  DeviceBuffer buf = Poisoned(64);
+  EXPECT_FALSE(RmsNormResidualNorm(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), buf.as<float>(),
+                                   nullptr, nullptr)
+                   .ok());
+}
+
 TEST_F(CudaOps, RopeMatchesFloat64InBothModes) {
   struct Geometry {
     int head_dim, n_rot;
