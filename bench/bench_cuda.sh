@@ -26,9 +26,9 @@ mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; do
 export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
-  -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+  -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
 TARGETS="ggufscope ggufscope-synth ggufscope-bench-forward"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
-cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > /tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -30; exit 1; }
 t "ggufscope built"
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
 BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
@@ -43,7 +43,7 @@ if [ "${TESTS:-0}" = 1 ]; then
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
-    GGUFSCOPE_MATVEC_BLOCKS_PER_SM=4 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_4_per_sm.txt"
+    GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"
   fi
   # NCU_MATVEC="Q4_K:3584x18944 Q8_0:18944x3584": ncu's throughput, occupancy and stall sections for
   # one launch of each (after warm-up launches), into $OUT/ncu_matvec.txt.
@@ -71,10 +71,11 @@ ls -la /tmp/m; t "models written"
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
 for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
   echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
-  # PDL_AB=1: decode again with dependent launch off (every kernel waits for the previous one to end).
-  if [ "${PDL_AB:-0}" = 1 ]; then
-    echo "ours-pdl-off $(basename $m) $(GGUFSCOPE_PDL=0 timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1)"
-  fi
+  # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
+  # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
+  for ab in ${AB_ENV:-}; do
+    echo "ours[$ab] $(basename $m) $(env $ab timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+  done
 done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
 # recording and the printing of each token), on one file.

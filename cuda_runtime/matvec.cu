@@ -317,16 +317,11 @@ __device__ __forceinline__ bool Emits(bool active, int split) {
   return active && threadIdx.x % 32 == 0 && (threadIdx.x / 32) % split == 0;
 }
 
-// First virtual row of the calling warp's group in row tile `tile` (the
-// rows one block computes at once; tile = blockIdx.x unless the block loops).
-template <int kRows>
-__device__ __forceinline__ int64_t GroupRow0(int split, int64_t tile) {
-  const int warp = threadIdx.x / 32;
-  return (tile * (kFastWarps / split) + warp / split) * kRows;
-}
+// First virtual row of the calling warp's group.
 template <int kRows>
 __device__ __forceinline__ int64_t GroupRow0(int split) {
-  return GroupRow0<kRows>(split, blockIdx.x);
+  const int warp = threadIdx.x / 32;
+  return (static_cast<int64_t>(blockIdx.x) * (kFastWarps / split) + warp / split) * kRows;
 }
 
 // ---- K quants (256-element super-blocks), x in shared memory.
@@ -351,13 +346,6 @@ struct KQ45 {
   static __device__ __forceinline__ int64_t Steps(int64_t n_sb) { return (n_sb + 3) / 4; }
 
   uint4 hd[kRows], qs[kRows], qh[kRows];
-
-  // The lines Load reads from super-block b, into L2.
-  static __device__ __forceinline__ void Prefetch(const uint8_t* b, int lane) {
-    const int t = lane % 8;
-    internal::PrefetchL2(b + (kQ5 ? 48 : 16) + 16 * t);
-    if (t == 0) internal::PrefetchL2(b);
-  }
 
   __device__ __forceinline__ void Load(const uint8_t* const* rp, int64_t sb, int lane) {
     const int t = lane % 8, j = t / 2, h = t % 2;
@@ -454,12 +442,6 @@ struct KQ6 {
   uint32_t a0[kRows], a1[kRows], b0[kRows], b1[kRows], h0[kRows], h1[kRows], s0[kRows], s1[kRows];
   float d[kRows];
 
-  // The lines Load reads from super-block b (210 bytes), into L2.
-  static __device__ __forceinline__ void Prefetch(const uint8_t* b, int lane) {
-    const int t = lane % 8;
-    if (t < 2) internal::PrefetchL2(b + 128 * t);
-  }
-
   __device__ __forceinline__ void Load(const uint8_t* const* rp, int64_t sb, int lane) {
     const int t = lane % 8, hh = t / 4, lq = t % 4;
     const bool aligned = (sb & 1) == 0;  // rows 4-byte aligned: the parity decides
@@ -509,68 +491,54 @@ struct KQ6 {
 constexpr int64_t kMaxStagedCols = 48 * 1024;
 
 // K-quant rows (K = KQ45<.., kRows> or KQ6<kRows>; Q6_K needs n_sb even and
-// the rows 4-byte aligned, checked by the launcher). x is staged once per
-// block, and a block computes row tiles blockIdx.x, + gridDim.x, ... (the
-// launcher sizes the grid to the blocks that fit on the device at once), so
-// the staging is paid once per resident block rather than once per tile.
+// the rows 4-byte aligned, checked by the launcher).
 template <typename K, int kRows>
-__global__ void __launch_bounds__(kFastThreads, 3)  // 80 registers: 3 blocks per SM, no spills (4 spills)
+__global__ void __launch_bounds__(kFastThreads)
     MatVecKQuantKernel(RowPlan p, int64_t n_sb, const float* __restrict__ x, int split) {
   extern __shared__ float4 xs[];
   __shared__ float red[kFastWarps][kRows];
   const int lane = threadIdx.x % 32;
   const int part = (threadIdx.x / 32) % split;
-  const int64_t per_tile = static_cast<int64_t>(kFastWarps / split) * kRows;
-  const int64_t n_tiles = (p.end[2] + per_tile - 1) / per_tile;
+  const int64_t row0 = GroupRow0<kRows>(split);
+  const bool active = row0 < p.end[2];
+  const uint8_t* rp[kRows];
+  RowPtrs<kRows>(p, active ? row0 : 0, rp);
   const int64_t n_steps = K::Steps(n_sb);
-  // The first tile's first steps are fetched into L2 before anything else:
-  // weights are no op's output, so this may run while the previous kernel
-  // finishes (dependent launch), and x is staged while they arrive.
-  // (Prefetches rather than loads: registers held across the staging and
-  // the tile loop cost occupancy.)
-  for (int64_t step = part; step < n_steps && step < part + 2 * split; step += split) {
-    const int64_t sb = K::StepSb(step, lane);
-    const int64_t row = GroupRow0<kRows>(split);
-    if (sb >= n_sb || row >= p.end[2]) break;
-    const uint8_t* rp[kRows];
-    RowPtrs<kRows>(p, row, rp);
+  float acc[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) K::Prefetch(rp[r] + sb * K::kBytes, lane);
-  }
+  for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
+  // The first step's weights are requested before anything else: they are
+  // no op's output, so this may run while the previous kernel finishes
+  // (dependent launch), and x is staged while they arrive.
+  K first;
+  const int64_t sb0 = K::StepSb(part, lane);
+  const bool have0 = active && part < n_steps && sb0 < n_sb;
+  if (have0) first.Load(rp, sb0, lane);
   internal::GridEnter();
+  EmitInputs<kRows> in;
+  in.Load(p, row0, Emits(active, split));
   const float4* x4 = reinterpret_cast<const float4*>(x);
   for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
     xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
   }
   __syncthreads();
-  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
-    const int64_t row0 = GroupRow0<kRows>(split, tile);
-    const bool active = row0 < p.end[2];
-    const uint8_t* rp[kRows];
-    RowPtrs<kRows>(p, active ? row0 : 0, rp);
-    EmitInputs<kRows> in;
-    in.Load(p, row0, Emits(active, split));
-    float acc[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
-    if (active) {
-      // Load and compute each further step; unrolled by two, the second
-      // step's loads are issued before the first's arithmetic. (A software
-      // pipeline that kept the next step's weights in flight across
-      // iterations measured slower on the H100: more registers, fewer
-      // resident warps.)
+  if (active) {
+    if (have0) first.Compute(xs, sb0, lane, acc);
+    // Load and compute each further step; unrolled by two, the second
+    // step's loads are issued before the first's arithmetic. (A software
+    // pipeline that kept the next step's weights in flight across
+    // iterations measured slower on the H100: more registers, fewer
+    // resident warps.)
 #pragma unroll 2
-      for (int64_t step = part; step < n_steps; step += split) {
-        const int64_t sb = K::StepSb(step, lane);
-        if (sb >= n_sb) continue;
-        K one;
-        one.Load(rp, sb, lane);
-        one.Compute(xs, sb, lane, acc);
-      }
+    for (int64_t step = part + split; step < n_steps; step += split) {
+      const int64_t sb = K::StepSb(step, lane);
+      if (sb >= n_sb) continue;
+      K one;
+      one.Load(rp, sb, lane);
+      one.Compute(xs, sb, lane, acc);
     }
-    Finish<kRows>(p, acc, row0, active, split, red, in);
-    if (split > 1) __syncthreads();  // red is reused by the next tile
   }
+  Finish<kRows>(p, acc, row0, active, split, red, in);
 }
 
 // ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
@@ -771,11 +739,15 @@ __global__ void __launch_bounds__(kFastThreads)
 // the block count), or the rows come in pairs; else 1. Warps per row group (`split`):
 // the smallest of 1, 2, 4, 8 (at most max_split) that gives at least two
 // blocks per multiprocessor, so narrow matrices (few rows, e.g. the k and v
-// projections) still have every SM reading.
+// projections) still have every SM reading, and leaves a warp at most
+// kColsPerWarp columns: long rows (the down projections, 18944 columns on
+// Qwen2.5-7B) otherwise make few long blocks, whose last wave runs with most
+// of the device idle.
 struct FastShape {
   int rows = 1, split = 1;
   unsigned grid = 0;
 };
+constexpr int64_t kColsPerWarp = 4096;
 
 FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, int multiprocessors) {
   FastShape s;
@@ -792,7 +764,14 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
     const int64_t per_block = static_cast<int64_t>(kFastWarps / split) * s.rows;
     return (n_rows + per_block - 1) / per_block;
   };
+  // GGUFSCOPE_MATVEC_COLS_PER_WARP: kColsPerWarp (benchmarking switch; 0:
+  // no bound).
+  static const int64_t cols_per_warp = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_COLS_PER_WARP");
+    return e != nullptr ? std::max<int64_t>(0, std::atoll(e)) : kColsPerWarp;
+  }();
   while (s.split < max_split && blocks(s.split) < want) s.split *= 2;
+  while (s.split < max_split && cols_per_warp > 0 && n_cols > cols_per_warp * s.split) s.split *= 2;
   s.grid = static_cast<unsigned>(blocks(s.split));
   return s;
 }
@@ -887,16 +866,9 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
   }
   // K quants stage x in dynamic shared memory (PrepareKernels opted them in
-  // beyond 48 KB) and loop over row tiles: no more blocks than fit at once;
-  // the others count their row in columns, not blocks.
+  // beyond 48 KB); the others count their row in columns, not blocks.
   const size_t shared = k_quant ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
-  unsigned grid = s.grid;
-  if (k_quant) {
-    int per_sm = 0;
-    GGUFSCOPE_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFastThreads, shared));
-    const int64_t resident = static_cast<int64_t>(std::max(per_sm, 1)) * ctx.multiprocessors();
-    grid = static_cast<unsigned>(std::min<int64_t>(grid, resident));
-  }
+  const unsigned grid = s.grid;
   const bool plain = kind == FastKind::kF32 || kind == FastKind::kF16 || kind == FastKind::kBF16;
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, grid, kFastThreads, shared, p, plain ? n_cols : n_blocks,
                                                x, s.split));

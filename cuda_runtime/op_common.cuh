@@ -65,12 +65,6 @@ __device__ __forceinline__ void AllowNextGrid() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-// Asks for the cache line holding p to be brought into L2 (no register,
-// no wait): how a kernel fetches weights before AwaitPriorGrid.
-__device__ __forceinline__ void PrefetchL2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-}
-
 // The usual kernel entry: wait for the previous kernel, then let the next
 // one be scheduled.
 __device__ __forceinline__ void GridEnter() {
