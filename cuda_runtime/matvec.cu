@@ -233,6 +233,13 @@ __device__ __forceinline__ void RowPtrs(const RowPlan& p, int64_t row0, const ui
 // emits) right after GridEnter so they arrive during the products: loaded
 // in Emit, each behind the previous row's stores to a possibly aliasing y,
 // they cost a memory round trip per row at the end of every warp.
+// The segment of virtual row v (a non-pair plan) and its row in there.
+__device__ __forceinline__ int SegmentRow(const RowPlan& p, int64_t v, int64_t* i) {
+  const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
+  *i = seg == 0 ? v : v - p.end[seg - 1];
+  return seg;
+}
+
 template <int kRows>
 struct EmitInputs {
   float bias[kRows], residual[kRows];
@@ -245,8 +252,8 @@ struct EmitInputs {
     for (int r = 0; r < kRows; ++r) {
       const int64_t v = row0 + r;
       if (v >= p.end[2]) break;
-      const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
-      const int64_t i = seg == 0 ? v : v - p.end[seg - 1];
+      int64_t i = 0;
+      const int seg = SegmentRow(p, v, &i);
       if (p.bias[seg] != nullptr) bias[r] = p.bias[seg][i];
       if (p.residual != nullptr) residual[r] = p.residual[i];
     }
@@ -268,8 +275,8 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
   for (int r = 0; r < kRows; ++r) {
     const int64_t v = row0 + r;
     if (v >= p.end[2]) break;
-    const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
-    const int64_t i = seg == 0 ? v : v - p.end[seg - 1];
+    int64_t i = 0;
+    const int seg = SegmentRow(p, v, &i);
     float o = s[r];
     if (p.bias[seg] != nullptr) o = o + in.bias[r];
     if (p.residual != nullptr) {
