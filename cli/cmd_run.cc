@@ -222,25 +222,49 @@ int RunRun(const RunCliOptions& opt) {
     fmt::print("{}", piece(id));  // streamed as produced
     std::fflush(stdout);
   };
-  const auto t0 = std::chrono::steady_clock::now();
+  // The prompt's step (prefill, and on the GPU the graph's recording on the
+  // first decode step after it) and the decode steps are timed apart, as
+  // llama.cpp reports prompt and eval times: the decode rate is the
+  // engine's generation speed, the total also holds the prompt.
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto t_prompt = t0;
+  int steps = 0;
+  const auto timed = [&](auto&& step) {
+    return [&, step](std::span<const int32_t> t) {
+      auto r = step(t);
+      if (steps++ == 0) t_prompt = Clock::now();
+      return r;
+    };
+  };
   gguf::Result<std::vector<int32_t>> out =
       greedy_gpu != nullptr
-          ? reference::GenerateTokensWith([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }, prompt,
-                                          opt.n_predict, stop, on_token)
-          : reference::GenerateWith([&eval](std::span<const int32_t> t) { return (*eval)(t, false); }, prompt,
+          ? reference::GenerateTokensWith(timed([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }),
+                                          prompt, opt.n_predict, stop, on_token)
+          : reference::GenerateWith(timed([&eval](std::span<const int32_t> t) { return (*eval)(t, false); }), prompt,
                                     opt.n_predict, so, stop, on_token);
   if (!out.ok()) return ForwardFailure(out.error());
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  const double secs = std::chrono::duration<double>(t1 - t0).count();
+  const double prompt_secs = std::chrono::duration<double>(t_prompt - t0).count();
+  const double decode_secs = std::chrono::duration<double>(t1 - t_prompt).count();
+  const int decode_steps = std::max(steps - 1, 0);
   if (opt.json) {
     std::string text;
     for (int32_t id : *out) text += piece(id);
     fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs},
+                                          {"prompt_seconds", prompt_secs}, {"decode_steps", decode_steps},
+                                          {"decode_seconds", decode_secs},
                                           {"chat_format", reference::ChatFormatName(chat)}, {"backend", opt.backend}}));
   } else {
     fmt::print("\n");
     std::fflush(stdout);
-    fmt::print(stderr, "[{} tokens in {:.2f} s, {:.1f} tokens/s, {}, {}]\n", out->size(), secs,
-               static_cast<double>(out->size()) / std::max(secs, 1e-9),
+    const std::string timing =
+        steps == 0 ? fmt::format("{} tokens in {:.2f} s", out->size(), secs)
+                   : fmt::format("{} tokens in {:.2f} s: prompt {} tokens in {:.3f} s, {} decode steps at {:.1f} tokens/s",
+                                 out->size(), secs, prompt.size(), prompt_secs, decode_steps,
+                                 decode_steps / std::max(decode_secs, 1e-9));
+    fmt::print(stderr, "[{}; {}, {}]\n", timing,
                opt.temp <= 0 ? std::string("greedy") : fmt::format("temp {} top-k {} top-p {} seed {}", opt.temp, opt.top_k, opt.top_p, opt.seed),
                backend_label);
   }
