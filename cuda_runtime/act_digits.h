@@ -1,0 +1,85 @@
+// Activations as integer digits, for integer tensor-core mat-vecs (the next
+// step for the quantized decode products, cuda_runtime/README.md, MatVec).
+//
+// A block of 32 activations x becomes a power-of-two scale s and three
+// signed 8-bit digits per element,
+//   x ≈ s · (d0 + d1 / 128 + d2 / 128²),   |d0| <= 127, |d1|, |d2| <= 64,
+// with s the smallest power of two for which max|x| / s <= 127. Every step
+// is exact in f32 (x / s is a power-of-two scaling, each remainder a
+// difference of nearby values, each digit a rint), so the only error is the
+// last digit's rounding: at most s / 2^15, and s < 2 · max|x| / 127, so
+// below max|x| / (127 · 2^14), about 2^-21 of the block's largest element. A dot product with 8-bit
+// weight codes then sums exactly in int32 (|q| <= 128: 128 · 127 · 32 <
+// 2^20), leaving one f32 rounding per block when the three sums are joined:
+// as accurate as an f32 dot product, which the reference comparison needs.
+//
+// A block with an infinite or NaN element gets a NaN scale, so the products
+// that use it are NaN, as an f32 product would be.
+//
+// Header-only, plain C++ on the host and __host__ __device__ under nvcc (the
+// kernel and the CPU test share it).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define GGUFSCOPE_HD __host__ __device__
+#else
+#define GGUFSCOPE_HD
+#endif
+
+namespace ggufscope::cuda {
+
+constexpr int kDigitBlock = 32;  // activations per scale: a Q8_0/Q4_0 block, a K-quant sub-block
+constexpr int kDigitBase = 128;  // d0 + d1 / 128 + d2 / 128²
+
+// The exponent k of the scale s = 2^k for a block whose largest magnitude
+// is `max_abs` (> 0, finite): the smallest k with max_abs / 2^k <= 127.
+GGUFSCOPE_HD inline int DigitScaleExponent(float max_abs) {
+  int k = std::ilogb(max_abs) - 6;  // max_abs / 2^k in [64, 128)
+  if (std::ldexp(max_abs, -k) > 127.0f) ++k;
+  return k;
+}
+
+// Splits x[0..31] into *scale and the digits d0, d1, d2 (32 each).
+GGUFSCOPE_HD inline void SplitDigits(const float* x, float* scale, int8_t* d0, int8_t* d1, int8_t* d2) {
+  float max_abs = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < kDigitBlock; ++i) {
+    const float a = std::fabs(x[i]);
+    finite = finite && std::isfinite(a);
+    max_abs = a > max_abs ? a : max_abs;
+  }
+  if (!finite || max_abs == 0.0f) {
+    *scale = finite ? 1.0f : NAN;
+    for (int i = 0; i < kDigitBlock; ++i) d0[i] = d1[i] = d2[i] = 0;
+    return;
+  }
+  const int k = DigitScaleExponent(max_abs);
+  *scale = std::ldexp(1.0f, k);
+  for (int i = 0; i < kDigitBlock; ++i) {
+    const float u = std::ldexp(x[i], -k);  // exact, |u| <= 127
+    const float a = std::rint(u);
+    const float r1 = (u - a) * kDigitBase;  // exact: |u - a| <= 1/2, a power-of-two product
+    const float b = std::rint(r1);
+    const float r2 = (r1 - b) * kDigitBase;
+    const float c = std::rint(r2);
+    d0[i] = static_cast<int8_t>(a);
+    d1[i] = static_cast<int8_t>(b);
+    d2[i] = static_cast<int8_t>(c);
+  }
+}
+
+// The three exact integer sums of a dot product with 8-bit codes q, joined:
+// scale · (s0 + s1 / 128 + s2 / 128²), in f32 (one rounding per addition
+// of the three terms; the sums themselves are exact).
+GGUFSCOPE_HD inline float JoinDigitSums(float scale, int32_t s0, int32_t s1, int32_t s2) {
+  const float t = static_cast<float>(s2) * (1.0f / (kDigitBase * kDigitBase)) +
+                  static_cast<float>(s1) * (1.0f / kDigitBase);
+  return scale * (static_cast<float>(s0) + t);
+}
+
+}  // namespace ggufscope::cuda
+
+#undef GGUFSCOPE_HD
