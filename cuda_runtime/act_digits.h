@@ -42,6 +42,18 @@ GGUFSCOPE_HD inline int DigitScaleExponent(float max_abs) {
   return k;
 }
 
+// The three digits of one element v of a block with scale 2^k (|v| <= 127 * 2^k).
+GGUFSCOPE_HD inline void DigitsOf(float v, int k, int8_t* d0, int8_t* d1, int8_t* d2) {
+  const float u = std::ldexp(v, -k);  // exact, |u| <= 127
+  const float a = std::rint(u);
+  const float r1 = (u - a) * kDigitBase;  // exact: |u - a| <= 1/2, a power-of-two product
+  const float b = std::rint(r1);
+  const float r2 = (r1 - b) * kDigitBase;
+  *d0 = static_cast<int8_t>(a);
+  *d1 = static_cast<int8_t>(b);
+  *d2 = static_cast<int8_t>(std::rint(r2));
+}
+
 // Splits x[0..31] into *scale and the digits d0, d1, d2 (32 each).
 GGUFSCOPE_HD inline void SplitDigits(const float* x, float* scale, int8_t* d0, int8_t* d1, int8_t* d2) {
   float max_abs = 0.0f;
@@ -58,17 +70,7 @@ GGUFSCOPE_HD inline void SplitDigits(const float* x, float* scale, int8_t* d0, i
   }
   const int k = DigitScaleExponent(max_abs);
   *scale = std::ldexp(1.0f, k);
-  for (int i = 0; i < kDigitBlock; ++i) {
-    const float u = std::ldexp(x[i], -k);  // exact, |u| <= 127
-    const float a = std::rint(u);
-    const float r1 = (u - a) * kDigitBase;  // exact: |u - a| <= 1/2, a power-of-two product
-    const float b = std::rint(r1);
-    const float r2 = (r1 - b) * kDigitBase;
-    const float c = std::rint(r2);
-    d0[i] = static_cast<int8_t>(a);
-    d1[i] = static_cast<int8_t>(b);
-    d2[i] = static_cast<int8_t>(c);
-  }
+  for (int i = 0; i < kDigitBlock; ++i) DigitsOf(x[i], k, &d0[i], &d1[i], &d2[i]);
 }
 
 // The three exact integer sums of a dot product with 8-bit codes q, joined:
