@@ -15,6 +15,11 @@
 //    be 2-byte aligned when the type's block size in bytes is even, plain
 //    types aligned to their element size; f32 activations 16-byte aligned
 //    (cudaMalloc'ed buffers and GGUF's 32-byte tensor alignment give both).
+//  - Where the device has dependent launch (sm_90+, Context::dependent_launch),
+//    the mat-vec, RmsNorm* and QkvPost kernels read their weights (matrices,
+//    norm weights) before the kernel queued just before them has finished:
+//    weights must not be the output of the op queued right before (model
+//    weights, uploaded once, never are). Every other input is read after.
 //
 // Host-facing: no CUDA types, C++17. In a build without CUDA every op
 // returns "built without CUDA".
