@@ -319,10 +319,22 @@ __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64
   }
 }
 
-// Whether the calling thread emits its group's rows (Finish's choice).
-__device__ __forceinline__ bool Emits(bool active, int split) {
-  return active && threadIdx.x % 32 == 0 && (threadIdx.x / 32) % split == 0;
-}
+// A fast kernel's entry, once its first weights are requested: GridEnter
+// (from here on it may read other ops' data), then the emitting lane's
+// bias and residual loads. Enter() may be called in a loop; it acts once.
+template <int kRows>
+struct Entry {
+  EmitInputs<kRows> in;
+  bool done = false;
+
+  __device__ __forceinline__ void Enter(const RowPlan& p, int64_t row0, bool active, int split) {
+    if (done) return;
+    done = true;
+    internal::GridEnter();
+    // Only the lane that emits the group's rows (Finish's choice) loads.
+    in.Load(p, row0, active && threadIdx.x % 32 == 0 && (threadIdx.x / 32) % split == 0);
+  }
+};
 
 // First virtual row of the calling warp's group.
 template <int kRows>
@@ -521,9 +533,8 @@ __global__ void __launch_bounds__(kFastThreads)
   const int64_t sb0 = K::StepSb(part, lane);
   const bool have0 = active && part < n_steps && sb0 < n_sb;
   if (have0) first.Load(rp, sb0, lane);
-  internal::GridEnter();
-  EmitInputs<kRows> in;
-  in.Load(p, row0, Emits(active, split));
+  Entry<kRows> entry;
+  entry.Enter(p, row0, active, split);
   const float4* x4 = reinterpret_cast<const float4*>(x);
   for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
     xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
@@ -545,7 +556,7 @@ __global__ void __launch_bounds__(kFastThreads)
       one.Compute(xs, sb, lane, acc);
     }
   }
-  Finish<kRows>(p, acc, row0, active, split, red, in);
+  Finish<kRows>(p, acc, row0, active, split, red, entry.in);
 }
 
 // ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
@@ -611,8 +622,7 @@ __global__ void __launch_bounds__(kFastThreads)
   constexpr int kSlots = 2 * kDepth;  // (group, parity) pairs of a batch
   // The first batch's weights are requested before waiting for the
   // previous kernel (dependent launch): weights are no op's output; x is.
-  bool entered = false;
-  EmitInputs<kRows> in;
+  Entry<kRows> entry;
   for (int64_t g0 = active ? part * stride : n_blocks; g0 < n_blocks; g0 += int64_t{kDepth} * split * stride) {
     uint32_t q[kSlots][kRows], qh[kSlots][kRows];
     float d[kSlots][kRows], mn[kSlots][kRows];
@@ -631,11 +641,7 @@ __global__ void __launch_bounds__(kFastThreads)
         if constexpr (B::kHigh) qh[sl][r] = Ld32At2(blk + B::QhOffset(), aligned);
       }
     }
-    if (!entered) {
-      internal::GridEnter();
-      in.Load(p, row0, Emits(active, split));
-      entered = true;
-    }
+    entry.Enter(p, row0, active, split);
 #pragma unroll
     for (int sl = 0; sl < kSlots; ++sl) {
       const int64_t b = g0 + int64_t{sl / 2} * split * stride + 2 * m + sl % 2;
@@ -665,11 +671,8 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
-  if (!entered) {
-    internal::GridEnter();
-    in.Load(p, row0, Emits(active, split));
-  }
-  Finish<kRows>(p, acc, row0, active, split, red, in);
+  entry.Enter(p, row0, active, split);  // a warp with no batch
+  Finish<kRows>(p, acc, row0, active, split, red, entry.in);
 }
 
 // ---- Plain rows (F32, F16, BF16): 16-byte loads, kUnroll per row in
@@ -693,8 +696,7 @@ __global__ void __launch_bounds__(kFastThreads)
 #pragma unroll
   for (int r = 0; r < kRows; ++r) acc[r] = 0.0f;
   const int64_t stride = int64_t{32} * kUnroll;
-  bool entered = false;  // as in MatVecSmallBlockKernel
-  EmitInputs<kRows> in;
+  Entry<kRows> entry;  // entered after the first batch's loads, as in MatVecSmallBlockKernel
   for (int64_t c0 = active ? part * stride : n_vec; c0 < n_vec; c0 += split * stride) {
     uint4 v[kRows][kUnroll];
 #pragma unroll
@@ -705,11 +707,7 @@ __global__ void __launch_bounds__(kFastThreads)
         v[r][u] = c < n_vec ? __ldg(reinterpret_cast<const uint4*>(rp[r]) + c) : make_uint4(0, 0, 0, 0);
       }
     }
-    if (!entered) {
-      internal::GridEnter();
-      in.Load(p, row0, Emits(active, split));
-      entered = true;
-    }
+    entry.Enter(p, row0, active, split);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = c0 + 32 * u + lane;
@@ -731,11 +729,8 @@ __global__ void __launch_bounds__(kFastThreads)
       }
     }
   }
-  if (!entered) {
-    internal::GridEnter();
-    in.Load(p, row0, Emits(active, split));
-  }
-  Finish<kRows>(p, acc, row0, active, split, red, in);
+  entry.Enter(p, row0, active, split);  // a warp with no batch
+  Finish<kRows>(p, acc, row0, active, split, red, entry.in);
 }
 
 // ---- Launch shape.
@@ -775,7 +770,7 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
   // no bound).
   static const int64_t cols_per_warp = [] {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_COLS_PER_WARP");
-    return e != nullptr ? std::max<int64_t>(0, std::atoll(e)) : kColsPerWarp;
+    return e != nullptr ? std::clamp<int64_t>(std::atoll(e), 0, int64_t{1} << 30) : kColsPerWarp;
   }();
   while (s.split < max_split && blocks(s.split) < want) s.split *= 2;
   while (s.split < max_split && cols_per_warp > 0 && n_cols > cols_per_warp * s.split) s.split *= 2;

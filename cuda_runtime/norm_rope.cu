@@ -51,11 +51,12 @@ __global__ void __launch_bounds__(kNormThreads)
   __shared__ float warp_sums[kNormThreads / 32];
   __shared__ float scale_shared;
   constexpr int kHeld = kPer > 0 ? kPer : 1;
+  const auto col = [](int i) { return threadIdx.x + static_cast<int64_t>(i) * blockDim.x; };  // held element i
   float wv[kHeld], w2v[kHeld];
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      const int64_t c = col(i);
       wv[i] = w != nullptr && c < n_cols ? __ldg(w + c) : 1.0f;
       w2v[i] = y2 != nullptr && w2 != nullptr && c < n_cols ? __ldg(w2 + c) : 1.0f;
     }
@@ -70,12 +71,12 @@ __global__ void __launch_bounds__(kNormThreads)
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      const int64_t c = col(i);
       held[i] = c < n_cols ? xr[c] : 0.0f;
     }
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x < n_cols) sum = fmaf(held[i], held[i], sum);
+      if (col(i) < n_cols) sum = fmaf(held[i], held[i], sum);
     }
   } else {
     for (int64_t c = threadIdx.x; c < n_cols; c += blockDim.x) sum = fmaf(xr[c], xr[c], sum);
@@ -85,13 +86,13 @@ __global__ void __launch_bounds__(kNormThreads)
     if (rr != nullptr) {
 #pragma unroll
       for (int i = 0; i < kPer; ++i) {
-        const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+        const int64_t c = col(i);
         rv[i] = c < n_cols ? rr[c] : 0.0f;
       }
     }
 #pragma unroll
     for (int i = 0; i < kPer; ++i) {
-      const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+      const int64_t c = col(i);
       if (c >= n_cols) break;
       const float v = held[i] * scale;
       const float out = w != nullptr ? v * wv[i] : v;
@@ -105,13 +106,13 @@ __global__ void __launch_bounds__(kNormThreads)
       float sum2 = 0.0f;
 #pragma unroll
       for (int i = 0; i < kPer; ++i) {
-        if (threadIdx.x + static_cast<int64_t>(i) * blockDim.x < n_cols) sum2 = fmaf(rv[i], rv[i], sum2);
+        if (col(i) < n_cols) sum2 = fmaf(rv[i], rv[i], sum2);
       }
       const float scale2 = RowScale(sum2, n_cols, eps, warp_sums, &scale_shared);
       float* y2r = y2 + row * n_cols;
 #pragma unroll
       for (int i = 0; i < kPer; ++i) {
-        const int64_t c = threadIdx.x + static_cast<int64_t>(i) * blockDim.x;
+        const int64_t c = col(i);
         if (c >= n_cols) break;
         const float v = rv[i] * scale2;
         y2r[c] = w2 != nullptr ? v * w2v[i] : v;

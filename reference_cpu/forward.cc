@@ -287,15 +287,10 @@ gguf::Result<std::vector<int32_t>> GenerateGreedy(const Model& model, std::span<
                                                   int32_t eos, Precision precision) {
   Session s(model, static_cast<int>(prompt.size()) + n + 1, precision);
   const int32_t stop[1] = {eos};  // -1: no token stops
-  return GenerateTokensWith(
-      [&s](std::span<const int32_t> tokens) -> gguf::Result<int32_t> {
-        gguf::Result<RowMatrix> logits = s.Eval(tokens, false);
-        if (!logits.ok()) return logits.error();
-        Eigen::Index best = 0;
-        logits->row(0).maxCoeff(&best);
-        return static_cast<int32_t>(best);
-      },
-      prompt, n, stop, nullptr);
+  SamplerOptions greedy;
+  greedy.temp = 0.0f;
+  return GenerateWith([&s](std::span<const int32_t> tokens) { return s.Eval(tokens, false); }, prompt, n, greedy,
+                      stop, nullptr);
 }
 
 }  // namespace ggufscope::reference
