@@ -41,6 +41,11 @@ if [ "${TESTS:-0}" = 1 ]; then
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
+  # TC=1: the experimental Q8_0 integer tensor-core path (branch wip/tc-matvec), every shape.
+  if [ "${TC:-0}" = 1 ]; then
+    echo "--- Q8_0 through MatVecPath::kIntegerTensorCore"
+    timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type Q8_0 --tc 1
+  fi
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "cuda_runtime/act_digits.h"
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 #include "cuda_runtime/type_dispatch.cuh"
@@ -878,6 +879,116 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
   return {};
 }
 
+// ---- EXPERIMENTAL: Q8_0 on the integer tensor cores (see MatVecPath).
+//
+// ActDigitsKernel: one warp per 32-element block of x, lane i element i:
+// the block's scale exponent from a warp max, then act_digits.h's digits.
+// digits: (3, n_cols) int8, digit-major; scales: (n_cols / 32) f32.
+__global__ void __launch_bounds__(256) ActDigitsKernel(const float* __restrict__ x, int64_t n_blocks,
+                                                       int64_t n_cols, int8_t* digits, float* scales) {
+  internal::GridEnter();
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
+  if (b >= n_blocks) return;
+  const int lane = threadIdx.x % 32;
+  const float v = x[b * kDigitBlock + lane];
+  float m = fabsf(v);
+  const bool finite = __all_sync(0xFFFFFFFFu, isfinite(v));
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+  int8_t d0 = 0, d1 = 0, d2 = 0;
+  float scale = finite ? 1.0f : NAN;
+  if (finite && m > 0.0f) {
+    const int k = DigitScaleExponent(m);
+    scale = ldexpf(1.0f, k);
+    DigitsOf(v, k, &d0, &d1, &d2);
+  }
+  const int64_t e = b * kDigitBlock + lane;
+  digits[e] = d0;
+  digits[n_cols + e] = d1;
+  digits[2 * n_cols + e] = d2;
+  if (lane == 0) scales[b] = scale;
+}
+
+// One CUDA block per tile of 16 rows; its 8 warps take blocks b = warp,
+// warp + 8, ... of the rows. Per block b, one mma.m16n8k32 (s8 x s8 -> s32):
+// A = the 16 rows' qs bytes as they are (thread (g, t) = (lane / 4, lane % 4)
+// loads qs[8t .. 8t+7] of rows g and g+8: k slots 4t..4t+3 <- elements
+// 8t..8t+3, k slots 16+4t.. <- 8t+4..8t+7), B column n < 3 = digit n of the
+// same elements, so D[r][n] = sum_k q[r][k] * digit_n[k] exactly. Lane t = 0
+// holds columns 0, 1 of rows g and g+8, lane t = 1 column 2 (shuffled over);
+// lane t = 0 joins them (JoinDigitSums) and accumulates d * that. The warps'
+// sums meet in shared memory, added in warp order.
+__global__ void __launch_bounds__(256)
+    MatVecQ8TensorCoreKernel(const uint8_t* __restrict__ w, int64_t n_rows, int64_t row_bytes, int64_t n_blocks,
+                             const int8_t* __restrict__ digits, const float* __restrict__ scales, int64_t n_cols,
+                             float* __restrict__ y) {
+  __shared__ float red[8][16];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const uint8_t* row_a = w + (r0 + g) * row_bytes;
+  const uint8_t* row_b = w + (r0 + g + 8) * row_bytes;
+  internal::GridEnter();
+  float acc_a = 0.0f, acc_b = 0.0f;
+  for (int64_t b = warp; b < n_blocks; b += 8) {
+    const bool aligned = (b & 1) == 1;  // qs at 34b + 2: 4-byte aligned in odd blocks (rows 4-byte aligned)
+    uint32_t a0, a1, a2, a3;
+    Ld64At2(row_a + b * 34 + 2 + 8 * t, aligned, &a0, &a2);
+    Ld64At2(row_b + b * 34 + 2 + 8 * t, aligned, &a1, &a3);
+    uint32_t b0 = 0, b1 = 0;
+    if (g < 3) {
+      const uint32_t* dp = reinterpret_cast<const uint32_t*>(digits + g * n_cols + b * kDigitBlock + 8 * t);
+      b0 = __ldg(dp);
+      b1 = __ldg(dp + 1);
+    }
+    int c0, c1, c2, c3;
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};"
+        : "=r"(c0), "=r"(c1), "=r"(c2), "=r"(c3)
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+    const int e_a = __shfl_down_sync(0xFFFFFFFFu, c0, 1), e_b = __shfl_down_sync(0xFFFFFFFFu, c2, 1);
+    if (t == 0) {
+      const float s = __ldg(scales + b);
+      acc_a = fmaf(HalfAt(row_a + b * 34), JoinDigitSums(s, c0, c1, e_a), acc_a);
+      acc_b = fmaf(HalfAt(row_b + b * 34), JoinDigitSums(s, c2, c3, e_b), acc_b);
+    }
+  }
+  if (t == 0) {
+    red[warp][g] = acc_a;
+    red[warp][g + 8] = acc_b;
+  }
+  __syncthreads();
+  if (threadIdx.x < 16) {
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += red[k][threadIdx.x];
+    y[r0 + threadIdx.x] = s;
+  }
+}
+
+Status MatVecQ8TensorCore(Context& ctx, const uint8_t* w, int64_t n_rows, int64_t n_cols, const float* x, float* y) {
+  const int64_t n_blocks = n_cols / 32, row_bytes = n_blocks * 34;
+  if (n_rows % 16 != 0 || n_blocks % 2 != 0 || !internal::IsAligned(w, 4)) {
+    return Status::Error("MatVec: the integer tensor-core path needs n_rows % 16 == 0, an even block count and "
+                         "4-byte aligned rows");
+  }
+  if (n_rows / 16 > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+  void* scratch = nullptr;
+  const size_t digit_bytes = static_cast<size_t>(3 * n_cols);
+  GGUFSCOPE_RETURN_IF_ERROR(ctx.Workspace(digit_bytes + static_cast<size_t>(n_blocks) * sizeof(float) + 16, &scratch));
+  auto* digits = static_cast<int8_t*>(scratch);
+  auto* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + ((digit_bytes + 15) / 16) * 16);
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, ActDigitsKernel, static_cast<unsigned>((n_blocks + 7) / 8), 256,
+                                               0, x, n_blocks, n_cols, digits, scales));
+  GGUFSCOPE_CHECK_LAUNCH("ActDigitsKernel");
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel, static_cast<unsigned>(n_rows / 16),
+                                               256, 0, w, n_rows, row_bytes, n_blocks,
+                                               static_cast<const int8_t*>(digits), static_cast<const float*>(scales),
+                                               n_cols, y));
+  GGUFSCOPE_CHECK_LAUNCH("MatVecQ8TensorCoreKernel");
+  return {};
+}
+
 RowPlan SinglePlan(const uint8_t* w, int64_t n_rows, int64_t row_bytes, float* y) {
   RowPlan p{};
   p.w[0] = p.w[1] = p.w[2] = w;
@@ -999,6 +1110,10 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
   }
   if (path == MatVecPath::kDequantCublas || !direct) {
     return MatVecDequantCublas(ctx, type, t, wb, n_rows, n_cols, x, y);
+  }
+  if (path == MatVecPath::kIntegerTensorCore) {
+    if (type != GgmlType::kQ8_0) return Status::Error("MatVec: the integer tensor-core path is Q8_0 only");
+    return MatVecQ8TensorCore(ctx, wb, n_rows, n_cols, x, y);
   }
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");

@@ -64,6 +64,12 @@ enum class MatVecPath {
   kAuto,           // kDirect where the type has one, else kDequantCublas
   kDirect,         // a kernel that reads the GGUF blocks (MatVecHasDirect types only)
   kDequantCublas,  // dequantize row chunks to f32 scratch, then cublasSgemv
+  // EXPERIMENTAL (branch wip/tc-matvec, not yet run on a GPU): Q8_0 only,
+  // x split into three 8-bit digits per 32-element block (act_digits.h),
+  // products on the integer tensor cores (mma.m16n8k32 s8), exact int32
+  // sums joined in f32. Needs n_rows % 16 == 0, an even block count and
+  // 4-byte aligned rows; otherwise an error.
+  kIntegerTensorCore,
 };
 
 // Types with a direct mat-vec kernel: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K

@@ -375,6 +375,34 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
   }
 }
 
+// EXPERIMENTAL path (branch wip/tc-matvec): Q8_0 on the integer tensor
+// cores, x as three 8-bit digits per 32-element block. Against float64 at
+// the f32 threshold, at widths of one to 592 blocks, with x spanning six
+// orders of magnitude inside a block (the digits are relative to the
+// block's largest element).
+TEST_F(CudaOps, MatVecQ8IntegerTensorCoreMatchesFloat64) {
+  for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {16, 64}, {48, 3584}, {4096, 1536}, {3584, 18944}}) {
+    SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
+    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
+    std::vector<float> x = RandomFloats(n_cols, rng_);
+    std::uniform_int_distribution<int> e(-10, 10);
+    for (float& v : x) v = std::ldexp(v, e(rng_));
+    const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ8_0, w, n_rows * n_cols), x, n_rows, n_cols);
+    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
+    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                    MatVecPath::kIntegerTensorCore));
+    const std::vector<float> got = Download<float>(d_y.data(), n_rows);
+    EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+  }
+  // Shapes it does not take are errors, not wrong answers.
+  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 15 * 64, rng_)), d_x = Upload(RandomFloats(64, rng_)),
+               d_y = Poisoned(15);
+  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), 15, 64, d_x.as<float>(), d_y.as<float>(),
+                      MatVecPath::kIntegerTensorCore)
+                   .ok());
+}
+
 TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
   for (const GgmlType type :
        {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0,
