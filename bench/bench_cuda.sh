@@ -41,11 +41,9 @@ if [ "${TESTS:-0}" = 1 ]; then
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
-  # TC=1: the experimental Q8_0 integer tensor-core path (branch wip/tc-matvec), every shape.
-  if [ "${TC:-0}" = 1 ]; then
-    echo "--- Q8_0 through MatVecPath::kIntegerTensorCore"
-    timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type Q8_0 --tc 1
-  fi
+  # Q8_0 through the SIMT kernel (kAuto takes the integer tensor cores for it), for the record.
+  echo "--- Q8_0 through MatVecPath::kDirect (the SIMT kernel)"
+  timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type Q8_0 --path direct | tee "$OUT/matvec_q8_direct.txt"
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"
@@ -59,7 +57,21 @@ if [ "${TESTS:-0}" = 1 ]; then
       build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
   done
   t "matvec bench done"
+  # SANITIZE=1: compute-sanitizer on the op tests, every (tool, test) pair at once (each is CPU-bound).
+  if [ "${SANITIZE:-0}" = 1 ]; then
+    for tool in ${SAN_TOOLS:-memcheck racecheck synccheck initcheck}; do
+      for test in cuda_ops_test cuda_decode_ops_test; do
+        extra=; [ $tool = memcheck ] && extra="--leak-check full"
+        ( timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool $extra build-gpu/tests/$test > "/tmp/san_${tool}_$test.log" 2>&1
+          echo "sanitizer $tool $test rc=$? $(grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' /tmp/san_${tool}_$test.log | tr '\n' ' ')" ) &
+      done
+    done > "$OUT/sanitizer.txt"
+    wait; cat "$OUT/sanitizer.txt"
+    t "sanitizer done"
+  fi
 fi
+# MODELS=0: stop after the tests and the kernel benches (no model files, no decode timing).
+[ "${MODELS:-1}" = 1 ] || exit 0
 mkdir -p /tmp/m
 Y=build-gpu/ggufscope-synth
 $Y -o /tmp/m/q15-Q4_K_M.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K_M

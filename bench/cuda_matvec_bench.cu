@@ -55,13 +55,19 @@ std::vector<uint8_t> RandomWeights(GgmlType type, size_t bytes, std::mt19937_64&
 int main(int argc, char** argv) {
   double copy_gbps = 0;
   std::string only_type, only_shape;  // e.g. Q4_K, 3584x18944 (profiling one kernel)
-  bool tc = false;                      // --tc 1: Q8_0 through the experimental integer tensor-core path
+  cu::MatVecPath path = cu::MatVecPath::kAuto;  // --path auto|direct|tc|cublas
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--copy-gbps") copy_gbps = std::atof(argv[i + 1]);
     if (a == "--type") only_type = argv[i + 1];
     if (a == "--shape") only_shape = argv[i + 1];
-    if (a == "--tc") tc = std::string(argv[i + 1]) == "1";
+    if (a == "--path") {
+      const std::string v = argv[i + 1];
+      path = v == "direct" ? cu::MatVecPath::kDirect
+             : v == "tc"   ? cu::MatVecPath::kIntegerTensorCore
+             : v == "cublas" ? cu::MatVecPath::kDequantCublas
+                             : cu::MatVecPath::kAuto;
+    }
   }
   std::string why;
   auto ctx = cu::Context::Create(0, &why);
@@ -106,7 +112,6 @@ int main(int argc, char** argv) {
            Check(cu::CopyToDevice(*ctx, x.data(), hx.data(), cols * sizeof(float)), "copy");
       if (!ok) return 1;
       const auto run = [&](int i) {
-        const auto path = tc && type == GgmlType::kQ8_0 ? cu::MatVecPath::kIntegerTensorCore : cu::MatVecPath::kAuto;
         return cu::MatVec(*ctx, type, w[i % copies].data(), rows, cols, x.as<float>(), y.as<float>(), path);
       };
       for (int i = 0; i < 2 * copies; ++i)

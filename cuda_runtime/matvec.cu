@@ -631,7 +631,10 @@ __global__ void __launch_bounds__(kFastThreads)
     for (int sl = 0; sl < kSlots; ++sl) {
       const int par = sl % 2;
       const int64_t g = g0 + int64_t{sl / 2} * split * stride;
-      const int64_t b = g + 2 * m + par < n_blocks ? g + 2 * m + par : par;
+      // Past the row's end: load a block of the same parity that exists
+      // instead (discarded below). The 2-byte aligned types have an even
+      // block count; Q4_1 and Q5_1 (always aligned) may have one block.
+      const int64_t b = g + 2 * m + par < n_blocks ? g + 2 * m + par : (n_blocks > 1 ? par : 0);
       const bool aligned = B::kAlwaysAligned || par == 1;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
@@ -780,7 +783,10 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
 }
 
 // Which fast kernel a type and layout take (kNone: the generic kernel).
-enum class FastKind { kNone, kQ4K, kQ5K, kQ6K, kQ8_0, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
+enum class FastKind { kNone, kQ4K, kQ5K, kQ6K, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
+
+bool Q8TensorCoreEnabled();
+constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of a multiple of 8 blocks (kTcStageBlocks)
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
 // 16-byte multiples (rows 16-byte aligned); Q6_K, Q8_0, Q4_0 blocks are
@@ -806,6 +812,7 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
     case GgmlType::kQ6_K:
       return staged && pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
+      if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && Q8TensorCoreEnabled()) return FastKind::kQ8_0Tc;
       return pairs ? FastKind::kQ8_0 : FastKind::kNone;
     case GgmlType::kQ4_0:
       return pairs ? FastKind::kQ4_0 : FastKind::kNone;
@@ -835,6 +842,315 @@ using KQ4 = KQ45<false, kRows>;
 template <int kRows>
 using KQ5 = KQ45<true, kRows>;
 
+
+// ---- Q8_0 on the integer tensor cores.
+//
+// x becomes, per 32 elements, a power-of-two scale and three signed 8-bit
+// digits (act_digits.h: error at most 2^-21 of the block's largest
+// element), so a block's dot products with the file's 8-bit codes are
+// three exact int32 sums: one mma.m16n8k32 (s8 x s8 -> s32) per block and
+// 16 rows, the codes as A as they lie in the file, the digits as B's
+// columns 0-2. What is left for the SIMT cores is joining the sums (f32)
+// and the digit split, about 0.06 warp instructions per weight instead of
+// the direct kernel's 0.1, and the weights stream through shared memory
+// with cp.async: bytes in flight no longer cost registers.
+//
+// A CUDA block takes kTiles * 16 rows (virtual rows of the plan; rows past
+// the end reread the last row and are not emitted); its kTcWarps warps
+// take every kTcWarps-th stage of 8 blocks (272 bytes of each row, 17
+// 16-byte copies) with kTcDepth stages in flight per warp. Per stage a warp
+// splits its 256 elements of x into digits itself (lane 4j + t: elements
+// 8t..8t+7 of block j, just what B's fragment wants), so the op needs no
+// scratch and can be recorded into a graph. Thread (g, t) = (lane / 4,
+// lane % 4) of an mma holds rows g and g + 8: A's k slots 4t..4t+3 are the
+// codes 8t..8t+3, slots 16+4t.. the codes 8t+4..8t+7, B the same elements'
+// digits; D's columns 2t, 2t+1 come back to it. Needs Q8_0 rows of a
+// multiple of 8 blocks, 16-byte aligned (FastKindOf).
+constexpr int kTcWarps = 4;
+constexpr int kTcDepth = 2;         // stages in flight per warp
+constexpr int kTcStageBlocks = kQ8TcBlocks;  // 272 bytes of a row: 17 copies of 16 bytes
+constexpr int kTcChunks = kTcStageBlocks * 34 / 16;
+constexpr int kTcRowStride = 288;   // a stage row in shared memory: 8-byte fragment loads without bank conflicts
+constexpr int kTcDigitBytes = 3 * kTcStageBlocks * 32 + kTcStageBlocks * 4;  // digits, then the scales
+constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: v + kMagic is rint(v) in the low bits (|v| < 2^22)
+constexpr uint32_t kMagicBits = 0x4B400000u;
+
+template <int kTiles>
+constexpr size_t TcSharedBytes() {
+  return size_t{kTcWarps} * (size_t{kTcDepth} * 16 * kTiles * kTcRowStride + kTcDigitBytes);
+}
+
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// 2^e for e in [-126, 127].
+__device__ __forceinline__ float Pow2(int e) { return __int_as_float((e + 127) << 23); }
+
+// Digits of 8 elements v (one lane's share of a 32-element block whose
+// quad of lanes is the caller's): act_digits.h's split, rint as + kMagic
+// (round to nearest even, as rint), the digit's byte the low byte of the
+// sum's bits. d[n] = digit n of elements 0..3 and 4..7, packed; *scale the
+// block's scale (NaN when an element is not finite, 1 when all are zero).
+__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
+  float m = 0.0f;
+  bool finite = true;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    m = fmaxf(m, fabsf(v[i]));
+    finite = finite && isfinite(v[i]);
+  }
+  m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
+  m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+  finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 1) && finite;
+  finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 2) && finite;
+  int neg_k = 0;
+  *scale = finite ? 1.0f : NAN;
+  const bool any = finite && m > 0.0f;
+  if (any) {
+    const int k = DigitScaleExponent(m);  // in [-155, 122]
+    neg_k = -k;
+    *scale = ldexpf(1.0f, k);
+  }
+  // u = v / 2^k as two exact power-of-two products (2^-k alone may overflow).
+  const float s1 = Pow2(neg_k >> 1), s2 = Pow2(neg_k - (neg_k >> 1));
+  uint32_t b[3][8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float u = any ? __fmul_rn(__fmul_rn(v[i], s1), s2) : 0.0f;
+    const float t0 = __fadd_rn(u, kMagic);
+    const float r1 = __fmul_rn(__fsub_rn(u, __fsub_rn(t0, kMagic)), 128.0f);
+    const float t1 = __fadd_rn(r1, kMagic);
+    const float r2 = __fmul_rn(__fsub_rn(r1, __fsub_rn(t1, kMagic)), 128.0f);
+    b[0][i] = __float_as_uint(t0);
+    b[1][i] = __float_as_uint(t1);
+    b[2][i] = __float_as_uint(__fadd_rn(r2, kMagic));
+  }
+#pragma unroll
+  for (int n = 0; n < 3; ++n) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t lo = __byte_perm(b[n][4 * h], b[n][4 * h + 1], 0x0040);
+      const uint32_t hi = __byte_perm(b[n][4 * h + 2], b[n][4 * h + 3], 0x0040);
+      d[n][h] = __byte_perm(lo, hi, 0x5410);
+    }
+  }
+}
+
+__device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint32_t b0, uint32_t b1, int (&c)[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%10,%10,%10};\n"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(kMagicBits));
+}
+
+// A's two 4-byte words for thread t of block j of a stage row (compile-time
+// j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
+template <int j>
+__device__ __forceinline__ void CodesAt(const uint8_t* row, int t, uint32_t* lo, uint32_t* hi) {
+  const uint8_t* p = row + 34 * j + 8 * t;
+  if constexpr (j % 4 == 3) {  // 34j + 2 = 0 mod 8 (rows are 288-byte multiples)
+    const uint2 w = *reinterpret_cast<const uint2*>(p + 2);
+    *lo = w.x;
+    *hi = w.y;
+  } else if constexpr (j % 2 == 1) {  // 4 mod 8
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(p + 2);
+    *lo = q[0];
+    *hi = q[1];
+  } else {
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(p);
+    const uint32_t u0 = q[0], u1 = q[1], u2 = q[2];
+    *lo = __funnelshift_r(u0, u1, 16);
+    *hi = __funnelshift_r(u1, u2, 16);
+  }
+}
+
+template <int kTiles>
+__global__ void __launch_bounds__(32 * kTcWarps)
+    MatVecQ8TensorCoreKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x) {
+  constexpr int kR = 16 * kTiles;
+  constexpr int kC = (kR * kTcChunks + 31) / 32;  // copies per lane per stage
+  extern __shared__ uint4 tc_shared[];
+  __shared__ float red[kTcWarps][kR];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
+  const int64_t last = p.end[2] - 1;
+  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (kTcDepth * kR * kTcRowStride);
+  uint8_t* const b_sm =
+      reinterpret_cast<uint8_t*>(tc_shared) + kTcWarps * (kTcDepth * kR * kTcRowStride) + warp * kTcDigitBytes;
+  const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
+  // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, 17).
+  const uint8_t* src[kC];
+  uint32_t dst[kC];
+#pragma unroll
+  for (int i = 0; i < kC; ++i) {
+    const int c = lane + 32 * i;
+    const int row = c / kTcChunks, chunk = c % kTcChunks;
+    src[i] = c < kR * kTcChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
+    dst[i] = a_addr + row * kTcRowStride + 16 * chunk;
+  }
+  const int64_t n_stages = n_blocks / kTcStageBlocks;
+  const int64_t mine = warp < n_stages ? (n_stages - warp + kTcWarps - 1) / kTcWarps : 0;
+  const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kTcDepth
+    const int64_t off = (warp + k * kTcWarps) * (kTcStageBlocks * 34);
+    const uint32_t slot = static_cast<uint32_t>(k % kTcDepth) * (kR * kTcRowStride);
+#pragma unroll
+    for (int i = 0; i < kC; ++i) {
+      if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+    }
+  };
+  // Weights are no op's output: the first stages are requested before
+  // waiting for the previous kernel (dependent launch).
+#pragma unroll
+  for (int k = 0; k < kTcDepth; ++k) {
+    if (k < mine) issue(k);
+    CpAsyncCommit();
+  }
+  internal::GridEnter();
+  // Thread i < kR / 2 emits rows v0 + 2i, v0 + 2i + 1; its bias and residual now.
+  const int64_t emit_row = v0 + 2 * static_cast<int64_t>(threadIdx.x);
+  const bool emits = threadIdx.x < kR / 2 && emit_row <= last;
+  EmitInputs<2> in;
+  in.Load(p, emit_row, emits);
+  // Digit weights of D's columns 2t, 2t+1: d0 + d1 / 128 + d2 / 128^2.
+  const float w0 = t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f;
+  const float w1 = t == 0 ? 1.0f / 128 : 0.0f;
+  float acc[kTiles][2];
+#pragma unroll
+  for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float xv[8] = {};
+  const auto load_x = [&](int64_t k, float (&v)[8]) {
+    const float4* q = x4 + (warp + k * kTcWarps) * (kTcStageBlocks * 8) + 2 * lane;
+    const float4 lo = __ldg(q), hi = __ldg(q + 1);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+  };
+  if (mine > 0) load_x(0, xv);
+  for (int64_t k = 0; k < mine; ++k) {
+    float xn[8] = {};
+    if (k + 1 < mine) load_x(k + 1, xn);
+    // This stage's digits (the previous stage's readers passed the
+    // __syncwarp at the end of the last iteration).
+    uint32_t dg[3][2];
+    float scale;
+    QuadDigits(xv, dg, &scale);
+#pragma unroll
+    for (int n = 0; n < 3; ++n) *reinterpret_cast<uint2*>(b_sm + n * 256 + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+    if (t == 0) reinterpret_cast<float*>(b_sm + 768)[g] = scale;
+    CpAsyncWait<kTcDepth - 1>();
+    __syncwarp();
+    const uint8_t* slot = a_sm + (k % kTcDepth) * (kR * kTcRowStride);
+    const int bn = g < 2 ? g : 2;  // lanes of B's columns 3..7 read column 2 (their D columns get weight 0)
+    const auto block = [&](auto jc) {
+      constexpr int j = decltype(jc)::value;
+      const uint2 bw = *reinterpret_cast<const uint2*>(b_sm + bn * 256 + 32 * j + 8 * t);
+      const float sc = reinterpret_cast<const float*>(b_sm + 768)[j];
+#pragma unroll
+      for (int m = 0; m < kTiles; ++m) {
+        const uint8_t* ra = slot + (16 * m + g) * kTcRowStride;
+        const uint8_t* rb = ra + 8 * kTcRowStride;
+        uint32_t a[4];
+        CodesAt<j>(ra, t, &a[0], &a[2]);
+        CodesAt<j>(rb, t, &a[1], &a[3]);
+        int c[4];
+        MmaS8(a, bw.x, bw.y, c);
+        const float fa = __half2float(*reinterpret_cast<const __half*>(ra + 34 * j)) * sc;
+        const float fb = __half2float(*reinterpret_cast<const __half*>(rb + 34 * j)) * sc;
+        const float va = fmaf(__int_as_float(c[1]) - kMagic, w1, (__int_as_float(c[0]) - kMagic) * w0);
+        const float vb = fmaf(__int_as_float(c[3]) - kMagic, w1, (__int_as_float(c[2]) - kMagic) * w0);
+        acc[m][0] = fmaf(fa, va, acc[m][0]);
+        acc[m][1] = fmaf(fb, vb, acc[m][1]);
+      }
+    };
+    block(std::integral_constant<int, 0>{});
+    block(std::integral_constant<int, 1>{});
+    block(std::integral_constant<int, 2>{});
+    block(std::integral_constant<int, 3>{});
+    block(std::integral_constant<int, 4>{});
+    block(std::integral_constant<int, 5>{});
+    block(std::integral_constant<int, 6>{});
+    block(std::integral_constant<int, 7>{});
+    __syncwarp();
+    if (k + kTcDepth < mine) issue(k + kTcDepth);
+    CpAsyncCommit();
+#pragma unroll
+    for (int i = 0; i < 8; ++i) xv[i] = xn[i];
+  }
+  CpAsyncWait<0>();
+  // The quad's lanes hold the three digit columns' shares: add them, then
+  // the warps' sums in warp order.
+#pragma unroll
+  for (int m = 0; m < kTiles; ++m) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float s = acc[m][h];
+      s += __shfl_xor_sync(0xFFFFFFFFu, s, 1);
+      s += __shfl_xor_sync(0xFFFFFFFFu, s, 2);
+      if (t == 0) red[warp][16 * m + 8 * h + g] = s;
+    }
+  }
+  __syncthreads();
+  if (emits) {
+    float s[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kTcWarps; ++w) sum += red[w][2 * threadIdx.x + r];
+      s[r] = sum;
+    }
+    Emit<2>(p, emit_row, s, in);
+  }
+}
+
+// GGUFSCOPE_Q8_TC=0: Q8_0 takes the direct SIMT kernel (benchmarking switch).
+bool Q8TensorCoreEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_Q8_TC");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
+Status LaunchQ8TensorCore(Context& ctx, const RowPlan& p, int64_t n_blocks, const float* x) {
+  // One or two row tiles per block (two: B and the digit split serve 32
+  // rows), whichever fills its waves of resident blocks better (a last wave
+  // a quarter full leaves most of the device idle for a quarter of the time).
+  static const int resident[2] = {[] {
+    int n = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, MatVecQ8TensorCoreKernel<1>, 32 * kTcWarps,
+                                                         TcSharedBytes<1>()) == cudaSuccess ? std::max(n, 1) : 1;
+  }(), [] {
+    int n = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, MatVecQ8TensorCoreKernel<2>, 32 * kTcWarps,
+                                                         TcSharedBytes<2>()) == cudaSuccess ? std::max(n, 1) : 1;
+  }()};
+  const auto waves = [&](int tiles) {
+    return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
+           (resident[tiles - 1] * static_cast<double>(ctx.multiprocessors()));
+  };
+  const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
+  const bool two = waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
+  const int64_t rows = two ? 32 : 16;
+  const int64_t grid = (p.end[2] + rows - 1) / rows;
+  if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+  if (two) {
+    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel<2>, static_cast<unsigned>(grid),
+                                                 32 * kTcWarps, TcSharedBytes<2>(), p, n_blocks, x));
+  } else {
+    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel<1>, static_cast<unsigned>(grid),
+                                                 32 * kTcWarps, TcSharedBytes<1>(), p, n_blocks, x));
+  }
+  GGUFSCOPE_CHECK_LAUNCH("MatVecQ8TensorCoreKernel");
+  return {};
+}
+
 template <template <int> class K>
 FastKernel KQuantKernel(bool two) {
   return two ? MatVecKQuantKernel<K<2>, 2> : MatVecKQuantKernel<K<1>, 1>;
@@ -850,6 +1166,7 @@ FastKernel PlainKernel(bool two) {
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
+  if (kind == FastKind::kQ8_0Tc) return LaunchQ8TensorCore(ctx, p, n_blocks, x);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
@@ -859,6 +1176,7 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two); break;
     case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two); break;
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
+    case FastKind::kQ8_0Tc: return Status::Error("MatVec: internal: tensor-core kind");
     case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
     case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
     case FastKind::kQ4_1: kernel = SmallKernel<Small::kQ4_1>(two); break;
@@ -876,116 +1194,6 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, grid, kFastThreads, shared, p, plain ? n_cols : n_blocks,
                                                x, s.split));
   GGUFSCOPE_CHECK_LAUNCH("MatVec fast kernel");
-  return {};
-}
-
-// ---- EXPERIMENTAL: Q8_0 on the integer tensor cores (see MatVecPath).
-//
-// ActDigitsKernel: one warp per 32-element block of x, lane i element i:
-// the block's scale exponent from a warp max, then act_digits.h's digits.
-// digits: (3, n_cols) int8, digit-major; scales: (n_cols / 32) f32.
-__global__ void __launch_bounds__(256) ActDigitsKernel(const float* __restrict__ x, int64_t n_blocks,
-                                                       int64_t n_cols, int8_t* digits, float* scales) {
-  internal::GridEnter();
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
-  if (b >= n_blocks) return;
-  const int lane = threadIdx.x % 32;
-  const float v = x[b * kDigitBlock + lane];
-  float m = fabsf(v);
-  const bool finite = __all_sync(0xFFFFFFFFu, isfinite(v));
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
-  int8_t d0 = 0, d1 = 0, d2 = 0;
-  float scale = finite ? 1.0f : NAN;
-  if (finite && m > 0.0f) {
-    const int k = DigitScaleExponent(m);
-    scale = ldexpf(1.0f, k);
-    DigitsOf(v, k, &d0, &d1, &d2);
-  }
-  const int64_t e = b * kDigitBlock + lane;
-  digits[e] = d0;
-  digits[n_cols + e] = d1;
-  digits[2 * n_cols + e] = d2;
-  if (lane == 0) scales[b] = scale;
-}
-
-// One CUDA block per tile of 16 rows; its 8 warps take blocks b = warp,
-// warp + 8, ... of the rows. Per block b, one mma.m16n8k32 (s8 x s8 -> s32):
-// A = the 16 rows' qs bytes as they are (thread (g, t) = (lane / 4, lane % 4)
-// loads qs[8t .. 8t+7] of rows g and g+8: k slots 4t..4t+3 <- elements
-// 8t..8t+3, k slots 16+4t.. <- 8t+4..8t+7), B column n < 3 = digit n of the
-// same elements, so D[r][n] = sum_k q[r][k] * digit_n[k] exactly. Lane t = 0
-// holds columns 0, 1 of rows g and g+8, lane t = 1 column 2 (shuffled over);
-// lane t = 0 joins them (JoinDigitSums) and accumulates d * that. The warps'
-// sums meet in shared memory, added in warp order.
-__global__ void __launch_bounds__(256)
-    MatVecQ8TensorCoreKernel(const uint8_t* __restrict__ w, int64_t n_rows, int64_t row_bytes, int64_t n_blocks,
-                             const int8_t* __restrict__ digits, const float* __restrict__ scales, int64_t n_cols,
-                             float* __restrict__ y) {
-  __shared__ float red[8][16];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * 16;
-  const uint8_t* row_a = w + (r0 + g) * row_bytes;
-  const uint8_t* row_b = w + (r0 + g + 8) * row_bytes;
-  internal::GridEnter();
-  float acc_a = 0.0f, acc_b = 0.0f;
-  for (int64_t b = warp; b < n_blocks; b += 8) {
-    const bool aligned = (b & 1) == 1;  // qs at 34b + 2: 4-byte aligned in odd blocks (rows 4-byte aligned)
-    uint32_t a0, a1, a2, a3;
-    Ld64At2(row_a + b * 34 + 2 + 8 * t, aligned, &a0, &a2);
-    Ld64At2(row_b + b * 34 + 2 + 8 * t, aligned, &a1, &a3);
-    uint32_t b0 = 0, b1 = 0;
-    if (g < 3) {
-      const uint32_t* dp = reinterpret_cast<const uint32_t*>(digits + g * n_cols + b * kDigitBlock + 8 * t);
-      b0 = __ldg(dp);
-      b1 = __ldg(dp + 1);
-    }
-    int c0, c1, c2, c3;
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%10,%10,%10};"
-        : "=r"(c0), "=r"(c1), "=r"(c2), "=r"(c3)
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
-    const int e_a = __shfl_down_sync(0xFFFFFFFFu, c0, 1), e_b = __shfl_down_sync(0xFFFFFFFFu, c2, 1);
-    if (t == 0) {
-      const float s = __ldg(scales + b);
-      acc_a = fmaf(HalfAt(row_a + b * 34), JoinDigitSums(s, c0, c1, e_a), acc_a);
-      acc_b = fmaf(HalfAt(row_b + b * 34), JoinDigitSums(s, c2, c3, e_b), acc_b);
-    }
-  }
-  if (t == 0) {
-    red[warp][g] = acc_a;
-    red[warp][g + 8] = acc_b;
-  }
-  __syncthreads();
-  if (threadIdx.x < 16) {
-    float s = 0.0f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) s += red[k][threadIdx.x];
-    y[r0 + threadIdx.x] = s;
-  }
-}
-
-Status MatVecQ8TensorCore(Context& ctx, const uint8_t* w, int64_t n_rows, int64_t n_cols, const float* x, float* y) {
-  const int64_t n_blocks = n_cols / 32, row_bytes = n_blocks * 34;
-  if (n_rows % 16 != 0 || n_blocks % 2 != 0 || !internal::IsAligned(w, 4)) {
-    return Status::Error("MatVec: the integer tensor-core path needs n_rows % 16 == 0, an even block count and "
-                         "4-byte aligned rows");
-  }
-  if (n_rows / 16 > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
-  void* scratch = nullptr;
-  const size_t digit_bytes = static_cast<size_t>(3 * n_cols);
-  GGUFSCOPE_RETURN_IF_ERROR(ctx.Workspace(digit_bytes + static_cast<size_t>(n_blocks) * sizeof(float) + 16, &scratch));
-  auto* digits = static_cast<int8_t*>(scratch);
-  auto* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(scratch) + ((digit_bytes + 15) / 16) * 16);
-  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, ActDigitsKernel, static_cast<unsigned>((n_blocks + 7) / 8), 256,
-                                               0, x, n_blocks, n_cols, digits, scales));
-  GGUFSCOPE_CHECK_LAUNCH("ActDigitsKernel");
-  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel, static_cast<unsigned>(n_rows / 16),
-                                               256, 0, w, n_rows, row_bytes, n_blocks,
-                                               static_cast<const int8_t*>(digits), static_cast<const float*>(scales),
-                                               n_cols, y));
-  GGUFSCOPE_CHECK_LAUNCH("MatVecQ8TensorCoreKernel");
   return {};
 }
 
@@ -1068,7 +1276,13 @@ cudaError_t PrepareKernels() {
       if (err != cudaSuccess) return err;
     }
   }
-  return cudaSuccess;
+  cudaError_t err = cudaFuncSetAttribute(MatVecQ8TensorCoreKernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(TcSharedBytes<1>()));
+  if (err == cudaSuccess) {
+    err = cudaFuncSetAttribute(MatVecQ8TensorCoreKernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(TcSharedBytes<2>()));
+  }
+  return err;
 }
 
 }  // namespace internal
@@ -1111,15 +1325,19 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
   if (path == MatVecPath::kDequantCublas || !direct) {
     return MatVecDequantCublas(ctx, type, t, wb, n_rows, n_cols, x, y);
   }
+  const int64_t n_blocks = n_cols / t.block_size;
   if (path == MatVecPath::kIntegerTensorCore) {
-    if (type != GgmlType::kQ8_0) return Status::Error("MatVec: the integer tensor-core path is Q8_0 only");
-    return MatVecQ8TensorCore(ctx, wb, n_rows, n_cols, x, y);
+    if (type != GgmlType::kQ8_0 || n_blocks % kQ8TcBlocks != 0 || !internal::IsAligned(wb, 16)) {
+      return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
+                           std::to_string(kQ8TcBlocks * 32) + " columns, 16-byte aligned");
+    }
+    return LaunchQ8TensorCore(ctx, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_blocks, x);
   }
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");
   }
-  const int64_t n_blocks = n_cols / t.block_size;
-  const FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
+  FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
+  if (kind == FastKind::kQ8_0Tc && path == MatVecPath::kDirect) kind = FastKind::kQ8_0;  // the SIMT kernel
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }

@@ -64,11 +64,11 @@ enum class MatVecPath {
   kAuto,           // kDirect where the type has one, else kDequantCublas
   kDirect,         // a kernel that reads the GGUF blocks (MatVecHasDirect types only)
   kDequantCublas,  // dequantize row chunks to f32 scratch, then cublasSgemv
-  // EXPERIMENTAL (branch wip/tc-matvec, not yet run on a GPU): Q8_0 only,
-  // x split into three 8-bit digits per 32-element block (act_digits.h),
-  // products on the integer tensor cores (mma.m16n8k32 s8), exact int32
-  // sums joined in f32. Needs n_rows % 16 == 0, an even block count and
-  // 4-byte aligned rows; otherwise an error.
+  // Q8_0 on the integer tensor cores (what kAuto takes for Q8_0 rows of a
+  // multiple of 256 columns, 16-byte aligned, unless GGUFSCOPE_Q8_TC=0):
+  // x split into a power-of-two scale and three 8-bit digits per 32
+  // elements (act_digits.h), exact int32 sums joined in f32. Other shapes
+  // and types are an error. (kDirect takes the SIMT kernel for Q8_0.)
   kIntegerTensorCore,
 };
 

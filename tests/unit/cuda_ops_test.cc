@@ -375,19 +375,23 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
   }
 }
 
-// EXPERIMENTAL path (branch wip/tc-matvec): Q8_0 on the integer tensor
-// cores, x as three 8-bit digits per 32-element block. Against float64 at
-// the f32 threshold, at widths of one to 592 blocks, with x spanning six
-// orders of magnitude inside a block (the digits are relative to the
-// block's largest element).
+// Q8_0 on the integer tensor cores (what kAuto takes for Q8_0 rows of a
+// multiple of 256 columns; forced here), x as a power-of-two scale and three
+// 8-bit digits per 32 elements. Against float64 at the f32 threshold: the
+// digits carry x to 2^-21 of its block's largest element, the int32 sums
+// are exact. Row counts that leave partial 16- and 32-row tiles, one to 74
+// stages per row, x spanning six orders of magnitude inside a block, an
+// all-zero block and a block of subnormals.
 TEST_F(CudaOps, MatVecQ8IntegerTensorCoreMatchesFloat64) {
   for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
-           {16, 64}, {48, 3584}, {4096, 1536}, {3584, 18944}}) {
+           {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}}) {
     SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
     const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
     std::vector<float> x = RandomFloats(n_cols, rng_);
     std::uniform_int_distribution<int> e(-10, 10);
     for (float& v : x) v = std::ldexp(v, e(rng_));
+    for (int i = 0; i < 32; ++i) x[32 + i] = 0.0f;                                     // block 1: zeros
+    for (int i = 0; i < 32; ++i) x[64 + i] = std::ldexp(x[64 + i], -135);              // block 2: subnormal
     const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ8_0, w, n_rows * n_cols), x, n_rows, n_cols);
     DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
     ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
@@ -395,12 +399,41 @@ TEST_F(CudaOps, MatVecQ8IntegerTensorCoreMatchesFloat64) {
     const std::vector<float> got = Download<float>(d_y.data(), n_rows);
     EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
   }
-  // Shapes it does not take are errors, not wrong answers.
-  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 15 * 64, rng_)), d_x = Upload(RandomFloats(64, rng_)),
-               d_y = Poisoned(15);
-  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), 15, 64, d_x.as<float>(), d_y.as<float>(),
+  // A non-finite element of x makes every row non-finite, as in f32.
+  {
+    const int64_t n_rows = 40, n_cols = 512;
+    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
+    std::vector<float> x = RandomFloats(n_cols, rng_);
+    x[300] = std::numeric_limits<float>::infinity();
+    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
+    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                    MatVecPath::kIntegerTensorCore));
+    for (const float v : Download<float>(d_y.data(), n_rows)) EXPECT_FALSE(std::isfinite(v));
+  }
+  // Shapes and types it does not take are errors, not wrong answers.
+  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 4 * 64, rng_)), d_x = Upload(RandomFloats(64, rng_)),
+               d_y = Poisoned(4);
+  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), 4, 64, d_x.as<float>(), d_y.as<float>(),
                       MatVecPath::kIntegerTensorCore)
                    .ok());
+  DeviceBuffer d_w4 = Upload(RandomData(GgmlType::kQ4_0, 4 * 256, rng_)), d_x4 = Upload(RandomFloats(256, rng_));
+  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ4_0, d_w4.data(), 4, 256, d_x4.as<float>(), d_y.as<float>(),
+                      MatVecPath::kIntegerTensorCore)
+                   .ok());
+}
+
+// The Q8_0 SIMT kernel (kDirect) where kAuto would take the tensor cores.
+TEST_F(CudaOps, MatVecQ8DirectKernelMatchesFloat64) {
+  for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}}) {
+    SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
+    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
+    const std::vector<float> x = RandomFloats(n_cols, rng_);
+    const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ8_0, w, n_rows * n_cols), x, n_rows, n_cols);
+    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
+    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                    MatVecPath::kDirect));
+    EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y.data(), n_rows)), want, kF32Nmse);
+  }
 }
 
 TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
