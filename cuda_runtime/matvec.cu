@@ -783,10 +783,10 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
 }
 
 // Which fast kernel a type and layout take (kNone: the generic kernel).
-enum class FastKind { kNone, kQ4K, kQ5K, kQ6K, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
+enum class FastKind { kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
 
-bool Q8TensorCoreEnabled();
-constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of a multiple of 8 blocks (kTcStageBlocks)
+bool TensorCoreEnabled();
+constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole stages of 8 blocks
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
 // 16-byte multiples (rows 16-byte aligned); Q6_K, Q8_0, Q4_0 blocks are
@@ -806,13 +806,14 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
   const bool staged = n_cols <= kMaxStagedCols;
   switch (type) {
     case GgmlType::kQ4_K:
+      if (all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ4KTc;
       return staged && all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
     case GgmlType::kQ5_K:
       return staged && all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
     case GgmlType::kQ6_K:
       return staged && pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
-      if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && Q8TensorCoreEnabled()) return FastKind::kQ8_0Tc;
+      if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
       return pairs ? FastKind::kQ8_0 : FastKind::kNone;
     case GgmlType::kQ4_0:
       return pairs ? FastKind::kQ4_0 : FastKind::kNone;
@@ -843,42 +844,37 @@ template <int kRows>
 using KQ5 = KQ45<true, kRows>;
 
 
-// ---- Q8_0 on the integer tensor cores.
+// ---- Q8_0 and Q4_K on the integer tensor cores.
 //
 // x becomes, per 32 elements, a power-of-two scale and three signed 8-bit
 // digits (act_digits.h: error at most 2^-21 of the block's largest
-// element), so a block's dot products with the file's 8-bit codes are
-// three exact int32 sums: one mma.m16n8k32 (s8 x s8 -> s32) per block and
-// 16 rows, the codes as A as they lie in the file, the digits as B's
-// columns 0-2. What is left for the SIMT cores is joining the sums (f32)
-// and the digit split, about 0.06 warp instructions per weight instead of
-// the direct kernel's 0.1, and the weights stream through shared memory
-// with cp.async: bytes in flight no longer cost registers.
+// element), so the dot products of 32 elements with the file's integer
+// codes are three exact int32 sums: one mma.m16n8k32 (s8 x s8 -> s32) per
+// 32 columns and 16 rows, the codes as A (Q8_0's as they lie in the file,
+// Q4_K's nibbles masked out of their bytes), the digits as B's columns
+// 0-2. What is left for the SIMT cores is joining the sums (f32) and the
+// digit split, and the weights stream through shared memory with cp.async:
+// bytes in flight no longer cost registers (the SIMT kernels stop at 40-60%
+// of the copy bandwidth on the 7B shapes, issue- and latency-bound).
 //
-// A CUDA block takes kTiles * 16 rows (virtual rows of the plan; rows past
-// the end reread the last row and are not emitted); its kTcWarps warps
-// take every kTcWarps-th stage of 8 blocks (272 bytes of each row, 17
-// 16-byte copies) with kTcDepth stages in flight per warp. Per stage a warp
-// splits its 256 elements of x into digits itself (lane 4j + t: elements
-// 8t..8t+7 of block j, just what B's fragment wants), so the op needs no
-// scratch and can be recorded into a graph. Thread (g, t) = (lane / 4,
-// lane % 4) of an mma holds rows g and g + 8: A's k slots 4t..4t+3 are the
-// codes 8t..8t+3, slots 16+4t.. the codes 8t+4..8t+7, B the same elements'
-// digits; D's columns 2t, 2t+1 come back to it. Needs Q8_0 rows of a
-// multiple of 8 blocks, 16-byte aligned (FastKindOf).
+// A stage is 256 columns of a row (8 Q8_0 blocks, 272 bytes; one Q4_K
+// super-block, 144 bytes). A CUDA block takes kTiles * 16 rows (virtual
+// rows of the plan; rows past the end reread the last row and are not
+// emitted); its kTcWarps warps take every kTcWarps-th stage, F::kDepth
+// stages in flight per warp. Per stage a warp splits its 256 elements of x
+// into digits itself (lane 4j + t: elements 8t..8t+7 of 32-element block j,
+// just what B's fragment wants), so the op needs no scratch and can be
+// recorded into a graph. Thread (g, t) = (lane / 4, lane % 4) of an mma
+// holds rows g and g + 8: A's k slots 4t..4t+3 are the codes of elements
+// 8t..8t+3, slots 16+4t.. those of 8t+4..8t+7, B the same elements'
+// digits; D's columns 2t, 2t+1 come back to it. Needs rows of whole stages,
+// 16-byte aligned (FastKindOf).
 constexpr int kTcWarps = 4;
-constexpr int kTcDepth = 2;         // stages in flight per warp
-constexpr int kTcStageBlocks = kQ8TcBlocks;  // 272 bytes of a row: 17 copies of 16 bytes
-constexpr int kTcChunks = kTcStageBlocks * 34 / 16;
-constexpr int kTcRowStride = 288;   // a stage row in shared memory: 8-byte fragment loads without bank conflicts
-constexpr int kTcDigitBytes = 3 * kTcStageBlocks * 32 + kTcStageBlocks * 4;  // digits, then the scales
+constexpr int kTcStageCols = 256;
+// Per warp: digits (3 x 256 bytes), then 8 scales and 8 sums of x (f32).
+constexpr int kTcDigitBytes = 3 * kTcStageCols + 2 * 8 * 4;
 constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: v + kMagic is rint(v) in the low bits (|v| < 2^22)
 constexpr uint32_t kMagicBits = 0x4B400000u;
-
-template <int kTiles>
-constexpr size_t TcSharedBytes() {
-  return size_t{kTcWarps} * (size_t{kTcDepth} * 16 * kTiles * kTcRowStride + kTcDigitBytes);
-}
 
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
@@ -896,17 +892,22 @@ __device__ __forceinline__ float Pow2(int e) { return __int_as_float((e + 127) <
 // quad of lanes is the caller's): act_digits.h's split, rint as + kMagic
 // (round to nearest even, as rint), the digit's byte the low byte of the
 // sum's bits. d[n] = digit n of elements 0..3 and 4..7, packed; *scale the
-// block's scale (NaN when an element is not finite, 1 when all are zero).
-__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
-  float m = 0.0f;
+// block's scale (NaN when an element is not finite, 1 when all are zero),
+// *sum the block's sum.
+__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale, float* sum) {
+  float m = 0.0f, total = 0.0f;
   bool finite = true;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     m = fmaxf(m, fabsf(v[i]));
     finite = finite && isfinite(v[i]);
+    total += v[i];
   }
   m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
   m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
+  total += __shfl_xor_sync(0xFFFFFFFFu, total, 1);
+  total += __shfl_xor_sync(0xFFFFFFFFu, total, 2);
+  *sum = total;
   finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 1) && finite;
   finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 2) && finite;
   int neg_k = 0;
@@ -942,130 +943,82 @@ __device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3]
   }
 }
 
-__device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint32_t b0, uint32_t b1, int (&c)[4]) {
+__device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%10,%10,%10,%10};\n"
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(kMagicBits));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(kMagicBits));
 }
 
-// A's two 4-byte words for thread t of block j of a stage row (compile-time
-// j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
-template <int j>
-__device__ __forceinline__ void CodesAt(const uint8_t* row, int t, uint32_t* lo, uint32_t* hi) {
-  const uint8_t* p = row + 34 * j + 8 * t;
-  if constexpr (j % 4 == 3) {  // 34j + 2 = 0 mod 8 (rows are 288-byte multiples)
-    const uint2 w = *reinterpret_cast<const uint2*>(p + 2);
-    *lo = w.x;
-    *hi = w.y;
-  } else if constexpr (j % 2 == 1) {  // 4 mod 8
-    const uint32_t* q = reinterpret_cast<const uint32_t*>(p + 2);
-    *lo = q[0];
-    *hi = q[1];
-  } else {
-    const uint32_t* q = reinterpret_cast<const uint32_t*>(p);
-    const uint32_t u0 = q[0], u1 = q[1], u2 = q[2];
-    *lo = __funnelshift_r(u0, u1, 16);
-    *hi = __funnelshift_r(u1, u2, 16);
-  }
-}
+// What a warp's stage gives its lane: the stage's digits, scales and sums
+// of x in shared memory, and the weights of D's columns 2t, 2t+1 (digit
+// weights 1, 1/128, 1/128^2 for the lanes t = 0, 1 that hold columns 0-2,
+// else 0; wm: 1 on t = 0, which alone adds terms that need no digits).
+struct TcLane {
+  const uint8_t* b_sm;
+  int g, t;
+  float w0, w1, wm;
 
-template <int kTiles>
-__global__ void __launch_bounds__(32 * kTcWarps)
-    MatVecQ8TensorCoreKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x) {
-  constexpr int kR = 16 * kTiles;
-  constexpr int kC = (kR * kTcChunks + 31) / 32;  // copies per lane per stage
-  extern __shared__ uint4 tc_shared[];
-  __shared__ float red[kTcWarps][kR];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
-  const int64_t last = p.end[2] - 1;
-  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (kTcDepth * kR * kTcRowStride);
-  uint8_t* const b_sm =
-      reinterpret_cast<uint8_t*>(tc_shared) + kTcWarps * (kTcDepth * kR * kTcRowStride) + warp * kTcDigitBytes;
-  const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
-  // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, 17).
-  const uint8_t* src[kC];
-  uint32_t dst[kC];
-#pragma unroll
-  for (int i = 0; i < kC; ++i) {
-    const int c = lane + 32 * i;
-    const int row = c / kTcChunks, chunk = c % kTcChunks;
-    src[i] = c < kR * kTcChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
-    dst[i] = a_addr + row * kTcRowStride + 16 * chunk;
+  // B's fragment for 32-element block j (lanes of columns 3..7 read column 2:
+  // their D columns get weight 0).
+  __device__ __forceinline__ uint2 B(int j) const {
+    return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcStageCols + 32 * j + 8 * t);
   }
-  const int64_t n_stages = n_blocks / kTcStageBlocks;
-  const int64_t mine = warp < n_stages ? (n_stages - warp + kTcWarps - 1) / kTcWarps : 0;
-  const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kTcDepth
-    const int64_t off = (warp + k * kTcWarps) * (kTcStageBlocks * 34);
-    const uint32_t slot = static_cast<uint32_t>(k % kTcDepth) * (kR * kTcRowStride);
-#pragma unroll
-    for (int i = 0; i < kC; ++i) {
-      if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+  __device__ __forceinline__ float Scale(int j) const { return reinterpret_cast<const float*>(b_sm + 768)[j]; }
+  __device__ __forceinline__ float Sum(int j) const { return reinterpret_cast<const float*>(b_sm + 800)[j]; }
+  // The digit sums of D's two columns in this lane (biased by kMagicBits), joined.
+  __device__ __forceinline__ float Join(int c0, int c1) const {
+    return fmaf(__int_as_float(c1) - kMagic, w1, (__int_as_float(c0) - kMagic) * w0);
+  }
+};
+
+// Q8_0: a stage is 8 blocks (34 bytes: f16 d, 32 int8 codes).
+struct TcQ8 {
+  static constexpr int kStageBytes = 8 * 34;
+  static constexpr int kRowStride = 288;  // 8-byte fragment loads without bank conflicts
+  static constexpr int kDepth = 2;
+
+  // A's two 4-byte words for thread t of block j of a stage row (compile-time
+  // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
+  template <int j>
+  static __device__ __forceinline__ void Codes(const uint8_t* row, int t, uint32_t* lo, uint32_t* hi) {
+    const uint8_t* p = row + 34 * j + 8 * t;
+    if constexpr (j % 4 == 3) {  // 34j + 2 = 0 mod 8 (rows are 288-byte multiples)
+      const uint2 w = *reinterpret_cast<const uint2*>(p + 2);
+      *lo = w.x;
+      *hi = w.y;
+    } else if constexpr (j % 2 == 1) {  // 4 mod 8
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p + 2);
+      *lo = q[0];
+      *hi = q[1];
+    } else {
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p);
+      const uint32_t u0 = q[0], u1 = q[1], u2 = q[2];
+      *lo = __funnelshift_r(u0, u1, 16);
+      *hi = __funnelshift_r(u1, u2, 16);
     }
-  };
-  // Weights are no op's output: the first stages are requested before
-  // waiting for the previous kernel (dependent launch).
-#pragma unroll
-  for (int k = 0; k < kTcDepth; ++k) {
-    if (k < mine) issue(k);
-    CpAsyncCommit();
   }
-  internal::GridEnter();
-  // Thread i < kR / 2 emits rows v0 + 2i, v0 + 2i + 1; its bias and residual now.
-  const int64_t emit_row = v0 + 2 * static_cast<int64_t>(threadIdx.x);
-  const bool emits = threadIdx.x < kR / 2 && emit_row <= last;
-  EmitInputs<2> in;
-  in.Load(p, emit_row, emits);
-  // Digit weights of D's columns 2t, 2t+1: d0 + d1 / 128 + d2 / 128^2.
-  const float w0 = t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f;
-  const float w1 = t == 0 ? 1.0f / 128 : 0.0f;
-  float acc[kTiles][2];
-#pragma unroll
-  for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  float xv[8] = {};
-  const auto load_x = [&](int64_t k, float (&v)[8]) {
-    const float4* q = x4 + (warp + k * kTcWarps) * (kTcStageBlocks * 8) + 2 * lane;
-    const float4 lo = __ldg(q), hi = __ldg(q + 1);
-    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
-  };
-  if (mine > 0) load_x(0, xv);
-  for (int64_t k = 0; k < mine; ++k) {
-    float xn[8] = {};
-    if (k + 1 < mine) load_x(k + 1, xn);
-    // This stage's digits (the previous stage's readers passed the
-    // __syncwarp at the end of the last iteration).
-    uint32_t dg[3][2];
-    float scale;
-    QuadDigits(xv, dg, &scale);
-#pragma unroll
-    for (int n = 0; n < 3; ++n) *reinterpret_cast<uint2*>(b_sm + n * 256 + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
-    if (t == 0) reinterpret_cast<float*>(b_sm + 768)[g] = scale;
-    CpAsyncWait<kTcDepth - 1>();
-    __syncwarp();
-    const uint8_t* slot = a_sm + (k % kTcDepth) * (kR * kTcRowStride);
-    const int bn = g < 2 ? g : 2;  // lanes of B's columns 3..7 read column 2 (their D columns get weight 0)
+
+  template <int kTiles>
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float (&acc)[kTiles][2]) {
     const auto block = [&](auto jc) {
       constexpr int j = decltype(jc)::value;
-      const uint2 bw = *reinterpret_cast<const uint2*>(b_sm + bn * 256 + 32 * j + 8 * t);
-      const float sc = reinterpret_cast<const float*>(b_sm + 768)[j];
+      const uint2 bw = l.B(j);
+      const float sc = l.Scale(j);
 #pragma unroll
       for (int m = 0; m < kTiles; ++m) {
-        const uint8_t* ra = slot + (16 * m + g) * kTcRowStride;
-        const uint8_t* rb = ra + 8 * kTcRowStride;
+        const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
+        const uint8_t* rb = ra + 8 * kRowStride;
         uint32_t a[4];
-        CodesAt<j>(ra, t, &a[0], &a[2]);
-        CodesAt<j>(rb, t, &a[1], &a[3]);
+        Codes<j>(ra, l.t, &a[0], &a[2]);
+        Codes<j>(rb, l.t, &a[1], &a[3]);
         int c[4];
-        MmaS8(a, bw.x, bw.y, c);
+        MmaS8(a, bw, c);
         const float fa = __half2float(*reinterpret_cast<const __half*>(ra + 34 * j)) * sc;
         const float fb = __half2float(*reinterpret_cast<const __half*>(rb + 34 * j)) * sc;
-        const float va = fmaf(__int_as_float(c[1]) - kMagic, w1, (__int_as_float(c[0]) - kMagic) * w0);
-        const float vb = fmaf(__int_as_float(c[3]) - kMagic, w1, (__int_as_float(c[2]) - kMagic) * w0);
-        acc[m][0] = fmaf(fa, va, acc[m][0]);
-        acc[m][1] = fmaf(fb, vb, acc[m][1]);
+        acc[m][0] = fmaf(fa, l.Join(c[0], c[1]), acc[m][0]);
+        acc[m][1] = fmaf(fb, l.Join(c[2], c[3]), acc[m][1]);
       }
     };
     block(std::integral_constant<int, 0>{});
@@ -1076,8 +1029,159 @@ __global__ void __launch_bounds__(32 * kTcWarps)
     block(std::integral_constant<int, 5>{});
     block(std::integral_constant<int, 6>{});
     block(std::integral_constant<int, 7>{});
+  }
+};
+
+// Q4_K: a stage is one super-block (144 bytes: f16 d, f16 dmin, 12 bytes of
+// 6-bit scales and mins, 128 bytes of nibbles). Sub-block j = 2c + h is
+// nibble h of qs[32c .. 32c+31]; its value d * sc_j * q - dmin * m_j, so a
+// row's stage sum is d * sum_j sc_j * (q . x)_j - dmin * sum_j m_j * sum(x)_j.
+struct TcQ4K {
+  static constexpr int kStageBytes = 144;
+  static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
+  static constexpr int kDepth = 3;
+
+  // A Q4_K row's d, dmin and its 8 scales and mins (6 bits each), as floats.
+  struct Row {
+    float d, dmin, sc[8], mn[8];
+    __device__ __forceinline__ explicit Row(const uint8_t* r) {
+      d = __half2float(*reinterpret_cast<const __half*>(r));
+      dmin = __half2float(*reinterpret_cast<const __half*>(r + 2));
+      const uint32_t* u = reinterpret_cast<const uint32_t*>(r + 4);
+      const uint32_t u0 = u[0], u1 = u[1], u2 = u[2];
+      // Bytes j of the four words: sc_j, m_j (j < 4), sc_{4+j}, m_{4+j}.
+      const uint32_t w[4] = {u0 & 0x3F3F3F3Fu, u1 & 0x3F3F3F3Fu,
+                             (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u),
+                             ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u)};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {  // byte -> float: the byte in a 2^23 float's mantissa
+        sc[j] = __uint_as_float(__byte_perm(w[0], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
+        mn[j] = __uint_as_float(__byte_perm(w[1], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
+        sc[4 + j] = __uint_as_float(__byte_perm(w[2], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
+        mn[4 + j] = __uint_as_float(__byte_perm(w[3], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
+      }
+    }
+  };
+
+  template <int kTiles>
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float (&acc)[kTiles][2]) {
+#pragma unroll
+    for (int m = 0; m < kTiles; ++m) {
+      const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
+      const uint8_t* rb = ra + 8 * kRowStride;
+      const Row row_a(ra), row_b(rb);
+      float sa = 0.0f, sb = 0.0f, ma = 0.0f, mb = 0.0f;
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const uint2 qa = *reinterpret_cast<const uint2*>(ra + 16 + 32 * c + 8 * l.t);
+        const uint2 qb = *reinterpret_cast<const uint2*>(rb + 16 + 32 * c + 8 * l.t);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int j = 2 * c + h;
+          const uint32_t a[4] = {(qa.x >> (4 * h)) & 0x0F0F0F0Fu, (qb.x >> (4 * h)) & 0x0F0F0F0Fu,
+                                 (qa.y >> (4 * h)) & 0x0F0F0F0Fu, (qb.y >> (4 * h)) & 0x0F0F0F0Fu};
+          int d[4];
+          MmaS8(a, l.B(j), d);
+          const float xs = l.Scale(j), sx = l.Sum(j);
+          sa = fmaf(row_a.sc[j] * xs, l.Join(d[0], d[1]), sa);
+          sb = fmaf(row_b.sc[j] * xs, l.Join(d[2], d[3]), sb);
+          ma = fmaf(row_a.mn[j], sx, ma);
+          mb = fmaf(row_b.mn[j], sx, mb);
+        }
+      }
+      acc[m][0] = fmaf(row_a.d, sa, fmaf(-row_a.dmin * l.wm, ma, acc[m][0]));
+      acc[m][1] = fmaf(row_b.d, sb, fmaf(-row_b.dmin * l.wm, mb, acc[m][1]));
+    }
+  }
+};
+
+template <typename F, int kTiles>
+constexpr size_t TcSharedBytes() {
+  return size_t{kTcWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
+}
+
+template <typename F, int kTiles>
+__global__ void __launch_bounds__(32 * kTcWarps)
+    MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
+  constexpr int kR = 16 * kTiles;
+  constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
+  constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
+  constexpr int kSlotBytes = kR * F::kRowStride;
+  extern __shared__ uint4 tc_shared[];
+  __shared__ float red[kTcWarps][kR];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
+  const int64_t last = p.end[2] - 1;
+  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
+  uint8_t* const b_sm =
+      reinterpret_cast<uint8_t*>(tc_shared) + kTcWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
+  const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
+  // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
+  const uint8_t* src[kC];
+  uint32_t dst[kC];
+#pragma unroll
+  for (int i = 0; i < kC; ++i) {
+    const int c = lane + 32 * i;
+    const int row = c / kChunks, chunk = c % kChunks;
+    src[i] = c < kR * kChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
+    dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
+  }
+  const int64_t mine = warp < n_stages ? (n_stages - warp + kTcWarps - 1) / kTcWarps : 0;
+  const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
+    const int64_t off = (warp + k * kTcWarps) * F::kStageBytes;
+    const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
+#pragma unroll
+    for (int i = 0; i < kC; ++i) {
+      if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+    }
+  };
+  // Weights are no op's output: the first stages are requested before
+  // waiting for the previous kernel (dependent launch).
+#pragma unroll
+  for (int k = 0; k < F::kDepth; ++k) {
+    if (k < mine) issue(k);
+    CpAsyncCommit();
+  }
+  internal::GridEnter();
+  // Thread i < kR / 2 emits rows v0 + 2i, v0 + 2i + 1; its bias and residual now.
+  const int64_t emit_row = v0 + 2 * static_cast<int64_t>(threadIdx.x);
+  const bool emits = threadIdx.x < kR / 2 && emit_row <= last;
+  EmitInputs<2> in;
+  in.Load(p, emit_row, emits);
+  const TcLane l{b_sm, g, t, t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, t == 0 ? 1.0f / 128 : 0.0f,
+                 t == 0 ? 1.0f : 0.0f};
+  float acc[kTiles][2];
+#pragma unroll
+  for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float xv[8] = {};
+  const auto load_x = [&](int64_t k, float (&v)[8]) {
+    const float4* q = x4 + (warp + k * kTcWarps) * (kTcStageCols / 4) + 2 * lane;
+    const float4 lo = __ldg(q), hi = __ldg(q + 1);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+  };
+  if (mine > 0) load_x(0, xv);
+  for (int64_t k = 0; k < mine; ++k) {
+    float xn[8] = {};
+    if (k + 1 < mine) load_x(k + 1, xn);
+    // This stage's digits (the previous stage's readers passed the
+    // __syncwarp at the end of the last iteration).
+    uint32_t dg[3][2];
+    float scale, sum;
+    QuadDigits(xv, dg, &scale, &sum);
+#pragma unroll
+    for (int n = 0; n < 3; ++n) {
+      *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+    }
+    if (t == 0) {
+      reinterpret_cast<float*>(b_sm + 768)[g] = scale;
+      reinterpret_cast<float*>(b_sm + 800)[g] = sum;
+    }
+    CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
-    if (k + kTcDepth < mine) issue(k + kTcDepth);
+    F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, acc);
+    __syncwarp();
+    if (k + F::kDepth < mine) issue(k + F::kDepth);
     CpAsyncCommit();
 #pragma unroll
     for (int i = 0; i < 8; ++i) xv[i] = xn[i];
@@ -1100,40 +1204,46 @@ __global__ void __launch_bounds__(32 * kTcWarps)
     float s[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float sum = 0.0f;
+      float total = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kTcWarps; ++w) sum += red[w][2 * threadIdx.x + r];
-      s[r] = sum;
+      for (int w = 0; w < kTcWarps; ++w) total += red[w][2 * threadIdx.x + r];
+      s[r] = total;
     }
     Emit<2>(p, emit_row, s, in);
   }
 }
 
-// GGUFSCOPE_Q8_TC=0: Q8_0 takes the direct SIMT kernel (benchmarking switch).
-bool Q8TensorCoreEnabled() {
+// GGUFSCOPE_MATVEC_TC=0: Q8_0 and Q4_K take the SIMT kernels (benchmarking switch).
+bool TensorCoreEnabled() {
   static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_Q8_TC");
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC");
     return e == nullptr || std::string(e) != "0";
   }();
   return on;
 }
 
-Status LaunchQ8TensorCore(Context& ctx, const RowPlan& p, int64_t n_blocks, const float* x) {
+template <typename F>
+int TcResident(int tiles) {  // resident blocks per multiprocessor
+  static const int n[2] = {[] {
+    int v = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, 1>, 32 * kTcWarps,
+                                                         TcSharedBytes<F, 1>()) == cudaSuccess ? std::max(v, 1) : 1;
+  }(), [] {
+    int v = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, 2>, 32 * kTcWarps,
+                                                         TcSharedBytes<F, 2>()) == cudaSuccess ? std::max(v, 1) : 1;
+  }()};
+  return n[tiles - 1];
+}
+
+template <typename F>
+Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const float* x) {
   // One or two row tiles per block (two: B and the digit split serve 32
   // rows), whichever fills its waves of resident blocks better (a last wave
   // a quarter full leaves most of the device idle for a quarter of the time).
-  static const int resident[2] = {[] {
-    int n = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, MatVecQ8TensorCoreKernel<1>, 32 * kTcWarps,
-                                                         TcSharedBytes<1>()) == cudaSuccess ? std::max(n, 1) : 1;
-  }(), [] {
-    int n = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, MatVecQ8TensorCoreKernel<2>, 32 * kTcWarps,
-                                                         TcSharedBytes<2>()) == cudaSuccess ? std::max(n, 1) : 1;
-  }()};
   const auto waves = [&](int tiles) {
     return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
-           (resident[tiles - 1] * static_cast<double>(ctx.multiprocessors()));
+           (TcResident<F>(tiles) * static_cast<double>(ctx.multiprocessors()));
   };
   const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
   const bool two = waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
@@ -1141,14 +1251,23 @@ Status LaunchQ8TensorCore(Context& ctx, const RowPlan& p, int64_t n_blocks, cons
   const int64_t grid = (p.end[2] + rows - 1) / rows;
   if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
   if (two) {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel<2>, static_cast<unsigned>(grid),
-                                                 32 * kTcWarps, TcSharedBytes<2>(), p, n_blocks, x));
+    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 2>, static_cast<unsigned>(grid),
+                                                 32 * kTcWarps, TcSharedBytes<F, 2>(), p, n_stages, x));
   } else {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecQ8TensorCoreKernel<1>, static_cast<unsigned>(grid),
-                                                 32 * kTcWarps, TcSharedBytes<1>(), p, n_blocks, x));
+    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 1>, static_cast<unsigned>(grid),
+                                                 32 * kTcWarps, TcSharedBytes<F, 1>(), p, n_stages, x));
   }
-  GGUFSCOPE_CHECK_LAUNCH("MatVecQ8TensorCoreKernel");
+  GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
   return {};
+}
+
+template <typename F>
+cudaError_t PrepareTensorCore() {
+  cudaError_t err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(TcSharedBytes<F, 1>()));
+  if (err != cudaSuccess) return err;
+  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(TcSharedBytes<F, 2>()));
 }
 
 template <template <int> class K>
@@ -1166,7 +1285,8 @@ FastKernel PlainKernel(bool two) {
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
-  if (kind == FastKind::kQ8_0Tc) return LaunchQ8TensorCore(ctx, p, n_blocks, x);
+  if (kind == FastKind::kQ8_0Tc) return LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x);
+  if (kind == FastKind::kQ4KTc) return LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
@@ -1176,7 +1296,8 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two); break;
     case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two); break;
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
-    case FastKind::kQ8_0Tc: return Status::Error("MatVec: internal: tensor-core kind");
+    case FastKind::kQ8_0Tc:
+    case FastKind::kQ4KTc: return Status::Error("MatVec: internal: tensor-core kind");
     case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
     case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
     case FastKind::kQ4_1: kernel = SmallKernel<Small::kQ4_1>(two); break;
@@ -1276,13 +1397,8 @@ cudaError_t PrepareKernels() {
       if (err != cudaSuccess) return err;
     }
   }
-  cudaError_t err = cudaFuncSetAttribute(MatVecQ8TensorCoreKernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(TcSharedBytes<1>()));
-  if (err == cudaSuccess) {
-    err = cudaFuncSetAttribute(MatVecQ8TensorCoreKernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(TcSharedBytes<2>()));
-  }
-  return err;
+  const cudaError_t err = PrepareTensorCore<TcQ8>();
+  return err == cudaSuccess ? PrepareTensorCore<TcQ4K>() : err;
 }
 
 }  // namespace internal
@@ -1327,17 +1443,22 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
   }
   const int64_t n_blocks = n_cols / t.block_size;
   if (path == MatVecPath::kIntegerTensorCore) {
-    if (type != GgmlType::kQ8_0 || n_blocks % kQ8TcBlocks != 0 || !internal::IsAligned(wb, 16)) {
-      return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
-                           std::to_string(kQ8TcBlocks * 32) + " columns, 16-byte aligned");
+    const RowPlan plan = SinglePlan(wb, n_rows, n_blocks * t.type_size, y);
+    if (type == GgmlType::kQ8_0 && n_blocks % kQ8TcBlocks == 0 && internal::IsAligned(wb, 16)) {
+      return LaunchTensorCore<TcQ8>(ctx, plan, n_blocks / kQ8TcBlocks, x);
     }
-    return LaunchQ8TensorCore(ctx, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_blocks, x);
+    if (type == GgmlType::kQ4_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ4K>(ctx, plan, n_blocks, x);
+    return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
+                         std::to_string(kQ8TcBlocks * 32) + " columns and Q4_K rows, 16-byte aligned");
   }
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");
   }
   FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
-  if (kind == FastKind::kQ8_0Tc && path == MatVecPath::kDirect) kind = FastKind::kQ8_0;  // the SIMT kernel
+  if (path == MatVecPath::kDirect) {  // the SIMT kernels
+    if (kind == FastKind::kQ8_0Tc) kind = FastKind::kQ8_0;
+    if (kind == FastKind::kQ4KTc) kind = n_cols <= kMaxStagedCols ? FastKind::kQ4K : FastKind::kNone;
+  }
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }

@@ -189,7 +189,6 @@ std::vector<float> CpuDequantize(GgmlType type, const std::vector<uint8_t>& src,
   return out;
 }
 
-
 class CudaOps : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -375,64 +374,75 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
   }
 }
 
-// Q8_0 on the integer tensor cores (what kAuto takes for Q8_0 rows of a
-// multiple of 256 columns; forced here), x as a power-of-two scale and three
-// 8-bit digits per 32 elements. Against float64 at the f32 threshold: the
-// digits carry x to 2^-21 of its block's largest element, the int32 sums
-// are exact. Row counts that leave partial 16- and 32-row tiles, one to 74
-// stages per row, x spanning six orders of magnitude inside a block, an
-// all-zero block and a block of subnormals.
-TEST_F(CudaOps, MatVecQ8IntegerTensorCoreMatchesFloat64) {
-  for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
-           {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}}) {
-    SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
-    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
-    std::vector<float> x = RandomFloats(n_cols, rng_);
-    std::uniform_int_distribution<int> e(-10, 10);
-    for (float& v : x) v = std::ldexp(v, e(rng_));
-    for (int i = 0; i < 32; ++i) x[32 + i] = 0.0f;                                     // block 1: zeros
-    for (int i = 0; i < 32; ++i) x[64 + i] = std::ldexp(x[64 + i], -135);              // block 2: subnormal
-    const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ8_0, w, n_rows * n_cols), x, n_rows, n_cols);
-    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
-    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
-                    MatVecPath::kIntegerTensorCore));
-    const std::vector<float> got = Download<float>(d_y.data(), n_rows);
-    EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+// Q8_0 and Q4_K on the integer tensor cores (what kAuto takes for them;
+// forced here), x as a power-of-two scale and three 8-bit digits per 32
+// elements. Against float64 at the f32 threshold: the digits carry x to
+// 2^-21 of its block's largest element, the int32 sums are exact. Row
+// counts that leave partial 16- and 32-row tiles, one to 74 stages per row,
+// x spanning six orders of magnitude inside a block, an all-zero block and
+// a block of subnormals.
+TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}}) {
+      SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
+      const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
+      std::vector<float> x = RandomFloats(n_cols, rng_);
+      std::uniform_int_distribution<int> e(-10, 10);
+      for (float& v : x) v = std::ldexp(v, e(rng_));
+      for (int i = 0; i < 32; ++i) x[32 + i] = 0.0f;                         // block 1: zeros
+      for (int i = 0; i < 32; ++i) x[64 + i] = std::ldexp(x[64 + i], -135);  // block 2: subnormal
+      const Reference want =
+          Float64MatVec(CpuDequantize(type, w, n_rows * n_cols), x, n_rows, n_cols);
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
+      ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                      MatVecPath::kIntegerTensorCore));
+      const std::vector<float> got = Download<float>(d_y.data(), n_rows);
+      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+    }
   }
   // A non-finite element of x makes every row non-finite, as in f32.
-  {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     const int64_t n_rows = 40, n_cols = 512;
-    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
+    const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
     std::vector<float> x = RandomFloats(n_cols, rng_);
     x[300] = std::numeric_limits<float>::infinity();
     DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
-    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+    ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
                     MatVecPath::kIntegerTensorCore));
     for (const float v : Download<float>(d_y.data(), n_rows)) EXPECT_FALSE(std::isfinite(v));
   }
   // Shapes and types it does not take are errors, not wrong answers.
-  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 4 * 64, rng_)), d_x = Upload(RandomFloats(64, rng_)),
-               d_y = Poisoned(4);
+  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 4 * 64, rng_)),
+               d_x = Upload(RandomFloats(64, rng_)), d_y = Poisoned(4);
   EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), 4, 64, d_x.as<float>(), d_y.as<float>(),
                       MatVecPath::kIntegerTensorCore)
                    .ok());
-  DeviceBuffer d_w4 = Upload(RandomData(GgmlType::kQ4_0, 4 * 256, rng_)), d_x4 = Upload(RandomFloats(256, rng_));
-  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ4_0, d_w4.data(), 4, 256, d_x4.as<float>(), d_y.as<float>(),
-                      MatVecPath::kIntegerTensorCore)
+  DeviceBuffer d_w4 = Upload(RandomData(GgmlType::kQ4_0, 4 * 256, rng_)),
+               d_x4 = Upload(RandomFloats(256, rng_));
+  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ4_0, d_w4.data(), 4, 256, d_x4.as<float>(),
+                      d_y.as<float>(), MatVecPath::kIntegerTensorCore)
                    .ok());
 }
 
-// The Q8_0 SIMT kernel (kDirect) where kAuto would take the tensor cores.
-TEST_F(CudaOps, MatVecQ8DirectKernelMatchesFloat64) {
-  for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}}) {
-    SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
-    const std::vector<uint8_t> w = RandomData(GgmlType::kQ8_0, n_rows * n_cols, rng_);
-    const std::vector<float> x = RandomFloats(n_cols, rng_);
-    const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ8_0, w, n_rows * n_cols), x, n_rows, n_cols);
-    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
-    ExpectOk(MatVec(*ctx_, GgmlType::kQ8_0, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
-                    MatVecPath::kDirect));
-    EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y.data(), n_rows)), want, kF32Nmse);
+// The Q8_0 and Q4_K SIMT kernels (kDirect) where kAuto takes the tensor cores.
+TEST_F(CudaOps, MatVecSimtKernelsMatchFloat64) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    for (const auto& [n_rows, n_cols] :
+         std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}}) {
+      SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_rows) + "x" +
+                   std::to_string(n_cols));
+      const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
+      const std::vector<float> x = RandomFloats(n_cols, rng_);
+      const Reference want =
+          Float64MatVec(CpuDequantize(type, w, n_rows * n_cols), x, n_rows, n_cols);
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
+      ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                      MatVecPath::kDirect));
+      EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y.data(), n_rows)), want,
+                        kF32Nmse);
+    }
   }
 }
 
@@ -455,8 +465,9 @@ TEST_F(CudaOps, MatVecHasDirectKernelsForTheDecodeTypes) {
 // counts: a few (columns split across warps), odd, and > 4096 (two rows per
 // warp, a partial last block); columns wide enough for several steps.
 TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
-  for (const GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ4_0,
-                              GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kIQ4_XS}) {
+  for (const GgmlType type :
+       {GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_0, GgmlType::kQ4_0,
+        GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kIQ4_XS}) {
     SCOPED_TRACE(gguf::TypeName(type));
     const int64_t n_cols = IsPlain(type) ? 1024 : 6 * 256;
     // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two with a bias.
@@ -473,12 +484,14 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
       d_w[i] = Upload(w[i]);
       d_b[i] = Upload(bias[i]);
       d_y[i] = Poisoned(rows[i]);
-      parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(), i == 1 ? nullptr : d_b[i].as<float>()};
+      parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(),
+                            i == 1 ? nullptr : d_b[i].as<float>()};
     }
     ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, 3));
     for (int i = 0; i < 3; ++i) {
       SCOPED_TRACE("part " + std::to_string(i));
-      Reference want = Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), x, rows[i], n_cols);
+      Reference want =
+          Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), x, rows[i], n_cols);
       for (int64_t r = 0; r < rows[i] && i != 1; ++r) {
         want.value[r] += bias[i][r];
         want.scale[r] += std::abs(bias[i][r]);
@@ -488,31 +501,36 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
     }
     for (const int64_t n_rows : {int64_t{3}, int64_t{37}, int64_t{4099}}) {
       SCOPED_TRACE(std::to_string(n_rows) + " rows");
-      const std::vector<uint8_t> wa = RandomData(type, n_rows * n_cols, rng_), wb = RandomData(type, n_rows * n_cols, rng_);
-      const Reference pa = Float64MatVec(CpuDequantize(type, wa, n_rows * n_cols), x, n_rows, n_cols);
-      const Reference pb = Float64MatVec(CpuDequantize(type, wb, n_rows * n_cols), x, n_rows, n_cols);
+      const std::vector<uint8_t> wa = RandomData(type, n_rows * n_cols, rng_),
+                                 wb = RandomData(type, n_rows * n_cols, rng_);
+      const Reference pa =
+          Float64MatVec(CpuDequantize(type, wa, n_rows * n_cols), x, n_rows, n_cols);
+      const Reference pb =
+          Float64MatVec(CpuDequantize(type, wb, n_rows * n_cols), x, n_rows, n_cols);
       DeviceBuffer d_wa = Upload(wa), d_wb = Upload(wb);
       // MatVecResidual, in place over the residual as the forward pass calls it.
       const std::vector<float> resid = RandomFloats(n_rows, rng_);
       DeviceBuffer d_res = Upload(resid), d_pre = Poisoned(n_rows);
-      ExpectOk(MatVecResidual(*ctx_, type, d_wa.data(), n_rows, n_cols, d_x.as<float>(), d_res.as<float>(),
-                              d_pre.as<float>(), d_res.as<float>()));
+      ExpectOk(MatVecResidual(*ctx_, type, d_wa.data(), n_rows, n_cols, d_x.as<float>(),
+                              d_res.as<float>(), d_pre.as<float>(), d_res.as<float>()));
       Reference want_y = pa;
       for (int64_t r = 0; r < n_rows; ++r) {
         want_y.value[r] += resid[r];
         want_y.scale[r] += std::abs(resid[r]);
       }
-      const std::vector<float> pre = Download<float>(d_pre.data(), n_rows), y = Download<float>(d_res.data(), n_rows);
+      const std::vector<float> pre = Download<float>(d_pre.data(), n_rows),
+                               y = Download<float>(d_res.data(), n_rows);
       EXPECT_NMSE_BELOW(std::span<const float>(pre), pa, kF32Nmse);
       EXPECT_NMSE_BELOW(std::span<const float>(y), want_y, kF32Nmse);
       // MatVecGlu, both activations.
       for (const GluKind kind : {GluKind::kSwiglu, GluKind::kGegluTanh}) {
         SCOPED_TRACE(kind == GluKind::kSwiglu ? "swiglu" : "geglu");
         DeviceBuffer d_gate = Poisoned(n_rows), d_up = Poisoned(n_rows), d_out = Poisoned(n_rows);
-        ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(), kind,
-                           d_gate.as<float>(), d_up.as<float>(), d_out.as<float>()));
+        ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(),
+                           kind, d_gate.as<float>(), d_up.as<float>(), d_out.as<float>()));
         const std::vector<float> gate = Download<float>(d_gate.data(), n_rows),
-                                 up = Download<float>(d_up.data(), n_rows), out = Download<float>(d_out.data(), n_rows);
+                                 up = Download<float>(d_up.data(), n_rows),
+                                 out = Download<float>(d_out.data(), n_rows);
         EXPECT_NMSE_BELOW(std::span<const float>(gate), pa, kF32Nmse);
         EXPECT_NMSE_BELOW(std::span<const float>(up), pb, kF32Nmse);
         Reference want_out(static_cast<size_t>(n_rows));
@@ -520,8 +538,9 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
           const double z = gate[r];
           const double act = kind == GluKind::kSwiglu
                                  ? z / (1.0 + std::exp(-z))
-                                 : 0.5 * z * (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * z *
-                                                              (1.0 + 0.044715 * z * z)));
+                                 : 0.5 * z *
+                                       (1.0 + std::tanh(std::sqrt(2.0 / std::numbers::pi) * z *
+                                                        (1.0 + 0.044715 * z * z)));
           want_out.value[r] = act * up[r];
           want_out.scale[r] = std::abs(z * up[r]);
         }
@@ -531,8 +550,9 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
   }
   // Aliasing the activation onto an input is refused, not silently wrong.
   DeviceBuffer buf = Poisoned(4096);
-  EXPECT_FALSE(MatVecGlu(*ctx_, GgmlType::kF32, buf.data(), buf.data(), 4, 32, buf.as<float>(), GluKind::kSwiglu,
-                         buf.as<float>() + 1024, buf.as<float>() + 2048, buf.as<float>() + 1024)
+  EXPECT_FALSE(MatVecGlu(*ctx_, GgmlType::kF32, buf.data(), buf.data(), 4, 32, buf.as<float>(),
+                         GluKind::kSwiglu, buf.as<float>() + 1024, buf.as<float>() + 2048,
+                         buf.as<float>() + 1024)
                    .ok());
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kF32, 32, buf.as<float>(), nullptr, 1).ok());
 }
@@ -610,23 +630,29 @@ TEST_F(CudaOps, RmsNormResidualIsRmsNormThenAdd) {
   for (const int64_t n_cols : {17, 640, 3584, 9000}) {
     SCOPED_TRACE(n_cols);
     const int64_t n_rows = 3;
-    const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0), w = RandomFloats(n_cols, rng_),
+    const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0),
+                             w = RandomFloats(n_cols, rng_),
                              r = RandomFloats(n_rows * n_cols, rng_);
     DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_r = Upload(r), d_y = Poisoned(x.size());
     DeviceBuffer d_x2 = Upload(x), d_r2 = Upload(r), d_y2 = Poisoned(x.size());
-    ExpectOk(RmsNormResidual(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y.as<float>(),
-                             d_r.as<float>()));
-    ExpectOk(RmsNorm(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y2.as<float>()));
-    ExpectOk(Add(*ctx_, d_r2.as<float>(), d_y2.as<float>(), n_rows, n_cols, n_rows, d_r2.as<float>()));
-    const std::vector<float> y = Download<float>(d_y.data(), x.size()), y2 = Download<float>(d_y2.data(), x.size()),
-                             res = Download<float>(d_r.data(), x.size()), res2 = Download<float>(d_r2.data(), x.size());
+    ExpectOk(RmsNormResidual(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f,
+                             d_y.as<float>(), d_r.as<float>()));
+    ExpectOk(
+        RmsNorm(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y2.as<float>()));
+    ExpectOk(
+        Add(*ctx_, d_r2.as<float>(), d_y2.as<float>(), n_rows, n_cols, n_rows, d_r2.as<float>()));
+    const std::vector<float> y = Download<float>(d_y.data(), x.size()),
+                             y2 = Download<float>(d_y2.data(), x.size()),
+                             res = Download<float>(d_r.data(), x.size()),
+                             res2 = Download<float>(d_r2.data(), x.size());
     for (size_t i = 0; i < x.size(); ++i) {
       ASSERT_EQ(Bits(y[i]), Bits(y2[i])) << "y " << i;
       ASSERT_EQ(Bits(res[i]), Bits(res2[i])) << "residual " << i;
     }
   }
   DeviceBuffer buf = Poisoned(64);
-  EXPECT_FALSE(RmsNormResidual(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), nullptr).ok());
+  EXPECT_FALSE(
+      RmsNormResidual(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), nullptr).ok());
 }
 
 // The post-norm, residual add and next pre-norm in one launch: bit for bit
@@ -638,21 +664,26 @@ TEST_F(CudaOps, RmsNormResidualNormIsRmsNormResidualThenRmsNorm) {
     for (const bool w2_null : {false, true}) {
       SCOPED_TRACE(std::to_string(n_cols) + (w2_null ? " no w2" : ""));
       const int64_t n_rows = 3;
-      const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0), w = RandomFloats(n_cols, rng_),
-                               w2 = RandomFloats(n_cols, rng_), r = RandomFloats(n_rows * n_cols, rng_);
-      DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_w2 = Upload(w2), d_r = Upload(r), d_y = Poisoned(x.size()),
-                   d_z = Poisoned(x.size());
-      DeviceBuffer d_x2 = Upload(x), d_r2 = Upload(r), d_y2 = Poisoned(x.size()), d_z2 = Poisoned(x.size());
+      const std::vector<float> x = RandomFloats(n_rows * n_cols, rng_, 3.0),
+                               w = RandomFloats(n_cols, rng_), w2 = RandomFloats(n_cols, rng_),
+                               r = RandomFloats(n_rows * n_cols, rng_);
+      DeviceBuffer d_x = Upload(x), d_w = Upload(w), d_w2 = Upload(w2), d_r = Upload(r),
+                   d_y = Poisoned(x.size()), d_z = Poisoned(x.size());
+      DeviceBuffer d_x2 = Upload(x), d_r2 = Upload(r), d_y2 = Poisoned(x.size()),
+                   d_z2 = Poisoned(x.size());
       const float* w2p = w2_null ? nullptr : d_w2.as<float>();
-      ExpectOk(RmsNormResidualNorm(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y.as<float>(),
-                                   d_r.as<float>(), w2p, d_z.as<float>()));
-      ExpectOk(RmsNormResidual(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f, d_y2.as<float>(),
-                               d_r2.as<float>()));
+      ExpectOk(RmsNormResidualNorm(*ctx_, d_x.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f,
+                                   d_y.as<float>(), d_r.as<float>(), w2p, d_z.as<float>()));
+      ExpectOk(RmsNormResidual(*ctx_, d_x2.as<float>(), d_w.as<float>(), n_rows, n_cols, 1e-6f,
+                               d_y2.as<float>(), d_r2.as<float>()));
       ExpectOk(RmsNorm(*ctx_, d_r2.as<float>(), w2p, n_rows, n_cols, 1e-6f, d_z2.as<float>()));
       const size_t n = x.size();
-      const std::vector<float> y = Download<float>(d_y.data(), n), y2 = Download<float>(d_y2.data(), n),
-                               res = Download<float>(d_r.data(), n), res2 = Download<float>(d_r2.data(), n),
-                               z = Download<float>(d_z.data(), n), z2 = Download<float>(d_z2.data(), n);
+      const std::vector<float> y = Download<float>(d_y.data(), n),
+                               y2 = Download<float>(d_y2.data(), n),
+                               res = Download<float>(d_r.data(), n),
+                               res2 = Download<float>(d_r2.data(), n),
+                               z = Download<float>(d_z.data(), n),
+                               z2 = Download<float>(d_z2.data(), n);
       for (size_t i = 0; i < n; ++i) {
         ASSERT_EQ(Bits(y[i]), Bits(y2[i])) << "y " << i;
         ASSERT_EQ(Bits(res[i]), Bits(res2[i])) << "residual " << i;
@@ -662,8 +693,8 @@ TEST_F(CudaOps, RmsNormResidualNormIsRmsNormResidualThenRmsNorm) {
     }
   }
   DeviceBuffer buf = Poisoned(64);
-  EXPECT_FALSE(RmsNormResidualNorm(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(), buf.as<float>(),
-                                   nullptr, nullptr)
+  EXPECT_FALSE(RmsNormResidualNorm(*ctx_, buf.as<float>(), nullptr, 1, 8, 1e-6f, buf.as<float>(),
+                                   buf.as<float>(), nullptr, nullptr)
                    .ok());
 }
 
@@ -766,11 +797,13 @@ TEST_F(CudaOps, ArgMaxIsStdMaxElement) {
   const auto check = [&](const std::vector<float>& x, const std::string& what) {
     SCOPED_TRACE(what + " n=" + std::to_string(x.size()));
     DeviceBuffer d_x = Upload(x);
-    ExpectOk(ArgMax(*ctx_, d_x.as<float>(), static_cast<int64_t>(x.size()), d_scratch.data(), d_out.as<int32_t>()));
+    ExpectOk(ArgMax(*ctx_, d_x.as<float>(), static_cast<int64_t>(x.size()), d_scratch.data(),
+                    d_out.as<int32_t>()));
     const int32_t got = Download<int32_t>(d_out.data(), 1)[0];
     EXPECT_EQ(got, std::max_element(x.begin(), x.end()) - x.begin());
   };
-  for (const size_t n : {size_t{1}, size_t{17}, size_t{1025}, size_t{151936}, size_t{262144}, size_t{1} << 22}) {
+  for (const size_t n :
+       {size_t{1}, size_t{17}, size_t{1025}, size_t{151936}, size_t{262144}, size_t{1} << 22}) {
     std::vector<float> x = RandomFloats(n, rng_);
     check(x, "random");
     if (n < 17) continue;
@@ -830,7 +863,8 @@ TEST_F(CudaOps, SoftcapMatchesFloat64) {
       SCOPED_TRACE("n=" + std::to_string(n) + " cap " + std::to_string(cap));
       const std::vector<float> x = RandomFloats(n, rng_, 20.0);
       Reference want(n);
-      for (int64_t i = 0; i < n; ++i) want.value[i] = cap * std::tanh(static_cast<double>(x[i]) / cap);
+      for (int64_t i = 0; i < n; ++i)
+        want.value[i] = cap * std::tanh(static_cast<double>(x[i]) / cap);
       want.ScaleByValue();
       DeviceBuffer d_x = Upload(x), d_y = Poisoned(n);
       ExpectOk(Softcap(*ctx_, d_x.as<float>(), n, cap, d_y.as<float>()));
@@ -843,10 +877,12 @@ TEST_F(CudaOps, SoftcapMatchesFloat64) {
 // Rows land at their indices; other rows and out-of-range indices are untouched.
 TEST_F(CudaOps, StoreRowsScattersByIndex) {
   const int64_t n_cols = 72, n_dst = 9;
-  const std::vector<float> src = RandomFloats(4 * n_cols, rng_), dst0 = RandomFloats(n_dst * n_cols, rng_);
+  const std::vector<float> src = RandomFloats(4 * n_cols, rng_),
+                           dst0 = RandomFloats(n_dst * n_cols, rng_);
   const std::vector<int32_t> rows = {5, 0, -1, 9};  // the last two are outside the table
   DeviceBuffer d_src = Upload(src), d_rows = Upload(rows), d_dst = Upload(dst0);
-  ExpectOk(StoreRows(*ctx_, d_src.as<float>(), d_rows.as<int32_t>(), 4, n_cols, d_dst.as<float>(), n_dst));
+  ExpectOk(StoreRows(*ctx_, d_src.as<float>(), d_rows.as<int32_t>(), 4, n_cols, d_dst.as<float>(),
+                     n_dst));
   const std::vector<float> got = Download<float>(d_dst.data(), dst0.size());
   for (int64_t r = 0; r < n_dst; ++r) {
     const int64_t from = r == 5 ? 0 : r == 0 ? 1 : -1;
@@ -871,18 +907,22 @@ TEST_F(CudaOps, StoreRowsScattersByIndex) {
 // sum_j p_j |v_j| (its terms' magnitudes).
 TEST_F(CudaOps, AttentionMatchesFloat64) {
   const int64_t n_cache = 1100, n_guard_rows = 2;
-  const std::vector<int32_t> batch_positions = {0, 1, 7, 31, 32, 33, 127, 255, 256, 299, 700, 1023, 1098, 1099};
+  const std::vector<int32_t> batch_positions = {0,   1,   7,   31,  32,   33,   127,
+                                                255, 256, 299, 700, 1023, 1098, 1099};
   struct Heads {
     int n_head, n_head_kv, head_dim;
     bool misaligned = false;  // q, caches and out start one float past 16-byte alignment
   };
   const auto check = [&](const Heads& hs, const std::vector<int32_t>& positions, int window) {
-    SCOPED_TRACE("heads " + std::to_string(hs.n_head) + "/" + std::to_string(hs.n_head_kv) + " head_dim " +
-                 std::to_string(hs.head_dim) + (hs.misaligned ? " misaligned" : "") + " window " +
-                 std::to_string(window) + ", " + std::to_string(positions.size()) + " queries");
+    SCOPED_TRACE("heads " + std::to_string(hs.n_head) + "/" + std::to_string(hs.n_head_kv) +
+                 " head_dim " + std::to_string(hs.head_dim) + (hs.misaligned ? " misaligned" : "") +
+                 " window " + std::to_string(window) + ", " + std::to_string(positions.size()) +
+                 " queries");
     const int64_t n_tokens = static_cast<int64_t>(positions.size());
-    const int64_t q_w = int64_t{hs.n_head} * hs.head_dim, kv_w = int64_t{hs.n_head_kv} * hs.head_dim;
-    const std::vector<float> q = RandomFloats(n_tokens * q_w, rng_), k = RandomFloats(n_cache * kv_w, rng_),
+    const int64_t q_w = int64_t{hs.n_head} * hs.head_dim,
+                  kv_w = int64_t{hs.n_head_kv} * hs.head_dim;
+    const std::vector<float> q = RandomFloats(n_tokens * q_w, rng_),
+                             k = RandomFloats(n_cache * kv_w, rng_),
                              v = RandomFloats(n_cache * kv_w, rng_);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hs.head_dim));
     Reference want(static_cast<size_t>(n_tokens * q_w));
@@ -924,17 +964,19 @@ TEST_F(CudaOps, AttentionMatchesFloat64) {
       return y;
     };
     const size_t guard = static_cast<size_t>(n_guard_rows * kv_w);
-    DeviceBuffer d_q = Upload(padded(q, 0)), d_k = Upload(padded(k, guard)), d_v = Upload(padded(v, guard)),
-                 d_pos = Upload(positions), d_out = Poisoned(q.size() + pad);
-    ExpectOk(Attention(*ctx_, d_q.as<float>() + pad, d_k.as<float>() + pad, d_v.as<float>() + pad, n_cache,
-                       d_pos.as<int32_t>(), n_tokens, hs.n_head, hs.n_head_kv, hs.head_dim, scale, window,
-                       d_out.as<float>() + pad));
+    DeviceBuffer d_q = Upload(padded(q, 0)), d_k = Upload(padded(k, guard)),
+                 d_v = Upload(padded(v, guard)), d_pos = Upload(positions),
+                 d_out = Poisoned(q.size() + pad);
+    ExpectOk(Attention(*ctx_, d_q.as<float>() + pad, d_k.as<float>() + pad, d_v.as<float>() + pad,
+                       n_cache, d_pos.as<int32_t>(), n_tokens, hs.n_head, hs.n_head_kv, hs.head_dim,
+                       scale, window, d_out.as<float>() + pad));
     const std::vector<float> got = Download<float>(d_out.data(), q.size() + pad);
     EXPECT_NMSE_BELOW(std::span<const float>(got).subspan(pad), want, kF32Nmse);
   };
-  for (const Heads hs : {Heads{1, 1, 1}, Heads{4, 4, 8}, Heads{2, 1, 14}, Heads{3, 3, 17}, Heads{2, 2, 42},
-                         Heads{6, 2, 64}, Heads{8, 1, 80}, Heads{4, 2, 128}, Heads{4, 1, 128, true}, Heads{2, 1, 130},
-                         Heads{2, 1, 256}, Heads{1, 1, 510}, Heads{1, 1, 512}}) {
+  for (const Heads hs :
+       {Heads{1, 1, 1}, Heads{4, 4, 8}, Heads{2, 1, 14}, Heads{3, 3, 17}, Heads{2, 2, 42},
+        Heads{6, 2, 64}, Heads{8, 1, 80}, Heads{4, 2, 128}, Heads{4, 1, 128, true},
+        Heads{2, 1, 130}, Heads{2, 1, 256}, Heads{1, 1, 510}, Heads{1, 1, 512}}) {
     for (const int window : {0, 1, 8, 200}) {
       std::vector<int32_t> positions = batch_positions;
       if (window == 0) positions.push_back(static_cast<int32_t>(n_cache + 37));
@@ -967,7 +1009,8 @@ TEST_F(CudaOps, BadArgumentsAreErrorsNotCrashes) {
   fails(Gemm(*ctx_, GgmlType::kQ8_0, f, 2, 40, f, 1, f, GemmMath::kF32));
   fails(GetRows(*ctx_, GgmlType::kQ8_0, f, 2, 40, reinterpret_cast<int32_t*>(f), 1, f));
   const int32_t* pos = reinterpret_cast<const int32_t*>(f);
-  fails(Attention(*ctx_, f, f, f, 4, pos, 1, 3, 2, 8, 1.0f, 0, f));    // 3 heads cannot share 2 KV heads
+  fails(Attention(*ctx_, f, f, f, 4, pos, 1, 3, 2, 8, 1.0f, 0,
+                  f));  // 3 heads cannot share 2 KV heads
   fails(Attention(*ctx_, f, f, f, 1, pos, 1, 1, 1, 513, 1.0f, 0, f));  // head_dim over 512
   fails(Attention(*ctx_, f, f, f, 0, pos, 1, 1, 1, 8, 1.0f, 0, f));    // empty cache
   fails(StoreRows(*ctx_, f, pos, 1, 8, nullptr, 4));
