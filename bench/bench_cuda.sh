@@ -41,11 +41,13 @@ if [ "${TESTS:-0}" = 1 ]; then
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
-  # Q8_0 and Q4_K through the SIMT kernels (kAuto takes the integer tensor cores for them), for the record.
-  echo "--- Q8_0 and Q4_K through MatVecPath::kDirect (the SIMT kernels)"
-  for ty in Q8_0 Q4_K; do
-    timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path direct
-  done | tee "$OUT/matvec_simt.txt"
+  # Q8_0 and Q4_K through each of their kernels on every shape (kAuto picks by shape: KeepTensorCore).
+  for path in tc direct; do
+    echo "--- Q8_0 and Q4_K, --path $path"
+    for ty in Q8_0 Q4_K; do
+      timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path $path
+    done
+  done | tee "$OUT/matvec_tc_simt.txt"
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"

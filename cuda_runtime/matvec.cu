@@ -1284,9 +1284,34 @@ FastKernel PlainKernel(bool two) {
 }
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
+// Whether a tensor-core kind keeps the tensor cores for this shape. A
+// block of 16 rows walks its row with 4 warps, so few rows leave the
+// device part idle, and short rows leave each warp a short pipeline whose
+// fill and digit pass the SIMT kernels do not pay. Crossovers measured on
+// the H100 (docs/PERFORMANCE.md, 2026-11-27): Q8_0 (272 bytes a stage)
+// wins from one block per multiprocessor up (3584 x 3584: 8.6 against
+// 12.3 us); Q4_K (144 bytes a stage, the same digit pass) needs three
+// blocks per multiprocessor (8960 x 1536: 6.8 against 9.6 us; 3584 x 3584:
+// 9.7 against 8.2) or long rows (3584 x 18944: 24.0 against 31.6 us;
+// 1536 x 8960, 96 blocks: 9.0 against 8.3).
+bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
+  const int64_t blocks = (n_rows + 15) / 16;
+  if (kind == FastKind::kQ8_0Tc) return blocks >= multiprocessors;
+  if (kind == FastKind::kQ4KTc) {
+    return n_cols > kMaxStagedCols || blocks >= 3 * int64_t{multiprocessors} ||
+           (blocks >= multiprocessors && n_cols >= 8192);
+  }
+  return false;
+}
+
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
-  if (kind == FastKind::kQ8_0Tc) return LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x);
-  if (kind == FastKind::kQ4KTc) return LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
+  if (kind == FastKind::kQ8_0Tc || kind == FastKind::kQ4KTc) {
+    const bool q8 = kind == FastKind::kQ8_0Tc;
+    if (KeepTensorCore(kind, p.end[2], n_cols, ctx.multiprocessors())) {
+      return q8 ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x) : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
+    }
+    kind = q8 ? FastKind::kQ8_0 : FastKind::kQ4K;  // their layouts suit the SIMT kernels too
+  }
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;

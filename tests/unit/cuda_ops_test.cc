@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -470,12 +471,14 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
         GgmlType::kF16, GgmlType::kBF16, GgmlType::kF32, GgmlType::kQ4_1, GgmlType::kIQ4_XS}) {
     SCOPED_TRACE(gguf::TypeName(type));
     const int64_t n_cols = IsPlain(type) ? 1024 : 6 * 256;
-    // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two with a bias.
-    const int64_t rows[3] = {96, 16, 40};
-    std::vector<std::vector<uint8_t>> w(3);
-    std::vector<std::vector<float>> bias(3);
     const std::vector<float> x = RandomFloats(n_cols, rng_);
     DeviceBuffer d_x = Upload(x);
+    // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two
+    // with a bias; small, and large enough for the tensor-core kernels.
+    for (const auto& rows : {std::array<int64_t, 3>{96, 16, 40}, std::array<int64_t, 3>{6144, 512, 512}}) {
+    SCOPED_TRACE(std::to_string(rows[0]) + " q rows");
+    std::vector<std::vector<uint8_t>> w(3);
+    std::vector<std::vector<float>> bias(3);
     std::vector<DeviceBuffer> d_w(3), d_b(3), d_y(3);
     MatVecPart parts[3];
     for (int i = 0; i < 3; ++i) {
@@ -499,7 +502,9 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
       const std::vector<float> got = Download<float>(d_y[i].data(), rows[i]);
       EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
     }
-    for (const int64_t n_rows : {int64_t{3}, int64_t{37}, int64_t{4099}}) {
+    }
+    // 6400 rows: the tensor-core kernels' residual epilogue (their GLU pairs from 4099 up).
+    for (const int64_t n_rows : {int64_t{3}, int64_t{37}, int64_t{4099}, int64_t{6400}}) {
       SCOPED_TRACE(std::to_string(n_rows) + " rows");
       const std::vector<uint8_t> wa = RandomData(type, n_rows * n_cols, rng_),
                                  wb = RandomData(type, n_rows * n_cols, rng_);
