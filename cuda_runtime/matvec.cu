@@ -1095,26 +1095,26 @@ struct TcQ4K {
   }
 };
 
-template <typename F, int kTiles>
+template <typename F, int kTiles, int kWarps>
 constexpr size_t TcSharedBytes() {
-  return size_t{kTcWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
+  return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
 }
 
-template <typename F, int kTiles>
-__global__ void __launch_bounds__(32 * kTcWarps)
+template <typename F, int kTiles, int kWarps>
+__global__ void __launch_bounds__(32 * kWarps)
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
   constexpr int kSlotBytes = kR * F::kRowStride;
   extern __shared__ uint4 tc_shared[];
-  __shared__ float red[kTcWarps][kR];
+  __shared__ float red[kWarps][kR];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
   const int64_t last = p.end[2] - 1;
   uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
   uint8_t* const b_sm =
-      reinterpret_cast<uint8_t*>(tc_shared) + kTcWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
+      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
   // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
   const uint8_t* src[kC];
@@ -1126,9 +1126,9 @@ __global__ void __launch_bounds__(32 * kTcWarps)
     src[i] = c < kR * kChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
     dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
   }
-  const int64_t mine = warp < n_stages ? (n_stages - warp + kTcWarps - 1) / kTcWarps : 0;
+  const int64_t mine = warp < n_stages ? (n_stages - warp + kWarps - 1) / kWarps : 0;
   const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
-    const int64_t off = (warp + k * kTcWarps) * F::kStageBytes;
+    const int64_t off = (warp + k * kWarps) * F::kStageBytes;
     const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
 #pragma unroll
     for (int i = 0; i < kC; ++i) {
@@ -1156,7 +1156,7 @@ __global__ void __launch_bounds__(32 * kTcWarps)
   const float4* x4 = reinterpret_cast<const float4*>(x);
   float xv[8] = {};
   const auto load_x = [&](int64_t k, float (&v)[8]) {
-    const float4* q = x4 + (warp + k * kTcWarps) * (kTcStageCols / 4) + 2 * lane;
+    const float4* q = x4 + (warp + k * kWarps) * (kTcStageCols / 4) + 2 * lane;
     const float4 lo = __ldg(q), hi = __ldg(q + 1);
     v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
@@ -1206,7 +1206,7 @@ __global__ void __launch_bounds__(32 * kTcWarps)
     for (int r = 0; r < 2; ++r) {
       float total = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kTcWarps; ++w) total += red[w][2 * threadIdx.x + r];
+      for (int w = 0; w < kWarps; ++w) total += red[w][2 * threadIdx.x + r];
       s[r] = total;
     }
     Emit<2>(p, emit_row, s, in);
@@ -1222,18 +1222,34 @@ bool TensorCoreEnabled() {
   return on;
 }
 
-template <typename F>
-int TcResident(int tiles) {  // resident blocks per multiprocessor
-  static const int n[2] = {[] {
+template <typename F, int kTiles, int kWarps>
+int TcResident() {  // resident blocks per multiprocessor
+  static const int n = [] {
     int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, 1>, 32 * kTcWarps,
-                                                         TcSharedBytes<F, 1>()) == cudaSuccess ? std::max(v, 1) : 1;
-  }(), [] {
-    int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, 2>, 32 * kTcWarps,
-                                                         TcSharedBytes<F, 2>()) == cudaSuccess ? std::max(v, 1) : 1;
-  }()};
-  return n[tiles - 1];
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps>, 32 * kWarps,
+                                                         TcSharedBytes<F, kTiles, kWarps>()) == cudaSuccess
+               ? std::max(v, 1)
+               : 1;
+  }();
+  return n;
+}
+
+template <typename F, int kTiles, int kWarps>
+Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, kTiles, kWarps>,
+                                               static_cast<unsigned>(grid), 32 * kWarps,
+                                               TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
+  GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
+  return {};
+}
+
+// GGUFSCOPE_MATVEC_TC_WARPS=4: never 8 warps per block (benchmarking switch).
+int TcMaxWarps() {
+  static const int w = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_WARPS");
+    return e != nullptr && std::string(e) == "4" ? 4 : 8;
+  }();
+  return w;
 }
 
 template <typename F>
@@ -1243,31 +1259,34 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
   // a quarter full leaves most of the device idle for a quarter of the time).
   const auto waves = [&](int tiles) {
     return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
-           (TcResident<F>(tiles) * static_cast<double>(ctx.multiprocessors()));
+           ((tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>()) *
+            static_cast<double>(ctx.multiprocessors()));
   };
   const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
   const bool two = waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
-  const int64_t rows = two ? 32 : 16;
-  const int64_t grid = (p.end[2] + rows - 1) / rows;
+  const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
   if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
-  if (two) {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 2>, static_cast<unsigned>(grid),
-                                                 32 * kTcWarps, TcSharedBytes<F, 2>(), p, n_stages, x));
-  } else {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 1>, static_cast<unsigned>(grid),
-                                                 32 * kTcWarps, TcSharedBytes<F, 1>(), p, n_stages, x));
+  if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
+  // One wave of 8-warp blocks, and more stages per row than 4 warps keep in
+  // flight at once: 8 warps, so more of a row is requested up front.
+  if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
+      n_stages > int64_t{kTcWarps} * F::kDepth) {
+    return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
   }
-  GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
-  return {};
+  return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
+}
+
+template <typename F, int kTiles, int kWarps>
+cudaError_t PrepareTc() {
+  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, kTiles, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              static_cast<int>(TcSharedBytes<F, kTiles, kWarps>()));
 }
 
 template <typename F>
 cudaError_t PrepareTensorCore() {
-  cudaError_t err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(TcSharedBytes<F, 1>()));
-  if (err != cudaSuccess) return err;
-  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(TcSharedBytes<F, 2>()));
+  cudaError_t err = PrepareTc<F, 1, kTcWarps>();
+  if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
+  return err == cudaSuccess ? PrepareTc<F, 1, 2 * kTcWarps>() : err;
 }
 
 template <template <int> class K>
