@@ -83,6 +83,8 @@ $Y -o /tmp/m/q15-Q8_0.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --h
 $Y -o /tmp/m/q15-F16.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
 $Y -o /tmp/m/q7-Q4_K_M.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K_M
 $Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
+# Q7_F16=0: skip the 15 GB 7B F16 file (its write and both engines' runs take ~1 minute of the call).
+[ "${Q7_F16:-1}" = 1 ] && $Y -o /tmp/m/q7-F16.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type F16
 # Gemma 3 270M Q4_K_M's exact metadata and tensor table (`ggufscope info --json` of the real file, carried as
 # .device/gemma-info.json) with random blocks: its decode cost, without carrying the 253 MB file.
 [ -f .device/gemma-info.json ] && $Y --like .device/gemma-info.json -o /tmp/m/gemma3-270m-like-Q4_K_M.gguf
