@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define GGUFSCOPE_HD __host__ __device__
@@ -53,6 +54,51 @@ GGUFSCOPE_HD inline void DigitsOf(float v, int k, int8_t* d0, int8_t* d1, int8_t
   *d0 = static_cast<int8_t>(a);
   *d1 = static_cast<int8_t>(b);
   *d2 = static_cast<int8_t>(std::rint(r2));
+}
+
+// The bits of f as an unsigned integer and back.
+GGUFSCOPE_HD inline uint32_t FloatBits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+GGUFSCOPE_HD inline float BitsFloat(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+// 2^e for e in [-126, 127] (a normal float).
+GGUFSCOPE_HD inline float Pow2(int e) { return BitsFloat(static_cast<uint32_t>(e + 127) << 23); }
+
+constexpr float kRintMagic = 12582912.0f;  // 1.5 * 2^23: v + it is rint(v) in the low bits, |v| < 2^22
+
+// DigitsOf as the device kernels compute it (matvec.cu): v / 2^k as two
+// exact power-of-two products (2^-k alone overflows f32 for the smallest
+// blocks; k is in [-155, 122]), rint as an add of 1.5 * 2^23 (round to
+// nearest even, as rint, for |u| < 2^22), each digit the low byte of the
+// sum's bits (*b0, *b1, *b2; the bytes the kernels pack into int8
+// fragments). The same digits as DigitsOf (tests/unit/act_digits_test.cc).
+// No step may be contracted into an FMA: the CUDA build has --fmad=false,
+// and each product here is exact anyway.
+GGUFSCOPE_HD inline void DigitBytesOf(float v, int k, uint32_t* b0, uint32_t* b1, uint32_t* b2) {
+  const int neg_k = -k;
+  const float u = (v * Pow2(neg_k >> 1)) * Pow2(neg_k - (neg_k >> 1));
+  const float t0 = u + kRintMagic;
+  const float r1 = (u - (t0 - kRintMagic)) * kDigitBase;
+  const float t1 = r1 + kRintMagic;
+  const float r2 = (r1 - (t1 - kRintMagic)) * kDigitBase;
+  *b0 = FloatBits(t0);
+  *b1 = FloatBits(t1);
+  *b2 = FloatBits(r2 + kRintMagic);
 }
 
 // Splits x[0..31] into *scale and the digits d0, d1, d2 (32 each).

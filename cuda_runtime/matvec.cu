@@ -873,8 +873,7 @@ constexpr int kTcWarps = 4;
 constexpr int kTcStageCols = 256;
 // Per warp: digits (3 x 256 bytes), then 8 scales and 8 sums of x (f32).
 constexpr int kTcDigitBytes = 3 * kTcStageCols + 2 * 8 * 4;
-constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: v + kMagic is rint(v) in the low bits (|v| < 2^22)
-constexpr uint32_t kMagicBits = 0x4B400000u;
+constexpr uint32_t kMagicBits = 0x4B400000u;  // the bits of kRintMagic (act_digits.h), 1.5 * 2^23
 
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
@@ -885,13 +884,9 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// 2^e for e in [-126, 127].
-__device__ __forceinline__ float Pow2(int e) { return __int_as_float((e + 127) << 23); }
-
 // Digits of 8 elements v (one lane's share of a 32-element block whose
-// quad of lanes is the caller's): act_digits.h's split, rint as + kMagic
-// (round to nearest even, as rint), the digit's byte the low byte of the
-// sum's bits. d[n] = digit n of elements 0..3 and 4..7, packed; *scale the
+// quad of lanes is the caller's): act_digits.h's DigitBytesOf, whose bytes
+// the CPU test holds equal to DigitsOf's digits. d[n] = digit n of elements 0..3 and 4..7, packed; *scale the
 // block's scale (NaN when an element is not finite, 1 when all are zero),
 // *sum the block's sum.
 __device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale, float* sum) {
@@ -910,28 +905,16 @@ __device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3]
   *sum = total;
   finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 1) && finite;
   finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 2) && finite;
-  int neg_k = 0;
+  int k = 0;
   *scale = finite ? 1.0f : NAN;
   const bool any = finite && m > 0.0f;
   if (any) {
-    const int k = DigitScaleExponent(m);  // in [-155, 122]
-    neg_k = -k;
+    k = DigitScaleExponent(m);  // in [-155, 122]
     *scale = ldexpf(1.0f, k);
   }
-  // u = v / 2^k as two exact power-of-two products (2^-k alone may overflow).
-  const float s1 = Pow2(neg_k >> 1), s2 = Pow2(neg_k - (neg_k >> 1));
   uint32_t b[3][8];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float u = any ? __fmul_rn(__fmul_rn(v[i], s1), s2) : 0.0f;
-    const float t0 = __fadd_rn(u, kMagic);
-    const float r1 = __fmul_rn(__fsub_rn(u, __fsub_rn(t0, kMagic)), 128.0f);
-    const float t1 = __fadd_rn(r1, kMagic);
-    const float r2 = __fmul_rn(__fsub_rn(r1, __fsub_rn(t1, kMagic)), 128.0f);
-    b[0][i] = __float_as_uint(t0);
-    b[1][i] = __float_as_uint(t1);
-    b[2][i] = __float_as_uint(__fadd_rn(r2, kMagic));
-  }
+  for (int i = 0; i < 8; ++i) DigitBytesOf(any ? v[i] : 0.0f, k, &b[0][i], &b[1][i], &b[2][i]);
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
 #pragma unroll
@@ -969,7 +952,7 @@ struct TcLane {
   __device__ __forceinline__ float Sum(int j) const { return reinterpret_cast<const float*>(b_sm + 800)[j]; }
   // The digit sums of D's two columns in this lane (biased by kMagicBits), joined.
   __device__ __forceinline__ float Join(int c0, int c1) const {
-    return fmaf(__int_as_float(c1) - kMagic, w1, (__int_as_float(c0) - kMagic) * w0);
+    return fmaf(__int_as_float(c1) - kRintMagic, w1, (__int_as_float(c0) - kRintMagic) * w0);
   }
 };
 

@@ -74,6 +74,38 @@ TEST(ActDigits, SplitIsWithinTwoToTheMinus21OfTheBlockMaximum) {
   EXPECT_LE(worst, 1.0 / (127.0 * 16384.0));  // 4.8e-7: about 2^-21
 }
 
+// DigitBytesOf, the device kernels' arithmetic (two power-of-two products,
+// rint as an add of 1.5 * 2^23, the digit as a low byte), gives DigitsOf's
+// digits for every element, over blocks spanning the whole f32 range (the
+// scale exponent k from -155 for subnormal blocks to 122 near FLT_MAX, where
+// 2^-k alone is not a float), ties at .5 included.
+TEST(ActDigits, DeviceArithmeticGivesTheSameDigits) {
+  std::mt19937_64 rng(27112026);
+  const auto check = [](const std::vector<float>& x) {
+    float m = 0.0f;
+    for (float v : x) m = std::max(m, std::fabs(v));
+    if (m == 0.0f) return;
+    const int k = DigitScaleExponent(m);
+    for (float v : x) {
+      int8_t d0, d1, d2;
+      DigitsOf(v, k, &d0, &d1, &d2);
+      uint32_t b0, b1, b2;
+      DigitBytesOf(v, k, &b0, &b1, &b2);
+      ASSERT_EQ(static_cast<int8_t>(b0 & 0xFF), d0) << v << " k " << k;
+      ASSERT_EQ(static_cast<int8_t>(b1 & 0xFF), d1) << v << " k " << k;
+      ASSERT_EQ(static_cast<int8_t>(b2 & 0xFF), d2) << v << " k " << k;
+    }
+  };
+  for (int trial = 0; trial < 20000; ++trial) check(RandomBlock(rng, 125));
+  // The extremes: the largest finite floats, subnormal blocks, one element
+  // far below the block's maximum, and halves (rint's ties go to even).
+  check({std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), 1.0f});
+  check({std::numeric_limits<float>::denorm_min(), -3 * std::numeric_limits<float>::denorm_min()});
+  check({std::numeric_limits<float>::min(), 1e-44f, 0.0f});
+  check({127.0f, 0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 1.0f / 256, 3.0f / 256, 1.0f / 65536, 3.0f / 65536});
+  check({1e30f, 1e-30f, -1e10f});
+}
+
 TEST(ActDigits, ExactWhereF32IsExact) {
   // Zeros: scale 1, every digit 0.
   const Split z = SplitOf(std::vector<float>(kDigitBlock, 0.0f));
