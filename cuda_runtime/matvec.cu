@@ -1226,6 +1226,17 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
   return {};
 }
 
+// GGUFSCOPE_MATVEC_TC_TILES=1 or 2: always that many 16-row tiles per block
+// (benchmarking switch; 0 or unset: the wave rule below).
+int TcForcedTiles() {
+  static const int n = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_TILES");
+    const int v = e != nullptr ? std::atoi(e) : 0;
+    return v == 1 || v == 2 ? v : 0;
+  }();
+  return n;
+}
+
 // GGUFSCOPE_MATVEC_TC_WARPS=4: never 8 warps per block (benchmarking switch).
 int TcMaxWarps() {
   static const int w = [] {
@@ -1246,7 +1257,8 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
             static_cast<double>(ctx.multiprocessors()));
   };
   const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
-  const bool two = waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
+  const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2
+                                        : waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
   const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
   if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
   if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
