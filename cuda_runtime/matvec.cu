@@ -1,5 +1,10 @@
 // Decode-time matrix-vector products, y = W x.
 //
+// Integer tensor-core kernels (Q8_0, Q4_K, where KeepTensorCore says the
+// shape suits them): x split into exact 8-bit digits, mma.m16n8k32 on the
+// file's codes, weights streamed through shared memory by cp.async; the
+// section "Q8_0 and Q4_K on the integer tensor cores" below.
+//
 // Fast kernels (Q4_K Q5_K Q6_K Q8_0 Q4_0 Q5_0 Q4_1 Q5_1 and the plain types
 // with GGUF's alignment): wide loads, several rows per warp, a row's
 // columns split across warps when rows are few, and fused epilogues (bias,
