@@ -865,8 +865,8 @@ using KQ5 = KQ45<true, kRows>;
 // A stage is 256 columns of a row (8 Q8_0 blocks, 272 bytes; one Q4_K
 // super-block, 144 bytes). A CUDA block takes kTiles * 16 rows (virtual
 // rows of the plan; rows past the end reread the last row and are not
-// emitted); its kTcWarps warps take every kTcWarps-th stage, F::kDepth
-// stages in flight per warp. Per stage a warp splits its 256 elements of x
+// emitted); its kWarps warps (4, or 8 for long rows on few blocks) take
+// every kWarps-th stage, F::kDepth stages in flight per warp. Per stage a warp splits its 256 elements of x
 // into digits itself (lane 4j + t: elements 8t..8t+7 of 32-element block j,
 // just what B's fragment wants), so the op needs no scratch and can be
 // recorded into a graph. Thread (g, t) = (lane / 4, lane % 4) of an mma
@@ -891,9 +891,9 @@ __device__ __forceinline__ void CpAsyncWait() {
 
 // Digits of 8 elements v (one lane's share of a 32-element block whose
 // quad of lanes is the caller's): act_digits.h's DigitBytesOf, whose bytes
-// the CPU test holds equal to DigitsOf's digits. d[n] = digit n of elements 0..3 and 4..7, packed; *scale the
-// block's scale (NaN when an element is not finite, 1 when all are zero),
-// *sum the block's sum.
+// the CPU test holds equal to DigitsOf's digits. d[n] = digit n of
+// elements 0..3 and 4..7, packed; *scale the block's scale (NaN when an
+// element is not finite, 1 when all are zero), *sum the block's sum.
 __device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale, float* sum) {
   float m = 0.0f, total = 0.0f;
   bool finite = true;
