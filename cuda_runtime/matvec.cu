@@ -235,17 +235,23 @@ __device__ __forceinline__ void RowPtrs(const RowPlan& p, int64_t row0, const ui
   for (int r = 0; r < kRows; ++r) rp[r] = RowPtr(p, row0 + r < p.end[2] ? row0 + r : row0);
 }
 
+// f(r, seg, i) for the rows row0 + r (r < kRows) of a non-pair plan that
+// exist: seg the matrix of the plan, i the row in there.
+template <int kRows, typename F>
+__device__ __forceinline__ void ForRows(const RowPlan& p, int64_t row0, F&& f) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t v = row0 + r;
+    if (v >= p.end[2]) break;
+    const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
+    f(r, seg, seg == 0 ? v : v - p.end[seg - 1]);
+  }
+}
+
 // The bias and residual elements of a warp's rows, loaded (by the lane that
 // emits) right after GridEnter so they arrive during the products: loaded
 // in Emit, each behind the previous row's stores to a possibly aliasing y,
 // they cost a memory round trip per row at the end of every warp.
-// The segment of virtual row v (a non-pair plan) and its row in there.
-__device__ __forceinline__ int SegmentRow(const RowPlan& p, int64_t v, int64_t* i) {
-  const int seg = v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2;
-  *i = seg == 0 ? v : v - p.end[seg - 1];
-  return seg;
-}
-
 template <int kRows>
 struct EmitInputs {
   float bias[kRows], residual[kRows];
@@ -254,15 +260,10 @@ struct EmitInputs {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) bias[r] = residual[r] = 0.0f;
     if (!emits || p.pairs) return;
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const int64_t v = row0 + r;
-      if (v >= p.end[2]) break;
-      int64_t i = 0;
-      const int seg = SegmentRow(p, v, &i);
+    ForRows<kRows>(p, row0, [&](int r, int seg, int64_t i) {
       if (p.bias[seg] != nullptr) bias[r] = p.bias[seg][i];
       if (p.residual != nullptr) residual[r] = p.residual[i];
-    }
+    });
   }
 };
 
@@ -277,12 +278,7 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
       return;
     }
   }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int64_t v = row0 + r;
-    if (v >= p.end[2]) break;
-    int64_t i = 0;
-    const int seg = SegmentRow(p, v, &i);
+  ForRows<kRows>(p, row0, [&](int r, int seg, int64_t i) {
     float o = s[r];
     if (p.bias[seg] != nullptr) o = o + in.bias[r];
     if (p.residual != nullptr) {
@@ -290,7 +286,7 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
       o = in.residual[r] + o;
     }
     p.y[seg][i] = o;
-  }
+  });
 }
 
 // The warps of a block form groups of `split` consecutive warps; a group
@@ -843,11 +839,19 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
 // (or columns, for plain rows), x and the split.
 using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 
+// The SIMT kind for a tensor-core kind (a Q8_0 row of whole stages has the
+// even block count its SIMT kernel needs; Q4_K's stages x in shared memory,
+// so rows of at most kMaxStagedCols); other kinds as they are.
+FastKind SimtKind(FastKind kind, int64_t n_cols) {
+  if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
+  if (kind == FastKind::kQ4KTc) return n_cols <= kMaxStagedCols ? FastKind::kQ4K : FastKind::kNone;
+  return kind;
+}
+
 template <int kRows>
 using KQ4 = KQ45<false, kRows>;
 template <int kRows>
 using KQ5 = KQ45<true, kRows>;
-
 
 // ---- Q8_0 and Q4_K on the integer tensor cores.
 //
@@ -866,18 +870,21 @@ using KQ5 = KQ45<true, kRows>;
 // super-block, 144 bytes). A CUDA block takes kTiles * 16 rows (virtual
 // rows of the plan; rows past the end reread the last row and are not
 // emitted); its kWarps warps (4, or 8 for long rows on few blocks) take
-// every kWarps-th stage, F::kDepth stages in flight per warp. Per stage a warp splits its 256 elements of x
-// into digits itself (lane 4j + t: elements 8t..8t+7 of 32-element block j,
-// just what B's fragment wants), so the op needs no scratch and can be
-// recorded into a graph. Thread (g, t) = (lane / 4, lane % 4) of an mma
+// every kWarps-th stage, F::kDepth stages in flight per warp. Per stage a
+// warp splits its 256 elements of x into digits itself (lane 4j + t:
+// elements 8t..8t+7 of 32-element block j, just what B's fragment wants),
+// so the op needs no scratch and can be recorded into a graph. Thread (g, t) = (lane / 4, lane % 4) of an mma
 // holds rows g and g + 8: A's k slots 4t..4t+3 are the codes of elements
 // 8t..8t+3, slots 16+4t.. those of 8t+4..8t+7, B the same elements'
 // digits; D's columns 2t, 2t+1 come back to it. Needs rows of whole stages,
 // 16-byte aligned (FastKindOf).
 constexpr int kTcWarps = 4;
 constexpr int kTcStageCols = 256;
-// Per warp: digits (3 x 256 bytes), then 8 scales and 8 sums of x (f32).
-constexpr int kTcDigitBytes = 3 * kTcStageCols + 2 * 8 * 4;
+// Per warp and stage: digits (3 x 256 bytes), then the 8 blocks' scales and
+// sums of x (f32).
+constexpr int kTcScaleOffset = 3 * kTcStageCols;
+constexpr int kTcSumOffset = kTcScaleOffset + 8 * 4;
+constexpr int kTcDigitBytes = kTcSumOffset + 8 * 4;
 constexpr uint32_t kMagicBits = 0x4B400000u;  // the bits of kRintMagic (act_digits.h), 1.5 * 2^23
 
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
@@ -953,8 +960,10 @@ struct TcLane {
   __device__ __forceinline__ uint2 B(int j) const {
     return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcStageCols + 32 * j + 8 * t);
   }
-  __device__ __forceinline__ float Scale(int j) const { return reinterpret_cast<const float*>(b_sm + 768)[j]; }
-  __device__ __forceinline__ float Sum(int j) const { return reinterpret_cast<const float*>(b_sm + 800)[j]; }
+  __device__ __forceinline__ float Scale(int j) const {
+    return reinterpret_cast<const float*>(b_sm + kTcScaleOffset)[j];
+  }
+  __device__ __forceinline__ float Sum(int j) const { return reinterpret_cast<const float*>(b_sm + kTcSumOffset)[j]; }
   // The digit sums of D's two columns in this lane (biased by kMagicBits), joined.
   __device__ __forceinline__ float Join(int c0, int c1) const {
     return fmaf(__int_as_float(c1) - kRintMagic, w1, (__int_as_float(c0) - kRintMagic) * w0);
@@ -1162,8 +1171,8 @@ __global__ void __launch_bounds__(32 * kWarps)
       *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
     }
     if (t == 0) {
-      reinterpret_cast<float*>(b_sm + 768)[g] = scale;
-      reinterpret_cast<float*>(b_sm + 800)[g] = sum;
+      reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
+      reinterpret_cast<float*>(b_sm + kTcSumOffset)[g] = sum;
     }
     CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
@@ -1262,8 +1271,8 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
             static_cast<double>(ctx.multiprocessors()));
   };
   const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
-  const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2
-                                        : waves(1) > 1.0 && fill(2) >= fill(1);  // under one wave: the more blocks the better
+  // Under one wave of 16-row blocks: the more blocks the better.
+  const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1);
   const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
   if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
   if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
@@ -1302,7 +1311,6 @@ FastKernel PlainKernel(bool two) {
   return two ? MatVecPlainFastKernel<T, 2> : MatVecPlainFastKernel<T, 1>;
 }
 
-// Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 // Whether a tensor-core kind keeps the tensor cores for this shape. A
 // block of 16 rows walks its row with 4 warps, so few rows leave the
 // device part idle, and short rows leave each warp a short pipeline whose
@@ -1323,14 +1331,13 @@ bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiproc
   return false;
 }
 
+// Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
-  if (kind == FastKind::kQ8_0Tc || kind == FastKind::kQ4KTc) {
-    const bool q8 = kind == FastKind::kQ8_0Tc;
-    if (KeepTensorCore(kind, p.end[2], n_cols, ctx.multiprocessors())) {
-      return q8 ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x) : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
-    }
-    kind = q8 ? FastKind::kQ8_0 : FastKind::kQ4K;  // their layouts suit the SIMT kernels too
+  if (KeepTensorCore(kind, p.end[2], n_cols, ctx.multiprocessors())) {
+    return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
+                                     : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
+  kind = SimtKind(kind, n_cols);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
@@ -1341,7 +1348,8 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two); break;
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
     case FastKind::kQ8_0Tc:
-    case FastKind::kQ4KTc: return Status::Error("MatVec: internal: tensor-core kind");
+    case FastKind::kQ4KTc:
+    case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
     case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
     case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
     case FastKind::kQ4_1: kernel = SmallKernel<Small::kQ4_1>(two); break;
@@ -1349,7 +1357,6 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kF32: kernel = PlainKernel<GgmlType::kF32>(two); break;
     case FastKind::kF16: kernel = PlainKernel<GgmlType::kF16>(two); break;
     case FastKind::kBF16: kernel = PlainKernel<GgmlType::kBF16>(two); break;
-    case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
   }
   // K quants stage x in dynamic shared memory (PrepareKernels opted them in
   // beyond 48 KB); the others count their row in columns, not blocks.
@@ -1499,10 +1506,7 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
     return Status::Error("MatVec: too many rows for one launch");
   }
   FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
-  if (path == MatVecPath::kDirect) {  // the SIMT kernels
-    if (kind == FastKind::kQ8_0Tc) kind = FastKind::kQ8_0;
-    if (kind == FastKind::kQ4KTc) kind = n_cols <= kMaxStagedCols ? FastKind::kQ4K : FastKind::kNone;
-  }
+  if (path == MatVecPath::kDirect) kind = SimtKind(kind, n_cols);
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }

@@ -381,12 +381,14 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // 2^-21 of its block's largest element, the int32 sums are exact. Row
 // counts that leave partial 16- and 32-row tiles, one to 74 stages per row,
 // x spanning six orders of magnitude inside a block, an all-zero block and
-// a block of subnormals.
+// a block of subnormals. On an H100 the shapes take every launch variant:
+// 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
+// 32 rows (25344 x 256: two full waves of 32-row blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
     for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
-             {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}}) {
+             {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}, {25344, 256}}) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
       std::vector<float> x = RandomFloats(n_cols, rng_);
@@ -475,33 +477,34 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
     DeviceBuffer d_x = Upload(x);
     // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two
     // with a bias; small, and large enough for the tensor-core kernels.
-    for (const auto& rows : {std::array<int64_t, 3>{96, 16, 40}, std::array<int64_t, 3>{6144, 512, 512}}) {
-    SCOPED_TRACE(std::to_string(rows[0]) + " q rows");
-    std::vector<std::vector<uint8_t>> w(3);
-    std::vector<std::vector<float>> bias(3);
-    std::vector<DeviceBuffer> d_w(3), d_b(3), d_y(3);
-    MatVecPart parts[3];
-    for (int i = 0; i < 3; ++i) {
-      w[i] = RandomData(type, rows[i] * n_cols, rng_);
-      bias[i] = RandomFloats(rows[i], rng_);
-      d_w[i] = Upload(w[i]);
-      d_b[i] = Upload(bias[i]);
-      d_y[i] = Poisoned(rows[i]);
-      parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(),
-                            i == 1 ? nullptr : d_b[i].as<float>()};
-    }
-    ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, 3));
-    for (int i = 0; i < 3; ++i) {
-      SCOPED_TRACE("part " + std::to_string(i));
-      Reference want =
-          Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), x, rows[i], n_cols);
-      for (int64_t r = 0; r < rows[i] && i != 1; ++r) {
-        want.value[r] += bias[i][r];
-        want.scale[r] += std::abs(bias[i][r]);
+    for (const auto& rows :
+         {std::array<int64_t, 3>{96, 16, 40}, std::array<int64_t, 3>{6144, 512, 512}}) {
+      SCOPED_TRACE(std::to_string(rows[0]) + " q rows");
+      std::vector<std::vector<uint8_t>> w(3);
+      std::vector<std::vector<float>> bias(3);
+      std::vector<DeviceBuffer> d_w(3), d_b(3), d_y(3);
+      MatVecPart parts[3];
+      for (int i = 0; i < 3; ++i) {
+        w[i] = RandomData(type, rows[i] * n_cols, rng_);
+        bias[i] = RandomFloats(rows[i], rng_);
+        d_w[i] = Upload(w[i]);
+        d_b[i] = Upload(bias[i]);
+        d_y[i] = Poisoned(rows[i]);
+        parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(),
+                              i == 1 ? nullptr : d_b[i].as<float>()};
       }
-      const std::vector<float> got = Download<float>(d_y[i].data(), rows[i]);
-      EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
-    }
+      ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, 3));
+      for (int i = 0; i < 3; ++i) {
+        SCOPED_TRACE("part " + std::to_string(i));
+        Reference want =
+            Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), x, rows[i], n_cols);
+        for (int64_t r = 0; r < rows[i] && i != 1; ++r) {
+          want.value[r] += bias[i][r];
+          want.scale[r] += std::abs(bias[i][r]);
+        }
+        const std::vector<float> got = Download<float>(d_y[i].data(), rows[i]);
+        EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
+      }
     }
     // 6400 rows: the tensor-core kernels' residual epilogue (their GLU pairs from 4099 up).
     for (const int64_t n_rows : {int64_t{3}, int64_t{37}, int64_t{4099}, int64_t{6400}}) {
