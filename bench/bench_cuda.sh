@@ -48,6 +48,18 @@ if [ "${TESTS:-0}" = 1 ]; then
       timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path $path
     done
   done | tee "$OUT/matvec_tc_simt.txt"
+  # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_DIGITS_ONCE=1,GGUFSCOPE_MATVEC_TC_TILES=2": the
+  # tensor-core kernels again under each setting (a comma joins variables within one setting).
+  for ab in ${MATVEC_AB:-}; do
+    for ty in Q8_0 Q4_K; do
+      echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+    done
+  done | tee "$OUT/matvec_ab.txt"
+  # FWD_ENV="GGUFSCOPE_MATVEC_TC_DIGITS_ONCE=1": cuda_forward_test again under that setting (FWD_FILTER2's tests).
+  if [ -n "${FWD_ENV:-}" ]; then
+    env ${FWD_ENV//,/ } timeout ${FWD_TIMEOUT:-200} build-gpu/tests/cuda_forward_test --gtest_filter="${FWD_FILTER2:-*}" > "$OUT/cuda_forward_test_env.log" 2>&1
+    echo "cuda_forward_test [$FWD_ENV] rc=$?"; grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test_env.log" | head -20
+  fi
   # The loop variants behind the benchmarking switches (matvec.cu), for the record.
   if [ "${VARIANTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"
@@ -97,7 +109,7 @@ for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
   # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
   for ab in ${AB_ENV:-}; do
-    echo "ours[$ab] $(basename $m) $(env $ab timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+    echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
   done
 done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
