@@ -89,22 +89,23 @@ fi
 # MODELS=0: stop after the tests and the kernel benches (no model files, no decode timing).
 [ "${MODELS:-1}" = 1 ] || exit 0
 mkdir -p /tmp/m
-Y=build-gpu/ggufscope-synth
-$Y -o /tmp/m/q15-Q4_K_M.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K_M
-$Y -o /tmp/m/q15-Q8_0.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q8_0
-$Y -o /tmp/m/q15-F16.gguf --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
-$Y -o /tmp/m/q7-Q4_K_M.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K_M
-$Y -o /tmp/m/q7-Q8_0.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
+# ONLY=q7-Q4_K_M: write (and time) only the models whose names match that regex.
+W() { local name=$1; shift; [[ $name =~ ${ONLY:-.} ]] && build-gpu/ggufscope-synth -o /tmp/m/$name.gguf "$@"; }
+W q15-Q4_K_M --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q4_K_M
+W q15-Q8_0 --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type Q8_0
+W q15-F16 --arch qwen2 --hidden 1536 --layers 28 --ffn 8960 --heads 12 --kv-heads 2 --vocab 151936 --type F16
+W q7-Q4_K_M --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q4_K_M
+W q7-Q8_0 --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type Q8_0
 # Q7_F16=0: skip the 15 GB 7B F16 file (its write and both engines' runs take ~1 minute of the call).
-[ "${Q7_F16:-1}" = 1 ] && $Y -o /tmp/m/q7-F16.gguf --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type F16
+[ "${Q7_F16:-1}" = 1 ] && W q7-F16 --arch qwen2 --hidden 3584 --layers 28 --ffn 18944 --heads 28 --kv-heads 4 --vocab 152064 --type F16
 # Gemma 3 270M Q4_K_M's exact metadata and tensor table (`ggufscope info --json` of the real file, carried as
 # .device/gemma-info.json) with random blocks: its decode cost, without carrying the 253 MB file.
-[ -f .device/gemma-info.json ] && $Y --like .device/gemma-info.json -o /tmp/m/gemma3-270m-like-Q4_K_M.gguf
+[ -f .device/gemma-info.json ] && W gemma3-270m-like-Q4_K_M --like .device/gemma-info.json
 ls -la /tmp/m; t "models written"
 # Ours as llama-bench times llama.cpp (bench/forward_bench.cc): pp512 = one 512-token batch into an empty
 # cache, tg128 = 128 tokens decoded one at a time (the replayed graph, greedy on the device) after an untimed
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
-for m in /tmp/m/*.gguf .device/shared/models/stories260K.gguf; do
+for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/stories260K.gguf); do
   echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
   # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
@@ -115,7 +116,7 @@ done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
 # recording and the printing of each token), on one file.
 IDS=$(seq -s, 100 107)
-echo "run q15-Q4_K_M: $(build-gpu/ggufscope run /tmp/m/q15-Q4_K_M.gguf --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | tail -1)"
+[ -f /tmp/m/q15-Q4_K_M.gguf ] && echo "run q15-Q4_K_M: $(build-gpu/ggufscope run /tmp/m/q15-Q4_K_M.gguf --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | tail -1)"
 t "ours done"
 if [ "${PROFILE:-0}" = 1 ] && command -v ncu > /dev/null; then
   # A one-token prompt: its step is a decode step, then 3 more (graph replays). Sum per kernel / 4.

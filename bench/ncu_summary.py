@@ -25,13 +25,14 @@ def main() -> int:
         rows.append((name, us, row.get("Grid Size", ""), row.get("Block Size", "")))
     total = defaultdict(float)
     count = defaultdict(int)
-    for name, us, _, _ in rows:
-        total[name] += us
-        count[name] += 1
+    for name, us, grid, block in rows:  # one line per kernel and launch shape
+        key = f"{name} grid{grid} block{block}".replace(" ", "") if grid else name
+        total[key] += us
+        count[key] += 1
     all_us = sum(total.values())
     print(f"== {label}: {len(rows)} launches, {all_us / steps:.1f} us of kernel time per step")
     for name, us in sorted(total.items(), key=lambda kv: -kv[1]):
-        print(f"{us / steps:9.1f} us/step  {count[name] / steps:6.1f} launches/step  {name[:110]}")
+        print(f"{us / steps:9.1f} us/step  {count[name] / steps:6.1f} launches/step  {name[:140]}")
     return 0
 
 
