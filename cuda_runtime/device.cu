@@ -72,13 +72,6 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     if (why) *why = "cuBLAS: cannot bind the stream";
     return nullptr;
   }
-  err = cudaMalloc(&ctx->digits_, kDigitsBytes);
-  if (err != cudaSuccess) {
-    if (why) *why = std::string("CUDA: the digits buffer: ") + cudaGetErrorString(err);
-    return nullptr;
-  }
-  const char* once = std::getenv("GGUFSCOPE_MATVEC_TC_DIGITS_ONCE");
-  ctx->tc_digits_once_ = once != nullptr && std::string(once) == "1";
   // The IQ codebooks, once per context (about 33 KiB).
   std::vector<uint8_t> grids(internal::IqGridBytes());
   internal::PackIqGrids(grids.data());
@@ -123,7 +116,6 @@ Status Context::Synchronize() {
 Context::~Context() {
   if (stream_ != nullptr) cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   if (workspace_ != nullptr) cudaFree(workspace_);
-  if (digits_ != nullptr) cudaFree(digits_);
   if (iq_grids_ != nullptr) cudaFree(iq_grids_);
   if (cublas_ != nullptr) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (stream_ != nullptr) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));

@@ -51,15 +51,6 @@ class Context {
   // one has finished (the results are the same either way).
   bool dependent_launch() const { return dependent_launch_; }
   void set_dependent_launch(bool on) { dependent_launch_ = on && dependent_launch_supported_; }
-  // EXPERIMENTAL (branch wip/tc-digits-once, not yet run on a GPU): the
-  // tensor-core mat-vecs take x's digits from one small kernel per product
-  // instead of splitting x in every row tile (matvec.cu). Off by default;
-  // GGUFSCOPE_MATVEC_TC_DIGITS_ONCE=1 at Create turns it on.
-  bool tc_digits_once() const { return tc_digits_once_; }
-  void set_tc_digits_once(bool on) { tc_digits_once_ = on && digits_ != nullptr; }
-  // The digits' buffer (allocated by Create, fixed: graphs may hold it).
-  void* digits() const { return digits_; }
-  static constexpr size_t kDigitsBytes = size_t{4} << 20;
   void* stream() const { return stream_; }        // cudaStream_t
   void* cublas() const { return cublas_; }        // cublasHandle_t
 
@@ -83,8 +74,6 @@ class Context {
   bool cluster_launch_ = false;
   bool dependent_launch_supported_ = false;
   bool dependent_launch_ = false;
-  bool tc_digits_once_ = false;
-  void* digits_ = nullptr;  // device, kDigitsBytes
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes

@@ -1097,36 +1097,9 @@ constexpr size_t TcSharedBytes() {
   return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
 }
 
-// x's digits, scales and sums for a whole product: one warp per stage of
-// 256 columns, written as the tensor-core kernel's per-warp area
-// (kTcDigitBytes a stage) so that it copies them as they are.
-__global__ void __launch_bounds__(256)
-    ActDigitsKernel(const float* __restrict__ x, int64_t n_stages, uint8_t* __restrict__ out) {
-  internal::GridEnter();
-  const int64_t stage = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
-  if (stage >= n_stages) return;
-  const int lane = threadIdx.x % 32;
-  const float4* q = reinterpret_cast<const float4*>(x) + stage * (kTcStageCols / 4) + 2 * lane;
-  const float4 lo = __ldg(q), hi = __ldg(q + 1);
-  const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-  uint32_t dg[3][2];
-  float scale, sum;
-  QuadDigits(v, dg, &scale, &sum);
-  uint8_t* o = out + stage * kTcDigitBytes;
-#pragma unroll
-  for (int n = 0; n < 3; ++n) *reinterpret_cast<uint2*>(o + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
-  if (lane % 4 == 0) {
-    reinterpret_cast<float*>(o + kTcScaleOffset)[lane / 4] = scale;
-    reinterpret_cast<float*>(o + kTcSumOffset)[lane / 4] = sum;
-  }
-}
-
-// kPre: x's digits come from ActDigitsKernel (`digits`), copied per stage,
-// instead of being split here.
-template <typename F, int kTiles, int kWarps, bool kPre>
+template <typename F, int kTiles, int kWarps>
 __global__ void __launch_bounds__(32 * kWarps)
-    MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x,
-                           const uint8_t* __restrict__ digits) {
+    MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
@@ -1177,47 +1150,29 @@ __global__ void __launch_bounds__(32 * kWarps)
   float acc[kTiles][2];
 #pragma unroll
   for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
-  // The stage's x (8 floats a lane) or, kPre, its digits area (52 16-byte
-  // pieces: two for lanes 0-19), one stage ahead in registers.
-  constexpr int kPieces = kTcDigitBytes / 16;
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  const uint4* d4 = reinterpret_cast<const uint4*>(digits);
-  float4 xv[2] = {};
-  const auto load = [&](int64_t k, float4 (&v)[2]) {
-    const int64_t stage = warp + k * kWarps;
-    if constexpr (kPre) {
-      const uint4* q = d4 + stage * kPieces;
-      const uint4 a = __ldg(q + lane), b = lane + 32 < kPieces ? __ldg(q + 32 + lane) : make_uint4(0, 0, 0, 0);
-      v[0] = make_float4(__uint_as_float(a.x), __uint_as_float(a.y), __uint_as_float(a.z), __uint_as_float(a.w));
-      v[1] = make_float4(__uint_as_float(b.x), __uint_as_float(b.y), __uint_as_float(b.z), __uint_as_float(b.w));
-    } else {
-      const float4* q = x4 + stage * (kTcStageCols / 4) + 2 * lane;
-      v[0] = __ldg(q);
-      v[1] = __ldg(q + 1);
-    }
+  float xv[8] = {};
+  const auto load_x = [&](int64_t k, float (&v)[8]) {
+    const float4* q = x4 + (warp + k * kWarps) * (kTcStageCols / 4) + 2 * lane;
+    const float4 lo = __ldg(q), hi = __ldg(q + 1);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
-  if (mine > 0) load(0, xv);
+  if (mine > 0) load_x(0, xv);
   for (int64_t k = 0; k < mine; ++k) {
-    float4 xn[2] = {};
-    if (k + 1 < mine) load(k + 1, xn);
+    float xn[8] = {};
+    if (k + 1 < mine) load_x(k + 1, xn);
     // This stage's digits (the previous stage's readers passed the
     // __syncwarp at the end of the last iteration).
-    if constexpr (kPre) {
-      reinterpret_cast<float4*>(b_sm)[lane] = xv[0];
-      if (lane + 32 < kPieces) reinterpret_cast<float4*>(b_sm)[32 + lane] = xv[1];
-    } else {
-      const float v[8] = {xv[0].x, xv[0].y, xv[0].z, xv[0].w, xv[1].x, xv[1].y, xv[1].z, xv[1].w};
-      uint32_t dg[3][2];
-      float scale, sum;
-      QuadDigits(v, dg, &scale, &sum);
+    uint32_t dg[3][2];
+    float scale, sum;
+    QuadDigits(xv, dg, &scale, &sum);
 #pragma unroll
-      for (int n = 0; n < 3; ++n) {
-        *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
-      }
-      if (t == 0) {
-        reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
-        reinterpret_cast<float*>(b_sm + kTcSumOffset)[g] = sum;
-      }
+    for (int n = 0; n < 3; ++n) {
+      *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+    }
+    if (t == 0) {
+      reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
+      reinterpret_cast<float*>(b_sm + kTcSumOffset)[g] = sum;
     }
     CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
@@ -1225,8 +1180,8 @@ __global__ void __launch_bounds__(32 * kWarps)
     __syncwarp();
     if (k + F::kDepth < mine) issue(k + F::kDepth);
     CpAsyncCommit();
-    xv[0] = xn[0];
-    xv[1] = xn[1];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) xv[i] = xn[i];
   }
   CpAsyncWait<0>();
   // The quad's lanes hold the three digit columns' shares: add them, then
@@ -1268,7 +1223,7 @@ template <typename F, int kTiles, int kWarps>
 int TcResident() {  // resident blocks per multiprocessor
   static const int n = [] {
     int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, false>, 32 * kWarps,
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps>, 32 * kWarps,
                                                          TcSharedBytes<F, kTiles, kWarps>()) == cudaSuccess
                ? std::max(v, 1)
                : 1;
@@ -1278,23 +1233,9 @@ int TcResident() {  // resident blocks per multiprocessor
 
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
-  // Digits once per product: ActDigitsKernel, then the product copies them.
-  const bool pre = ctx.tc_digits_once() && static_cast<size_t>(n_stages) * kTcDigitBytes <= Context::kDigitsBytes;
-  auto* digits = static_cast<uint8_t*>(ctx.digits());
-  if (pre) {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, ActDigitsKernel, static_cast<unsigned>((n_stages + 7) / 8), 256,
-                                                 0, x, n_stages, digits));
-    GGUFSCOPE_CHECK_LAUNCH("ActDigitsKernel");
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, kTiles, kWarps, true>,
-                                                 static_cast<unsigned>(grid), 32 * kWarps,
-                                                 TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x,
-                                                 static_cast<const uint8_t*>(digits)));
-  } else {
-    GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
-                                                 static_cast<unsigned>(grid), 32 * kWarps,
-                                                 TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x,
-                                                 static_cast<const uint8_t*>(nullptr)));
-  }
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, kTiles, kWarps>,
+                                               static_cast<unsigned>(grid), 32 * kWarps,
+                                               TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
   return {};
 }
@@ -1346,12 +1287,7 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
 
 template <typename F, int kTiles, int kWarps>
 cudaError_t PrepareTc() {
-  const cudaError_t err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               static_cast<int>(TcSharedBytes<F, kTiles, kWarps>()));
-  if (err != cudaSuccess) return err;
-  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, kTiles, kWarps, true>,
-                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, kTiles, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               static_cast<int>(TcSharedBytes<F, kTiles, kWarps>()));
 }
 

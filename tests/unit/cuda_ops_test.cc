@@ -385,12 +385,6 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
 // 32 rows (25344 x 256: two full waves of 32-row blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
-  // EXPERIMENTAL (branch wip/tc-digits-once): also with x's digits from one
-  // kernel per product.
-  for (const bool once : {false, true}) {
-  SCOPED_TRACE(once ? "digits once per product" : "digits per row tile");
-  ctx_->set_tc_digits_once(once);
-  ASSERT_EQ(ctx_->tc_digits_once(), once);
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
     for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
@@ -411,8 +405,6 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
       EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
     }
   }
-  }
-  ctx_->set_tc_digits_once(false);
   // A non-finite element of x makes every row non-finite, as in f32.
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     const int64_t n_rows = 40, n_cols = 512;
