@@ -48,14 +48,25 @@ if [ "${TESTS:-0}" = 1 ]; then
       timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path $path
     done
   done | tee "$OUT/matvec_tc_simt.txt"
-  # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_DIGITS_ONCE=1,GGUFSCOPE_MATVEC_TC_TILES=2": the
+  # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_WARPS=4,GGUFSCOPE_MATVEC_TC_TILES=1": the
   # tensor-core kernels again under each setting (a comma joins variables within one setting).
   for ab in ${MATVEC_AB:-}; do
     for ty in Q8_0 Q4_K; do
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"
-  # FWD_ENV="GGUFSCOPE_MATVEC_TC_DIGITS_ONCE=1": cuda_forward_test again under that setting (FWD_FILTER2's tests).
+  # VARIANT_SED='s/kDepth = 3;/kDepth = 2;/': a copy of the tree with that sed applied to
+  # cuda_runtime/matvec.cu, its ggufscope-bench-matvec built and run on the tensor-core kernels.
+  if [ -n "${VARIANT_SED:-}" ]; then
+    rm -rf /tmp/variant && mkdir -p /tmp/variant && git ls-files -z | xargs -0 cp --parents -t /tmp/variant
+    sed -i "$VARIANT_SED" /tmp/variant/cuda_runtime/matvec.cu && git -C /tmp/variant diff --no-index --stat "$PWD/cuda_runtime/matvec.cu" /tmp/variant/cuda_runtime/matvec.cu
+    cmake -S /tmp/variant -B /tmp/variant/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=0 \
+      -DGGUFSCOPE_WERROR=OFF > /tmp/variant.log 2>&1 && cmake --build /tmp/variant/build -j${JOBS:-8} --target ggufscope-bench-matvec >> /tmp/variant.log 2>&1 &&
+    for ty in Q8_0 Q4_K; do
+      echo "--- $ty --path tc [$VARIANT_SED]"; timeout 60 /tmp/variant/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+    done | tee "$OUT/matvec_variant.txt" || tail -20 /tmp/variant.log
+  fi
+  # FWD_ENV="GGUFSCOPE_MATVEC_TC=0": cuda_forward_test again under that setting (FWD_FILTER2's tests).
   if [ -n "${FWD_ENV:-}" ]; then
     env ${FWD_ENV//,/ } timeout ${FWD_TIMEOUT:-200} build-gpu/tests/cuda_forward_test --gtest_filter="${FWD_FILTER2:-*}" > "$OUT/cuda_forward_test_env.log" 2>&1
     echo "cuda_forward_test [$FWD_ENV] rc=$?"; grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test_env.log" | head -20

@@ -16,9 +16,15 @@
 // A block with an infinite or NaN element gets a NaN scale, so the products
 // that use it are NaN, as an f32 product would be.
 //
+// The group that shares a scale need not be 32 elements: the bound is the
+// same with the group's largest element. The Q8_0 mat-vec on the integer
+// tensor cores (matvec.cu) uses 32 (its blocks' own scales are per 32); the
+// Q4_K one uses the whole 256-element super-block, so that its sums over
+// the eight sub-blocks stay integers: the error is then 2^-21 of the
+// largest element among 256.
+//
 // Header-only, plain C++ on the host and __host__ __device__ under nvcc (the
-// kernel and the CPU test share it). The Q8_0 mat-vec on the integer tensor
-// cores (matvec.cu) splits x this way, rint done as an add of 1.5 * 2^23.
+// kernel and the CPU test share it); rint is done as an add of 1.5 * 2^23.
 #pragma once
 
 #include <cmath>

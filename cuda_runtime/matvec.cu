@@ -880,11 +880,10 @@ using KQ5 = KQ45<true, kRows>;
 // 16-byte aligned (FastKindOf).
 constexpr int kTcWarps = 4;
 constexpr int kTcStageCols = 256;
-// Per warp and stage: digits (3 x 256 bytes), then the 8 blocks' scales and
-// sums of x (f32).
+// Per warp and stage: digits (3 x 256 bytes), then the 8 blocks' scales of x
+// (f32; Q8_0's, whose x scale is per 32 elements).
 constexpr int kTcScaleOffset = 3 * kTcStageCols;
-constexpr int kTcSumOffset = kTcScaleOffset + 8 * 4;
-constexpr int kTcDigitBytes = kTcSumOffset + 8 * 4;
+constexpr int kTcDigitBytes = kTcScaleOffset + 8 * 4;
 constexpr uint32_t kMagicBits = 0x4B400000u;  // the bits of kRintMagic (act_digits.h), 1.5 * 2^23
 
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
@@ -896,27 +895,26 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// Digits of 8 elements v (one lane's share of a 32-element block whose
-// quad of lanes is the caller's): act_digits.h's DigitBytesOf, whose bytes
-// the CPU test holds equal to DigitsOf's digits. d[n] = digit n of
-// elements 0..3 and 4..7, packed; *scale the block's scale (NaN when an
-// element is not finite, 1 when all are zero), *sum the block's sum.
-__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale, float* sum) {
-  float m = 0.0f, total = 0.0f;
+// Digits of 8 elements v (one lane's share of the kLanes * 8 elements that
+// share a scale: a 32-element block when kLanes = 4, the whole 256-element
+// stage when 32): act_digits.h's DigitBytesOf, whose bytes the CPU test
+// holds equal to DigitsOf's digits. d[n] = digit n of elements 0..3 and
+// 4..7, packed; *scale the group's scale (NaN when an element is not
+// finite, 1 when all are zero).
+template <int kLanes>
+__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
+  float m = 0.0f;
   bool finite = true;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
     m = fmaxf(m, fabsf(v[i]));
     finite = finite && isfinite(v[i]);
-    total += v[i];
   }
-  m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 1));
-  m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, 2));
-  total += __shfl_xor_sync(0xFFFFFFFFu, total, 1);
-  total += __shfl_xor_sync(0xFFFFFFFFu, total, 2);
-  *sum = total;
-  finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 1) && finite;
-  finite = __shfl_xor_sync(0xFFFFFFFFu, finite, 2) && finite;
+#pragma unroll
+  for (int o = 1; o < kLanes; o *= 2) {
+    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
+    finite = __shfl_xor_sync(0xFFFFFFFFu, finite, o) && finite;
+  }
   int k = 0;
   *scale = finite ? 1.0f : NAN;
   const bool any = finite && m > 0.0f;
@@ -945,15 +943,32 @@ __device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint2 b, int (&c)[
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(kMagicBits));
 }
+// Unsigned codes (A) times signed digits (B): c = A B (kAcc: c += A B).
+template <bool kAcc>
+__device__ __forceinline__ void MmaU8S8(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
+  if constexpr (kAcc) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%10,%10,%10};\n"
+        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(0));
+  }
+}
 
-// What a warp's stage gives its lane: the stage's digits, scales and sums
-// of x in shared memory, and the weights of D's columns 2t, 2t+1 (digit
-// weights 1, 1/128, 1/128^2 for the lanes t = 0, 1 that hold columns 0-2,
-// else 0; wm: 1 on t = 0, which alone adds terms that need no digits).
+// What a warp's stage gives its lane: the stage's digits and (Q8_0) block
+// scales of x in shared memory, and the weights of D's columns 2t, 2t+1
+// (digit weights 1, 1/128, 1/128^2 for the lanes t = 0, 1 that hold
+// columns 0-2, else 0).
 struct TcLane {
   const uint8_t* b_sm;
   int g, t;
-  float w0, w1, wm;
+  float w0, w1;
 
   // B's fragment for 32-element block j (lanes of columns 3..7 read column 2:
   // their D columns get weight 0).
@@ -963,7 +978,6 @@ struct TcLane {
   __device__ __forceinline__ float Scale(int j) const {
     return reinterpret_cast<const float*>(b_sm + kTcScaleOffset)[j];
   }
-  __device__ __forceinline__ float Sum(int j) const { return reinterpret_cast<const float*>(b_sm + kTcSumOffset)[j]; }
   // The digit sums of D's two columns in this lane (biased by kMagicBits), joined.
   __device__ __forceinline__ float Join(int c0, int c1) const {
     return fmaf(__int_as_float(c1) - kRintMagic, w1, (__int_as_float(c0) - kRintMagic) * w0);
@@ -975,6 +989,7 @@ struct TcQ8 {
   static constexpr int kStageBytes = 8 * 34;
   static constexpr int kRowStride = 288;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;
+  static constexpr int kScaleLanes = 4;  // x's scale per 32-element block, as the file's d
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -998,7 +1013,8 @@ struct TcQ8 {
   }
 
   template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float (&acc)[kTiles][2]) {
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float /*xs*/,
+                                               float (&acc)[kTiles][2]) {
     const auto block = [&](auto jc) {
       constexpr int j = decltype(jc)::value;
       const uint2 bw = l.B(j);
@@ -1031,63 +1047,97 @@ struct TcQ8 {
 
 // Q4_K: a stage is one super-block (144 bytes: f16 d, f16 dmin, 12 bytes of
 // 6-bit scales and mins, 128 bytes of nibbles). Sub-block j = 2c + h is
-// nibble h of qs[32c .. 32c+31]; its value d * sc_j * q - dmin * m_j, so a
-// row's stage sum is d * sum_j sc_j * (q . x)_j - dmin * sum_j m_j * sum(x)_j.
+// nibble h of qs[32c .. 32c+31]; its value d * sc_j * q - dmin * m_j, so
+// with x = xs * (digits) over the whole stage (one scale for its 256
+// elements) a row's stage sum is
+//   xs * (d * sum_j sc_j * (q . digits)_j - dmin * sum_j m_j * sum(digits)_j),
+// both sums exact in int32: (q . digits)_j is an mma per sub-block, scaled
+// by sc_j with an integer multiply-add; the min term is one more mma per
+// sub-block with m_j as every code of its row (A), chained through the
+// accumulator. The high nibbles are masked in place (16 q, as unsigned
+// codes), so the even sub-blocks' scales are taken times 16 to match and
+// the sum is divided by 16 at the end. Bounds: |(16 q . digits)_j| <=
+// 32 * 240 * 128 < 2^20, times 16 * 63 and 8 sub-blocks < 2^29; the min
+// sums < 2^21.
 struct TcQ4K {
   static constexpr int kStageBytes = 144;
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 3;
+  static constexpr int kScaleLanes = 32;  // one x scale per stage
 
-  // A Q4_K row's d, dmin and its 8 scales and mins (6 bits each), as floats.
+  // A Q4_K row's header: d and dmin, and its 8 scales (sc) and 8 mins (mn)
+  // as bytes: sc[0] = sc_0..3, sc[1] = sc_4..7, mn the same.
   struct Row {
-    float d, dmin, sc[8], mn[8];
+    float d, dmin;
+    uint32_t sc[2], mn[2];
     __device__ __forceinline__ explicit Row(const uint8_t* r) {
-      d = __half2float(*reinterpret_cast<const __half*>(r));
-      dmin = __half2float(*reinterpret_cast<const __half*>(r + 2));
-      const uint32_t* u = reinterpret_cast<const uint32_t*>(r + 4);
-      const uint32_t u0 = u[0], u1 = u[1], u2 = u[2];
-      // Bytes j of the four words: sc_j, m_j (j < 4), sc_{4+j}, m_{4+j}.
-      const uint32_t w[4] = {u0 & 0x3F3F3F3Fu, u1 & 0x3F3F3F3Fu,
-                             (u2 & 0x0F0F0F0Fu) | ((u0 >> 2) & 0x30303030u),
-                             ((u2 >> 4) & 0x0F0F0F0Fu) | ((u1 >> 2) & 0x30303030u)};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {  // byte -> float: the byte in a 2^23 float's mantissa
-        sc[j] = __uint_as_float(__byte_perm(w[0], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
-        mn[j] = __uint_as_float(__byte_perm(w[1], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
-        sc[4 + j] = __uint_as_float(__byte_perm(w[2], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
-        mn[4 + j] = __uint_as_float(__byte_perm(w[3], 0x4B000000u, 0x7650 + j)) - 8388608.0f;
-      }
+      const uint4 h = *reinterpret_cast<const uint4*>(r);  // rows start 16-byte aligned
+      const float2 dd = __half22float2(*reinterpret_cast<const __half2*>(&h.x));
+      d = dd.x;
+      dmin = dd.y;
+      sc[0] = h.y & 0x3F3F3F3Fu;
+      mn[0] = h.z & 0x3F3F3F3Fu;
+      sc[1] = (h.w & 0x0F0F0F0Fu) | ((h.y >> 2) & 0x30303030u);
+      mn[1] = ((h.w >> 4) & 0x0F0F0F0Fu) | ((h.z >> 2) & 0x30303030u);
+    }
+    template <int j>
+    __device__ __forceinline__ int Scale16() const {  // sc_j, times 16 for the low nibbles (even j)
+      const int v = static_cast<int>(__byte_perm(sc[j / 4], 0, 0x4440 + j % 4));
+      return j % 2 == 0 ? v << 4 : v;
+    }
+    template <int j>
+    __device__ __forceinline__ uint32_t MinCodes() const {  // m_j in each byte
+      return __byte_perm(mn[j / 4], 0, (j % 4) * 0x1111);
     }
   };
 
   template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float (&acc)[kTiles][2]) {
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs,
+                                               float (&acc)[kTiles][2]) {
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
       const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
       const uint8_t* rb = ra + 8 * kRowStride;
       const Row row_a(ra), row_b(rb);
-      float sa = 0.0f, sb = 0.0f, ma = 0.0f, mb = 0.0f;
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
+      int s[4] = {0, 0, 0, 0};   // sum_j 16 sc_j (q . digits)_j: rows g, g + 8, D's columns 2t, 2t + 1
+      int mn[4] = {0, 0, 0, 0};  // sum_j m_j sum(digits)_j, the same places
+      const auto sub = [&](auto jc, uint2 qa, uint2 qb) {
+        constexpr int j = decltype(jc)::value;
+        constexpr uint32_t mask = j % 2 == 0 ? 0x0F0F0F0Fu : 0xF0F0F0F0u;
+        const uint2 b = l.B(j);
+        const uint32_t a[4] = {qa.x & mask, qb.x & mask, qa.y & mask, qb.y & mask};
+        int d[4];
+        MmaU8S8<false>(a, b, d);
+        const int sa = row_a.template Scale16<j>(), sb = row_b.template Scale16<j>();
+        s[0] += sa * d[0];
+        s[1] += sa * d[1];
+        s[2] += sb * d[2];
+        s[3] += sb * d[3];
+        const uint32_t ma = row_a.template MinCodes<j>(), mb = row_b.template MinCodes<j>();
+        const uint32_t am[4] = {ma, mb, ma, mb};
+        MmaU8S8<true>(am, b, mn);
+      };
+      const auto chunk = [&](auto cc) {
+        constexpr int c = decltype(cc)::value;
         const uint2 qa = *reinterpret_cast<const uint2*>(ra + 16 + 32 * c + 8 * l.t);
         const uint2 qb = *reinterpret_cast<const uint2*>(rb + 16 + 32 * c + 8 * l.t);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int j = 2 * c + h;
-          const uint32_t a[4] = {(qa.x >> (4 * h)) & 0x0F0F0F0Fu, (qb.x >> (4 * h)) & 0x0F0F0F0Fu,
-                                 (qa.y >> (4 * h)) & 0x0F0F0F0Fu, (qb.y >> (4 * h)) & 0x0F0F0F0Fu};
-          int d[4];
-          MmaS8(a, l.B(j), d);
-          const float xs = l.Scale(j), sx = l.Sum(j);
-          sa = fmaf(row_a.sc[j] * xs, l.Join(d[0], d[1]), sa);
-          sb = fmaf(row_b.sc[j] * xs, l.Join(d[2], d[3]), sb);
-          ma = fmaf(row_a.mn[j], sx, ma);
-          mb = fmaf(row_b.mn[j], sx, mb);
-        }
-      }
-      acc[m][0] = fmaf(row_a.d, sa, fmaf(-row_a.dmin * l.wm, ma, acc[m][0]));
-      acc[m][1] = fmaf(row_b.d, sb, fmaf(-row_b.dmin * l.wm, mb, acc[m][1]));
+        sub(std::integral_constant<int, 2 * c>{}, qa, qb);
+        sub(std::integral_constant<int, 2 * c + 1>{}, qa, qb);
+      };
+      chunk(std::integral_constant<int, 0>{});
+      chunk(std::integral_constant<int, 1>{});
+      chunk(std::integral_constant<int, 2>{});
+      chunk(std::integral_constant<int, 3>{});
+      // Columns joined with the lane's digit weights; then d, dmin and x's scale.
+      const float xq = xs * (1.0f / 16);
+      const float qa = fmaf(static_cast<float>(s[1]), l.w1, static_cast<float>(s[0]) * l.w0);
+      const float qb = fmaf(static_cast<float>(s[3]), l.w1, static_cast<float>(s[2]) * l.w0);
+      const float ma = fmaf(static_cast<float>(mn[1]), l.w1, static_cast<float>(mn[0]) * l.w0);
+      const float mb = fmaf(static_cast<float>(mn[3]), l.w1, static_cast<float>(mn[2]) * l.w0);
+      // (x's scale first: the sums times a power of two stay exact where d * xs
+      // alone could underflow.)
+      acc[m][0] = fmaf(row_a.d, qa * xq, fmaf(-row_a.dmin, ma * xs, acc[m][0]));
+      acc[m][1] = fmaf(row_b.d, qb * xq, fmaf(-row_b.dmin, mb * xs, acc[m][1]));
     }
   }
 };
@@ -1098,7 +1148,7 @@ constexpr size_t TcSharedBytes() {
 }
 
 template <typename F, int kTiles, int kWarps>
-__global__ void __launch_bounds__(32 * kWarps)
+__global__ void __launch_bounds__(32 * kWarps, kTiles == 1 ? (kWarps == 4 ? 5 : 3) : 4)
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
@@ -1145,8 +1195,7 @@ __global__ void __launch_bounds__(32 * kWarps)
   const bool emits = threadIdx.x < kR / 2 && emit_row <= last;
   EmitInputs<2> in;
   in.Load(p, emit_row, emits);
-  const TcLane l{b_sm, g, t, t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, t == 0 ? 1.0f / 128 : 0.0f,
-                 t == 0 ? 1.0f : 0.0f};
+  const TcLane l{b_sm, g, t, t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, t == 0 ? 1.0f / 128 : 0.0f};
   float acc[kTiles][2];
 #pragma unroll
   for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
@@ -1164,19 +1213,16 @@ __global__ void __launch_bounds__(32 * kWarps)
     // This stage's digits (the previous stage's readers passed the
     // __syncwarp at the end of the last iteration).
     uint32_t dg[3][2];
-    float scale, sum;
-    QuadDigits(xv, dg, &scale, &sum);
+    float scale;
+    QuadDigits<F::kScaleLanes>(xv, dg, &scale);
 #pragma unroll
     for (int n = 0; n < 3; ++n) {
       *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
     }
-    if (t == 0) {
-      reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
-      reinterpret_cast<float*>(b_sm + kTcSumOffset)[g] = sum;
-    }
+    if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
-    F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, acc);
+    F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
     __syncwarp();
     if (k + F::kDepth < mine) issue(k + F::kDepth);
     CpAsyncCommit();
@@ -1315,20 +1361,17 @@ FastKernel PlainKernel(bool two) {
 // block of 16 rows walks its row with 4 warps, so few rows leave the
 // device part idle, and short rows leave each warp a short pipeline whose
 // fill and digit pass the SIMT kernels do not pay. Crossovers measured on
-// the H100 (docs/PERFORMANCE.md, 2026-11-27): Q8_0 (272 bytes a stage)
-// wins from one block per multiprocessor up (3584 x 3584: 8.6 against
-// 12.3 us); Q4_K (144 bytes a stage, the same digit pass) needs three
-// blocks per multiprocessor (8960 x 1536: 6.8 against 9.6 us; 3584 x 3584:
-// 9.7 against 8.2) or long rows (3584 x 18944: 24.0 against 31.6 us;
-// 1536 x 8960, 96 blocks: 9.0 against 8.3).
+// the H100 (docs/PERFORMANCE.md, 2026-11-27, with the 8-warp launch), the
+// same for both: the tensor cores win from one block of 16 rows per
+// multiprocessor up (Q4_K 3584 x 3584: 6.3-6.5 against 8.2 us; Q8_0 7.9
+// against 12.3) and on rows of 8192 columns or more (1536 x 8960, 96
+// blocks: Q4_K 7.3 against 8.3 us, Q8_0 9.8 against 10.6); below both
+// they tie or lose (1536 x 1536, 512 x 3584: within 0.1 us for Q4_K, 0.6-0.9
+// us slower for Q8_0).
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
+  if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
-  if (kind == FastKind::kQ8_0Tc) return blocks >= multiprocessors;
-  if (kind == FastKind::kQ4KTc) {
-    return n_cols > kMaxStagedCols || blocks >= 3 * int64_t{multiprocessors} ||
-           (blocks >= multiprocessors && n_cols >= 8192);
-  }
-  return false;
+  return blocks >= multiprocessors || n_cols >= 8192;
 }
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
