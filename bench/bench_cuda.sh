@@ -55,16 +55,25 @@ if [ "${TESTS:-0}" = 1 ]; then
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"
-  # VARIANT_SED='s/kDepth = 3;/kDepth = 2;/': a copy of the tree with that sed applied to
-  # cuda_runtime/matvec.cu, its ggufscope-bench-matvec built and run on the tensor-core kernels.
-  if [ -n "${VARIANT_SED:-}" ]; then
-    rm -rf /tmp/variant && mkdir -p /tmp/variant && git ls-files -z | xargs -0 cp --parents -t /tmp/variant
-    sed -i "$VARIANT_SED" /tmp/variant/cuda_runtime/matvec.cu && git -C /tmp/variant diff --no-index --stat "$PWD/cuda_runtime/matvec.cu" /tmp/variant/cuda_runtime/matvec.cu
-    cmake -S /tmp/variant -B /tmp/variant/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=0 \
-      -DGGUFSCOPE_WERROR=OFF > /tmp/variant.log 2>&1 && cmake --build /tmp/variant/build -j${JOBS:-8} --target ggufscope-bench-matvec >> /tmp/variant.log 2>&1 &&
-    for ty in Q8_0 Q4_K; do
-      echo "--- $ty --path tc [$VARIANT_SED]"; timeout 60 /tmp/variant/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
-    done | tee "$OUT/matvec_variant.txt" || tail -20 /tmp/variant.log
+  # VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;caps=s/{{5, 2}, {4, 4}}/{{5, 2}, {3, 4}}/': for each
+  # name=sed-script (';;' between them), a copy of the tree with the script applied to
+  # cuda_runtime/matvec.cu; their ggufscope-bench-matvec built side by side and run on the tensor-core kernels.
+  if [ -n "${VARIANTS:-}" ]; then
+    IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${VARIANTS//;;/$'\n'}"; printf '\0')
+    for v in "${vs[@]}"; do
+      d=/tmp/variant-${v%%=*}; rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
+      sed -i "${v#*=}" $d/cuda_runtime/matvec.cu
+      echo "variant ${v%%=*}: $(diff cuda_runtime/matvec.cu $d/cuda_runtime/matvec.cu | grep -c '^>') lines changed"
+      ( cmake -S $d -B $d/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=0 \
+          -DGGUFSCOPE_WERROR=OFF > $d.log 2>&1 && cmake --build $d/build -j$(( ${JOBS:-8} / 2 + 1 )) --target ggufscope-bench-matvec >> $d.log 2>&1 ||
+          { echo "variant $v: build failed"; tail -5 $d.log; } ) &
+    done
+    wait
+    for v in "${vs[@]}"; do
+      for ty in Q8_0 Q4_K; do
+        echo "--- $ty --path tc [variant ${v%%=*}]"; timeout 60 /tmp/variant-${v%%=*}/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+      done
+    done | tee "$OUT/matvec_variants.txt"
   fi
   # FWD_ENV="GGUFSCOPE_MATVEC_TC=0": cuda_forward_test again under that setting (FWD_FILTER2's tests).
   if [ -n "${FWD_ENV:-}" ]; then
