@@ -41,17 +41,17 @@ if [ "${TESTS:-0}" = 1 ]; then
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
   timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
-  # Q8_0, Q4_K and Q6_K through each of their kernels on every shape (kAuto picks by shape: KeepTensorCore).
+  # Q8_0 and Q4_K through each of their kernels on every shape (kAuto picks by shape: KeepTensorCore).
   for path in tc direct; do
-    echo "--- Q8_0, Q4_K and Q6_K, --path $path"
-    for ty in Q8_0 Q4_K Q6_K; do
+    echo "--- Q8_0 and Q4_K, --path $path"
+    for ty in Q8_0 Q4_K; do
       timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path $path
     done
   done | tee "$OUT/matvec_tc_simt.txt"
   # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_WARPS=4,GGUFSCOPE_MATVEC_TC_TILES=1": the
   # tensor-core kernels again under each setting (a comma joins variables within one setting).
   for ab in ${MATVEC_AB:-}; do
-    for ty in Q8_0 Q4_K Q6_K; do
+    for ty in Q8_0 Q4_K; do
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"
@@ -70,7 +70,7 @@ if [ "${TESTS:-0}" = 1 ]; then
     done
     wait
     for v in "${vs[@]}"; do
-      for ty in Q8_0 Q4_K Q6_K; do
+      for ty in Q8_0 Q4_K; do
         echo "--- $ty --path tc [variant ${v%%=*}]"; timeout 60 /tmp/variant-${v%%=*}/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
       done
     done | tee "$OUT/matvec_variants.txt"

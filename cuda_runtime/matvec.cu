@@ -784,9 +784,7 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
 }
 
 // Which fast kernel a type and layout take (kNone: the generic kernel).
-enum class FastKind {
-  kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ6KTc, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16
-};
+enum class FastKind { kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
 
 bool TensorCoreEnabled();
 constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole stages of 8 blocks
@@ -813,8 +811,7 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
       return staged && all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
     case GgmlType::kQ5_K:
       return staged && all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
-    case GgmlType::kQ6_K:  // tensor cores: stages of two super-blocks, 4-byte copies
-      if (pairs && TensorCoreEnabled()) return FastKind::kQ6KTc;
+    case GgmlType::kQ6_K:
       return staged && pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
       if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
@@ -848,7 +845,6 @@ using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 FastKind SimtKind(FastKind kind, int64_t n_cols) {
   if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
   if (kind == FastKind::kQ4KTc) return n_cols <= kMaxStagedCols ? FastKind::kQ4K : FastKind::kNone;
-  if (kind == FastKind::kQ6KTc) return n_cols <= kMaxStagedCols ? FastKind::kQ6K : FastKind::kNone;
   return kind;
 }
 
@@ -892,9 +888,6 @@ constexpr uint32_t kMagicBits = 0x4B400000u;  // the bits of kRintMagic (act_dig
 
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int kPending>
@@ -950,13 +943,6 @@ __device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint2 b, int (&c)[
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(kMagicBits));
 }
-// m16n8k16 (s8): A's rows g, g + 8 and B's column g hold k slots 4t..4t+3.
-__device__ __forceinline__ void MmaS8K16(uint32_t a0, uint32_t a1, uint32_t b, int (&c)[4]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
-      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-      : "r"(a0), "r"(a1), "r"(b), "r"(0));
-}
 // Unsigned codes (A) times signed digits (B): c = A B (kAcc: c += A B).
 template <bool kAcc>
 __device__ __forceinline__ void MmaU8S8(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
@@ -984,11 +970,10 @@ struct TcLane {
   int g, t;
   float w0, w1;
 
-  // B's fragment for 32-element block j of the stage's 256-column group grp
-  // (lanes of columns 3..7 read column 2: their D columns get weight 0).
-  __device__ __forceinline__ uint2 B(int j, int grp = 0) const {
-    return *reinterpret_cast<const uint2*>(b_sm + grp * kTcDigitBytes + (g < 2 ? g : 2) * kTcStageCols + 32 * j +
-                                           8 * t);
+  // B's fragment for 32-element block j (lanes of columns 3..7 read column 2:
+  // their D columns get weight 0).
+  __device__ __forceinline__ uint2 B(int j) const {
+    return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcStageCols + 32 * j + 8 * t);
   }
   __device__ __forceinline__ float Scale(int j) const {
     return reinterpret_cast<const float*>(b_sm + kTcScaleOffset)[j];
@@ -1005,9 +990,6 @@ struct TcQ8 {
   static constexpr int kRowStride = 288;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 4;  // x's scale per 32-element block, as the file's d
-  static constexpr int kStageCols = 256;
-  static constexpr int kCopyBytes = 16;
-  static constexpr bool kSplitHalves = false;  // lane 4j + t: elements 8t..8t+7 of block j
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -1031,7 +1013,7 @@ struct TcQ8 {
   }
 
   template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, const float* /*xs*/,
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float /*xs*/,
                                                float (&acc)[kTiles][2]) {
     const auto block = [&](auto jc) {
       constexpr int j = decltype(jc)::value;
@@ -1082,9 +1064,6 @@ struct TcQ4K {
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;         // 2 against 3: 18944 x 3584 59 -> 68% (more resident blocks)
   static constexpr int kScaleLanes = 32;  // one x scale per stage
-  static constexpr int kStageCols = 256;
-  static constexpr int kCopyBytes = 16;
-  static constexpr bool kSplitHalves = false;
 
   // A Q4_K row's header: d and dmin, and its 8 scales (sc) and 8 mins (mn)
   // as bytes: sc[0] = sc_0..3, sc[1] = sc_4..7, mn the same.
@@ -1113,9 +1092,8 @@ struct TcQ4K {
   };
 
   template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, const float* x_scale,
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs,
                                                float (&acc)[kTiles][2]) {
-    const float xs = x_scale[0];
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
       const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
@@ -1166,126 +1144,9 @@ struct TcQ4K {
   }
 };
 
-// Q6_K: a stage is two super-blocks (2 x 210 bytes: ql[128] the low 4 bits,
-// qh[64] the high 2, 16 int8 scales, f16 d; value d * sc * (q - 32)). 210-byte
-// blocks are only 2-byte aligned, so a stage of two is copied in 4-byte
-// pieces (rows of an even block count are 4-byte multiples), and the second
-// block's 4-byte fields, at 2 mod 4 in shared memory, are read as two words
-// and a funnel shift. Its scales cover 16 elements, so each 32-element
-// block of x takes two m16n8k16 mmas, and for those x's lane layout is
-// "split halves": lane 4j + t holds elements 4t..4t+3 and 16+4t..16+4t+3 of
-// block j (the two k16 fragments; as one k32 fragment it is the identity).
-// Within a half n of a super-block, 32-element block G is: ql[64n + l] (G =
-// 0, 2) or ql[64n + 32 + l] (G = 1, 3), low nibble for G < 2 else high;
-// qh[32n + l] bits 2G, 2G + 1; scale sc[8n + 2G + l / 16]. The codes go to
-// the mma as q - 32 (bytewise: (q + 0x60) ^ 0x80, no carries for q < 64); one
-// x scale per super-block, so each block's sums scale by sc in int32
-// (|16 (q - 32) digits| <= 16 * 32 * 128, times 128 and 16 sub-blocks < 2^28).
-struct TcQ6K {
-  static constexpr int kBlockBytes = 210;
-  static constexpr int kStageBytes = 2 * kBlockBytes;
-  static constexpr int kRowStride = 432;  // 4-byte fragment loads without bank conflicts (108 = 12 mod 32)
-  static constexpr int kDepth = 2;
-  static constexpr int kScaleLanes = 32;  // one x scale per super-block
-  static constexpr int kStageCols = 512;
-  static constexpr int kCopyBytes = 4;
-  static constexpr bool kSplitHalves = true;
-
-  // The 4 bytes at offset o of super-block kSb of a stage row (kSb = 1: at 2
-  // mod 4, two aligned words joined).
-  template <int kSb>
-  static __device__ __forceinline__ uint32_t Word(const uint8_t* r, int o) {
-    if constexpr (kSb == 0) {
-      return *reinterpret_cast<const uint32_t*>(r + o);
-    } else {
-      const uint32_t* q = reinterpret_cast<const uint32_t*>(r + kBlockBytes - 2 + o);
-      return __funnelshift_r(q[0], q[1], 16);
-    }
-  }
-  // Signed byte i of w, sign-extended.
-  template <int i>
-  static __device__ __forceinline__ int SignedByte(uint32_t w) {
-    return static_cast<int>(__byte_perm(w, 0, i | ((8 + i) * 0x1110)));
-  }
-
-  template <int kSb, int kTiles>
-  static __device__ __forceinline__ void Block(const uint8_t* slot, const TcLane& l, float xs,
-                                               float (&acc)[kTiles][2]) {
-#pragma unroll
-    for (int m = 0; m < kTiles; ++m) {
-      const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
-      const uint8_t* rb = ra + 8 * kRowStride;
-      uint32_t sca[4], scb[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        sca[i] = Word<kSb>(ra, 192 + 4 * i);
-        scb[i] = Word<kSb>(rb, 192 + 4 * i);
-      }
-      int s[4] = {0, 0, 0, 0};  // sum sc (q - 32) . digits: rows g, g + 8, D's columns 2t, 2t + 1
-      const auto half = [&](auto nc) {
-        constexpr int n = decltype(nc)::value;
-        uint32_t qha[2], qhb[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          qha[h] = Word<kSb>(ra, 128 + 32 * n + 16 * h + 4 * l.t);
-          qhb[h] = Word<kSb>(rb, 128 + 32 * n + 16 * h + 4 * l.t);
-        }
-        const auto pair = [&](auto g0c) {  // blocks G = g0 and g0 + 2 share their ql bytes
-          constexpr int g0 = decltype(g0c)::value;
-          uint32_t qla[2], qlb[2];
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            qla[h] = Word<kSb>(ra, 64 * n + 32 * g0 + 16 * h + 4 * l.t);
-            qlb[h] = Word<kSb>(rb, 64 * n + 32 * g0 + 16 * h + 4 * l.t);
-          }
-          const auto block = [&](auto gc) {
-            constexpr int G = decltype(gc)::value;
-            const uint2 b = l.B(4 * n + G, kSb);
-            const auto code = [&](uint32_t ql, uint32_t qh) {
-              const uint32_t q = ((ql >> (4 * (G / 2))) & 0x0F0F0F0Fu) | (((qh >> (2 * G)) & 0x03030303u) << 4);
-              return (q + 0x60606060u) ^ 0x80808080u;  // q - 32 in each byte
-            };
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {  // the block's two 16-element halves, one scale each
-              int d[4];
-              MmaS8K16(code(qla[h], qha[h]), code(qlb[h], qhb[h]), h == 0 ? b.x : b.y, d);
-              constexpr int si = 8 * n + 2 * G;  // + h
-              const int sa = h == 0 ? SignedByte<si % 4>(sca[si / 4]) : SignedByte<(si + 1) % 4>(sca[(si + 1) / 4]);
-              const int sb = h == 0 ? SignedByte<si % 4>(scb[si / 4]) : SignedByte<(si + 1) % 4>(scb[(si + 1) / 4]);
-              s[0] += sa * d[0];
-              s[1] += sa * d[1];
-              s[2] += sb * d[2];
-              s[3] += sb * d[3];
-            }
-          };
-          block(std::integral_constant<int, g0>{});
-          block(std::integral_constant<int, g0 + 2>{});
-        };
-        pair(std::integral_constant<int, 0>{});
-        pair(std::integral_constant<int, 1>{});
-      };
-      half(std::integral_constant<int, 0>{});
-      half(std::integral_constant<int, 1>{});
-      const float da = __half2float(*reinterpret_cast<const __half*>(ra + kSb * kBlockBytes + 208));
-      const float db = __half2float(*reinterpret_cast<const __half*>(rb + kSb * kBlockBytes + 208));
-      const float qa = fmaf(static_cast<float>(s[1]), l.w1, static_cast<float>(s[0]) * l.w0);
-      const float qb = fmaf(static_cast<float>(s[3]), l.w1, static_cast<float>(s[2]) * l.w0);
-      acc[m][0] = fmaf(da, qa * xs, acc[m][0]);
-      acc[m][1] = fmaf(db, qb * xs, acc[m][1]);
-    }
-  }
-
-  template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, const float* xs,
-                                               float (&acc)[kTiles][2]) {
-    Block<0, kTiles>(slot, l, xs[0], acc);
-    Block<1, kTiles>(slot, l, xs[1], acc);
-  }
-};
-
 template <typename F, int kTiles, int kWarps>
 constexpr size_t TcSharedBytes() {
-  return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + F::kStageCols / kTcStageCols * kTcDigitBytes);
+  return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
 }
 
 // Resident blocks the register allocation must allow, by [tiles - 1][8 warps]
@@ -1300,55 +1161,33 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
-  constexpr int kWords = F::kStageBytes / 4;       // 4-byte copies per row and stage
   constexpr int kSlotBytes = kR * F::kRowStride;
-  constexpr int kGroups = F::kStageCols / kTcStageCols;  // 256-column digit groups per stage
   extern __shared__ uint4 tc_shared[];
   __shared__ float red[kWarps][kR];
-  __shared__ const uint8_t* rows[F::kCopyBytes == 4 ? kR : 1];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
   const int64_t last = p.end[2] - 1;
   uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
-  uint8_t* const b_sm = reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) +
-                        warp * (kGroups * kTcDigitBytes);
+  uint8_t* const b_sm =
+      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
-  // 16-byte copies: this lane's of a stage, (row, chunk) = divmod(lane + 32i,
-  // kChunks). 4-byte copies: every row's words lane, lane + 32, ... from the
-  // block's table of row starts.
-  const uint8_t* src[F::kCopyBytes == 16 ? kC : 1];
-  uint32_t dst[F::kCopyBytes == 16 ? kC : 1];
-  if constexpr (F::kCopyBytes == 16) {
+  // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
+  const uint8_t* src[kC];
+  uint32_t dst[kC];
 #pragma unroll
-    for (int i = 0; i < kC; ++i) {
-      const int c = lane + 32 * i;
-      const int row = c / kChunks, chunk = c % kChunks;
-      src[i] = c < kR * kChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
-      dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
-    }
-  } else {
-    if (threadIdx.x < kR) rows[threadIdx.x] = RowPtr(p, v0 + threadIdx.x < last ? v0 + threadIdx.x : last);
-    __syncthreads();
+  for (int i = 0; i < kC; ++i) {
+    const int c = lane + 32 * i;
+    const int row = c / kChunks, chunk = c % kChunks;
+    src[i] = c < kR * kChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
+    dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
   }
   const int64_t mine = warp < n_stages ? (n_stages - warp + kWarps - 1) / kWarps : 0;
   const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
     const int64_t off = (warp + k * kWarps) * F::kStageBytes;
     const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
-    if constexpr (F::kCopyBytes == 16) {
 #pragma unroll
-      for (int i = 0; i < kC; ++i) {
-        if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
-      }
-    } else {
-#pragma unroll
-      for (int r = 0; r < kR; ++r) {
-        const uint8_t* from = rows[r] + off + 4 * lane;
-        const uint32_t to = a_addr + slot + r * F::kRowStride + 4 * lane;
-#pragma unroll
-        for (int i = 0; i < (kWords + 31) / 32; ++i) {
-          if (32 * i + 32 <= kWords || lane + 32 * i < kWords) CpAsync4(to + 128 * i, from + 128 * i);
-        }
-      }
+    for (int i = 0; i < kC; ++i) {
+      if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
     }
   };
   // Weights are no op's output: the first stages are requested before
@@ -1369,37 +1208,26 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
 #pragma unroll
   for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  float xv[kGroups][8] = {};
-  // A lane's 8 elements of each group: 8t..8t+7 of block j = lane / 4, or
-  // (split halves) 4t..4t+3 and 16+4t..16+4t+3.
-  const int lo4 = F::kSplitHalves ? 8 * g + t : 2 * lane, hi4 = F::kSplitHalves ? 8 * g + 4 + t : 2 * lane + 1;
-  const auto load_x = [&](int64_t k, float (&v)[kGroups][8]) {
-    const float4* q = x4 + (warp + k * kWarps) * (F::kStageCols / 4);
-#pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-      const float4 lo = __ldg(q + kTcStageCols / 4 * grp + lo4), hi = __ldg(q + kTcStageCols / 4 * grp + hi4);
-      v[grp][0] = lo.x, v[grp][1] = lo.y, v[grp][2] = lo.z, v[grp][3] = lo.w;
-      v[grp][4] = hi.x, v[grp][5] = hi.y, v[grp][6] = hi.z, v[grp][7] = hi.w;
-    }
+  float xv[8] = {};
+  const auto load_x = [&](int64_t k, float (&v)[8]) {
+    const float4* q = x4 + (warp + k * kWarps) * (kTcStageCols / 4) + 2 * lane;
+    const float4 lo = __ldg(q), hi = __ldg(q + 1);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
   if (mine > 0) load_x(0, xv);
   for (int64_t k = 0; k < mine; ++k) {
-    float xn[kGroups][8] = {};
+    float xn[8] = {};
     if (k + 1 < mine) load_x(k + 1, xn);
     // This stage's digits (the previous stage's readers passed the
     // __syncwarp at the end of the last iteration).
-    float scale[kGroups];
+    uint32_t dg[3][2];
+    float scale;
+    QuadDigits<F::kScaleLanes>(xv, dg, &scale);
 #pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-      uint32_t dg[3][2];
-      QuadDigits<F::kScaleLanes>(xv[grp], dg, &scale[grp]);
-      uint8_t* const b = b_sm + grp * kTcDigitBytes;
-#pragma unroll
-      for (int n = 0; n < 3; ++n) {
-        *reinterpret_cast<uint2*>(b + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
-      }
-      if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b + kTcScaleOffset)[g] = scale[grp];
+    for (int n = 0; n < 3; ++n) {
+      *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
     }
+    if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
     F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
@@ -1407,10 +1235,7 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
     if (k + F::kDepth < mine) issue(k + F::kDepth);
     CpAsyncCommit();
 #pragma unroll
-    for (int grp = 0; grp < kGroups; ++grp) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) xv[grp][i] = xn[grp][i];
-    }
+    for (int i = 0; i < 8; ++i) xv[i] = xn[i];
   }
   CpAsyncWait<0>();
   // The quad's lanes hold the three digit columns' shares: add them, then
@@ -1439,7 +1264,7 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
   }
 }
 
-// GGUFSCOPE_MATVEC_TC=0: Q8_0, Q4_K and Q6_K take the SIMT kernels (benchmarking switch).
+// GGUFSCOPE_MATVEC_TC=0: Q8_0 and Q4_K take the SIMT kernels (benchmarking switch).
 bool TensorCoreEnabled() {
   static const bool on = [] {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_TC");
@@ -1552,7 +1377,7 @@ FastKernel PlainKernel(bool two) {
 // they tie or lose (1536 x 1536, 512 x 3584: within 0.1 us for Q4_K, 0.6-0.9
 // us slower for Q8_0).
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
-  if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc && kind != FastKind::kQ6KTc) return false;
+  if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
   return blocks >= multiprocessors || n_cols >= 8192;
 }
@@ -1560,9 +1385,8 @@ bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiproc
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
   if (KeepTensorCore(kind, p.end[2], n_cols, ctx.multiprocessors())) {
-    if (kind == FastKind::kQ8_0Tc) return LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x);
-    if (kind == FastKind::kQ6KTc) return LaunchTensorCore<TcQ6K>(ctx, p, n_blocks / 2, x);
-    return LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
+    return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
+                                     : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
   kind = SimtKind(kind, n_cols);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
@@ -1576,7 +1400,6 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
     case FastKind::kQ8_0Tc:
     case FastKind::kQ4KTc:
-    case FastKind::kQ6KTc:
     case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
     case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
     case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
@@ -1676,9 +1499,8 @@ cudaError_t PrepareKernels() {
       if (err != cudaSuccess) return err;
     }
   }
-  cudaError_t err = PrepareTensorCore<TcQ8>();
-  if (err == cudaSuccess) err = PrepareTensorCore<TcQ4K>();
-  return err == cudaSuccess ? PrepareTensorCore<TcQ6K>() : err;
+  const cudaError_t err = PrepareTensorCore<TcQ8>();
+  return err == cudaSuccess ? PrepareTensorCore<TcQ4K>() : err;
 }
 
 }  // namespace internal
@@ -1728,12 +1550,8 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
       return LaunchTensorCore<TcQ8>(ctx, plan, n_blocks / kQ8TcBlocks, x);
     }
     if (type == GgmlType::kQ4_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ4K>(ctx, plan, n_blocks, x);
-    if (type == GgmlType::kQ6_K && n_blocks % 2 == 0 && internal::IsAligned(wb, 4)) {
-      return LaunchTensorCore<TcQ6K>(ctx, plan, n_blocks / 2, x);
-    }
     return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
-                         std::to_string(kQ8TcBlocks * 32) +
-                         " columns, Q4_K rows 16-byte aligned and Q6_K rows of an even block count, 4-byte aligned");
+                         std::to_string(kQ8TcBlocks * 32) + " columns and Q4_K rows, 16-byte aligned");
   }
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");

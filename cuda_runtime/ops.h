@@ -64,13 +64,12 @@ enum class MatVecPath {
   kAuto,           // kDirect where the type has one, else kDequantCublas
   kDirect,         // a kernel that reads the GGUF blocks (MatVecHasDirect types only)
   kDequantCublas,  // dequantize row chunks to f32 scratch, then cublasSgemv
-  // Q8_0 (rows of a multiple of 256 columns, 16-byte aligned), Q4_K (16-byte
-  // aligned rows) and Q6_K (an even block count, 4-byte aligned rows) on the
-  // integer tensor cores: x split into a power-of-two scale and three 8-bit
-  // digits per 32 elements (Q8_0) or per 256 (the K quants' super-blocks;
-  // act_digits.h), exact int32 sums joined in f32. kAuto takes them where the
-  // shape suits them (matvec.cu, KeepTensorCore; GGUFSCOPE_MATVEC_TC=0:
-  // never), kDirect never. Other shapes and types are an error.
+  // Q8_0 (rows of a multiple of 256 columns) and Q4_K on the integer tensor
+  // cores, 16-byte aligned rows: x split into a power-of-two scale and three
+  // 8-bit digits per 32 elements (act_digits.h), exact int32 sums joined in
+  // f32. kAuto takes them where the shape suits them (matvec.cu,
+  // KeepTensorCore; GGUFSCOPE_MATVEC_TC=0: never), kDirect never. Other
+  // shapes and types are an error.
   kIntegerTensorCore,
 };
 

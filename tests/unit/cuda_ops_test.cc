@@ -385,11 +385,10 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
 // 32 rows (25344 x 256: two full waves of 32-row blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
-    const int64_t stage = type == GgmlType::kQ6_K ? 512 : 256;  // Q6_K: two super-blocks a stage
     for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
-             {1, stage}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}, {25344, stage}}) {
+             {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}, {25344, 256}}) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
       std::vector<float> x = RandomFloats(n_cols, rng_);
@@ -407,7 +406,7 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
     }
   }
   // A non-finite element of x makes every row non-finite, as in f32.
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     const int64_t n_rows = 40, n_cols = 512;
     const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
     std::vector<float> x = RandomFloats(n_cols, rng_);
@@ -428,15 +427,11 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ4_0, d_w4.data(), 4, 256, d_x4.as<float>(),
                       d_y.as<float>(), MatVecPath::kIntegerTensorCore)
                    .ok());
-  DeviceBuffer d_w6 = Upload(RandomData(GgmlType::kQ6_K, 4 * 256, rng_));  // one super-block a row
-  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ6_K, d_w6.data(), 4, 256, d_x4.as<float>(),
-                      d_y.as<float>(), MatVecPath::kIntegerTensorCore)
-                   .ok());
 }
 
-// The Q8_0, Q4_K and Q6_K SIMT kernels (kDirect) where kAuto takes the tensor cores.
+// The Q8_0 and Q4_K SIMT kernels (kDirect) where kAuto takes the tensor cores.
 TEST_F(CudaOps, MatVecSimtKernelsMatchFloat64) {
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
     for (const auto& [n_rows, n_cols] :
          std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}}) {
       SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_rows) + "x" +
