@@ -855,14 +855,17 @@ using KQ5 = KQ45<true, kRows>;
 
 // ---- Q8_0 and Q4_K on the integer tensor cores.
 //
-// x becomes, per 32 elements, a power-of-two scale and three signed 8-bit
-// digits (act_digits.h: error at most 2^-21 of the block's largest
-// element), so the dot products of 32 elements with the file's integer
-// codes are three exact int32 sums: one mma.m16n8k32 (s8 x s8 -> s32) per
-// 32 columns and 16 rows, the codes as A (Q8_0's as they lie in the file,
-// Q4_K's nibbles masked out of their bytes), the digits as B's columns
-// 0-2. What is left for the SIMT cores is joining the sums (f32) and the
-// digit split, and the weights stream through shared memory with cp.async:
+// x becomes a power-of-two scale and three signed 8-bit digits per element
+// (act_digits.h: error at most 2^-21 of the largest element sharing the
+// scale: 32 elements for Q8_0, whose own scales are per 32; a whole
+// 256-element stage for Q4_K, whose sub-block scales are integers), so the
+// dot products of 32 elements with the file's integer codes are three exact
+// int32 sums: one mma.m16n8k32 (s8 or u8 x s8 -> s32) per 32 columns and 16
+// rows, the codes as A (Q8_0's as they lie in the file, Q4_K's nibbles
+// masked in place), the digits as B's columns 0-2. What is left for the
+// SIMT cores is joining the sums and the digit split (Q4_K: integer
+// multiply-adds per sub-block, f32 once per stage; Q8_0: f32 per block),
+// and the weights stream through shared memory with cp.async:
 // bytes in flight no longer cost registers (the SIMT kernels stop at 40-60%
 // of the copy bandwidth on the 7B shapes, issue- and latency-bound).
 //
