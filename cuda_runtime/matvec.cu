@@ -1137,8 +1137,10 @@ struct TcQ4K {
       const float xq = xs * (1.0f / 16);
       const float qa = fmaf(static_cast<float>(s[1]), l.w1, static_cast<float>(s[0]) * l.w0);
       const float qb = fmaf(static_cast<float>(s[3]), l.w1, static_cast<float>(s[2]) * l.w0);
-      const float ma = fmaf(static_cast<float>(mn[0][1] + mn[1][1]), l.w1, static_cast<float>(mn[0][0] + mn[1][0]) * l.w0);
-      const float mb = fmaf(static_cast<float>(mn[0][3] + mn[1][3]), l.w1, static_cast<float>(mn[0][2] + mn[1][2]) * l.w0);
+      const float ma =
+          fmaf(static_cast<float>(mn[0][1] + mn[1][1]), l.w1, static_cast<float>(mn[0][0] + mn[1][0]) * l.w0);
+      const float mb =
+          fmaf(static_cast<float>(mn[0][3] + mn[1][3]), l.w1, static_cast<float>(mn[0][2] + mn[1][2]) * l.w0);
       // (x's scale first: the sums times a power of two stay exact where d * xs
       // alone could underflow.)
       acc[m][0] = fmaf(row_a.d, qa * xq, fmaf(-row_a.dmin, ma * xs, acc[m][0]));
