@@ -55,11 +55,11 @@ if [ "${TESTS:-0}" = 1 ]; then
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"
-  # VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;caps=s/{{5, 2}, {4, 4}}/{{5, 2}, {3, 4}}/': for each
+  # SED_VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;caps=s/{{5, 2}, {4, 4}}/{{5, 2}, {3, 4}}/': for each
   # name=sed-script (';;' between them), a copy of the tree with the script applied to
   # cuda_runtime/matvec.cu; their ggufscope-bench-matvec built side by side and run on the tensor-core kernels.
-  if [ -n "${VARIANTS:-}" ]; then
-    IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${VARIANTS//;;/$'\n'}"; printf '\0')
+  if [ -n "${SED_VARIANTS:-}" ]; then
+    IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${SED_VARIANTS//;;/$'\n'}"; printf '\0')
     for v in "${vs[@]}"; do
       d=/tmp/variant-${v%%=*}; rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
       sed -i "${v#*=}" $d/cuda_runtime/matvec.cu
