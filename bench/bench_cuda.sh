@@ -55,23 +55,37 @@ if [ "${TESTS:-0}" = 1 ]; then
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"
-  # SED_VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;caps=s/{{5, 2}, {4, 4}}/{{5, 2}, {3, 4}}/': for each
-  # name=sed-script (';;' between them), a copy of the tree with the script applied to
-  # cuda_runtime/matvec.cu; their ggufscope-bench-matvec built side by side and run on the tensor-core kernels.
+  # SED_VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;q6=patch:.device/q6k.patch': for each name=spec (';;'
+  # between them), a copy of the tree with the spec applied: a sed script on cuda_runtime/matvec.cu, or
+  # patch:FILE (`git apply`, e.g. a branch's `git diff main..branch` carried in .device/). Their
+  # ggufscope-bench-matvec (VARIANT_TESTS=1: and cuda_ops_test's MatVec* tests) built side by side and run
+  # on the tensor-core kernels of VARIANT_TYPES (default Q8_0 Q4_K).
   if [ -n "${SED_VARIANTS:-}" ]; then
     IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${SED_VARIANTS//;;/$'\n'}"; printf '\0')
+    vt=ggufscope-bench-matvec; [ "${VARIANT_TESTS:-0}" = 1 ] && vt="$vt cuda_ops_test"
     for v in "${vs[@]}"; do
-      d=/tmp/variant-${v%%=*}; rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
-      sed -i "${v#*=}" $d/cuda_runtime/matvec.cu
-      echo "variant ${v%%=*}: $(diff cuda_runtime/matvec.cu $d/cuda_runtime/matvec.cu | grep -c '^>') lines changed"
-      ( cmake -S $d -B $d/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=0 \
-          -DGGUFSCOPE_WERROR=OFF > $d.log 2>&1 && cmake --build $d/build -j$(( ${JOBS:-8} / 2 + 1 )) --target ggufscope-bench-matvec >> $d.log 2>&1 ||
-          { echo "variant $v: build failed"; tail -5 $d.log; } ) &
+      d=/tmp/variant-${v%%=*}; spec=${v#*=}
+      rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
+      if [ "${spec#patch:}" != "$spec" ]; then
+        git -C $d apply "$PWD/${spec#patch:}" || echo "variant ${v%%=*}: patch does not apply"
+      else
+        sed -i "$spec" $d/cuda_runtime/matvec.cu
+      fi
+      echo "variant ${v%%=*}: $(diff -r -q --exclude=build . $d 2>/dev/null | grep -c differ) files changed"
+      ( cmake -S $d -B $d/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON \
+          -DGGUFSCOPE_TESTS=${VARIANT_TESTS:-0} -DGGUFSCOPE_WERROR=OFF -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > $d.log 2>&1 &&
+        cmake --build $d/build -j$(( ${JOBS:-8} / 2 + 1 )) --target $vt >> $d.log 2>&1 ||
+          { echo "variant $v: build failed"; grep -E "error" $d.log | head -5; } ) &
     done
     wait
     for v in "${vs[@]}"; do
-      for ty in Q8_0 Q4_K; do
-        echo "--- $ty --path tc [variant ${v%%=*}]"; timeout 60 /tmp/variant-${v%%=*}/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+      d=/tmp/variant-${v%%=*}
+      if [ "${VARIANT_TESTS:-0}" = 1 ]; then
+        timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops.log" 2>&1
+        echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
+      fi
+      for ty in ${VARIANT_TYPES:-Q8_0 Q4_K}; do
+        echo "--- $ty --path tc [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
       done
     done | tee "$OUT/matvec_variants.txt"
   fi
