@@ -1067,6 +1067,9 @@ struct TcQ4K {
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;         // 2 against 3: 18944 x 3584 59 -> 68% (more resident blocks)
   static constexpr int kScaleLanes = 32;  // one x scale per stage
+  // The int32 bounds above (digits |d| <= 128; codes 15 or 240, scales 16 * 63 or 63).
+  static_assert(int64_t{8} * 32 * 240 * 128 * 63 < (int64_t{1} << 29), "Q4_K stage sums fit in int32");
+  static_assert(int64_t{8} * 63 * 32 * 128 < (int64_t{1} << 21), "Q4_K min sums fit in int32");
 
   // A Q4_K row's header: d and dmin, and its 8 scales (sc) and 8 mins (mn)
   // as bytes: sc[0] = sc_0..3, sc[1] = sc_4..7, mn the same.

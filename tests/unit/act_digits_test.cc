@@ -10,9 +10,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
+
+#include "gguf/dequant.h"
 
 namespace ggufscope::cuda {
 namespace {
@@ -164,6 +167,117 @@ TEST(ActDigits, DotOfCodesMatchesFloat64) {
     const double bound = q_abs * MaxAbs(x) / (127.0 * 16384.0) + 4 * std::ldexp(abs_sum, -24);
     ASSERT_LE(std::fabs(got - want), bound) << "trial " << trial;
   }
+}
+
+// The Q4_K tensor-core stage's arithmetic (matvec.cu, TcQ4K), step for step
+// on the host: x split with one scale for the whole 256-element
+// super-block; the low nibbles as codes q and the high ones in place (16 q);
+// each sub-block's digit sums times its 6-bit scale (times 16 for the low
+// nibbles) added in int32; the min term as sum_j m_j * sum(digits)_j; the
+// sums converted to f32 and joined per lane (t = 0: columns 0 and 1, t = 1:
+// column 2) and the lanes added, as the kernel does. Against float64 on the
+// super-block as gguf's dequantizer (checked against gguf-py) decodes it:
+// this holds the scale/min unpacking and the documented int32 bounds
+// (|sum| < 2^29, mins < 2^21), including all-maximal blocks.
+double Q4KStageAsTheKernel(const uint8_t* blk, const std::vector<float>& x, int64_t* max_sum, int64_t* max_min) {
+  float m = 0.0f;
+  for (float v : x) m = std::max(m, std::fabs(v));
+  const int k = m > 0.0f ? DigitScaleExponent(m) : 0;
+  const float xs = m > 0.0f ? std::ldexp(1.0f, k) : 1.0f;
+  std::vector<int8_t> dg[3];
+  for (auto& v : dg) v.resize(256);
+  for (int i = 0; i < 256; ++i) {
+    if (m > 0.0f) DigitsOf(x[static_cast<size_t>(i)], k, &dg[0][i], &dg[1][i], &dg[2][i]);
+    else dg[0][i] = dg[1][i] = dg[2][i] = 0;
+  }
+  uint16_t dh, dminh;
+  std::memcpy(&dh, blk, 2);
+  std::memcpy(&dminh, blk + 2, 2);
+  uint32_t u[3];
+  std::memcpy(u, blk + 4, 12);
+  const uint32_t sc[2] = {u[0] & 0x3F3F3F3Fu, (u[2] & 0x0F0F0F0Fu) | ((u[0] >> 2) & 0x30303030u)};
+  const uint32_t mn[2] = {u[1] & 0x3F3F3F3Fu, ((u[2] >> 4) & 0x0F0F0F0Fu) | ((u[1] >> 2) & 0x30303030u)};
+  int64_t s[3] = {0, 0, 0}, mins[3] = {0, 0, 0};
+  for (int j = 0; j < 8; ++j) {
+    const int64_t scale = (sc[j / 4] >> (8 * (j % 4))) & 0xFF, min = (mn[j / 4] >> (8 * (j % 4))) & 0xFF;
+    for (int col = 0; col < 3; ++col) {
+      int64_t sum = 0, dsum = 0;
+      for (int i = 0; i < 32; ++i) {
+        const uint8_t byte = blk[16 + 32 * (j / 2) + i];
+        const int64_t a = j % 2 == 0 ? (byte & 0x0F) : (byte & 0xF0);  // the high nibble in place: 16 q
+        sum += a * dg[col][32 * j + i];
+        dsum += dg[col][32 * j + i];
+      }
+      s[col] += (j % 2 == 0 ? 16 * scale : scale) * sum;
+      mins[col] += min * dsum;
+    }
+  }
+  for (int col = 0; col < 3; ++col) {
+    *max_sum = std::max(*max_sum, std::abs(s[col]));
+    *max_min = std::max(*max_min, std::abs(mins[col]));
+  }
+  const float d = gguf::HalfToFloat(dh), dmin = gguf::HalfToFloat(dminh);
+  const float xq = xs * (1.0f / 16);
+  const auto lane = [&](int64_t s0, int64_t s1, int64_t m0, int64_t m1, float w0, float w1) {
+    const float q = std::fma(static_cast<float>(s1), w1, static_cast<float>(s0) * w0);
+    const float mm = std::fma(static_cast<float>(m1), w1, static_cast<float>(m0) * w0);
+    return std::fma(d, q * xq, std::fma(-dmin, mm * xs, 0.0f));
+  };
+  const float t0 = lane(s[0], s[1], mins[0], mins[1], 1.0f, 1.0f / 128);
+  const float t1 = lane(s[2], 0, mins[2], 0, 1.0f / (128 * 128), 0.0f);
+  return static_cast<double>(t0 + t1);
+}
+
+TEST(ActDigits, Q4KStageArithmeticMatchesFloat64) {
+  std::mt19937_64 rng(1127);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<double> mant(-1.0, 1.0);
+  std::uniform_int_distribution<int> exp(-20, 20);
+  int64_t max_sum = 0, max_min = 0;
+  const auto check = [&](const std::vector<uint8_t>& blk, const std::vector<float>& x, int trial) {
+    std::vector<float> w(256);
+    ASSERT_TRUE(gguf::Dequantize(gguf::GgmlType::kQ4_K, blk, 256, w).ok());
+    double want = 0, abs_wx = 0, abs_w = 0, mx = 0;
+    for (int i = 0; i < 256; ++i) {
+      want += static_cast<double>(w[static_cast<size_t>(i)]) * x[static_cast<size_t>(i)];
+      abs_wx += std::fabs(static_cast<double>(w[static_cast<size_t>(i)]) * x[static_cast<size_t>(i)]);
+      abs_w += std::fabs(w[static_cast<size_t>(i)]);
+      mx = std::max(mx, std::fabs(static_cast<double>(x[static_cast<size_t>(i)])));
+    }
+    const double got = Q4KStageAsTheKernel(blk.data(), x, &max_sum, &max_min);
+    // The split's error (per element <= max|x| / (127 * 2^14)) plus the f32
+    // roundings of the join, relative to the two terms before they cancel.
+    uint16_t dh, dminh;
+    std::memcpy(&dh, blk.data(), 2);
+    std::memcpy(&dminh, blk.data() + 2, 2);
+    const double terms = std::fabs(gguf::HalfToFloat(dh)) * 15 * 63 * 256 * mx +
+                         std::fabs(gguf::HalfToFloat(dminh)) * 63 * 256 * mx;
+    const double bound = abs_w * mx / (127.0 * 16384.0) + 16 * std::ldexp(terms + abs_wx, -24);
+    ASSERT_LE(std::fabs(got - want), bound) << "trial " << trial << " got " << got << " want " << want;
+  };
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> blk(144);
+    for (auto& b : blk) b = static_cast<uint8_t>(byte(rng));
+    // d and dmin: finite f16 values of either sign, moderate magnitude.
+    const uint16_t dh = static_cast<uint16_t>((byte(rng) & 0x80) << 8 | (0x2000 + byte(rng) * 32));
+    const uint16_t dminh = static_cast<uint16_t>((byte(rng) & 0x80) << 8 | (0x2000 + byte(rng) * 32));
+    std::memcpy(blk.data(), &dh, 2);
+    std::memcpy(blk.data() + 2, &dminh, 2);
+    std::vector<float> x(256);
+    const int e = exp(rng);
+    for (auto& v : x) v = static_cast<float>(std::ldexp(mant(rng), e - (byte(rng) < 8 ? 15 : 0)));
+    check(blk, x, trial);
+  }
+  // All-maximal: every code 15, every scale and min 63, x at the largest
+  // first digit (127 * 2^k, other digits 0) with both signs.
+  std::vector<uint8_t> blk(144, 0xFF);
+  const uint16_t one = 0x3C00;
+  std::memcpy(blk.data(), &one, 2);
+  std::memcpy(blk.data() + 2, &one, 2);
+  for (const float sign : {1.0f, -1.0f}) check(blk, std::vector<float>(256, sign * 127.0f), -1);
+  EXPECT_LT(max_sum, int64_t{1} << 29);
+  EXPECT_LT(max_min, int64_t{1} << 21);
+  EXPECT_GT(max_sum, int64_t{1} << 28);  // the all-maximal block comes close: the bound is not loose
 }
 
 }  // namespace
