@@ -59,10 +59,12 @@ if [ "${TESTS:-0}" = 1 ]; then
   # between them), a copy of the tree with the spec applied: a sed script on cuda_runtime/matvec.cu, or
   # patch:FILE (`git apply`, e.g. a branch's `git diff main..branch` carried in .device/). Their
   # ggufscope-bench-matvec (VARIANT_TESTS=1: and cuda_ops_test's MatVec* tests) built side by side and run
-  # on the tensor-core kernels of VARIANT_TYPES (default Q8_0 Q4_K).
+  # on the tensor-core kernels of VARIANT_TYPES (default Q8_0 Q4_K). VARIANT_DECODE=1: each variant's decode is
+  # timed too, next to ours, on every model written below.
   if [ -n "${SED_VARIANTS:-}" ]; then
     IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${SED_VARIANTS//;;/$'\n'}"; printf '\0')
     vt=ggufscope-bench-matvec; [ "${VARIANT_TESTS:-0}" = 1 ] && vt="$vt cuda_ops_test"
+    [ "${VARIANT_DECODE:-0}" = 1 ] && vt="$vt ggufscope-bench-forward"
     for v in "${vs[@]}"; do
       d=/tmp/variant-${v%%=*}; spec=${v#*=}
       rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
@@ -145,6 +147,11 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/storie
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
   for ab in ${AB_ENV:-}; do
     echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+  done
+  for vf in /tmp/variant-*/build/ggufscope-bench-forward; do
+    [ -x "$vf" ] || continue
+    vn=${vf#/tmp/variant-}; vn=${vn%%/*}
+    echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
   done
 done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
