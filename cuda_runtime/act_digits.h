@@ -1,5 +1,5 @@
-// Activations as integer digits, for integer tensor-core mat-vecs (the next
-// step for the quantized decode products, cuda_runtime/README.md, MatVec).
+// Activations as integer digits, the input of the integer tensor-core
+// mat-vecs (matvec.cu; cuda_runtime/README.md, "Integer tensor-core mat-vecs").
 //
 // A block of 32 activations x becomes a power-of-two scale s and three
 // signed 8-bit digits per element,
@@ -62,28 +62,18 @@ GGUFSCOPE_HD inline void DigitsOf(float v, int k, int8_t* d0, int8_t* d1, int8_t
   *d2 = static_cast<int8_t>(std::rint(r2));
 }
 
-// The bits of f as an unsigned integer and back.
-GGUFSCOPE_HD inline uint32_t FloatBits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  return u;
-#endif
-}
-GGUFSCOPE_HD inline float BitsFloat(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
+// The same 32 bits as another type (float <-> uint32_t): memcpy, which
+// nvcc and the host compilers reduce to a register move.
+template <typename To, typename From>
+GGUFSCOPE_HD inline To BitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "BitCast: sizes differ");
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
 }
 
 // 2^e for e in [-126, 127] (a normal float).
-GGUFSCOPE_HD inline float Pow2(int e) { return BitsFloat(static_cast<uint32_t>(e + 127) << 23); }
+GGUFSCOPE_HD inline float Pow2(int e) { return BitCast<float>(static_cast<uint32_t>(e + 127) << 23); }
 
 constexpr float kRintMagic = 12582912.0f;  // 1.5 * 2^23: v + it is rint(v) in the low bits, |v| < 2^22
 
@@ -102,9 +92,9 @@ GGUFSCOPE_HD inline void DigitBytesOf(float v, int k, uint32_t* b0, uint32_t* b1
   const float r1 = (u - (t0 - kRintMagic)) * kDigitBase;
   const float t1 = r1 + kRintMagic;
   const float r2 = (r1 - (t1 - kRintMagic)) * kDigitBase;
-  *b0 = FloatBits(t0);
-  *b1 = FloatBits(t1);
-  *b2 = FloatBits(r2 + kRintMagic);
+  *b0 = BitCast<uint32_t>(t0);
+  *b1 = BitCast<uint32_t>(t1);
+  *b2 = BitCast<uint32_t>(r2 + kRintMagic);
 }
 
 // Splits x[0..31] into *scale and the digits d0, d1, d2 (32 each).

@@ -905,7 +905,7 @@ __device__ __forceinline__ void CpAsyncWait() {
 // 4..7, packed; *scale the group's scale (NaN when an element is not
 // finite, 1 when all are zero).
 template <int kLanes>
-__device__ __forceinline__ void QuadDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
+__device__ __forceinline__ void LaneDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
   float m = 0.0f;
   bool finite = true;
 #pragma unroll
@@ -1230,7 +1230,7 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
     // __syncwarp at the end of the last iteration).
     uint32_t dg[3][2];
     float scale;
-    QuadDigits<F::kScaleLanes>(xv, dg, &scale);
+    LaneDigits<F::kScaleLanes>(xv, dg, &scale);
 #pragma unroll
     for (int n = 0; n < 3; ++n) {
       *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);

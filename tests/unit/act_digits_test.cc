@@ -1,9 +1,10 @@
 // cuda_runtime/act_digits.h: activations as a power-of-two scale and three
-// 8-bit digits, the input of the planned integer tensor-core mat-vecs.
+// 8-bit digits, the input of the integer tensor-core mat-vecs (matvec.cu).
 // Checked on the CPU (the header is shared with the device) against
 // float64: the split's error bound, the digit ranges, exact zeros and
-// powers of two, NaN for non-finite blocks, and Q8_0-code dot products
-// joined from exact int32 sums against a float64 dot.
+// powers of two, NaN for non-finite blocks, Q8_0-code dot products joined
+// from exact int32 sums against a float64 dot, and the Q4_K tensor-core
+// stage's arithmetic against float64 on gguf's dequantization.
 #include "cuda_runtime/act_digits.h"
 
 #include <gtest/gtest.h>

@@ -377,11 +377,12 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 
 // Q8_0 and Q4_K on the integer tensor cores (what kAuto takes for them;
 // forced here), x as a power-of-two scale and three 8-bit digits per 32
-// elements. Against float64 at the f32 threshold: the digits carry x to
-// 2^-21 of its block's largest element, the int32 sums are exact. Row
-// counts that leave partial 16- and 32-row tiles, one to 74 stages per row,
-// x spanning six orders of magnitude inside a block, an all-zero block and
-// a block of subnormals. On an H100 the shapes take every launch variant:
+// elements (Q8_0) or per 256 (Q4_K's super-block). Against float64 at the
+// f32 threshold: the digits carry x to 2^-21 of the largest element sharing
+// the scale, the int32 sums are exact. Row counts that leave partial 16- and
+// 32-row tiles, one to 74 stages per row, x spanning six orders of magnitude
+// inside every block and stage (so Q4_K's one scale per 256 is held to the
+// same threshold), an all-zero block and a block of subnormals. On an H100 the shapes take every launch variant:
 // 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
 // 32 rows (25344 x 256: two full waves of 32-row blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
