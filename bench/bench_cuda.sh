@@ -59,7 +59,8 @@ if [ "${TESTS:-0}" = 1 ]; then
   # between them), a copy of the tree with the spec applied: a sed script on cuda_runtime/matvec.cu, or
   # patch:FILE (`git apply`, e.g. a branch's `git diff main..branch` carried in .device/). Their
   # ggufscope-bench-matvec (VARIANT_TESTS=1: and cuda_ops_test's MatVec* tests) built side by side and run
-  # on the tensor-core kernels of VARIANT_TYPES (default Q8_0 Q4_K). VARIANT_DECODE=1: each variant's decode is
+  # on the kernels of VARIANT_TYPES (default Q8_0 Q4_K) through --path VARIANT_PATH (default tc; auto, direct).
+  # VARIANT_DECODE=1: each variant's decode is
   # timed too, next to ours, on every model written below.
   if [ -n "${SED_VARIANTS:-}" ]; then
     IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${SED_VARIANTS//;;/$'\n'}"; printf '\0')
@@ -87,7 +88,7 @@ if [ "${TESTS:-0}" = 1 ]; then
         echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
       fi
       for ty in ${VARIANT_TYPES:-Q8_0 Q4_K}; do
-        echo "--- $ty --path tc [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+        echo "--- $ty --path ${VARIANT_PATH:-tc} [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path ${VARIANT_PATH:-tc}
       done
     done | tee "$OUT/matvec_variants.txt"
   fi

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -322,7 +323,9 @@ Status Session::DecodeGraphStep() {
 
 // The q, k and v projections of one token, their biases added: matrices of
 // one type share a launch (MatVecParts), so a layer takes one to three.
-Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v) {
+// With `norm` (one launch only), of RmsNorm(x) (NormFold).
+Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
+                                  const NormFold* norm) {
   const DeviceWeight* w[3] = {&L.wq, &L.wk, &L.wv};
   const float* b[3] = {L.bq, L.bk, L.bv};
   float* y[3] = {q, k, v};
@@ -335,7 +338,8 @@ Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool bia
     }
     parts[n_parts++] = MatVecPart{w[i]->data, w[i]->rows, y[i], biases ? b[i] : nullptr};
   }
-  return MatVecParts(ctx_, w[2]->type, w[2]->cols, x, parts, n_parts);
+  if (norm != nullptr && n_parts != 3) return Status::Error("DecodeProjections: a folded norm needs one launch");
+  return MatVecParts(ctx_, w[2]->type, w[2]->cols, x, parts, n_parts, norm);
 }
 
 Status Session::Linear(const DeviceWeight& w, const float* x, int64_t n, float* y) {
@@ -386,15 +390,31 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // values: `normed` says cur already holds this layer's attn_norm output.
   // The output norm joins the last one when it reads every row.
   const int rows = all_logits ? n : 1;
+  // A one-token step without a trace folds each pre-norm of a pre-norm
+  // family into the one launch that reads it (NormFold: on the tensor cores
+  // no normed copy is written; elsewhere RmsNorm runs into cur first). Its
+  // values are RmsNorm's then the product's, up to f32 rounding order.
+  // GGUFSCOPE_FOLD_NORM: which pre-norms fold (benchmarking switch; bits 1
+  // attn_norm, 2 ffn_norm, 4 output_norm; unset: all).
+  static const int fold_mask = [] {
+    const char* e = std::getenv("GGUFSCOPE_FOLD_NORM");
+    return e != nullptr ? std::atoi(e) : 7;
+  }();
+  const bool fold_norms = decode && trace == nullptr && !fam.post_norms;
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
-    if (!normed) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
+    const bool fold_attn_norm =
+        fold_norms && (fold_mask & 1) && !normed && L.wq.type == L.wk.type && L.wk.type == L.wv.type;
+    if (!normed && !fold_attn_norm) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
     normed = false;
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
     const bool biases = fault != reference::Fault::kDropQkvBias;
-    if (decode) {  // the projections (and biases) in as few launches as their types allow
-      GGUFSCOPE_TRY(DecodeProjections(L, cur, biases, q, k, v));
+    if (fold_attn_norm) {
+      const NormFold fold{L.attn_norm, eps, cur};
+      GGUFSCOPE_TRY(DecodeProjections(L, x, biases, q, k, v, &fold));
+    } else if (decode) {  // the projections (and biases) in as few launches as their types allow
+      GGUFSCOPE_TRY(DecodeProjections(L, cur, biases, q, k, v, nullptr));
     } else {
       GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
       GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
@@ -442,11 +462,14 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     } else {
       GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
     }
+    const bool glu_fused =
+        decode && L.w_gate.type == L.w_up.type && L.w_gate.rows == L.w_up.rows && L.w_gate.cols == L.w_up.cols;
+    const bool fold_ffn_norm = fold_norms && (fold_mask & 2) && glu_fused;
     if (fam.post_norms) {  // the post-norm, the residual add with it, the ffn pre-norm
       GGUFSCOPE_TRY(RmsNormResidualNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp, x, L.ffn_norm, cur));
     } else {
       if (!fold_residual || wo_f32 != nullptr) GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
-      GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
+      if (!fold_ffn_norm) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
     }
     GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
     GGUFSCOPE_TRY(Capture(trace, "ffn_inp", l, x, n, E));
@@ -454,10 +477,11 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     // act: the gated activation, into its own buffer on a one-token step
     // (gate and up stay for the trace), in place over gate otherwise.
     float* act = gate;
-    if (decode && L.w_gate.type == L.w_up.type && L.w_gate.rows == L.w_up.rows && L.w_gate.cols == L.w_up.cols) {
+    if (glu_fused) {
       act = act_.as<float>();
-      GGUFSCOPE_TRY(
-          MatVecGlu(ctx_, L.w_gate.type, L.w_gate.data, L.w_up.data, F, E, cur, glu, gate, up, act));
+      const NormFold fold{L.ffn_norm, eps, cur};
+      GGUFSCOPE_TRY(MatVecGlu(ctx_, L.w_gate.type, L.w_gate.data, L.w_up.data, F, E, fold_ffn_norm ? x : cur, glu,
+                              gate, up, act, fold_ffn_norm ? &fold : nullptr));
       GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
       GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
     } else {
@@ -489,9 +513,16 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   }
   // The output head on every row (all_logits) or the last; its input is
   // normed into `cur`, whose start is 16-byte aligned as MatVec needs.
-  if (!normed) GGUFSCOPE_TRY(RmsNorm(ctx_, x + (n - rows) * E, m_.output_norm(), rows, E, eps, cur));
-  GGUFSCOPE_TRY(Capture(trace, "result_norm", -1, cur, rows, E));
-  GGUFSCOPE_TRY(Linear(m_.output(), cur, rows, logits));
+  const DeviceWeight& out = m_.output();
+  if (fold_norms && (fold_mask & 4) && !normed && rows == 1) {
+    const NormFold fold{m_.output_norm(), eps, cur};
+    const MatVecPart part{out.data, out.rows, logits, nullptr};
+    GGUFSCOPE_TRY(MatVecParts(ctx_, out.type, out.cols, x + (n - rows) * E, &part, 1, &fold));
+  } else {
+    if (!normed) GGUFSCOPE_TRY(RmsNorm(ctx_, x + (n - rows) * E, m_.output_norm(), rows, E, eps, cur));
+    GGUFSCOPE_TRY(Capture(trace, "result_norm", -1, cur, rows, E));
+    GGUFSCOPE_TRY(Linear(out, cur, rows, logits));
+  }
   if (hp.final_softcap > 0) GGUFSCOPE_TRY(Softcap(ctx_, logits, rows * V, hp.final_softcap, logits));
   GGUFSCOPE_TRY(Capture(trace, "result_output", -1, logits, rows, V));
   return {};

@@ -88,6 +88,8 @@ class Model {
   bool decode_capturable_ = false;
 };
 
+struct NormFold;  // ops.h
+
 struct SessionOptions {
   // Replay one-token steps without a trace as a CUDA graph (when the model
   // is decode_capturable). Off: every step is launched op by op.
@@ -134,7 +136,8 @@ class Session {
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
-  Status DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v);
+  Status DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
+                           const NormFold* norm);
   Status Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,
                  int64_t cols);
 

@@ -219,6 +219,11 @@ struct RowPlan {
   float* pre2;
   int glu;  // pairs: 0 SwiGLU, 1 GeGLU (tanh)
   bool pairs;
+  // RMSNorm folded in (tensor-core kernels only): x is the row before the
+  // norm; the product takes x * norm_w, and each row's sum is scaled by
+  // 1 / sqrt(mean(x^2) + norm_eps) before the epilogue (ops.h, NormFold).
+  const float* norm_w;
+  float norm_eps;
 };
 
 __device__ __forceinline__ const uint8_t* RowPtr(const RowPlan& p, int64_t v) {
@@ -345,12 +350,28 @@ __device__ __forceinline__ int64_t GroupRow0(int split) {
   return (static_cast<int64_t>(blockIdx.x) * (kFastWarps / split) + warp / split) * kRows;
 }
 
-// ---- K quants (256-element super-blocks), x in shared memory.
+// ---- K quants (256-element super-blocks).
 //
-// The whole of x is staged once per block (dynamic shared memory, n_cols
-// floats) as float4 slots s (elements 4s..4s+3) stored at Swizzle(s), so
-// that the slots a quarter-warp reads with one 16-byte load fall in 8
-// distinct bank groups.
+// Rows of fewer than kStageColsBelow columns stage the whole of x once per
+// block (dynamic shared memory, n_cols floats) as float4 slots s (elements
+// 4s..4s+3) stored at Swizzle(s), so that the slots a quarter-warp reads
+// with one 16-byte load fall in 8 distinct bank groups. Wider rows read
+// their slots from global memory (L1 and L2 hits: every block reads the
+// same x): staging 74 KB of x per block of the 7B down projection (3584 x
+// 18944) cost more than it saved, Q6_K 36.2 -> 33.4 us, Q4_K 31.6 -> 29.4
+// us without it, while the rows of 3584 columns lost (Q6_K 3584 x 3584:
+// 10.3 -> 12.0 us) and 18944 x 3584 tied (H100, docs/PERFORMANCE.md,
+// 2026-11-27). Unstaged rows have no width limit.
+constexpr int64_t kStageColsBelow = 8192;
+
+template <bool kStaged, typename Swz>
+__device__ __forceinline__ float4 XSlot(const float4* xs, int s, Swz swizzle) {
+  if constexpr (kStaged) {
+    return xs[swizzle(s)];
+  } else {
+    return __ldg(xs + s);
+  }
+}
 
 // Q4_K (144 B: d, dmin, scales[12], qs[128]) and Q5_K (176 B: the same, then
 // qh[32] before qs). Lane l of a warp takes super-block l/8 of the four the
@@ -379,14 +400,15 @@ struct KQ45 {
     }
   }
 
+  template <bool kStaged>
   __device__ __forceinline__ void Compute(const float4* xs, int64_t sb, int lane, float* acc) const {
     const int t = lane % 8, j = t / 2, h = t % 2;
     float4 xl[4], xh[4];
     const int s0 = static_cast<int>(64 * sb) + 16 * j + 4 * h;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      xl[i] = xs[Swizzle(s0 + i)];
-      xh[i] = xs[Swizzle(s0 + 8 + i)];
+      xl[i] = XSlot<kStaged>(xs, s0 + i, Swizzle);
+      xh[i] = XSlot<kStaged>(xs, s0 + 8 + i, Swizzle);
     }
     const float sxl = (Sum4(xl[0]) + Sum4(xl[1])) + (Sum4(xl[2]) + Sum4(xl[3]));
     const float sxh = (Sum4(xh[0]) + Sum4(xh[1])) + (Sum4(xh[2]) + Sum4(xh[3]));
@@ -477,14 +499,15 @@ struct KQ6 {
     }
   }
 
+  template <bool kStaged>
   __device__ __forceinline__ void Compute(const float4* xs, int64_t sb, int lane, float* acc) const {
     const int t = lane % 8, hh = t / 4, lq = t % 4;
     float4 x[8];  // x[2k + c]: elements 128hh + 32k + 8lq + 4c .. +3
     const int base = static_cast<int>(64 * sb) + 32 * hh + 2 * lq;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      x[2 * k] = xs[Swizzle(base + 8 * k)];
-      x[2 * k + 1] = xs[Swizzle(base + 8 * k + 1)];
+      x[2 * k] = XSlot<kStaged>(xs, base + 8 * k, Swizzle);
+      x[2 * k + 1] = XSlot<kStaged>(xs, base + 8 * k + 1, Swizzle);
     }
     constexpr float kBias = kTwo23 + 32.0f;  // q - 32
 #pragma unroll
@@ -507,13 +530,12 @@ struct KQ6 {
   }
 };
 
-// The most columns a K-quant launch stages (dynamic shared memory, with the
-// opt-in the launcher sets): wider rows take the generic kernel.
-constexpr int64_t kMaxStagedCols = 48 * 1024;
+// Staged x fits the 48 KB of dynamic shared memory a launch gets without an opt-in.
+static_assert(kStageColsBelow * sizeof(float) <= 48 * 1024);
 
 // K-quant rows (K = KQ45<.., kRows> or KQ6<kRows>; Q6_K needs n_sb even and
 // the rows 4-byte aligned, checked by the launcher).
-template <typename K, int kRows>
+template <typename K, int kRows, bool kStaged>
 __global__ void __launch_bounds__(kFastThreads)
     MatVecKQuantKernel(RowPlan p, int64_t n_sb, const float* __restrict__ x, int split) {
   extern __shared__ float4 xs[];
@@ -538,12 +560,15 @@ __global__ void __launch_bounds__(kFastThreads)
   Entry<kRows> entry;
   entry.Enter(p, row0, active, split);
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
-    xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
+  if constexpr (kStaged) {
+    for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
+      xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
+    }
+    __syncthreads();
   }
-  __syncthreads();
+  const float4* xsrc = kStaged ? xs : x4;
   if (active) {
-    if (have0) first.Compute(xs, sb0, lane, acc);
+    if (have0) first.template Compute<kStaged>(xsrc, sb0, lane, acc);
     // Load and compute each further step; unrolled by two, the second
     // step's loads are issued before the first's arithmetic. (A software
     // pipeline that kept the next step's weights in flight across
@@ -555,7 +580,7 @@ __global__ void __launch_bounds__(kFastThreads)
       if (sb >= n_sb) continue;
       K one;
       one.Load(rp, sb, lane);
-      one.Compute(xs, sb, lane, acc);
+      one.template Compute<kStaged>(xsrc, sb, lane, acc);
     }
   }
   Finish<kRows>(p, acc, row0, active, split, red, entry.in);
@@ -804,15 +829,14 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
     return true;
   };
   const bool pairs = n_blocks % 2 == 0 && all_aligned(4);
-  const bool staged = n_cols <= kMaxStagedCols;
   switch (type) {
     case GgmlType::kQ4_K:
       if (all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ4KTc;
-      return staged && all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
+      return all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
     case GgmlType::kQ5_K:
-      return staged && all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
+      return all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
     case GgmlType::kQ6_K:
-      return staged && pairs ? FastKind::kQ6K : FastKind::kNone;
+      return pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
       if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
       return pairs ? FastKind::kQ8_0 : FastKind::kNone;
@@ -840,11 +864,10 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
 using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 
 // The SIMT kind for a tensor-core kind (a Q8_0 row of whole stages has the
-// even block count its SIMT kernel needs; Q4_K's stages x in shared memory,
-// so rows of at most kMaxStagedCols); other kinds as they are.
-FastKind SimtKind(FastKind kind, int64_t n_cols) {
+// even block count its SIMT kernel needs); other kinds as they are.
+FastKind SimtKind(FastKind kind) {
   if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
-  if (kind == FastKind::kQ4KTc) return n_cols <= kMaxStagedCols ? FastKind::kQ4K : FastKind::kNone;
+  if (kind == FastKind::kQ4KTc) return FastKind::kQ4K;
   return kind;
 }
 
@@ -1163,8 +1186,20 @@ constexpr size_t TcSharedBytes() {
 // 16 bytes and measured 85% against 90% on 152064 x 3584 Q4_K).
 constexpr int kTcMinBlocks[2][2] = {{5, 2}, {3, 4}};
 
-template <typename F, int kTiles, int kWarps>
-__global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps / 8])
+// A folded norm: kNorm 0 none; 1 the next stage's norm weights in flight
+// beside x (8 registers: with 1 tile and 4 warps they spill 40 bytes under
+// the cap of 5 blocks, so that variant is capped at 4); 2 (1 tile, 4 warps
+// only) each stage loads its norm weights when it needs them (L1 hits after
+// the first block) under the cap of 5. LaunchTc takes 2 where the cap of 4
+// would cost a wave: the 1.5B gate/up launch (1120 blocks) made three waves
+// instead of two, -1.4% tokens/s; where the waves are the same, 1 measured
+// faster (7B Q8_0 decode 294.7 against 308.1 tokens/s with 1 there).
+constexpr int TcMinBlocks(int tiles, int warps, int norm) {
+  return norm == 1 && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
+}
+
+template <typename F, int kTiles, int kWarps, int kNorm>
+__global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
@@ -1172,6 +1207,7 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
   constexpr int kSlotBytes = kR * F::kRowStride;
   extern __shared__ uint4 tc_shared[];
   __shared__ float red[kWarps][kR];
+  __shared__ float red_ss[kNorm != 0 ? kWarps : 1];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
   const int64_t last = p.end[2] - 1;
@@ -1216,16 +1252,35 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
 #pragma unroll
   for (int m = 0; m < kTiles; ++m) acc[m][0] = acc[m][1] = 0.0f;
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  float xv[8] = {};
-  const auto load_x = [&](int64_t k, float (&v)[8]) {
-    const float4* q = x4 + (warp + k * kWarps) * (kTcStageCols / 4) + 2 * lane;
+  const auto load8 = [&](const float4* base, int64_t k, float (&v)[8]) {
+    const float4* q = base + (warp + k * kWarps) * (kTcStageCols / 4) + 2 * lane;
     const float4 lo = __ldg(q), hi = __ldg(q + 1);
     v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
-  if (mine > 0) load_x(0, xv);
+  // kNorm: the norm's weights beside x, and this lane's sum of x^2 (each
+  // element of x is one lane's in one warp's stage).
+  constexpr bool kPrefetchW = kNorm == 1;
+  const float4* nw4 = reinterpret_cast<const float4*>(p.norm_w);
+  float xv[8] = {}, wv[kNorm != 0 ? 8 : 1] = {};
+  float ss = 0.0f;
+  if (mine > 0) {
+    load8(x4, 0, xv);
+    if constexpr (kPrefetchW) load8(nw4, 0, wv);
+  }
   for (int64_t k = 0; k < mine; ++k) {
-    float xn[8] = {};
-    if (k + 1 < mine) load_x(k + 1, xn);
+    float xn[8] = {}, wn[kPrefetchW ? 8 : 1] = {};
+    if (k + 1 < mine) {
+      load8(x4, k + 1, xn);
+      if constexpr (kPrefetchW) load8(nw4, k + 1, wn);
+    }
+    if constexpr (kNorm == 2) load8(nw4, k, wv);
+    if constexpr (kNorm != 0) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        ss = fmaf(xv[i], xv[i], ss);
+        xv[i] *= wv[i];
+      }
+    }
     // This stage's digits (the previous stage's readers passed the
     // __syncwarp at the end of the last iteration).
     uint32_t dg[3][2];
@@ -1244,8 +1299,17 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
     CpAsyncCommit();
 #pragma unroll
     for (int i = 0; i < 8; ++i) xv[i] = xn[i];
+    if constexpr (kPrefetchW) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) wv[i] = wn[i];
+    }
   }
   CpAsyncWait<0>();
+  if constexpr (kNorm != 0) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
+    if (lane == 0) red_ss[warp] = ss;
+  }
   // The quad's lanes hold the three digit columns' shares: add them, then
   // the warps' sums in warp order.
 #pragma unroll
@@ -1268,6 +1332,14 @@ __global__ void __launch_bounds__(32 * kWarps, kTcMinBlocks[kTiles - 1][kWarps /
       for (int w = 0; w < kWarps; ++w) total += red[w][2 * threadIdx.x + r];
       s[r] = total;
     }
+    if constexpr (kNorm != 0) {  // RmsNorm's row scale, with the warps' sums in warp order
+      float total = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) total += red_ss[w];
+      const float scale = 1.0f / sqrtf(total / static_cast<float>(n_stages * kTcStageCols) + p.norm_eps);
+      s[0] *= scale;
+      s[1] *= scale;
+    }
     Emit<2>(p, emit_row, s, in);
   }
 }
@@ -1281,11 +1353,12 @@ bool TensorCoreEnabled() {
   return on;
 }
 
-template <typename F, int kTiles, int kWarps>
+template <typename F, int kTiles, int kWarps, int kNorm = 0>
 int TcResident() {  // resident blocks per multiprocessor
   static const int n = [] {
     int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps>, 32 * kWarps,
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, kNorm>,
+                                                         32 * kWarps,
                                                          TcSharedBytes<F, kTiles, kWarps>()) == cudaSuccess
                ? std::max(v, 1)
                : 1;
@@ -1295,8 +1368,18 @@ int TcResident() {  // resident blocks per multiprocessor
 
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
-  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, kTiles, kWarps>,
-                                               static_cast<unsigned>(grid), 32 * kWarps,
+  auto kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 0>;
+  if (p.norm_w != nullptr) {
+    kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 1>;
+    if constexpr (kTiles == 1 && kWarps == kTcWarps) {  // kNorm 2 where kNorm 1's cap costs a wave
+      const auto waves = [&](int resident) { return (grid + resident - 1) / resident; };
+      const int64_t sms = ctx.multiprocessors();
+      if (waves(TcResident<F, 1, kTcWarps, 1>() * sms) > waves(TcResident<F, 1, kTcWarps, 2>() * sms)) {
+        kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 2>;
+      }
+    }
+  }
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, static_cast<unsigned>(grid), 32 * kWarps,
                                                TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
   return {};
@@ -1349,8 +1432,18 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
 
 template <typename F, int kTiles, int kWarps>
 cudaError_t PrepareTc() {
-  return cudaFuncSetAttribute(MatVecTensorCoreKernel<F, kTiles, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              static_cast<int>(TcSharedBytes<F, kTiles, kWarps>()));
+  const int bytes = static_cast<int>(TcSharedBytes<F, kTiles, kWarps>());
+  cudaError_t err = cudaSuccess;
+  for (const auto kernel : {MatVecTensorCoreKernel<F, kTiles, kWarps, 0>, MatVecTensorCoreKernel<F, kTiles, kWarps, 1>}) {
+    if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  }
+  if constexpr (kTiles == 1 && kWarps == kTcWarps) {  // kNorm 2 (LaunchTc)
+    if (err == cudaSuccess) {
+      err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1, kTcWarps, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 bytes);
+    }
+  }
+  return err;
 }
 
 template <typename F>
@@ -1361,8 +1454,9 @@ cudaError_t PrepareTensorCore() {
 }
 
 template <template <int> class K>
-FastKernel KQuantKernel(bool two) {
-  return two ? MatVecKQuantKernel<K<2>, 2> : MatVecKQuantKernel<K<1>, 1>;
+FastKernel KQuantKernel(bool two, bool staged) {
+  if (staged) return two ? MatVecKQuantKernel<K<2>, 2, true> : MatVecKQuantKernel<K<1>, 1, true>;
+  return two ? MatVecKQuantKernel<K<2>, 2, false> : MatVecKQuantKernel<K<1>, 1, false>;
 }
 template <Small S>
 FastKernel SmallKernel(bool two) {
@@ -1396,15 +1490,17 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
                                      : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
-  kind = SimtKind(kind, n_cols);
+  if (p.norm_w != nullptr) return Status::Error("MatVec: internal: a folded norm on a SIMT kernel");
+  kind = SimtKind(kind);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
+  const bool staged = n_cols < kStageColsBelow;
   FastKernel kernel = nullptr;
   switch (kind) {
-    case FastKind::kQ4K: kernel = KQuantKernel<KQ4>(two); break;
-    case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two); break;
-    case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two); break;
+    case FastKind::kQ4K: kernel = KQuantKernel<KQ4>(two, staged); break;
+    case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two, staged); break;
+    case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two, staged); break;
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
     case FastKind::kQ8_0Tc:
     case FastKind::kQ4KTc:
@@ -1417,9 +1513,9 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kF16: kernel = PlainKernel<GgmlType::kF16>(two); break;
     case FastKind::kBF16: kernel = PlainKernel<GgmlType::kBF16>(two); break;
   }
-  // K quants stage x in dynamic shared memory (PrepareKernels opted them in
-  // beyond 48 KB); the others count their row in columns, not blocks.
-  const size_t shared = k_quant ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
+  // Staged K quants hold x in dynamic shared memory (PrepareKernels opted
+  // them in beyond 48 KB); plain rows count their row in columns, not blocks.
+  const size_t shared = k_quant && staged ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
   const unsigned grid = s.grid;
   const bool plain = kind == FastKind::kF32 || kind == FastKind::kF16 || kind == FastKind::kBF16;
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, grid, kFastThreads, shared, p, plain ? n_cols : n_blocks,
@@ -1500,13 +1596,6 @@ Status MatVecDequantCublas(Context& ctx, GgmlType type, const gguf::TypeTraits& 
 namespace internal {
 
 cudaError_t PrepareKernels() {
-  const int bytes = static_cast<int>(kMaxStagedCols * sizeof(float));
-  for (const bool two : {false, true}) {
-    for (const FastKernel k : {KQuantKernel<KQ4>(two), KQuantKernel<KQ5>(two), KQuantKernel<KQ6>(two)}) {
-      const cudaError_t err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-      if (err != cudaSuccess) return err;
-    }
-  }
   const cudaError_t err = PrepareTensorCore<TcQ8>();
   return err == cudaSuccess ? PrepareTensorCore<TcQ4K>() : err;
 }
@@ -1565,7 +1654,7 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
     return Status::Error("MatVec: too many rows for one launch");
   }
   FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
-  if (path == MatVecPath::kDirect) kind = SimtKind(kind, n_cols);
+  if (path == MatVecPath::kDirect) kind = SimtKind(kind);
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }
@@ -1620,15 +1709,39 @@ Status CheckWidth(const char* op, const gguf::TypeTraits& t, int64_t n_cols, con
   return internal::CheckArray(op, "x", x, n_cols, 16);
 }
 
+// A NormFold's arrays (the norm's weights are read as float4 beside x).
+Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols) {
+  if (norm == nullptr) return {};
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "norm weights", norm->w, n_cols, 16));
+  return internal::CheckArray(op, "normed", norm->normed, n_cols, 16);
+}
+
+// Whether a launch of `kind` over `rows` virtual rows folds the norm in (the
+// tensor-core kernels do; LaunchFast makes the same choice); otherwise
+// RmsNorm runs into norm->normed first and *x points there.
+Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t rows, int64_t n_cols, const float** x,
+                  RowPlan* p) {
+  if (norm == nullptr) return {};
+  if (KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors())) {
+    p->norm_w = norm->w;
+    p->norm_eps = norm->eps;
+    return {};
+  }
+  GGUFSCOPE_RETURN_IF_ERROR(RmsNorm(ctx, *x, norm->w, 1, n_cols, norm->eps, norm->normed));
+  *x = norm->normed;
+  return {};
+}
+
 }  // namespace
 
 Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
-                   int n_parts) {
+                   int n_parts, const NormFold* norm) {
   constexpr const char* kOp = "MatVecParts";
   gguf::TypeTraits t;
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   if (n_parts < 1 || n_parts > 3 || parts == nullptr) return Status::Error("MatVecParts: 1 to 3 parts");
   GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols));
   const uint8_t* w[3] = {};
   int64_t total = 0;
   for (int i = 0; i < n_parts; ++i) {
@@ -1643,6 +1756,8 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
   const FastKind kind = n_cols == 0 || total == 0 || total > internal::kMaxGridX
                             ? FastKind::kNone
                             : FastKindOf(type, w, n_parts, n_cols, n_blocks, n_blocks * t.type_size);
+  RowPlan p{};
+  GGUFSCOPE_RETURN_IF_ERROR(FoldOrNorm(ctx, norm, kind, total, n_cols, &x, &p));
   if (kind == FastKind::kNone) {  // one MatVec (and Add) per part: the same values
     for (int i = 0; i < n_parts; ++i) {
       const MatVecPart& pt = parts[i];
@@ -1651,7 +1766,6 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
     }
     return {};
   }
-  RowPlan p{};
   p.row_bytes = n_blocks * t.type_size;
   int64_t end = 0;
   for (int i = 0; i < 3; ++i) {
@@ -1693,11 +1807,12 @@ Status MatVecResidual(Context& ctx, GgmlType type, const void* w, int64_t n_rows
 }
 
 Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_up, int64_t n_rows, int64_t n_cols,
-                 const float* x, GluKind kind, float* gate, float* up, float* out) {
+                 const float* x, GluKind kind, float* gate, float* up, float* out, const NormFold* norm) {
   constexpr const char* kOp = "MatVecGlu";
   gguf::TypeTraits t;
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols));
   GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_gate", t, w_gate, n_rows, n_cols));
   GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_up", t, w_up, n_rows, n_cols));
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "gate", gate, n_rows));
@@ -1709,12 +1824,13 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
   const FastKind fast = n_cols == 0 || n_rows == 0 || n_rows > internal::kMaxGridX / 2
                             ? FastKind::kNone
                             : FastKindOf(type, w, 2, n_cols, n_blocks, n_blocks * t.type_size);
+  RowPlan p = SinglePlan(w[0], 2 * n_rows, n_blocks * t.type_size, out);
+  GGUFSCOPE_RETURN_IF_ERROR(FoldOrNorm(ctx, norm, fast, 2 * n_rows, n_cols, &x, &p));
   if (fast == FastKind::kNone) {
     GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w_gate, n_rows, n_cols, x, gate));
     GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w_up, n_rows, n_cols, x, up));
     return Glu(ctx, kind, gate, up, n_rows, out);
   }
-  RowPlan p = SinglePlan(w[0], 2 * n_rows, n_blocks * t.type_size, out);
   p.w[1] = w[1];
   p.pairs = true;
   p.pre = gate;

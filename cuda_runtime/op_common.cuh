@@ -99,8 +99,8 @@ cudaError_t LaunchDependent(const Context& ctx, void (*kernel)(Params...), dim3 
 }
 
 // Per-device kernel settings that must be made before a graph capture (the
-// current device's; Context::Create calls it): the mat-vec kernels' opt-in
-// to more than 48 KB of dynamic shared memory (matvec.cu).
+// current device's; Context::Create calls it): the tensor-core mat-vec
+// kernels' opt-in to more than 48 KB of dynamic shared memory (matvec.cu).
 cudaError_t PrepareKernels();
 
 inline std::string TypeLabel(gguf::GgmlType type) {

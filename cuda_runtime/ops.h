@@ -181,10 +181,27 @@ struct MatVecPart {
   const float* bias;   // (n_rows) f32 added to y, or null
 };
 
+// RMSNorm folded into a product (the pre-norms of the q/k/v projections and
+// the feed-forward, the output norm): the product takes RmsNorm(x, w, eps)
+// of its x. Where the launch runs on the integer tensor cores (Q8_0 and
+// Q4_K at the shapes that keep them: many rows or long ones) no normed copy
+// is written: each block sums x^2 while it reads x (in its own order: the
+// row scale equals RmsNorm's up to f32 summation order), takes x * w into
+// its digit split and scales each row's sum by the row scale before the
+// epilogue (W (s (x * w)) = s W (x * w), up to f32 rounding). Otherwise
+// RmsNorm runs first into `normed` (the same values as RmsNorm, then the
+// product of those).
+struct NormFold {
+  const float* w;  // (n_cols) f32 norm weights, 16-byte aligned
+  float eps;
+  float* normed;   // (n_cols) f32 scratch, 16-byte aligned, not overlapping x; untouched when the norm folds
+};
+
 // y_i = W_i x (+ bias_i) for 1 to 3 matrices of one type and width sharing x
-// (the q, k and v projections). No y may overlap x or another part.
+// (the q, k and v projections); with `norm`, of RmsNorm(x) (NormFold). No y
+// may overlap x or another part.
 Status MatVecParts(Context& ctx, gguf::GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
-                   int n_parts);
+                   int n_parts, const NormFold* norm = nullptr);
 
 // pre = W x; y = residual + pre (an output projection and its residual
 // add). y may be residual; pre may not overlap x, residual or y.
@@ -193,10 +210,12 @@ Status MatVecResidual(Context& ctx, gguf::GgmlType type, const void* w, int64_t 
                       const float* x, const float* residual, float* pre, float* y);
 
 // gate = W_gate x, up = W_up x, out = act(gate) * up (the feed-forward's
-// first half). out may not be gate or up.
+// first half); with `norm`, of RmsNorm(x) (NormFold). out may not be gate or
+// up.
 //   w_gate, w_up: (n_rows, n_cols);  x: (n_cols);  gate, up, out: (n_rows)
 Status MatVecGlu(Context& ctx, gguf::GgmlType type, const void* w_gate, const void* w_up, int64_t n_rows,
-                 int64_t n_cols, const float* x, GluKind kind, float* gate, float* up, float* out);
+                 int64_t n_cols, const float* x, GluKind kind, float* gate, float* up, float* out,
+                 const NormFold* norm = nullptr);
 
 // ---------------------------------------------------------------- KV cache and attention
 

@@ -47,13 +47,15 @@ size_t ArgMaxScratchBytes() { return 0; }
 Status ArgMax(Context&, const float*, int64_t, void*, int32_t*) { return NoCuda(); }
 Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
-Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int) { return NoCuda(); }
+Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int, const NormFold*) {
+  return NoCuda();
+}
 Status MatVecResidual(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, const float*, float*,
                       float*) {
   return NoCuda();
 }
 Status MatVecGlu(Context&, gguf::GgmlType, const void*, const void*, int64_t, int64_t, const float*, GluKind, float*,
-                 float*, float*) {
+                 float*, float*, const NormFold*) {
   return NoCuda();
 }
 Status StoreRows(Context&, const float*, const int32_t*, int64_t, int64_t, float*, int64_t) {

@@ -189,7 +189,22 @@ inline std::vector<std::pair<std::string, SynthSpec>> SynthFamilySpecs() {
   qwen3.rope_base = 1e6f;
   qwen3.matrix_type = gguf::GgmlType::kQ8_0;
   qwen3.seed = 1;  // 32 distinct tokens in 64
-  return {{"synth-gemma3-F16", gemma}, {"synth-qwen3-Q8_0", qwen3}};
+  // Wide enough for the integer tensor-core mat-vecs on a 132-multiprocessor
+  // device (KeepTensorCore: q+k+v 2560 rows, gate+up 4096, output 2304), so
+  // decode runs their folded RMSNorms (NormFold) as a real model would.
+  SynthSpec wide;
+  wide.arch = "qwen2";
+  wide.n_layers = 2;
+  wide.n_embd = 2048;
+  wide.n_ff = 2048;
+  wide.n_head = 16;
+  wide.n_head_kv = 2;
+  wide.head_dim = 128;
+  wide.n_vocab = 2304;
+  wide.rope_base = 1e6f;
+  wide.matrix_type = gguf::GgmlType::kQ8_0;
+  wide.seed = 3;
+  return {{"synth-gemma3-F16", gemma}, {"synth-qwen3-Q8_0", qwen3}, {"synth-qwen2-Q8_0-wide", wide}};
 }
 
 }  // namespace ggufscope::testing
