@@ -1186,19 +1186,17 @@ constexpr size_t TcSharedBytes() {
 // 16 bytes and measured 85% against 90% on 152064 x 3584 Q4_K).
 constexpr int kTcMinBlocks[2][2] = {{5, 2}, {3, 4}};
 
-// A folded norm: kNorm 0 none; 1 the next stage's norm weights in flight
-// beside x (8 registers: with 1 tile and 4 warps they spill 40 bytes under
-// the cap of 5 blocks, so that variant is capped at 4); 2 (1 tile, 4 warps
-// only) each stage loads its norm weights when it needs them (L1 hits after
-// the first block) under the cap of 5. LaunchTc takes 2 where the cap of 4
-// would cost a wave: the 1.5B gate/up launch (1120 blocks) made three waves
-// instead of two, -1.4% tokens/s; where the waves are the same, 1 measured
-// faster (7B Q8_0 decode 294.7 against 308.1 tokens/s with 1 there).
-constexpr int TcMinBlocks(int tiles, int warps, int norm) {
-  return norm == 1 && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
+// A folded norm (kNorm) keeps the next stage's norm weights in flight beside
+// x: 8 registers, which spill 40 bytes under the cap of 5 blocks of 1 tile
+// and 4 warps, so that variant is capped at 4. Loading each stage's norm
+// weights when it is needed (L1 hits) fits the cap of 5 but measured slower
+// even where the cap of 4 costs a wave (H100, 2026-11-27: 1.5B Q8_0 decode
+// 768 against 787 tokens/s, 7B Q8_0 298 against 307; the Q4_K_M files tied).
+constexpr int TcMinBlocks(int tiles, int warps, bool norm) {
+  return norm && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
 }
 
-template <typename F, int kTiles, int kWarps, int kNorm>
+template <typename F, int kTiles, int kWarps, bool kNorm>
 __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
@@ -1207,7 +1205,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   constexpr int kSlotBytes = kR * F::kRowStride;
   extern __shared__ uint4 tc_shared[];
   __shared__ float red[kWarps][kR];
-  __shared__ float red_ss[kNorm != 0 ? kWarps : 1];
+  __shared__ float red_ss[kNorm ? kWarps : 1];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
   const int64_t last = p.end[2] - 1;
@@ -1259,22 +1257,20 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   };
   // kNorm: the norm's weights beside x, and this lane's sum of x^2 (each
   // element of x is one lane's in one warp's stage).
-  constexpr bool kPrefetchW = kNorm == 1;
   const float4* nw4 = reinterpret_cast<const float4*>(p.norm_w);
-  float xv[8] = {}, wv[kNorm != 0 ? 8 : 1] = {};
+  float xv[8] = {}, wv[kNorm ? 8 : 1] = {};
   float ss = 0.0f;
   if (mine > 0) {
     load8(x4, 0, xv);
-    if constexpr (kPrefetchW) load8(nw4, 0, wv);
+    if constexpr (kNorm) load8(nw4, 0, wv);
   }
   for (int64_t k = 0; k < mine; ++k) {
-    float xn[8] = {}, wn[kPrefetchW ? 8 : 1] = {};
+    float xn[8] = {}, wn[kNorm ? 8 : 1] = {};
     if (k + 1 < mine) {
       load8(x4, k + 1, xn);
-      if constexpr (kPrefetchW) load8(nw4, k + 1, wn);
+      if constexpr (kNorm) load8(nw4, k + 1, wn);
     }
-    if constexpr (kNorm == 2) load8(nw4, k, wv);
-    if constexpr (kNorm != 0) {
+    if constexpr (kNorm) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         ss = fmaf(xv[i], xv[i], ss);
@@ -1299,13 +1295,13 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     CpAsyncCommit();
 #pragma unroll
     for (int i = 0; i < 8; ++i) xv[i] = xn[i];
-    if constexpr (kPrefetchW) {
+    if constexpr (kNorm) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) wv[i] = wn[i];
     }
   }
   CpAsyncWait<0>();
-  if constexpr (kNorm != 0) {
+  if constexpr (kNorm) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
     if (lane == 0) red_ss[warp] = ss;
@@ -1332,7 +1328,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       for (int w = 0; w < kWarps; ++w) total += red[w][2 * threadIdx.x + r];
       s[r] = total;
     }
-    if constexpr (kNorm != 0) {  // RmsNorm's row scale, with the warps' sums in warp order
+    if constexpr (kNorm) {  // RmsNorm's row scale, with the warps' sums in warp order
       float total = 0.0f;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) total += red_ss[w];
@@ -1353,11 +1349,11 @@ bool TensorCoreEnabled() {
   return on;
 }
 
-template <typename F, int kTiles, int kWarps, int kNorm = 0>
+template <typename F, int kTiles, int kWarps>
 int TcResident() {  // resident blocks per multiprocessor
   static const int n = [] {
     int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, kNorm>,
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
                                                          32 * kWarps,
                                                          TcSharedBytes<F, kTiles, kWarps>()) == cudaSuccess
                ? std::max(v, 1)
@@ -1368,17 +1364,8 @@ int TcResident() {  // resident blocks per multiprocessor
 
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
-  auto kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 0>;
-  if (p.norm_w != nullptr) {
-    kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 1>;
-    if constexpr (kTiles == 1 && kWarps == kTcWarps) {  // kNorm 2 where kNorm 1's cap costs a wave
-      const auto waves = [&](int resident) { return (grid + resident - 1) / resident; };
-      const int64_t sms = ctx.multiprocessors();
-      if (waves(TcResident<F, 1, kTcWarps, 1>() * sms) > waves(TcResident<F, 1, kTcWarps, 2>() * sms)) {
-        kernel = MatVecTensorCoreKernel<F, kTiles, kWarps, 2>;
-      }
-    }
-  }
+  const auto kernel = p.norm_w != nullptr ? MatVecTensorCoreKernel<F, kTiles, kWarps, true>
+                                          : MatVecTensorCoreKernel<F, kTiles, kWarps, false>;
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, static_cast<unsigned>(grid), 32 * kWarps,
                                                TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
@@ -1434,14 +1421,9 @@ template <typename F, int kTiles, int kWarps>
 cudaError_t PrepareTc() {
   const int bytes = static_cast<int>(TcSharedBytes<F, kTiles, kWarps>());
   cudaError_t err = cudaSuccess;
-  for (const auto kernel : {MatVecTensorCoreKernel<F, kTiles, kWarps, 0>, MatVecTensorCoreKernel<F, kTiles, kWarps, 1>}) {
+  for (const auto kernel :
+       {MatVecTensorCoreKernel<F, kTiles, kWarps, false>, MatVecTensorCoreKernel<F, kTiles, kWarps, true>}) {
     if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-  }
-  if constexpr (kTiles == 1 && kWarps == kTcWarps) {  // kNorm 2 (LaunchTc)
-    if (err == cudaSuccess) {
-      err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1, kTcWarps, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 bytes);
-    }
   }
   return err;
 }

@@ -567,20 +567,34 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 }
 
 // The fused decode products with RMSNorm folded in (NormFold): against
-// float64 RmsNorm(x) (its weights too) then the product. 8192 columns keep
-// Q8_0 and Q4_K on the tensor cores on any device (KeepTensorCore), where
-// the norm folds and the `normed` scratch stays untouched (poisoned); every
-// other case (the SIMT types, 1536 columns on few rows) runs RmsNorm into
+// float64 RmsNorm(x) (its weights too) then the product. Q8_0 and Q4_K on
+// the tensor cores fold the norm and leave the `normed` scratch untouched
+// (poisoned); they take the tensor cores on rows of 8192+ columns or one
+// 16-row block per multiprocessor (KeepTensorCore), so the cases cover the
+// launch variants with a folded norm: 8 warps (few rows of 8192 columns),
+// 16-row blocks of 4 warps (2560 q/k/v rows), 32-row blocks (12672 gate/up
+// rows). Every other case (the SIMT types, few short rows) runs RmsNorm into
 // `normed` first, which must then hold RmsNorm's values. x spans three
-// orders of magnitude (the row scale matters), the norm weights have both
+// orders of magnitude (the row scale matters); the norm weights have both
 // signs.
 TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   constexpr float kEps = 1e-6f;
+  struct Case {
+    int64_t n_cols;
+    std::array<int64_t, 3> rows;  // q, k, v
+    int64_t glu_rows;
+  };
+  const int sms = ctx_->multiprocessors();
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF16}) {
-    for (const int64_t n_cols : {int64_t{1536}, int64_t{8192}}) {
-      const bool folds = (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) && n_cols >= 8192;
-      SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_cols) + " columns" +
-                   (folds ? " (folded)" : " (RmsNorm first)"));
+    for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
+                          Case{1536, {2048, 256, 256}, 6336}}) {
+      const int64_t n_cols = c.n_cols;
+      const auto folds = [&](int64_t virtual_rows) {
+        return (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
+               (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+      };
+      SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_cols) + " columns, " +
+                   std::to_string(c.rows[0]) + " q rows");
       std::vector<float> x = RandomFloats(n_cols, rng_, 4.0);
       std::uniform_int_distribution<int> e(-5, 5);
       for (float& v : x) v = std::ldexp(v, e(rng_));
@@ -590,15 +604,16 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
       const double row_scale = 1.0 / std::sqrt(ss / static_cast<double>(n_cols) + kEps);
       std::vector<float> xn(n_cols);  // float64 RmsNorm, rounded once
       Reference want_norm(static_cast<size_t>(n_cols));
-      for (int64_t c = 0; c < n_cols; ++c) {
-        want_norm.value[c] = x[c] * row_scale * nw[c];
-        xn[c] = static_cast<float>(want_norm.value[c]);
+      for (int64_t i = 0; i < n_cols; ++i) {
+        want_norm.value[i] = x[i] * row_scale * nw[i];
+        xn[i] = static_cast<float>(want_norm.value[i]);
       }
       want_norm.ScaleByValue();
       DeviceBuffer d_x = Upload(x), d_nw = Upload(nw);
-      const auto check_normed = [&](const DeviceBuffer& d_normed) {
+      const auto check_normed = [&](const DeviceBuffer& d_normed, bool folded) {
+        SCOPED_TRACE(folded ? "folded" : "RmsNorm first");
         const std::vector<float> normed = Download<float>(d_normed.data(), n_cols);
-        if (folds) {
+        if (folded) {
           EXPECT_TRUE(std::all_of(normed.begin(), normed.end(), [](float v) { return std::isnan(v); }))
               << "the folded launch wrote the normed scratch";
         } else {
@@ -606,37 +621,36 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
         }
       };
       // MatVecParts: q, k, v with biases on two, and one part (the output head).
-      const std::array<int64_t, 3> rows{96, 16, 40};
       std::vector<std::vector<uint8_t>> w(3);
       std::vector<std::vector<float>> bias(3);
       std::vector<DeviceBuffer> d_w(3), d_b(3), d_y(3);
       MatVecPart parts[3];
       for (int i = 0; i < 3; ++i) {
-        w[i] = RandomData(type, rows[i] * n_cols, rng_);
-        bias[i] = RandomFloats(rows[i], rng_);
+        w[i] = RandomData(type, c.rows[i] * n_cols, rng_);
+        bias[i] = RandomFloats(c.rows[i], rng_);
         d_w[i] = Upload(w[i]);
         d_b[i] = Upload(bias[i]);
-        d_y[i] = Poisoned(rows[i]);
-        parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(), i == 1 ? nullptr : d_b[i].as<float>()};
+        d_y[i] = Poisoned(c.rows[i]);
+        parts[i] = MatVecPart{d_w[i].data(), c.rows[i], d_y[i].as<float>(), i == 1 ? nullptr : d_b[i].as<float>()};
       }
       for (const int n_parts : {3, 1}) {
         SCOPED_TRACE(std::to_string(n_parts) + " parts");
         DeviceBuffer d_normed = Poisoned(n_cols);
         const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
         ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, n_parts, &fold));
-        check_normed(d_normed);
+        check_normed(d_normed, folds(n_parts == 3 ? c.rows[0] + c.rows[1] + c.rows[2] : c.rows[0]));
         for (int i = 0; i < n_parts; ++i) {
           SCOPED_TRACE("part " + std::to_string(i));
-          Reference want = Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), xn, rows[i], n_cols);
-          for (int64_t r = 0; r < rows[i] && i != 1; ++r) {
+          Reference want = Float64MatVec(CpuDequantize(type, w[i], c.rows[i] * n_cols), xn, c.rows[i], n_cols);
+          for (int64_t r = 0; r < c.rows[i] && i != 1; ++r) {
             want.value[r] += bias[i][r];
             want.scale[r] += std::abs(bias[i][r]);
           }
-          EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y[i].data(), rows[i])), want, kF32Nmse);
+          EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y[i].data(), c.rows[i])), want, kF32Nmse);
         }
       }
       // MatVecGlu: gate and up of RmsNorm(x), then the activation.
-      const int64_t n_rows = 37;
+      const int64_t n_rows = c.glu_rows;
       const std::vector<uint8_t> wa = RandomData(type, n_rows * n_cols, rng_),
                                  wb = RandomData(type, n_rows * n_cols, rng_);
       DeviceBuffer d_wa = Upload(wa), d_wb = Upload(wb), d_normed = Poisoned(n_cols);
@@ -644,7 +658,7 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
       const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
       ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(), GluKind::kSwiglu,
                          d_gate.as<float>(), d_up.as<float>(), d_out.as<float>(), &fold));
-      check_normed(d_normed);
+      check_normed(d_normed, folds(2 * n_rows));
       const std::vector<float> gate = Download<float>(d_gate.data(), n_rows),
                                up = Download<float>(d_up.data(), n_rows),
                                out = Download<float>(d_out.data(), n_rows);
