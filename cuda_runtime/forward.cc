@@ -323,23 +323,44 @@ Status Session::DecodeGraphStep() {
 
 // The q, k and v projections of one token, their biases added: matrices of
 // one type share a launch (MatVecParts), so a layer takes one to three.
-// With `norm` (one launch only), of RmsNorm(x) (NormFold).
+// With `norm`, of RmsNorm(x): folded into every launch when all of them
+// fold it (NormFold), else RmsNorm once into norm->normed, which they read.
 Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
                                   const NormFold* norm) {
   const DeviceWeight* w[3] = {&L.wq, &L.wk, &L.wv};
   const float* b[3] = {L.bq, L.bk, L.bv};
   float* y[3] = {q, k, v};
-  MatVecPart parts[3];
-  int n_parts = 0;
-  for (int i = 0; i < 3; ++i) {
-    if (n_parts > 0 && w[i]->type != w[i - 1]->type) {
-      GGUFSCOPE_TRY(MatVecParts(ctx_, w[i - 1]->type, w[i - 1]->cols, x, parts, n_parts));
-      n_parts = 0;
-    }
-    parts[n_parts++] = MatVecPart{w[i]->data, w[i]->rows, y[i], biases ? b[i] : nullptr};
+  // Launch groups: [start[g], start[g + 1]) share a type.
+  int start[4] = {0}, n_groups = 0;
+  for (int i = 1; i <= 3; ++i) {
+    if (i == 3 || w[i]->type != w[i - 1]->type) start[++n_groups] = i;
   }
-  if (norm != nullptr && n_parts != 3) return Status::Error("DecodeProjections: a folded norm needs one launch");
-  return MatVecParts(ctx_, w[2]->type, w[2]->cols, x, parts, n_parts, norm);
+  if (norm != nullptr) {
+    bool all_fold = true;
+    for (int g = 0; g < n_groups; ++g) {
+      const void* wg[3] = {};
+      int64_t rows = 0;
+      for (int i = start[g]; i < start[g + 1]; ++i) {
+        wg[i - start[g]] = w[i]->data;
+        rows += w[i]->rows;
+      }
+      all_fold = all_fold && MatVecFoldsNorm(ctx_, w[start[g]]->type, w[start[g]]->cols, wg,
+                                             start[g + 1] - start[g], rows);
+    }
+    if (!all_fold) {
+      GGUFSCOPE_TRY(RmsNorm(ctx_, x, norm->w, 1, L.wq.cols, norm->eps, norm->normed));
+      x = norm->normed;
+      norm = nullptr;
+    }
+  }
+  for (int g = 0; g < n_groups; ++g) {
+    MatVecPart parts[3];
+    for (int i = start[g]; i < start[g + 1]; ++i) {
+      parts[i - start[g]] = MatVecPart{w[i]->data, w[i]->rows, y[i], biases ? b[i] : nullptr};
+    }
+    GGUFSCOPE_TRY(MatVecParts(ctx_, w[start[g]]->type, w[start[g]]->cols, x, parts, start[g + 1] - start[g], norm));
+  }
+  return {};
 }
 
 Status Session::Linear(const DeviceWeight& w, const float* x, int64_t n, float* y) {
@@ -404,8 +425,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
-    const bool fold_attn_norm =
-        fold_norms && (fold_mask & 1) && !normed && L.wq.type == L.wk.type && L.wk.type == L.wv.type;
+    const bool fold_attn_norm = fold_norms && (fold_mask & 1) && !normed;
     if (!normed && !fold_attn_norm) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
     normed = false;
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));

@@ -47,6 +47,7 @@ size_t ArgMaxScratchBytes() { return 0; }
 Status ArgMax(Context&, const float*, int64_t, void*, int32_t*) { return NoCuda(); }
 Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
+bool MatVecFoldsNorm(const Context&, gguf::GgmlType, int64_t, const void* const*, int, int64_t) { return false; }
 Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int, const NormFold*) {
   return NoCuda();
 }

@@ -567,16 +567,17 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 }
 
 // The fused decode products with RMSNorm folded in (NormFold): against
-// float64 RmsNorm(x) (its weights too) then the product. Q8_0 and Q4_K on
-// the tensor cores fold the norm and leave the `normed` scratch untouched
-// (poisoned); they take the tensor cores on rows of 8192+ columns or one
-// 16-row block per multiprocessor (KeepTensorCore), so the cases cover the
-// launch variants with a folded norm: 8 warps (few rows of 8192 columns),
-// 16-row blocks of 4 warps (2560 q/k/v rows), 32-row blocks (12672 gate/up
-// rows). Every other case (the SIMT types, few short rows) runs RmsNorm into
-// `normed` first, which must then hold RmsNorm's values. x spans three
-// orders of magnitude (the row scale matters); the norm weights have both
-// signs.
+// float64 RmsNorm(x) (its weights too) then the product. A launch that folds
+// the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
+// on the tensor cores, which they take on rows of 8192+ columns or one
+// 16-row block per multiprocessor (KeepTensorCore), and the K quants on
+// their SIMT kernels when those stage x (fewer than 8192 columns). The
+// cases cover the tensor-core launch variants with a folded norm: 8 warps
+// (few rows of 8192 columns), 16-row blocks of 4 warps (2560 q/k/v rows),
+// 32-row blocks (12672 gate/up rows). Every other case (F16, Q6_K's
+// unstaged rows) runs RmsNorm into `normed` first, which must then hold
+// RmsNorm's values; MatVecFoldsNorm must say which. x spans three orders of
+// magnitude (the row scale matters); the norm weights have both signs.
 TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   constexpr float kEps = 1e-6f;
   struct Case {
@@ -585,13 +586,16 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
     int64_t glu_rows;
   };
   const int sms = ctx_->multiprocessors();
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K, GgmlType::kF16}) {
+  for (const GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16}) {
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}}) {
       const int64_t n_cols = c.n_cols;
+      const bool k_quant = type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
       const auto folds = [&](int64_t virtual_rows) {
-        return (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
-               (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+        const bool tc = (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
+                        (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+        return tc || (k_quant && n_cols < 8192);
       };
       SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_cols) + " columns, " +
                    std::to_string(c.rows[0]) + " q rows");
@@ -638,7 +642,10 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
         DeviceBuffer d_normed = Poisoned(n_cols);
         const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
         ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, n_parts, &fold));
-        check_normed(d_normed, folds(n_parts == 3 ? c.rows[0] + c.rows[1] + c.rows[2] : c.rows[0]));
+        const int64_t all_rows = n_parts == 3 ? c.rows[0] + c.rows[1] + c.rows[2] : c.rows[0];
+        const void* ws[3] = {d_w[0].data(), d_w[1].data(), d_w[2].data()};
+        EXPECT_EQ(MatVecFoldsNorm(*ctx_, type, n_cols, ws, n_parts, all_rows), folds(all_rows));
+        check_normed(d_normed, folds(all_rows));
         for (int i = 0; i < n_parts; ++i) {
           SCOPED_TRACE("part " + std::to_string(i));
           Reference want = Float64MatVec(CpuDequantize(type, w[i], c.rows[i] * n_cols), xn, c.rows[i], n_cols);
@@ -658,6 +665,8 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
       const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
       ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(), GluKind::kSwiglu,
                          d_gate.as<float>(), d_up.as<float>(), d_out.as<float>(), &fold));
+      const void* wab[2] = {d_wa.data(), d_wb.data()};
+      EXPECT_EQ(MatVecFoldsNorm(*ctx_, type, n_cols, wab, 2, 2 * n_rows), folds(2 * n_rows));
       check_normed(d_normed, folds(2 * n_rows));
       const std::vector<float> gate = Download<float>(d_gate.data(), n_rows),
                                up = Download<float>(d_up.data(), n_rows),
