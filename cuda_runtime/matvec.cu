@@ -301,18 +301,13 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
 // rows. Every thread of the block must call this (it may hold a barrier).
 template <int kRows>
 __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64_t row0, bool active,
-                                       int split, float (*red)[kRows], const EmitInputs<kRows>& in,
-                                       float scale = 1.0f) {
+                                       int split, float (*red)[kRows], const EmitInputs<kRows>& in) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   float s[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) s[r] = WarpSum(acc[r]);
   if (split == 1) {
-    if (active && lane == 0) {
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) s[r] *= scale;
-      Emit<kRows>(p, row0, s, in);
-    }
+    if (active && lane == 0) Emit<kRows>(p, row0, s, in);
     return;
   }
   if (lane == 0) {
@@ -325,7 +320,7 @@ __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64
     for (int r = 0; r < kRows; ++r) {
       float t = red[warp][r];
       for (int c = 1; c < split; ++c) t += red[warp + c][r];
-      s[r] = t * scale;
+      s[r] = t;
     }
     Emit<kRows>(p, row0, s, in);
   }
@@ -565,34 +560,11 @@ __global__ void __launch_bounds__(kFastThreads)
   Entry<kRows> entry;
   entry.Enter(p, row0, active, split);
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  float norm_scale = 1.0f;
   if constexpr (kStaged) {
-    if (p.norm_w == nullptr) {
-      for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
-        xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
-      }
-      __syncthreads();
-    } else {  // a folded norm (RowPlan): x * w staged, the sum of x^2 over the block
-      __shared__ float ss_warp[kFastWarps];
-      const float4* w4 = reinterpret_cast<const float4*>(p.norm_w);
-      float ss = 0.0f;
-      for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
-        const float4 v = __ldg(x4 + s), w = __ldg(w4 + s);
-        ss = fmaf(v.x, v.x, ss);
-        ss = fmaf(v.y, v.y, ss);
-        ss = fmaf(v.z, v.z, ss);
-        ss = fmaf(v.w, v.w, ss);
-        xs[K::Swizzle(static_cast<int>(s))] = make_float4(v.x * w.x, v.y * w.y, v.z * w.z, v.w * w.w);
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
-      if (lane == 0) ss_warp[threadIdx.x / 32] = ss;
-      __syncthreads();
-      float total = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kFastWarps; ++w) total += ss_warp[w];
-      norm_scale = 1.0f / sqrtf(total / static_cast<float>(256 * n_sb) + p.norm_eps);
+    for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
+      xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
     }
+    __syncthreads();
   }
   const float4* xsrc = kStaged ? xs : x4;
   if (active) {
@@ -611,7 +583,7 @@ __global__ void __launch_bounds__(kFastThreads)
       one.template Compute<kStaged>(xsrc, sb, lane, acc);
     }
   }
-  Finish<kRows>(p, acc, row0, active, split, red, entry.in, norm_scale);
+  Finish<kRows>(p, acc, row0, active, split, red, entry.in);
 }
 
 // ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
@@ -1500,11 +1472,9 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
                                      : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
+  if (p.norm_w != nullptr) return Status::Error("MatVec: internal: a folded norm on a SIMT kernel");
   kind = SimtKind(kind);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
-  if (p.norm_w != nullptr && !(k_quant && n_cols < kStageColsBelow)) {
-    return Status::Error("MatVec: internal: a folded norm on a kernel without one");
-  }
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
   const bool staged = n_cols < kStageColsBelow;
@@ -1728,15 +1698,15 @@ Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols) {
   return internal::CheckArray(op, "normed", norm->normed, n_cols, 16);
 }
 
-// Whether a launch of `kind` over `rows` virtual rows folds the norm in (the
-// tensor-core kernels and the K-quant kernels that stage x do; LaunchFast
-// makes the same choice of kernel); otherwise RmsNorm runs into
-// norm->normed first and *x points there.
+// Whether a launch of `kind` over `rows` virtual rows folds the norm in:
+// the tensor-core kernels do (LaunchFast makes the same choice of kernel);
+// otherwise RmsNorm runs into norm->normed first and *x points there. (The
+// K-quant SIMT kernels folded it while staging x for a while: that took
+// their staged variants from 48 and 64 to 63 and 72 registers, a resident
+// block fewer, and the Q6_K output matrix 219 -> 239 us: more than the
+// RmsNorm launches it saved. docs/PERFORMANCE.md.)
 bool Folds(const Context& ctx, FastKind kind, int64_t rows, int64_t n_cols) {
-  const FastKind simt = SimtKind(kind);
-  const bool staged_k_quant =
-      (simt == FastKind::kQ4K || simt == FastKind::kQ5K || simt == FastKind::kQ6K) && n_cols < kStageColsBelow;
-  return KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors()) || staged_k_quant;
+  return KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors());
 }
 
 Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t rows, int64_t n_cols, const float** x,

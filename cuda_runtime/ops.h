@@ -184,12 +184,11 @@ struct MatVecPart {
 // RMSNorm folded into a product (the pre-norms of the q/k/v projections and
 // the feed-forward, the output norm): the product takes RmsNorm(x, w, eps)
 // of its x. Where the launch runs on the integer tensor cores (Q8_0 and
-// Q4_K at the shapes that keep them: many rows or long ones) or on a K-quant
-// SIMT kernel that stages x (Q4_K Q5_K Q6_K rows of fewer than 8192
-// columns) no normed copy is written: each block sums x^2 while it reads x
-// (in its own order: the row scale equals RmsNorm's up to f32 summation
-// order), takes x * w as its x and scales each row's sum by the row scale
-// before the epilogue (W (s (x * w)) = s W (x * w), up to f32 rounding).
+// Q4_K at the shapes that keep them: many rows or long ones) no normed copy
+// is written: each block sums x^2 while it reads x (in its own order: the
+// row scale equals RmsNorm's up to f32 summation order), takes x * w into
+// its digit split and scales each row's sum by the row scale before the
+// epilogue (W (s (x * w)) = s W (x * w), up to f32 rounding).
 // Otherwise RmsNorm runs first into `normed` (the same values as RmsNorm,
 // then the product of those); MatVecFoldsNorm says which.
 struct NormFold {

@@ -570,14 +570,14 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 // float64 RmsNorm(x) (its weights too) then the product. A launch that folds
 // the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
 // on the tensor cores, which they take on rows of 8192+ columns or one
-// 16-row block per multiprocessor (KeepTensorCore), and the K quants on
-// their SIMT kernels when those stage x (fewer than 8192 columns). The
-// cases cover the tensor-core launch variants with a folded norm: 8 warps
-// (few rows of 8192 columns), 16-row blocks of 4 warps (2560 q/k/v rows),
-// 32-row blocks (12672 gate/up rows). Every other case (F16, Q6_K's
-// unstaged rows) runs RmsNorm into `normed` first, which must then hold
-// RmsNorm's values; MatVecFoldsNorm must say which. x spans three orders of
-// magnitude (the row scale matters); the norm weights have both signs.
+// 16-row block per multiprocessor (KeepTensorCore). The cases cover the
+// launch variants with a folded norm: 8 warps (few rows of 8192 columns),
+// 16-row blocks of 4 warps (2560 q/k/v rows), 32-row blocks (12672 gate/up
+// rows). Every other case (the SIMT kernels: Q5_K, Q6_K, F16, and Q8_0 and
+// Q4_K on few short rows) runs RmsNorm into `normed` first, which must then
+// hold RmsNorm's values; MatVecFoldsNorm must say which. x spans three
+// orders of magnitude (the row scale matters); the norm weights have both
+// signs.
 TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   constexpr float kEps = 1e-6f;
   struct Case {
@@ -591,11 +591,9 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}}) {
       const int64_t n_cols = c.n_cols;
-      const bool k_quant = type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
       const auto folds = [&](int64_t virtual_rows) {
-        const bool tc = (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
-                        (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
-        return tc || (k_quant && n_cols < 8192);
+        return (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
+               (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
       };
       SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_cols) + " columns, " +
                    std::to_string(c.rows[0]) + " q rows");
