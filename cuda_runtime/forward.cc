@@ -532,7 +532,8 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     GGUFSCOPE_TRY(Capture(trace, "l_out", l, x, n, E));
   }
   // The output head on every row (all_logits) or the last; its input is
-  // normed into `cur`, whose start is 16-byte aligned as MatVec needs.
+  // normed into `cur` (whose start is 16-byte aligned as MatVec needs), or
+  // on a folding step the norm joins the head's launch.
   const DeviceWeight& out = m_.output();
   if (fold_norms && (fold_mask & 4) && !normed && rows == 1) {
     const NormFold fold{m_.output_norm(), eps, cur};

@@ -1495,8 +1495,8 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kF16: kernel = PlainKernel<GgmlType::kF16>(two); break;
     case FastKind::kBF16: kernel = PlainKernel<GgmlType::kBF16>(two); break;
   }
-  // Staged K quants hold x in dynamic shared memory (PrepareKernels opted
-  // them in beyond 48 KB); plain rows count their row in columns, not blocks.
+  // Staged K quants hold x in dynamic shared memory (under the 48 KB a launch
+  // gets without an opt-in); plain rows count their row in columns, not blocks.
   const size_t shared = k_quant && staged ? static_cast<size_t>(n_cols) * sizeof(float) : 0;
   const unsigned grid = s.grid;
   const bool plain = kind == FastKind::kF32 || kind == FastKind::kF16 || kind == FastKind::kBF16;
@@ -1692,10 +1692,18 @@ Status CheckWidth(const char* op, const gguf::TypeTraits& t, int64_t n_cols, con
 }
 
 // A NormFold's arrays (the norm's weights are read as float4 beside x).
-Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols) {
+Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols, const float* x) {
   if (norm == nullptr) return {};
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "norm weights", norm->w, n_cols, 16));
-  return internal::CheckArray(op, "normed", norm->normed, n_cols, 16);
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "normed", norm->normed, n_cols, 16));
+  // The unfused path writes `normed` and then reads x's products from it: x
+  // itself (the residual stream) must survive.
+  const auto at = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
+  const uintptr_t bytes = static_cast<uintptr_t>(n_cols) * sizeof(float);
+  if (n_cols > 0 && at(norm->normed) < at(x) + bytes && at(x) < at(norm->normed) + bytes) {
+    return Status::Error(std::string(op) + ": the norm's scratch overlaps x");
+  }
+  return {};
 }
 
 // Whether a launch of `kind` over `rows` virtual rows folds the norm in:
@@ -1744,7 +1752,7 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   if (n_parts < 1 || n_parts > 3 || parts == nullptr) return Status::Error("MatVecParts: 1 to 3 parts");
   GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
-  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols, x));
   const uint8_t* w[3] = {};
   int64_t total = 0;
   for (int i = 0; i < n_parts; ++i) {
@@ -1815,7 +1823,7 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
   gguf::TypeTraits t;
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
-  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols));
+  GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols, x));
   GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_gate", t, w_gate, n_rows, n_cols));
   GGUFSCOPE_RETURN_IF_ERROR(CheckMatrix(kOp, "w_up", t, w_up, n_rows, n_cols));
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "gate", gate, n_rows));

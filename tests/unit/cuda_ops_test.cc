@@ -682,11 +682,14 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
       EXPECT_NMSE_BELOW(std::span<const float>(out), want_out, kF32Nmse);
     }
   }
-  // Misaligned norm weights are refused.
+  // Misaligned norm weights, and a scratch that overlaps x (the unfused
+  // path would overwrite the residual row), are refused.
   DeviceBuffer buf = Poisoned(4096), d_w = Upload(RandomData(GgmlType::kQ8_0, 4 * 256, rng_));
   const NormFold bad{buf.as<float>() + 1, 1e-6f, buf.as<float>() + 1024};
   const MatVecPart part{d_w.data(), 4, buf.as<float>() + 2048, nullptr};
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ8_0, 256, buf.as<float>() + 3072, &part, 1, &bad).ok());
+  const NormFold overlapping{buf.as<float>(), 1e-6f, buf.as<float>() + 3072 + 128};
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ8_0, 256, buf.as<float>() + 3072, &part, 1, &overlapping).ok());
 }
 
 TEST_F(CudaOps, GemmMatchesFloat64) {

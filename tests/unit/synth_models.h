@@ -177,33 +177,15 @@ inline std::vector<std::pair<std::string, SynthSpec>> SynthFamilySpecs() {
   gemma.tied = true;
   gemma.matrix_type = gguf::GgmlType::kF16;
   gemma.seed = 6;  // random gemma3s tend to repeat one token; this one generates 7 distinct ones in 64
-  SynthSpec qwen3;
-  qwen3.arch = "qwen3";
-  qwen3.n_layers = 3;
-  qwen3.n_embd = 64;
-  qwen3.n_ff = 160;
-  qwen3.n_head = 8;
-  qwen3.n_head_kv = 2;
-  qwen3.head_dim = 16;
-  qwen3.n_vocab = 80;
-  qwen3.rope_base = 1e6f;
-  qwen3.matrix_type = gguf::GgmlType::kQ8_0;
-  qwen3.seed = 1;  // 32 distinct tokens in 64
+  const SynthSpec qwen3{.arch = "qwen3", .n_layers = 3, .n_embd = 64, .n_ff = 160, .n_head = 8, .n_head_kv = 2,
+                        .head_dim = 16, .n_vocab = 80, .rope_base = 1e6f, .matrix_type = gguf::GgmlType::kQ8_0,
+                        .seed = 1};  // 32 distinct tokens in 64
   // Wide enough for the integer tensor-core mat-vecs on a 132-multiprocessor
   // device (KeepTensorCore: q+k+v 2560 rows, gate+up 4096, output 2304), so
   // decode runs their folded RMSNorms (NormFold) as a real model would.
-  SynthSpec wide;
-  wide.arch = "qwen2";
-  wide.n_layers = 2;
-  wide.n_embd = 2048;
-  wide.n_ff = 2048;
-  wide.n_head = 16;
-  wide.n_head_kv = 2;
-  wide.head_dim = 128;
-  wide.n_vocab = 2304;
-  wide.rope_base = 1e6f;
-  wide.matrix_type = gguf::GgmlType::kQ8_0;
-  wide.seed = 3;
+  const SynthSpec wide{.arch = "qwen2", .n_layers = 2, .n_embd = 2048, .n_ff = 2048, .n_head = 16, .n_head_kv = 2,
+                       .head_dim = 128, .n_vocab = 2304, .rope_base = 1e6f, .matrix_type = gguf::GgmlType::kQ8_0,
+                       .seed = 3};
   return {{"synth-gemma3-F16", gemma}, {"synth-qwen3-Q8_0", qwen3}, {"synth-qwen2-Q8_0-wide", wide}};
 }
 
