@@ -40,9 +40,10 @@ if [ "${TESTS:-0}" = 1 ]; then
   timeout ${FWD_TIMEOUT:-200} build-gpu/tests/cuda_forward_test --gtest_filter="${FWD_FILTER:-*}" > "$OUT/cuda_forward_test.log" 2>&1; echo "cuda_forward_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |^\[  SKIPPED|Failure" "$OUT/cuda_forward_test.log" | head -20
   t "tests done"
-  timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
+  # MATVEC=0: skip the kernel benches below (every mat-vec kernel's GB/s, Q8_0/Q4_K through both paths).
+  [ "${MATVEC:-1}" = 1 ] && timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" | tee "$OUT/matvec.txt"
   # Q8_0 and Q4_K through each of their kernels on every shape (kAuto picks by shape: KeepTensorCore).
-  for path in tc direct; do
+  [ "${MATVEC:-1}" = 1 ] && for path in tc direct; do
     echo "--- Q8_0 and Q4_K, --path $path"
     for ty in Q8_0 Q4_K; do
       timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path $path
