@@ -534,9 +534,14 @@ struct KQ6 {
 static_assert(kStageColsBelow * sizeof(float) <= 48 * 1024);
 
 // K-quant rows (K = KQ45<.., kRows> or KQ6<kRows>; Q6_K needs n_sb even and
-// the rows 4-byte aligned, checked by the launcher).
+// the rows 4-byte aligned, checked by the launcher). Q6_K's unstaged 2-row
+// variant (the 7B down projections) capped for 4 resident blocks: 78 -> 64
+// registers without a spill, 3584 x 18944 33.4 -> 30.8 us (56 -> 61% of the
+// copy bandwidth), 7B Q4_K_M decode 385.6 -> 394.9 tokens/s (H100, same
+// call, 2026-11-27); the other variants uncapped (a cap spills Q4_K/Q5_K's
+// 2-row variants, and a bound of 1 block lets ptxas take 128-150 registers).
 template <typename K, int kRows, bool kStaged>
-__global__ void __launch_bounds__(kFastThreads)
+__global__ void __launch_bounds__(kFastThreads, !kStaged && kRows == 2 && K::kBytes == 210 ? 4 : 0)
     MatVecKQuantKernel(RowPlan p, int64_t n_sb, const float* __restrict__ x, int split) {
   extern __shared__ float4 xs[];
   __shared__ float red[kFastWarps][kRows];
