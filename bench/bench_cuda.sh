@@ -150,6 +150,11 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/storie
   for ab in ${AB_ENV:-}; do
     echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
   done
+  # SKIP_OPS="1 2 4 8 16 32 64": decode again without those launches (ggufscope-bench-forward --skip-ops:
+  # the step's time without them, so what each adds with the overlap of its neighbours; tokens meaningless).
+  for sk in ${SKIP_OPS:-}; do
+    echo "ours[skip $sk] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 --skip-ops $sk 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+  done
   for vf in /tmp/variant-*/build/ggufscope-bench-forward; do
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}

@@ -6,7 +6,7 @@
 // run llama.cpp beside it.
 //
 //   ggufscope-bench-forward MODEL [-p 64] [-n 32] [-r 3] [-t THREADS] [--precision f32|f64]
-//                                [--backend cpu|cuda]
+//                                [--backend cpu|cuda] [--skip-ops MASK]
 //
 // CUDA: pp is Session::EvalArgmax of the P-token batch (the id copied back,
 // so the clock stops when the device is done); tg decodes greedily with
@@ -42,7 +42,7 @@ double Median(std::vector<double> v) {
 // pp and tg tokens/s of the CUDA engine (see the top of the file); false
 // with a message on stderr if the device or a step fails.
 bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt, int n_gen, int reps,
-              std::vector<double>* pp, std::vector<double>* tg) {
+              unsigned skip_ops, std::vector<double>* pp, std::vector<double>* tg) {
   std::string why;
   std::unique_ptr<cuda::Context> ctx = cuda::Context::Create(0, &why);
   if (ctx == nullptr) {
@@ -68,7 +68,9 @@ bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt,
       if (r > 0) pp->push_back(prompt.size() / std::chrono::duration<double>(Clock::now() - t0).count());
     }
     if (n_gen > 0) {
-      auto g = cuda::Session::Create(**gm, n_gen + 2);
+      cuda::SessionOptions options;
+      options.skip_ops = skip_ops;
+      auto g = cuda::Session::Create(**gm, n_gen + 2, options);
       if (!g.ok()) return fail(g.error());
       const int32_t start = prompt.empty() ? 1 : prompt[0];
       auto tok = (*g)->EvalArgmax(std::span<const int32_t>(&start, 1));
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Times the CPU reference's prompt processing and generation"};
   std::string path, precision = "f32", backend = "cpu";
   int n_prompt = 64, n_gen = 32, reps = 3, threads = 0;
+  unsigned skip_ops = 0;
   app.add_option("model", path, "GGUF file")->required();
   app.add_option("-p", n_prompt, "Prompt tokens (one batch)");
   app.add_option("-n", n_gen, "Generated tokens (one at a time)");
@@ -98,6 +101,10 @@ int main(int argc, char** argv) {
   app.add_option("-t", threads, "Threads (0: OpenMP's default)");
   app.add_option("--precision", precision)->check(CLI::IsMember({"f32", "f64"}));
   app.add_option("--backend", backend, "cpu (the reference) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--skip-ops", skip_ops,
+                 "CUDA decode only: leave out these launches (cuda::SkipOp bits: 1 q/k/v, 2 QkvPost, 4 attention, "
+                 "8 attn_output, 16 gate/up, 32 down, 64 output head) to see what each adds to the step; the "
+                 "tokens are then meaningless");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) omp_set_num_threads(threads);
 
@@ -121,7 +128,7 @@ int main(int argc, char** argv) {
 
   std::vector<double> pp, tg;
   if (backend == "cuda") {
-    if (!TimeCuda(model, prompt, n_gen, reps, &pp, &tg)) return 1;
+    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, &pp, &tg)) return 1;
     fmt::print("{{\"model\": \"{}\", \"backend\": \"cuda\", \"n_prompt\": {}, \"n_gen\": {}, \"reps\": {}, "
                "\"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
                path, n_prompt, n_gen, reps, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));

@@ -422,15 +422,19 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     return e != nullptr ? std::atoi(e) : 7;
   }();
   const bool fold_norms = decode && trace == nullptr && !fam.post_norms;
+  // SessionOptions::skip_ops (benchmarking only): launches left out.
+  const unsigned skip = decode && trace == nullptr ? options_.skip_ops : 0u;
+  const auto keep = [skip](unsigned op) { return (skip & op) == 0; };
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
     const bool fold_attn_norm = fold_norms && (fold_mask & 1) && !normed;
-    if (!normed && !fold_attn_norm) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
+    if (!normed && !fold_attn_norm && keep(kSkipQkv)) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.attn_norm, n, E, eps, cur));
     normed = false;
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
     const bool biases = fault != reference::Fault::kDropQkvBias;
-    if (fold_attn_norm) {
+    if (!keep(kSkipQkv)) {  // left out (benchmarking)
+    } else if (fold_attn_norm) {
       const NormFold fold{L.attn_norm, eps, cur};
       GGUFSCOPE_TRY(DecodeProjections(L, x, biases, q, k, v, &fold));
     } else if (decode) {  // the projections (and biases) in as few launches as their types allow
@@ -457,16 +461,18 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     // RmsNorm, Rope and StoreRows in sequence). kKvOffByOne stores each row
     // one past its position; a row that falls past the cache is skipped, as
     // the reference drops it.
-    GGUFSCOPE_TRY(QkvPost(ctx_, q, k, v, pos, store_pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_rot, base,
-                          rope, fam.qk_norm ? L.q_norm : nullptr, fam.qk_norm ? L.k_norm : nullptr, eps, kc, vc,
-                          n_ctx_));
+    if (keep(kSkipQkvPost)) {
+      GGUFSCOPE_TRY(QkvPost(ctx_, q, k, v, pos, store_pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_rot, base,
+                            rope, fam.qk_norm ? L.q_norm : nullptr, fam.qk_norm ? L.k_norm : nullptr, eps, kc, vc,
+                            n_ctx_));
+    }
     GGUFSCOPE_TRY(Capture(trace, "Qcur", l, q, n, q_dim));
     GGUFSCOPE_TRY(Capture(trace, "Kcur", l, k, n, kv_dim));
     GGUFSCOPE_TRY(Capture(trace, "Vcur", l, v, n, kv_dim));
     if (attn_faults.f16_exp || attn_faults.kv_head_modulo) {
       GGUFSCOPE_TRY(FaultyAttention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
                                     swa ? hp.n_swa : 0, attn_faults, attn));
-    } else {
+    } else if (keep(kSkipAttention)) {
       GGUFSCOPE_TRY(Attention(ctx_, q, kc, vc, n_ctx_, pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, kq_scale,
                               swa ? hp.n_swa : 0, attn));
     }
@@ -478,7 +484,9 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     if (wo_f32 != nullptr) {
       GGUFSCOPE_TRY(MatMulUntransposed(ctx_, wo_f32, E, attn, n, tmp));  // kTransposedGemm: attn * W
     } else if (fold_residual) {
-      GGUFSCOPE_TRY(MatVecResidual(ctx_, L.wo.type, L.wo.data, L.wo.rows, L.wo.cols, attn, x, tmp, x));
+      if (keep(kSkipAttnOut)) {
+        GGUFSCOPE_TRY(MatVecResidual(ctx_, L.wo.type, L.wo.data, L.wo.rows, L.wo.cols, attn, x, tmp, x));
+      }
     } else {
       GGUFSCOPE_TRY(Linear(L.wo, attn, n, tmp));
     }
@@ -489,7 +497,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
       GGUFSCOPE_TRY(RmsNormResidualNorm(ctx_, tmp, L.post_attn_norm, n, E, eps, tmp, x, L.ffn_norm, cur));
     } else {
       if (!fold_residual || wo_f32 != nullptr) GGUFSCOPE_TRY(Add(ctx_, x, tmp, n, E, n, x));
-      if (!fold_ffn_norm) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
+      if (!fold_ffn_norm && keep(kSkipGateUp)) GGUFSCOPE_TRY(RmsNorm(ctx_, x, L.ffn_norm, n, E, eps, cur));
     }
     GGUFSCOPE_TRY(Capture(trace, "attn_out", l, tmp, n, E));
     GGUFSCOPE_TRY(Capture(trace, "ffn_inp", l, x, n, E));
@@ -500,8 +508,10 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     if (glu_fused) {
       act = act_.as<float>();
       const NormFold fold{L.ffn_norm, eps, cur};
-      GGUFSCOPE_TRY(MatVecGlu(ctx_, L.w_gate.type, L.w_gate.data, L.w_up.data, F, E, fold_ffn_norm ? x : cur, glu,
-                              gate, up, act, fold_ffn_norm ? &fold : nullptr));
+      if (keep(kSkipGateUp)) {
+        GGUFSCOPE_TRY(MatVecGlu(ctx_, L.w_gate.type, L.w_gate.data, L.w_up.data, F, E, fold_ffn_norm ? x : cur, glu,
+                                gate, up, act, fold_ffn_norm ? &fold : nullptr));
+      }
       GGUFSCOPE_TRY(Capture(trace, "ffn_gate", l, gate, n, F));
       GGUFSCOPE_TRY(Capture(trace, "ffn_up", l, up, n, F));
     } else {
@@ -512,7 +522,10 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
       GGUFSCOPE_TRY(Glu(ctx_, glu, gate, up, n * F, gate));
     }
     if (fold_residual) {
-      GGUFSCOPE_TRY(MatVecResidual(ctx_, L.w_down.type, L.w_down.data, L.w_down.rows, L.w_down.cols, act, x, tmp, x));
+      if (keep(kSkipDown)) {
+        GGUFSCOPE_TRY(
+            MatVecResidual(ctx_, L.w_down.type, L.w_down.data, L.w_down.rows, L.w_down.cols, act, x, tmp, x));
+      }
     } else {
       GGUFSCOPE_TRY(Linear(L.w_down, act, n, tmp));
     }
@@ -535,7 +548,8 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // normed into `cur` (whose start is 16-byte aligned as MatVec needs), or
   // on a folding step the norm joins the head's launch.
   const DeviceWeight& out = m_.output();
-  if (fold_norms && (fold_mask & 4) && !normed && rows == 1) {
+  if (!keep(kSkipOutput)) {  // left out (benchmarking)
+  } else if (fold_norms && (fold_mask & 4) && !normed && rows == 1) {
     const NormFold fold{m_.output_norm(), eps, cur};
     const MatVecPart part{out.data, out.rows, logits, nullptr};
     GGUFSCOPE_TRY(MatVecParts(ctx_, out.type, out.cols, x + (n - rows) * E, &part, 1, &fold));

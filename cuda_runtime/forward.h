@@ -99,6 +99,23 @@ struct SessionOptions {
   // with the CPU reference's semantics (fault_ops.h has the faulty kernels;
   // the clean pass never runs them).
   reference::Fault inject = reference::Fault::kNone;
+  // Benchmarking only (ggufscope-bench-forward --skip-ops; nothing else
+  // sets it): a one-token step without a trace leaves out the launches of
+  // these SkipOp bits, so that timing decode with and without them shows
+  // what each adds to the step, overlap included. The results are then
+  // meaningless.
+  unsigned skip_ops = 0;
+};
+
+// SessionOptions::skip_ops bits.
+enum SkipOp : unsigned {
+  kSkipQkv = 1,        // the q/k/v products (and an RmsNorm run for them)
+  kSkipQkvPost = 2,    // QkvPost
+  kSkipAttention = 4,  // Attention
+  kSkipAttnOut = 8,    // attn_output (with its residual add)
+  kSkipGateUp = 16,    // gate/up and the activation (and an RmsNorm run for them)
+  kSkipDown = 32,      // ffn_down (with its residual add)
+  kSkipOutput = 64,    // the output head (and its norm)
 };
 
 // True if the CUDA pass can inject `f` (SessionOptions::inject).
