@@ -299,15 +299,22 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
 // Lane sums are reduced over the warp, then (split > 1) over the group in
 // warp order through shared memory, and the group's first warp emits the
 // rows. Every thread of the block must call this (it may hold a barrier).
-template <int kRows>
+template <int kRows, bool kScaled = false>
 __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64_t row0, bool active,
-                                       int split, float (*red)[kRows], const EmitInputs<kRows>& in) {
+                                       int split, float (*red)[kRows], const EmitInputs<kRows>& in,
+                                       float scale = 1.0f) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   float s[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) s[r] = WarpSum(acc[r]);
   if (split == 1) {
-    if (active && lane == 0) Emit<kRows>(p, row0, s, in);
+    if (active && lane == 0) {
+      if constexpr (kScaled) {
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) s[r] *= scale;
+      }
+      Emit<kRows>(p, row0, s, in);
+    }
     return;
   }
   if (lane == 0) {
@@ -320,7 +327,7 @@ __device__ __forceinline__ void Finish(const RowPlan& p, const float* acc, int64
     for (int r = 0; r < kRows; ++r) {
       float t = red[warp][r];
       for (int c = 1; c < split; ++c) t += red[warp + c][r];
-      s[r] = t;
+      s[r] = kScaled ? t * scale : t;
     }
     Emit<kRows>(p, row0, s, in);
   }
@@ -540,9 +547,18 @@ static_assert(kStageColsBelow * sizeof(float) <= 48 * 1024);
 // copy bandwidth), 7B Q4_K_M decode 385.6 -> 394.9 tokens/s (H100, same
 // call, 2026-11-27); the other variants uncapped (a cap spills Q4_K/Q5_K's
 // 2-row variants, and a bound of 1 block lets ptxas take 128-150 registers).
-template <typename K, int kRows, bool kStaged>
+//
+// kNorm (staged only): a folded RMSNorm (RowPlan::norm_w): x * w is staged,
+// the block sums x^2 while staging, and Finish scales each row's sum by
+// 1 / sqrt(mean(x^2) + eps). Only the 1-row variants take it (products of
+// few rows, e.g. a Q4_K_M layer's Q6_K attn_v beside its Q4_K q and k): in
+// the 2-row variants (the output matrix) it cost a resident block and 9%
+// (10f318b, docs/PERFORMANCE.md); a separate instantiation leaves the
+// unfolded kernels as they were.
+template <typename K, int kRows, bool kStaged, bool kNorm = false>
 __global__ void __launch_bounds__(kFastThreads, !kStaged && kRows == 2 && K::kBytes == 210 ? 4 : 0)
     MatVecKQuantKernel(RowPlan p, int64_t n_sb, const float* __restrict__ x, int split) {
+  static_assert(!kNorm || (kStaged && kRows == 1), "the folded norm is for the staged 1-row kernels");
   extern __shared__ float4 xs[];
   __shared__ float red[kFastWarps][kRows];
   const int lane = threadIdx.x % 32;
@@ -565,7 +581,27 @@ __global__ void __launch_bounds__(kFastThreads, !kStaged && kRows == 2 && K::kBy
   Entry<kRows> entry;
   entry.Enter(p, row0, active, split);
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  if constexpr (kStaged) {
+  float norm_scale = 1.0f;
+  if constexpr (kNorm) {  // x * w staged; the block's sum of x^2 (per thread, warp, then warps in order)
+    __shared__ float ss_warp[kFastWarps];
+    const float4* w4 = reinterpret_cast<const float4*>(p.norm_w);
+    float ss = 0.0f;
+    for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
+      const float4 v = __ldg(x4 + s), w = __ldg(w4 + s);
+      ss = fmaf(v.x, v.x, ss);
+      ss = fmaf(v.y, v.y, ss);
+      ss = fmaf(v.z, v.z, ss);
+      ss = fmaf(v.w, v.w, ss);
+      xs[K::Swizzle(static_cast<int>(s))] = make_float4(v.x * w.x, v.y * w.y, v.z * w.z, v.w * w.w);
+    }
+    ss = WarpSum(ss);
+    if (lane == 0) ss_warp[threadIdx.x / 32] = ss;
+    __syncthreads();
+    float total = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kFastWarps; ++w) total += ss_warp[w];
+    norm_scale = 1.0f / sqrtf(total / static_cast<float>(256 * n_sb) + p.norm_eps);
+  } else if constexpr (kStaged) {
     for (int64_t s = threadIdx.x; s < 64 * n_sb; s += kFastThreads) {
       xs[K::Swizzle(static_cast<int>(s))] = __ldg(x4 + s);
     }
@@ -588,7 +624,7 @@ __global__ void __launch_bounds__(kFastThreads, !kStaged && kRows == 2 && K::kBy
       one.template Compute<kStaged>(xsrc, sb, lane, acc);
     }
   }
-  Finish<kRows>(p, acc, row0, active, split, red, entry.in);
+  Finish<kRows, kNorm>(p, acc, row0, active, split, red, entry.in, norm_scale);
 }
 
 // ---- The 32-element block types: Q8_0 (34 B: d, qs[32]), Q4_0 (18 B: d,
@@ -1441,7 +1477,8 @@ cudaError_t PrepareTensorCore() {
 }
 
 template <template <int> class K>
-FastKernel KQuantKernel(bool two, bool staged) {
+FastKernel KQuantKernel(bool two, bool staged, bool norm) {
+  if (norm) return MatVecKQuantKernel<K<1>, 1, true, true>;  // LaunchFast checked: staged, one row
   if (staged) return two ? MatVecKQuantKernel<K<2>, 2, true> : MatVecKQuantKernel<K<1>, 1, true>;
   return two ? MatVecKQuantKernel<K<2>, 2, false> : MatVecKQuantKernel<K<1>, 1, false>;
 }
@@ -1477,17 +1514,20 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
                                      : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
-  if (p.norm_w != nullptr) return Status::Error("MatVec: internal: a folded norm on a SIMT kernel");
   kind = SimtKind(kind);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
   const bool staged = n_cols < kStageColsBelow;
+  const bool norm = p.norm_w != nullptr;
+  if (norm && !(k_quant && staged && !two)) {
+    return Status::Error("MatVec: internal: a folded norm on a kernel without one");
+  }
   FastKernel kernel = nullptr;
   switch (kind) {
-    case FastKind::kQ4K: kernel = KQuantKernel<KQ4>(two, staged); break;
-    case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two, staged); break;
-    case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two, staged); break;
+    case FastKind::kQ4K: kernel = KQuantKernel<KQ4>(two, staged, norm); break;
+    case FastKind::kQ5K: kernel = KQuantKernel<KQ5>(two, staged, norm); break;
+    case FastKind::kQ6K: kernel = KQuantKernel<KQ6>(two, staged, norm); break;
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
     case FastKind::kQ8_0Tc:
     case FastKind::kQ4KTc:
@@ -1711,21 +1751,31 @@ Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols, const flo
   return {};
 }
 
-// Whether a launch of `kind` over `rows` virtual rows folds the norm in:
-// the tensor-core kernels do (LaunchFast makes the same choice of kernel);
-// otherwise RmsNorm runs into norm->normed first and *x points there. (The
-// K-quant SIMT kernels folded it while staging x for a while: that took
-// their staged variants from 48 and 64 to 63 and 72 registers, a resident
-// block fewer, and the Q6_K output matrix 219 -> 239 us: more than the
-// RmsNorm launches it saved. docs/PERFORMANCE.md.)
-bool Folds(const Context& ctx, FastKind kind, int64_t rows, int64_t n_cols) {
-  return KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors());
+// Whether a launch of `kind` over `rows` virtual rows (`pairs`: gate/up)
+// folds the norm in: the tensor-core kernels do, and the K-quant SIMT
+// kernels that stage x with one row per warp group (MatVecKQuantKernel's
+// kNorm; LaunchFast makes the same choice of kernel); otherwise RmsNorm
+// runs into norm->normed first and *x points there. (All staged K-quant
+// variants folded it for a while: that took the 2-row ones from 64 to 72
+// registers, a resident block fewer, and the Q6_K output matrix 219 -> 239
+// us: more than the RmsNorm launches it saved. docs/PERFORMANCE.md.)
+bool Folds(const Context& ctx, FastKind kind, int64_t rows, bool pairs, int64_t n_cols) {
+  if (KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors())) return true;
+  // GGUFSCOPE_FOLD_SIMT=0: only the tensor-core kernels fold (benchmarking switch).
+  static const bool simt_fold = [] {
+    const char* e = std::getenv("GGUFSCOPE_FOLD_SIMT");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  if (!simt_fold) return false;
+  const FastKind simt = SimtKind(kind);
+  const bool k_quant = simt == FastKind::kQ4K || simt == FastKind::kQ5K || simt == FastKind::kQ6K;
+  return k_quant && n_cols < kStageColsBelow && PlanShape(rows, n_cols, pairs, 4, ctx.multiprocessors()).rows == 1;
 }
 
 Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t rows, int64_t n_cols, const float** x,
                   RowPlan* p) {
   if (norm == nullptr) return {};
-  if (Folds(ctx, kind, rows, n_cols)) {
+  if (Folds(ctx, kind, rows, p->pairs, n_cols)) {
     p->norm_w = norm->w;
     p->norm_eps = norm->eps;
     return {};
@@ -1747,7 +1797,7 @@ bool MatVecFoldsNorm(const Context& ctx, GgmlType type, int64_t n_cols, const vo
   const uint8_t* wb[3] = {};
   for (int i = 0; i < n_w; ++i) wb[i] = static_cast<const uint8_t*>(w[i]);
   const int64_t n_blocks = n_cols / t.block_size;
-  return Folds(ctx, FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size), n_rows, n_cols);
+  return Folds(ctx, FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size), n_rows, false, n_cols);
 }
 
 Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
@@ -1841,6 +1891,7 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
                             ? FastKind::kNone
                             : FastKindOf(type, w, 2, n_cols, n_blocks, n_blocks * t.type_size);
   RowPlan p = SinglePlan(w[0], 2 * n_rows, n_blocks * t.type_size, out);
+  p.pairs = true;  // before FoldOrNorm: pairs take two rows per warp group
   GGUFSCOPE_RETURN_IF_ERROR(FoldOrNorm(ctx, norm, fast, 2 * n_rows, n_cols, &x, &p));
   if (fast == FastKind::kNone) {
     GGUFSCOPE_RETURN_IF_ERROR(MatVec(ctx, type, w_gate, n_rows, n_cols, x, gate));
@@ -1848,7 +1899,6 @@ Status MatVecGlu(Context& ctx, GgmlType type, const void* w_gate, const void* w_
     return Glu(ctx, kind, gate, up, n_rows, out);
   }
   p.w[1] = w[1];
-  p.pairs = true;
   p.pre = gate;
   p.pre2 = up;
   p.glu = kind == GluKind::kSwiglu ? 0 : 1;

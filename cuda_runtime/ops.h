@@ -188,7 +188,10 @@ struct MatVecPart {
 // is written: each block sums x^2 while it reads x (in its own order: the
 // row scale equals RmsNorm's up to f32 summation order), takes x * w into
 // its digit split and scales each row's sum by the row scale before the
-// epilogue (W (s (x * w)) = s W (x * w), up to f32 rounding).
+// epilogue (W (s (x * w)) = s W (x * w), up to f32 rounding). The K-quant
+// SIMT kernels that stage x do the same with one row per warp group
+// (Q4_K Q5_K Q6_K products of fewer than 4096 rows of fewer than 8192
+// columns, not gate/up pairs: x * w staged, the block's own sum of x^2).
 // Otherwise RmsNorm runs first into `normed` (the same values as RmsNorm,
 // then the product of those); MatVecFoldsNorm says which.
 struct NormFold {
@@ -197,8 +200,9 @@ struct NormFold {
   float* normed;   // (n_cols) f32 scratch, 16-byte aligned, not overlapping x; untouched when the norm folds
 };
 
-// Whether a MatVecParts launch over these n_w matrices (n_rows rows in all;
-// a MatVecGlu: its two, 2 * n_rows) folds a NormFold in.
+// Whether a MatVecParts launch over these n_w matrices (n_rows rows in all)
+// folds a NormFold in. (A MatVecGlu folds it where its 2 * n_rows rows take
+// the tensor cores.)
 bool MatVecFoldsNorm(const Context& ctx, gguf::GgmlType type, int64_t n_cols, const void* const* w, int n_w,
                      int64_t n_rows);
 

@@ -573,9 +573,12 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 // 16-row block per multiprocessor (KeepTensorCore). The cases cover the
 // launch variants with a folded norm: 8 warps (few rows of 8192 columns),
 // 16-row blocks of 4 warps (2560 q/k/v rows), 32-row blocks (12672 gate/up
-// rows). Every other case (the SIMT kernels: Q5_K, Q6_K, F16, and Q8_0 and
-// Q4_K on few short rows) runs RmsNorm into `normed` first, which must then
-// hold RmsNorm's values; MatVecFoldsNorm must say which. x spans three
+// rows); and the K-quant SIMT kernels that stage x with one row per warp
+// group (Q4_K, Q5_K, Q6_K q/k/v and single parts of 1536 columns; 152 rows
+// take 4 warps a row, 2560 one). Every other case (Q8_0 and F16 on the SIMT
+// kernels, the K-quants' gate/up pairs and 8192-column rows there) runs
+// RmsNorm into `normed` first, which must then hold RmsNorm's values;
+// MatVecFoldsNorm must say which for MatVecParts. x spans three
 // orders of magnitude (the row scale matters); the norm weights have both
 // signs.
 TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
@@ -591,9 +594,15 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}}) {
       const int64_t n_cols = c.n_cols;
-      const auto folds = [&](int64_t virtual_rows) {
-        return (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
-               (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+      // The documented rule: the tensor-core kernels (Q8_0, Q4_K on rows of
+      // 8192+ columns or one 16-row block per multiprocessor), and the K-quant
+      // SIMT kernels that stage x (rows under 8192 columns) with one row per
+      // warp group (no gate/up pairs, under 4096 rows).
+      const auto folds = [&](int64_t virtual_rows, bool pairs) {
+        const bool tc = (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
+                        (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+        const bool k_quant = type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
+        return tc || (k_quant && n_cols < 8192 && !pairs && virtual_rows < 4096);
       };
       SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_cols) + " columns, " +
                    std::to_string(c.rows[0]) + " q rows");
@@ -642,8 +651,8 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
         ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, n_parts, &fold));
         const int64_t all_rows = n_parts == 3 ? c.rows[0] + c.rows[1] + c.rows[2] : c.rows[0];
         const void* ws[3] = {d_w[0].data(), d_w[1].data(), d_w[2].data()};
-        EXPECT_EQ(MatVecFoldsNorm(*ctx_, type, n_cols, ws, n_parts, all_rows), folds(all_rows));
-        check_normed(d_normed, folds(all_rows));
+        EXPECT_EQ(MatVecFoldsNorm(*ctx_, type, n_cols, ws, n_parts, all_rows), folds(all_rows, false));
+        check_normed(d_normed, folds(all_rows, false));
         for (int i = 0; i < n_parts; ++i) {
           SCOPED_TRACE("part " + std::to_string(i));
           Reference want = Float64MatVec(CpuDequantize(type, w[i], c.rows[i] * n_cols), xn, c.rows[i], n_cols);
@@ -663,9 +672,7 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
       const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
       ExpectOk(MatVecGlu(*ctx_, type, d_wa.data(), d_wb.data(), n_rows, n_cols, d_x.as<float>(), GluKind::kSwiglu,
                          d_gate.as<float>(), d_up.as<float>(), d_out.as<float>(), &fold));
-      const void* wab[2] = {d_wa.data(), d_wb.data()};
-      EXPECT_EQ(MatVecFoldsNorm(*ctx_, type, n_cols, wab, 2, 2 * n_rows), folds(2 * n_rows));
-      check_normed(d_normed, folds(2 * n_rows));
+      check_normed(d_normed, folds(2 * n_rows, true));
       const std::vector<float> gate = Download<float>(d_gate.data(), n_rows),
                                up = Download<float>(d_up.data(), n_rows),
                                out = Download<float>(d_out.data(), n_rows);
