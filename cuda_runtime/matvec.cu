@@ -219,9 +219,11 @@ struct RowPlan {
   float* pre2;
   int glu;  // pairs: 0 SwiGLU, 1 GeGLU (tanh)
   bool pairs;
-  // RMSNorm folded in (tensor-core kernels only): x is the row before the
-  // norm; the product takes x * norm_w, and each row's sum is scaled by
-  // 1 / sqrt(mean(x^2) + norm_eps) before the epilogue (ops.h, NormFold).
+  // RMSNorm folded in (the tensor-core kernels, and the K-quant SIMT
+  // kernels that stage x with one row per group: SimtFolds): x is the row
+  // before the norm; the product takes x * norm_w, and each row's sum is
+  // scaled by 1 / sqrt(mean(x^2) + norm_eps) before the epilogue (ops.h,
+  // NormFold).
   const float* norm_w;
   float norm_eps;
 };
@@ -1390,8 +1392,13 @@ bool TensorCoreEnabled() {
   return on;
 }
 
+// Resident blocks per multiprocessor of the unfolded kernel. (A launch with
+// a folded norm runs the kNorm variant, whose 1-tile 4-warp cap is 4 blocks
+// instead of 5; LaunchTensorCore still sizes its waves with 5. Known, not
+// yet changed: the exact count would flip the 1.5B Q8_0 gate/up launch,
+// 17920 rows, from 16-row to 32-row blocks on a fill tie, untimed.)
 template <typename F, int kTiles, int kWarps>
-int TcResident() {  // resident blocks per multiprocessor
+int TcResident() {
   static const int n = [] {
     int v = 0;
     return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
@@ -1491,6 +1498,15 @@ FastKernel PlainKernel(bool two) {
   return two ? MatVecPlainFastKernel<T, 2> : MatVecPlainFastKernel<T, 1>;
 }
 
+// Whether a SIMT launch of `kind` (a SIMT kind) folds a NormFold in: the
+// K-quant kernels that stage x (rows under kStageColsBelow columns) with
+// one row per warp group (MatVecKQuantKernel's kNorm). LaunchFast checks a
+// plan's norm against it; Folds predicts it (the same PlanShape).
+bool SimtFolds(FastKind kind, int64_t n_cols, bool two_rows) {
+  const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
+  return k_quant && n_cols < kStageColsBelow && !two_rows;
+}
+
 // Whether a tensor-core kind keeps the tensor cores for this shape. A
 // block of 16 rows walks its row with 4 warps, so few rows leave the
 // device part idle, and short rows leave each warp a short pipeline whose
@@ -1520,7 +1536,7 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
   const bool two = s.rows == 2;
   const bool staged = n_cols < kStageColsBelow;
   const bool norm = p.norm_w != nullptr;
-  if (norm && !(k_quant && staged && !two)) {
+  if (norm && !SimtFolds(kind, n_cols, two)) {
     return Status::Error("MatVec: internal: a folded norm on a kernel without one");
   }
   FastKernel kernel = nullptr;
@@ -1768,8 +1784,7 @@ bool Folds(const Context& ctx, FastKind kind, int64_t rows, bool pairs, int64_t 
   }();
   if (!simt_fold) return false;
   const FastKind simt = SimtKind(kind);
-  const bool k_quant = simt == FastKind::kQ4K || simt == FastKind::kQ5K || simt == FastKind::kQ6K;
-  return k_quant && n_cols < kStageColsBelow && PlanShape(rows, n_cols, pairs, 4, ctx.multiprocessors()).rows == 1;
+  return SimtFolds(simt, n_cols, PlanShape(rows, n_cols, pairs, 4, ctx.multiprocessors()).rows == 2);
 }
 
 Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t rows, int64_t n_cols, const float** x,
