@@ -325,15 +325,34 @@ Status Session::DecodeGraphStep() {
 // one type share a launch (MatVecParts), so a layer takes one to three.
 // With `norm`, of RmsNorm(x): folded into every launch when all of them
 // fold it (NormFold), else RmsNorm once into norm->normed, which they read.
+// With `rope` (roles ignored), QkvPost's rotation and cache stores too when
+// every launch can fold them (RopeFold: the q and k parts on the tensor
+// cores); *rope_folded says whether they did, else QkvPost must follow.
 Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
-                                  const NormFold* norm) {
+                                  const NormFold* norm, const RopeFold* rope, bool* rope_folded) {
   const DeviceWeight* w[3] = {&L.wq, &L.wk, &L.wv};
   const float* b[3] = {L.bq, L.bk, L.bv};
   float* y[3] = {q, k, v};
+  constexpr PartRole kRoles[3] = {PartRole::kRotate, PartRole::kRotateStore, PartRole::kStore};
   // Launch groups: [start[g], start[g + 1]) share a type.
   int start[4] = {0}, n_groups = 0;
   for (int i = 1; i <= 3; ++i) {
     if (i == 3 || w[i]->type != w[i - 1]->type) start[++n_groups] = i;
+  }
+  *rope_folded = false;
+  if (rope != nullptr) {
+    bool all_fold = true;
+    for (int g = 0; g < n_groups; ++g) {
+      const void* wg[3] = {};
+      int64_t rows = 0;
+      for (int i = start[g]; i < start[g + 1]; ++i) {
+        wg[i - start[g]] = w[i]->data;
+        rows += w[i]->rows;
+      }
+      all_fold = all_fold && MatVecFoldsRope(ctx_, w[start[g]]->type, w[start[g]]->cols, wg,
+                                             start[g + 1] - start[g], rows, /*rotates=*/start[g] < 2);
+    }
+    *rope_folded = all_fold;
   }
   if (norm != nullptr) {
     bool all_fold = true;
@@ -355,10 +374,13 @@ Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool bia
   }
   for (int g = 0; g < n_groups; ++g) {
     MatVecPart parts[3];
+    RopeFold group_rope = *rope_folded ? *rope : RopeFold{};
     for (int i = start[g]; i < start[g + 1]; ++i) {
       parts[i - start[g]] = MatVecPart{w[i]->data, w[i]->rows, y[i], biases ? b[i] : nullptr};
+      group_rope.role[i - start[g]] = kRoles[i];
     }
-    GGUFSCOPE_TRY(MatVecParts(ctx_, w[start[g]]->type, w[start[g]]->cols, x, parts, start[g + 1] - start[g], norm));
+    GGUFSCOPE_TRY(MatVecParts(ctx_, w[start[g]]->type, w[start[g]]->cols, x, parts, start[g + 1] - start[g], norm,
+                              *rope_folded ? &group_rope : nullptr));
   }
   return {};
 }
@@ -425,6 +447,15 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // SessionOptions::skip_ops (benchmarking only): launches left out.
   const unsigned skip = decode && trace == nullptr ? options_.skip_ops : 0u;
   const auto keep = [skip](unsigned op) { return (skip & op) == 0; };
+  // A one-token step without a trace folds QkvPost into the q/k/v products
+  // where it has no q/k norms and the products can take it (RopeFold:
+  // bit-identical to QkvPost; the 7B shapes' q/k on the tensor cores).
+  // GGUFSCOPE_FOLD_ROPE=0 keeps QkvPost's own launch (benchmarking switch).
+  static const bool fold_rope_on = [] {
+    const char* e = std::getenv("GGUFSCOPE_FOLD_ROPE");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  const bool fold_rope = fold_rope_on && decode && trace == nullptr && !fam.qk_norm && keep(kSkipQkvPost);
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
@@ -433,12 +464,31 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     normed = false;
     GGUFSCOPE_TRY(Capture(trace, "attn_norm", l, cur, n, E));
     const bool biases = fault != reference::Fault::kDropQkvBias;
+    // The reference's rule: sliding-window layers see the last n_swa
+    // positions and rotate with their own base.
+    const bool swa = reference::IsSlidingWindowLayer(fam, hp, l);
+    const float base = swa ? fam.rope_base_swa : hp.rope_base;
+    const size_t layer_off = static_cast<size_t>(l) * static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_dim);
+    float* kc = k_cache_.as<float>() + layer_off;
+    float* vc = v_cache_.as<float>() + layer_off;
+    const RopeFold rope_fold{.role = {},
+                             .positions = pos,
+                             .store_rows = store_pos,
+                             .k_cache = kc,
+                             .v_cache = vc,
+                             .n_cache_rows = n_ctx_,
+                             .head_dim = static_cast<int>(hd),
+                             .n_rot = hp.n_rot,
+                             .base = base,
+                             .mode = rope};
+    bool rope_folded = false;
     if (!keep(kSkipQkv)) {  // left out (benchmarking)
     } else if (fold_attn_norm) {
       const NormFold fold{L.attn_norm, eps, cur};
-      GGUFSCOPE_TRY(DecodeProjections(L, x, biases, q, k, v, &fold));
+      GGUFSCOPE_TRY(DecodeProjections(L, x, biases, q, k, v, &fold, fold_rope ? &rope_fold : nullptr, &rope_folded));
     } else if (decode) {  // the projections (and biases) in as few launches as their types allow
-      GGUFSCOPE_TRY(DecodeProjections(L, cur, biases, q, k, v, nullptr));
+      GGUFSCOPE_TRY(
+          DecodeProjections(L, cur, biases, q, k, v, nullptr, fold_rope ? &rope_fold : nullptr, &rope_folded));
     } else {
       GGUFSCOPE_TRY(Linear(L.wq, cur, n, q));
       GGUFSCOPE_TRY(Linear(L.wk, cur, n, k));
@@ -449,19 +499,12 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
         if (L.bv != nullptr) GGUFSCOPE_TRY(Add(ctx_, v, L.bv, n, kv_dim, 1, v));
       }
     }
-    // The reference's rule: sliding-window layers see the last n_swa
-    // positions and rotate with their own base.
-    const bool swa = reference::IsSlidingWindowLayer(fam, hp, l);
-    const float base = swa ? fam.rope_base_swa : hp.rope_base;
-    const size_t layer_off = static_cast<size_t>(l) * static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_dim);
-    float* kc = k_cache_.as<float>() + layer_off;
-    float* vc = v_cache_.as<float>() + layer_off;
     // Per-head q/k norms (qk_norm families), RoPE, and the new keys and
     // values into the cache, in one launch (decode_ops.h: bit-identical to
-    // RmsNorm, Rope and StoreRows in sequence). kKvOffByOne stores each row
-    // one past its position; a row that falls past the cache is skipped, as
-    // the reference drops it.
-    if (keep(kSkipQkvPost)) {
+    // RmsNorm, Rope and StoreRows in sequence), unless the products folded
+    // it. kKvOffByOne stores each row one past its position; a row that
+    // falls past the cache is skipped, as the reference drops it.
+    if (!rope_folded && keep(kSkipQkvPost)) {
       GGUFSCOPE_TRY(QkvPost(ctx_, q, k, v, pos, store_pos, n, hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_rot, base,
                             rope, fam.qk_norm ? L.q_norm : nullptr, fam.qk_norm ? L.k_norm : nullptr, eps, kc, vc,
                             n_ctx_));

@@ -89,6 +89,7 @@ class Model {
 };
 
 struct NormFold;  // ops.h
+struct RopeFold;  // ops.h
 
 struct SessionOptions {
   // Replay one-token steps without a trace as a CUDA graph (when the model
@@ -154,7 +155,7 @@ class Session {
   Status DecodeGraphStep();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
   Status DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
-                           const NormFold* norm);
+                           const NormFold* norm, const RopeFold* rope, bool* rope_folded);
   Status Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,
                  int64_t cols);
 

@@ -226,7 +226,39 @@ struct RowPlan {
   // NormFold).
   const float* norm_w;
   float norm_eps;
+  // RopeFold (ops.h): each segment's PartRole; a rotated segment's rows
+  // are read and emitted in rotation pairs (RopeRow), on the tensor-core
+  // kernels' kRope instantiation only. cache[seg]: the segment's KV cache
+  // (rows as long as the segment), or null where it stores nothing.
+  uint8_t role[3];
+  const int32_t* positions;
+  const int32_t* store_rows;
+  float* cache[3];
+  int64_t n_cache_rows;
+  int head_dim, n_rot;
+  float rope_base;
+  bool neox;
 };
+
+__device__ __forceinline__ int SegOf(const RowPlan& p, int64_t v) { return v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2; }
+__device__ __forceinline__ int64_t SegStart(const RowPlan& p, int seg) { return seg == 0 ? 0 : p.end[seg - 1]; }
+
+__device__ __forceinline__ bool Rotates(const RowPlan& p, int seg) {
+  const auto r = static_cast<PartRole>(p.role[seg]);
+  return r == PartRole::kRotate || r == PartRole::kRotateStore;
+}
+
+// The segment row that virtual row v (of segment seg, offset i in it) holds
+// under a RopeFold: in a rotated segment, virtual rows 2m and 2m + 1 of a
+// head's first n_rot are rotation pair m (NEOX: rows m and m + n_rot/2;
+// NORM: 2m and 2m + 1, the identity), the rest of the head in order.
+__device__ __forceinline__ int64_t RopeRow(const RowPlan& p, int seg, int64_t i) {
+  if (!Rotates(p, seg) || !p.neox) return i;
+  const int64_t head = i / p.head_dim;
+  const int j = static_cast<int>(i - head * p.head_dim);
+  if (j >= p.n_rot) return i;
+  return head * p.head_dim + (j >> 1) + (j & 1) * (p.n_rot / 2);
+}
 
 __device__ __forceinline__ const uint8_t* RowPtr(const RowPlan& p, int64_t v) {
   if (p.pairs) return p.w[v & 1] + (v >> 1) * p.row_bytes;
@@ -293,6 +325,12 @@ __device__ __forceinline__ void Emit(const RowPlan& p, int64_t row0, const float
       o = in.residual[r] + o;
     }
     p.y[seg][i] = o;
+    // A store-only segment's cache row (RopeFold's kStore; rotated ones
+    // emit through the tensor-core kernels' kRope path).
+    if (p.cache[seg] != nullptr) {
+      const int64_t to = *p.store_rows;
+      if (to >= 0 && to < p.n_cache_rows) p.cache[seg][to * (p.end[seg] - SegStart(p, seg)) + i] = o;
+    }
   });
 }
 
@@ -1239,7 +1277,79 @@ constexpr int TcMinBlocks(int tiles, int warps, bool norm) {
   return norm && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
 }
 
-template <typename F, int kTiles, int kWarps, bool kNorm>
+// A RopeFold's epilogue in the tensor-core kernels (kRope): thread i <
+// kR / 2 emits virtual rows v0 + 2i and v0 + 2i + 1, which in a rotated
+// segment are one rotation pair (RopeRow). Its angle's cosine and sine
+// (QkvPost's f64 computation, RopeCosSin) and the cache row are computed
+// before the kernel waits for the previous one, while its first weights
+// are in flight: they depend on positions[0] and store_rows[0] only, which
+// no op of the stream writes (ops.h).
+struct RopeEmit {
+  float c = 1.0f, s = 0.0f;
+  int64_t to = -1;
+
+  __device__ __forceinline__ void Prepare(const RowPlan& p, int64_t e) {
+    const int seg = SegOf(p, e);
+    to = p.cache[seg] != nullptr ? *p.store_rows : -1;
+    if (!Rotates(p, seg)) return;
+    const int64_t i = e - SegStart(p, seg);
+    const int j = static_cast<int>(i % p.head_dim);
+    if (j < p.n_rot) internal::RopeCosSin(static_cast<double>(*p.positions), p.rope_base, j >> 1, p.n_rot, &c, &s);
+  }
+
+  // QkvPost's arithmetic on y = s + bias: the pair rotated (each product
+  // rounded, no FMA), then stored into y and the cache. Rows past n_rot, and
+  // store-only or plain segments, pass through.
+  __device__ __forceinline__ void Emit(const RowPlan& p, int64_t e, const float* sum,
+                                       const EmitInputs<2>& in) const {
+    const int seg = SegOf(p, e);
+    const int64_t i = e - SegStart(p, seg);
+    const int64_t a = RopeRow(p, seg, i), b = RopeRow(p, seg, i + 1);
+    float o0 = sum[0], o1 = sum[1];
+    if (p.bias[seg] != nullptr) {
+      o0 = o0 + in.bias[0];
+      o1 = o1 + in.bias[1];
+    }
+    if (Rotates(p, seg) && static_cast<int>(i % p.head_dim) < p.n_rot) {
+      const float y0 = __fsub_rn(__fmul_rn(o0, c), __fmul_rn(o1, s));
+      const float y1 = __fadd_rn(__fmul_rn(o0, s), __fmul_rn(o1, c));
+      o0 = y0;
+      o1 = y1;
+    }
+    p.y[seg][a] = o0;
+    p.y[seg][b] = o1;
+    if (to >= 0 && to < p.n_cache_rows) {
+      float* row = p.cache[seg] + to * (p.end[seg] - SegStart(p, seg));
+      row[a] = o0;
+      row[b] = o1;
+    }
+  }
+};
+
+// The bias elements of a kRope emitter's two rows (segment rows RopeRow).
+__device__ __forceinline__ void LoadRopeBias(const RowPlan& p, int64_t e, bool emits, EmitInputs<2>* in) {
+  in->bias[0] = in->bias[1] = in->residual[0] = in->residual[1] = 0.0f;
+  if (!emits) return;
+  const int seg = SegOf(p, e);
+  if (p.bias[seg] == nullptr) return;
+  const int64_t i = e - SegStart(p, seg);
+  in->bias[0] = p.bias[seg][RopeRow(p, seg, i)];
+  in->bias[1] = p.bias[seg][RopeRow(p, seg, i + 1)];
+}
+
+// The weights of virtual row v: under kRope, its segment row (RopeRow).
+template <bool kRope>
+__device__ __forceinline__ const uint8_t* TcRowPtr(const RowPlan& p, int64_t v) {
+  if constexpr (kRope) {
+    const int seg = SegOf(p, v);
+    const int64_t start = SegStart(p, seg);
+    return p.w[seg] + RopeRow(p, seg, v - start) * p.row_bytes;
+  } else {
+    return RowPtr(p, v);
+  }
+}
+
+template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false>
 __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
@@ -1263,7 +1373,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   for (int i = 0; i < kC; ++i) {
     const int c = lane + 32 * i;
     const int row = c / kChunks, chunk = c % kChunks;
-    src[i] = c < kR * kChunks ? RowPtr(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
+    src[i] = c < kR * kChunks ? TcRowPtr<kRope>(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
     dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
   }
   const int64_t mine = warp < n_stages ? (n_stages - warp + kWarps - 1) / kWarps : 0;
@@ -1282,12 +1392,21 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     if (k < mine) issue(k);
     CpAsyncCommit();
   }
-  internal::GridEnter();
-  // Thread i < kR / 2 emits rows v0 + 2i, v0 + 2i + 1; its bias and residual now.
+  // Thread i < kR / 2 emits rows v0 + 2i, v0 + 2i + 1.
   const int64_t emit_row = v0 + 2 * static_cast<int64_t>(threadIdx.x);
   const bool emits = threadIdx.x < kR / 2 && emit_row <= last;
+  [[maybe_unused]] RopeEmit rope;
+  if constexpr (kRope) {
+    if (emits) rope.Prepare(p, emit_row);
+  }
+  internal::GridEnter();
+  // The emitter's bias and residual now.
   EmitInputs<2> in;
-  in.Load(p, emit_row, emits);
+  if constexpr (kRope) {
+    LoadRopeBias(p, emit_row, emits, &in);
+  } else {
+    in.Load(p, emit_row, emits);
+  }
   const TcLane l{b_sm, g, t, t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, t == 0 ? 1.0f / 128 : 0.0f};
   float acc[kTiles][2];
 #pragma unroll
@@ -1379,7 +1498,11 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       s[0] *= scale;
       s[1] *= scale;
     }
-    Emit<2>(p, emit_row, s, in);
+    if constexpr (kRope) {
+      rope.Emit(p, emit_row, s, in);
+    } else {
+      Emit<2>(p, emit_row, s, in);
+    }
   }
 }
 
@@ -1394,9 +1517,10 @@ bool TensorCoreEnabled() {
 
 // Resident blocks per multiprocessor of the unfolded kernel. (A launch with
 // a folded norm runs the kNorm variant, whose 1-tile 4-warp cap is 4 blocks
-// instead of 5; LaunchTensorCore still sizes its waves with 5. Known, not
-// yet changed: the exact count would flip the 1.5B Q8_0 gate/up launch,
-// 17920 rows, from 16-row to 32-row blocks on a fill tie, untimed.)
+// instead of 5; LaunchTensorCore still sizes its waves with 5: the exact
+// count measured slower, H100 2026-11-27 14:45 UTC, same call, two
+// alternations: 1.5B Q4_K_M 746 against 762 tokens/s, 1.5B Q8_0 761
+// against 772, 7B Q8_0 308 against 311; 7B Q4_K_M a tie.)
 template <typename F, int kTiles, int kWarps>
 int TcResident() {
   static const int n = [] {
@@ -1410,10 +1534,21 @@ int TcResident() {
   return n;
 }
 
+// Whether a plan rotates a segment (RopeFold): the kRope kernels.
+bool PlanRotates(const RowPlan& p) {
+  for (const uint8_t r : p.role) {
+    if (r == static_cast<uint8_t>(PartRole::kRotate) || r == static_cast<uint8_t>(PartRole::kRotateStore)) return true;
+  }
+  return false;
+}
+
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
-  const auto kernel = p.norm_w != nullptr ? MatVecTensorCoreKernel<F, kTiles, kWarps, true>
-                                          : MatVecTensorCoreKernel<F, kTiles, kWarps, false>;
+  const bool norm = p.norm_w != nullptr, rope = PlanRotates(p);
+  const auto kernel = rope ? (norm ? MatVecTensorCoreKernel<F, kTiles, kWarps, true, true>
+                                   : MatVecTensorCoreKernel<F, kTiles, kWarps, false, true>)
+                           : (norm ? MatVecTensorCoreKernel<F, kTiles, kWarps, true>
+                                   : MatVecTensorCoreKernel<F, kTiles, kWarps, false>);
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, static_cast<unsigned>(grid), 32 * kWarps,
                                                TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
@@ -1470,7 +1605,8 @@ cudaError_t PrepareTc() {
   const int bytes = static_cast<int>(TcSharedBytes<F, kTiles, kWarps>());
   cudaError_t err = cudaSuccess;
   for (const auto kernel :
-       {MatVecTensorCoreKernel<F, kTiles, kWarps, false>, MatVecTensorCoreKernel<F, kTiles, kWarps, true>}) {
+       {MatVecTensorCoreKernel<F, kTiles, kWarps, false>, MatVecTensorCoreKernel<F, kTiles, kWarps, true>,
+        MatVecTensorCoreKernel<F, kTiles, kWarps, false, true>, MatVecTensorCoreKernel<F, kTiles, kWarps, true, true>}) {
     if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   }
   return err;
@@ -1530,6 +1666,7 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
                                      : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
+  if (PlanRotates(p)) return Status::Error("MatVec: internal: a rotated part on a kernel without the rotation");
   kind = SimtKind(kind);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
@@ -1815,14 +1952,66 @@ bool MatVecFoldsNorm(const Context& ctx, GgmlType type, int64_t n_cols, const vo
   return Folds(ctx, FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size), n_rows, false, n_cols);
 }
 
+bool MatVecFoldsRope(const Context& ctx, GgmlType type, int64_t n_cols, const void* const* w, int n_w,
+                     int64_t n_rows, bool rotates) {
+  gguf::TypeTraits t;
+  if (!internal::ActiveTraits("MatVecFoldsRope", type, &t).ok() || n_w < 1 || n_w > 3 || n_cols <= 0 ||
+      n_rows <= 0 || n_rows > internal::kMaxGridX || n_cols % t.block_size != 0) {
+    return false;
+  }
+  const uint8_t* wb[3] = {};
+  for (int i = 0; i < n_w; ++i) wb[i] = static_cast<const uint8_t*>(w[i]);
+  const int64_t n_blocks = n_cols / t.block_size;
+  const FastKind kind = FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size);
+  if (kind == FastKind::kNone) return false;
+  return !rotates || KeepTensorCore(kind, n_rows, n_cols, ctx.multiprocessors());
+}
+
+namespace {
+
+// A RopeFold's arguments against the parts it applies to (ops.h).
+Status CheckRope(const char* op, const RopeFold& r, const MatVecPart* parts, int n_parts) {
+  const auto err = [op](const std::string& what) { return Status::Error(std::string(op) + ": RopeFold: " + what); };
+  if (r.head_dim <= 0 || r.head_dim % 2 != 0) return err("head_dim " + std::to_string(r.head_dim) + " must be even and > 0");
+  if (r.n_rot <= 0 || r.n_rot > r.head_dim || r.n_rot % 2 != 0) {
+    return err("n_rot " + std::to_string(r.n_rot) + " must be even and in (0, head_dim]");
+  }
+  if (!(r.base > 0.0f)) return err("base must be > 0");
+  if (r.n_cache_rows < 0) return err("n_cache_rows must be >= 0");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "positions", r.positions, 1));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "store_rows", r.store_rows, 1));
+  int n_k = 0, n_v = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const PartRole role = r.role[i];
+    if (role != PartRole::kPlain && role != PartRole::kRotate && role != PartRole::kRotateStore &&
+        role != PartRole::kStore) {
+      return err("part " + std::to_string(i) + " has no valid role");
+    }
+    if (parts[i].n_rows % r.head_dim != 0) {
+      return err("part " + std::to_string(i) + "'s " + std::to_string(parts[i].n_rows) +
+                 " rows are not whole heads of " + std::to_string(r.head_dim));
+    }
+    if (role == PartRole::kPlain || role == PartRole::kRotate) continue;
+    const bool k = role == PartRole::kRotateStore;
+    if (++(k ? n_k : n_v) > 1) return err(std::string("more than one part stores into the ") + (k ? "k" : "v") + " cache");
+    int64_t n = 0;
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, r.n_cache_rows, parts[i].n_rows, &n));
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, k ? "k_cache" : "v_cache", k ? r.k_cache : r.v_cache, n));
+  }
+  return {};
+}
+
+}  // namespace
+
 Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
-                   int n_parts, const NormFold* norm) {
+                   int n_parts, const NormFold* norm, const RopeFold* rope) {
   constexpr const char* kOp = "MatVecParts";
   gguf::TypeTraits t;
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   if (n_parts < 1 || n_parts > 3 || parts == nullptr) return Status::Error("MatVecParts: 1 to 3 parts");
   GGUFSCOPE_RETURN_IF_ERROR(CheckWidth(kOp, t, n_cols, x));
   GGUFSCOPE_RETURN_IF_ERROR(CheckNorm(kOp, norm, n_cols, x));
+  if (rope != nullptr) GGUFSCOPE_RETURN_IF_ERROR(CheckRope(kOp, *rope, parts, n_parts));
   const uint8_t* w[3] = {};
   int64_t total = 0;
   for (int i = 0; i < n_parts; ++i) {
@@ -1838,6 +2027,30 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
                             ? FastKind::kNone
                             : FastKindOf(type, w, n_parts, n_cols, n_blocks, n_blocks * t.type_size);
   RowPlan p{};
+  if (rope != nullptr) {
+    bool rotates = false;
+    for (int i = 0; i < n_parts; ++i) {
+      rotates = rotates || rope->role[i] == PartRole::kRotate || rope->role[i] == PartRole::kRotateStore;
+    }
+    // Refused before anything runs (MatVecFoldsRope says which launches fold).
+    if (kind == FastKind::kNone || (rotates && !KeepTensorCore(kind, total, n_cols, ctx.multiprocessors()))) {
+      return Status::Error(std::string("MatVecParts: this launch cannot fold the RopeFold (") +
+                           (kind == FastKind::kNone ? "no fast kernel" : "a rotated part needs the tensor cores") +
+                           "; see MatVecFoldsRope)");
+    }
+    for (int i = 0; i < 3; ++i) {
+      const PartRole role = i < n_parts ? rope->role[i] : PartRole::kPlain;
+      p.role[i] = static_cast<uint8_t>(role);
+      p.cache[i] = role == PartRole::kRotateStore ? rope->k_cache : role == PartRole::kStore ? rope->v_cache : nullptr;
+    }
+    p.positions = rope->positions;
+    p.store_rows = rope->store_rows;
+    p.n_cache_rows = rope->n_cache_rows;
+    p.head_dim = rope->head_dim;
+    p.n_rot = rope->n_rot;
+    p.rope_base = rope->base;
+    p.neox = rope->mode == RopeMode::kNeox;
+  }
   GGUFSCOPE_RETURN_IF_ERROR(FoldOrNorm(ctx, norm, kind, total, n_cols, &x, &p));
   if (kind == FastKind::kNone) {  // one MatVec (and Add) per part: the same values
     for (int i = 0; i < n_parts; ++i) {

@@ -206,11 +206,52 @@ struct NormFold {
 bool MatVecFoldsNorm(const Context& ctx, gguf::GgmlType type, int64_t n_cols, const void* const* w, int n_w,
                      int64_t n_rows);
 
+// QkvPost without q/k norms folded into a one-token step's q/k/v products
+// (decode_ops.h): the rotation of the q and k parts and the stores of the
+// final k and v rows into the KV cache happen in the products' epilogue, so
+// the layer needs no QkvPost launch. The values are QkvPost's bit for bit:
+// its f64 angles rounded to f32, its rounded products and sums, applied to
+// y = W x + bias as MatVecParts computes it. A rotated part is emitted in
+// rotation pairs (NEOX: rows i and i + n_rot/2 of a head), so it folds only
+// where the launch runs on the integer tensor cores (each emitting thread
+// holds two adjacent rows); a store-only part folds on every fast kernel.
+// MatVecFoldsRope says whether a launch folds; MatVecParts refuses a fold
+// it cannot do.
+//
+// positions[0] and store_rows[0] are read before the kernel waits for the
+// previous one (dependent launch): no op of the stream may write them (the
+// forward pass copies them from the host before the step).
+enum class PartRole : uint8_t {
+  kPlain,        // y only
+  kRotate,       // a q part: y rotated
+  kRotateStore,  // a k part: y rotated, and stored into k_cache
+  kStore,        // a v part: y, and stored into v_cache
+};
+struct RopeFold {
+  PartRole role[3];          // for parts[0..n_parts)
+  const int32_t* positions;  // positions[0]: the token's position (device memory)
+  const int32_t* store_rows; // store_rows[0]: its cache row; outside [0, n_cache_rows): not stored
+  float* k_cache;            // (n_cache_rows, rows of the kRotateStore part) f32
+  float* v_cache;            // (n_cache_rows, rows of the kStore part) f32
+  int64_t n_cache_rows;
+  int head_dim;              // even; every part's rows a multiple of it
+  int n_rot;                 // even, in (0, head_dim]
+  float base;
+  RopeMode mode;
+};
+
+// Whether a MatVecParts launch over these n_w matrices (n_rows rows in all)
+// can fold a RopeFold: one with a rotated part (`rotates`) must run on the
+// tensor cores, one with store-only parts on any fast kernel.
+bool MatVecFoldsRope(const Context& ctx, gguf::GgmlType type, int64_t n_cols, const void* const* w, int n_w,
+                     int64_t n_rows, bool rotates);
+
 // y_i = W_i x (+ bias_i) for 1 to 3 matrices of one type and width sharing x
-// (the q, k and v projections); with `norm`, of RmsNorm(x) (NormFold). No y
-// may overlap x or another part.
+// (the q, k and v projections); with `norm`, of RmsNorm(x) (NormFold); with
+// `rope`, then rotated and stored into the KV cache (RopeFold). No y may
+// overlap x or another part.
 Status MatVecParts(Context& ctx, gguf::GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
-                   int n_parts, const NormFold* norm = nullptr);
+                   int n_parts, const NormFold* norm = nullptr, const RopeFold* rope = nullptr);
 
 // pre = W x; y = residual + pre (an output projection and its residual
 // add). y may be residual; pre may not overlap x, residual or y.

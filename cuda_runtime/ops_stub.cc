@@ -48,7 +48,11 @@ Status ArgMax(Context&, const float*, int64_t, void*, int32_t*) { return NoCuda(
 Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 bool MatVecFoldsNorm(const Context&, gguf::GgmlType, int64_t, const void* const*, int, int64_t) { return false; }
-Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int, const NormFold*) {
+bool MatVecFoldsRope(const Context&, gguf::GgmlType, int64_t, const void* const*, int, int64_t, bool) {
+  return false;
+}
+Status MatVecParts(Context&, gguf::GgmlType, int64_t, const float*, const MatVecPart*, int, const NormFold*,
+                   const RopeFold*) {
   return NoCuda();
 }
 Status MatVecResidual(Context&, gguf::GgmlType, const void*, int64_t, int64_t, const float*, const float*, float*,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "cuda_runtime/buffer.h"
+#include "cuda_runtime/decode_ops.h"
 #include "cuda_runtime/device.h"
 #include "cuda_runtime/ops.h"
 #include "gguf/block_scales.h"
@@ -697,6 +698,165 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ8_0, 256, buf.as<float>() + 3072, &part, 1, &bad).ok());
   const NormFold overlapping{buf.as<float>(), 1e-6f, buf.as<float>() + 3072 + 128};
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ8_0, 256, buf.as<float>() + 3072, &part, 1, &overlapping).ok());
+}
+
+// RopeFold (ops.h): QkvPost's rotation and cache stores in the q/k/v
+// products' epilogue must give exactly what MatVecParts then QkvPost give:
+// bit for bit (the same products, QkvPost's own arithmetic), in q, k, v and
+// both caches, for NEOX and NORM rotations, a partial one (n_rot <
+// head_dim), with and without a folded norm, biases on q and v, the 7B
+// Q4_K_M layout (Q4_K q/k on the tensor cores, a Q6_K v apart on a SIMT
+// kernel, store only), and a store row past the cache (nothing stored).
+// MatVecFoldsRope must say which launches fold; a rotated part on a launch
+// without the tensor cores is refused and nothing is written; bad
+// arguments are refused.
+TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
+  constexpr int kHeadDim = 128, kHeadsKv = 2;
+  constexpr int64_t kCols = 2048, kCacheRows = 8;
+  constexpr float kEps = 1e-6f, kBase = 1e6f;
+  // Enough q heads that q + k takes the tensor cores (one 16-row block per
+  // multiprocessor: KeepTensorCore).
+  const int sms = ctx_->multiprocessors();
+  int n_head = 16;
+  while ((n_head + kHeadsKv) * kHeadDim / 16 < sms) n_head += kHeadsKv;
+  const int64_t rows[3] = {int64_t{n_head} * kHeadDim, kHeadsKv * kHeadDim, kHeadsKv * kHeadDim};
+  struct Case {
+    GgmlType qk_type, v_type;
+    int n_rot;
+    RopeMode mode;
+    bool norm;
+    int32_t pos, row;
+  };
+  const std::vector<float> x = RandomFloats(kCols, rng_, 2.0), nw = RandomFloats(kCols, rng_);
+  DeviceBuffer d_x = Upload(x), d_nw = Upload(nw);
+  for (const Case& c : {Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 128, RopeMode::kNeox, true, 5, 5},
+                        Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 64, RopeMode::kNeox, false, 3, 3},
+                        Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 6, 7},
+                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNorm, true, 7, 9},
+                        Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 96, RopeMode::kNorm, false, 2, 2}}) {
+    SCOPED_TRACE(std::string(gguf::TypeName(c.qk_type)) + " q/k, " + std::string(gguf::TypeName(c.v_type)) + " v, n_rot " +
+                 std::to_string(c.n_rot) + (c.mode == RopeMode::kNeox ? " NEOX" : " NORM") +
+                 (c.norm ? ", norm folded" : "") + ", position " + std::to_string(c.pos) + " into row " +
+                 std::to_string(c.row));
+    std::vector<DeviceBuffer> d_w(3), d_b(3);
+    for (int i = 0; i < 3; ++i) {
+      d_w[i] = Upload(RandomData(i == 2 ? c.v_type : c.qk_type, rows[i] * kCols, rng_));
+      d_b[i] = Upload(RandomFloats(rows[i], rng_));
+    }
+    DeviceBuffer d_pos = Upload(std::vector<int32_t>{c.pos}), d_row = Upload(std::vector<int32_t>{c.row});
+    // Launch groups as the forward pass makes them: one per type.
+    const bool one = c.v_type == c.qk_type;
+    const std::vector<std::pair<int, int>> groups = one ? std::vector<std::pair<int, int>>{{0, 3}}
+                                                        : std::vector<std::pair<int, int>>{{0, 2}, {2, 3}};
+    // Runs every group's MatVecParts (with `fold`: roles q rotate, k rotate
+    // and store, v store); returns q, k, v, k cache, v cache as downloaded.
+    const auto run = [&](bool fold) {
+      std::vector<DeviceBuffer> y(3);
+      for (int i = 0; i < 3; ++i) y[i] = Poisoned(rows[i]);
+      DeviceBuffer kc = Poisoned(kCacheRows * rows[1]), vc = Poisoned(kCacheRows * rows[2]);
+      DeviceBuffer normed = Poisoned(kCols);
+      const NormFold norm{d_nw.as<float>(), kEps, normed.as<float>()};
+      for (const auto& [first, end] : groups) {
+        MatVecPart parts[3];
+        RopeFold rope{.role = {},
+                      .positions = d_pos.as<int32_t>(),
+                      .store_rows = d_row.as<int32_t>(),
+                      .k_cache = kc.as<float>(),
+                      .v_cache = vc.as<float>(),
+                      .n_cache_rows = kCacheRows,
+                      .head_dim = kHeadDim,
+                      .n_rot = c.n_rot,
+                      .base = kBase,
+                      .mode = c.mode};
+        const void* ws[3] = {};
+        int64_t n_rows = 0;
+        for (int i = first; i < end; ++i) {
+          parts[i - first] = MatVecPart{d_w[i].data(), rows[i], y[i].as<float>(), i == 1 ? nullptr : d_b[i].as<float>()};
+          rope.role[i - first] = i == 0 ? PartRole::kRotate : i == 1 ? PartRole::kRotateStore : PartRole::kStore;
+          ws[i - first] = d_w[i].data();
+          n_rows += rows[i];
+        }
+        const GgmlType type = first == 2 ? c.v_type : c.qk_type;
+        if (fold) {
+          EXPECT_TRUE(MatVecFoldsRope(*ctx_, type, kCols, ws, end - first, n_rows, first < 2));
+        }
+        ExpectOk(MatVecParts(*ctx_, type, kCols, d_x.as<float>(), parts, end - first, c.norm ? &norm : nullptr,
+                             fold ? &rope : nullptr));
+      }
+      if (!fold) {
+        ExpectOk(QkvPost(*ctx_, y[0].as<float>(), y[1].as<float>(), y[2].as<float>(), d_pos.as<int32_t>(),
+                         d_row.as<int32_t>(), 1, n_head, kHeadsKv, kHeadDim, c.n_rot, kBase, c.mode, nullptr, nullptr,
+                         kEps, kc.as<float>(), vc.as<float>(), kCacheRows));
+      }
+      std::vector<std::vector<uint32_t>> out;
+      for (int i = 0; i < 3; ++i) out.push_back(Download<uint32_t>(y[i].data(), rows[i]));
+      out.push_back(Download<uint32_t>(kc.data(), kCacheRows * rows[1]));
+      out.push_back(Download<uint32_t>(vc.data(), kCacheRows * rows[2]));
+      return out;
+    };
+    const auto want = run(false), got = run(true);
+    const char* names[5] = {"q", "k", "v", "k cache", "v cache"};
+    for (int i = 0; i < 5; ++i) {
+      SCOPED_TRACE(names[i]);
+      size_t differ = 0, first_diff = want[i].size();
+      for (size_t j = 0; j < want[i].size(); ++j) {
+        if (want[i][j] != got[i][j]) {
+          ++differ;
+          first_diff = std::min(first_diff, j);
+        }
+      }
+      EXPECT_EQ(differ, 0u) << "first at " << first_diff << ": " << std::bit_cast<float>(got[i][first_diff])
+                            << " against QkvPost's " << std::bit_cast<float>(want[i][first_diff]);
+      // Not vacuous: outputs are finite (cache rows: the stored one).
+      if (i < 3) {
+        EXPECT_TRUE(std::all_of(got[i].begin(), got[i].end(), [](uint32_t b) { return std::isfinite(std::bit_cast<float>(b)); }));
+      }
+    }
+    const int64_t stored = c.row >= 0 && c.row < kCacheRows ? c.row : -1;
+    for (int i = 3; i < 5; ++i) {
+      const int64_t len = rows[i - 2];
+      for (int64_t r = 0; r < kCacheRows; ++r) {
+        const bool finite = std::isfinite(std::bit_cast<float>(got[i][r * len]));
+        EXPECT_EQ(finite, r == stored) << names[i] << " row " << r;
+      }
+    }
+  }
+
+  // A rotated part on a launch that does not take the tensor cores (128 + 128
+  // rows) is refused, and writes nothing.
+  const int64_t small = 128;
+  DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ4_K, small * kCols, rng_));
+  DeviceBuffer y = Poisoned(small), kc = Poisoned(kCacheRows * small), vc = Poisoned(kCacheRows * small);
+  DeviceBuffer d_pos = Upload(std::vector<int32_t>{1});
+  const MatVecPart parts[2] = {{d_w.data(), small, y.as<float>(), nullptr}, {d_w.data(), small, kc.as<float>(), nullptr}};
+  const void* ws[2] = {d_w.data(), d_w.data()};
+  EXPECT_FALSE(MatVecFoldsRope(*ctx_, GgmlType::kQ4_K, kCols, ws, 2, 2 * small, true));
+  EXPECT_TRUE(MatVecFoldsRope(*ctx_, GgmlType::kQ4_K, kCols, ws, 2, 2 * small, false));
+  RopeFold rope{.role = {PartRole::kRotate, PartRole::kRotateStore},
+                .positions = d_pos.as<int32_t>(),
+                .store_rows = d_pos.as<int32_t>(),
+                .k_cache = vc.as<float>(),
+                .v_cache = nullptr,
+                .n_cache_rows = kCacheRows,
+                .head_dim = kHeadDim,
+                .n_rot = kHeadDim,
+                .base = kBase,
+                .mode = RopeMode::kNeox};
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &rope).ok());
+  const std::vector<float> untouched = Download<float>(y.data(), small);
+  EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](float v) { return std::isnan(v); }));
+  // Bad arguments: an odd n_rot, parts that are not whole heads, a missing
+  // cache for a storing part.
+  RopeFold bad = rope;
+  bad.n_rot = 63;
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
+  bad = rope;
+  bad.head_dim = 96;
+  bad.n_rot = 96;
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
+  bad = rope;
+  bad.k_cache = nullptr;
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
 }
 
 TEST_F(CudaOps, GemmMatchesFloat64) {
