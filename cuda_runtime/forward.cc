@@ -339,9 +339,9 @@ Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool bia
   for (int i = 1; i <= 3; ++i) {
     if (i == 3 || w[i]->type != w[i - 1]->type) start[++n_groups] = i;
   }
-  *rope_folded = false;
-  if (rope != nullptr) {
-    bool all_fold = true;
+  // Whether `folds(first weight, matrices, count, rows, first index)` holds
+  // for every launch group.
+  const auto every_group = [&](auto&& folds) {
     for (int g = 0; g < n_groups; ++g) {
       const void* wg[3] = {};
       int64_t rows = 0;
@@ -349,28 +349,21 @@ Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool bia
         wg[i - start[g]] = w[i]->data;
         rows += w[i]->rows;
       }
-      all_fold = all_fold && MatVecFoldsRope(ctx_, w[start[g]]->type, w[start[g]]->cols, wg,
-                                             start[g + 1] - start[g], rows, /*rotates=*/start[g] < 2);
+      if (!folds(*w[start[g]], wg, start[g + 1] - start[g], rows, start[g])) return false;
     }
-    *rope_folded = all_fold;
-  }
-  if (norm != nullptr) {
-    bool all_fold = true;
-    for (int g = 0; g < n_groups; ++g) {
-      const void* wg[3] = {};
-      int64_t rows = 0;
-      for (int i = start[g]; i < start[g + 1]; ++i) {
-        wg[i - start[g]] = w[i]->data;
-        rows += w[i]->rows;
-      }
-      all_fold = all_fold && MatVecFoldsNorm(ctx_, w[start[g]]->type, w[start[g]]->cols, wg,
-                                             start[g + 1] - start[g], rows);
-    }
-    if (!all_fold) {
-      GGUFSCOPE_TRY(RmsNorm(ctx_, x, norm->w, 1, L.wq.cols, norm->eps, norm->normed));
-      x = norm->normed;
-      norm = nullptr;
-    }
+    return true;
+  };
+  // Groups holding q or k rotate; a group of v alone only stores.
+  *rope_folded = rope != nullptr && every_group([&](const DeviceWeight& w0, const void* const* wg, int n,
+                                                    int64_t rows, int first) {
+    return MatVecFoldsRope(ctx_, w0.type, w0.cols, wg, n, rows, /*rotates=*/first < 2);
+  });
+  if (norm != nullptr && !every_group([&](const DeviceWeight& w0, const void* const* wg, int n, int64_t rows, int) {
+        return MatVecFoldsNorm(ctx_, w0.type, w0.cols, wg, n, rows);
+      })) {
+    GGUFSCOPE_TRY(RmsNorm(ctx_, x, norm->w, 1, L.wq.cols, norm->eps, norm->normed));
+    x = norm->normed;
+    norm = nullptr;
   }
   for (int g = 0; g < n_groups; ++g) {
     MatVecPart parts[3];

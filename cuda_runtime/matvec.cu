@@ -1937,32 +1937,31 @@ Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t row
   return {};
 }
 
+// The fast kernel a MatVecParts launch over these n_w matrices (n_rows
+// rows in all) takes; kNone also where they make no valid launch.
+FastKind PartsKind(GgmlType type, int64_t n_cols, const void* const* w, int n_w, int64_t n_rows) {
+  gguf::TypeTraits t;
+  if (!internal::ActiveTraits("MatVecParts", type, &t).ok() || n_w < 1 || n_w > 3 || n_cols <= 0 || n_rows <= 0 ||
+      n_rows > internal::kMaxGridX || n_cols % t.block_size != 0) {
+    return FastKind::kNone;
+  }
+  const uint8_t* wb[3] = {};
+  for (int i = 0; i < n_w; ++i) wb[i] = static_cast<const uint8_t*>(w[i]);
+  const int64_t n_blocks = n_cols / t.block_size;
+  return FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size);
+}
+
 }  // namespace
 
 bool MatVecFoldsNorm(const Context& ctx, GgmlType type, int64_t n_cols, const void* const* w, int n_w,
                      int64_t n_rows) {
-  gguf::TypeTraits t;
-  if (!internal::ActiveTraits("MatVecFoldsNorm", type, &t).ok() || n_w < 1 || n_w > 3 || n_cols <= 0 ||
-      n_rows <= 0 || n_rows > internal::kMaxGridX || n_cols % t.block_size != 0) {
-    return false;
-  }
-  const uint8_t* wb[3] = {};
-  for (int i = 0; i < n_w; ++i) wb[i] = static_cast<const uint8_t*>(w[i]);
-  const int64_t n_blocks = n_cols / t.block_size;
-  return Folds(ctx, FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size), n_rows, false, n_cols);
+  const FastKind kind = PartsKind(type, n_cols, w, n_w, n_rows);
+  return kind != FastKind::kNone && Folds(ctx, kind, n_rows, false, n_cols);
 }
 
 bool MatVecFoldsRope(const Context& ctx, GgmlType type, int64_t n_cols, const void* const* w, int n_w,
                      int64_t n_rows, bool rotates) {
-  gguf::TypeTraits t;
-  if (!internal::ActiveTraits("MatVecFoldsRope", type, &t).ok() || n_w < 1 || n_w > 3 || n_cols <= 0 ||
-      n_rows <= 0 || n_rows > internal::kMaxGridX || n_cols % t.block_size != 0) {
-    return false;
-  }
-  const uint8_t* wb[3] = {};
-  for (int i = 0; i < n_w; ++i) wb[i] = static_cast<const uint8_t*>(w[i]);
-  const int64_t n_blocks = n_cols / t.block_size;
-  const FastKind kind = FastKindOf(type, wb, n_w, n_cols, n_blocks, n_blocks * t.type_size);
+  const FastKind kind = PartsKind(type, n_cols, w, n_w, n_rows);
   if (kind == FastKind::kNone) return false;
   return !rotates || KeepTensorCore(kind, n_rows, n_cols, ctx.multiprocessors());
 }
