@@ -26,6 +26,7 @@
 
 #include "cuda_runtime/act_digits.h"
 #include "cuda_runtime/op_common.cuh"
+#include "cuda_runtime/rope_rows.h"
 #include "cuda_runtime/ops.h"
 #include "cuda_runtime/type_dispatch.cuh"
 
@@ -249,15 +250,11 @@ __device__ __forceinline__ bool Rotates(const RowPlan& p, int seg) {
 }
 
 // The segment row that virtual row v (of segment seg, offset i in it) holds
-// under a RopeFold: in a rotated segment, virtual rows 2m and 2m + 1 of a
-// head's first n_rot are rotation pair m (NEOX: rows m and m + n_rot/2;
-// NORM: 2m and 2m + 1, the identity), the rest of the head in order.
+// under a RopeFold: in a rotated segment, rope_rows.h's order (virtual rows
+// 2m and 2m + 1 of a head's first n_rot are rotation pair m).
 __device__ __forceinline__ int64_t RopeRow(const RowPlan& p, int seg, int64_t i) {
-  if (!Rotates(p, seg) || !p.neox) return i;
-  const int64_t head = i / p.head_dim;
-  const int j = static_cast<int>(i - head * p.head_dim);
-  if (j >= p.n_rot) return i;
-  return head * p.head_dim + (j >> 1) + (j & 1) * (p.n_rot / 2);
+  if (!Rotates(p, seg)) return i;
+  return RopeRowOf(i, p.head_dim, p.n_rot, p.neox);
 }
 
 __device__ __forceinline__ const uint8_t* RowPtr(const RowPlan& p, int64_t v) {
