@@ -2028,8 +2028,10 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
     for (int i = 0; i < n_parts; ++i) {
       rotates = rotates || rope->role[i] == PartRole::kRotate || rope->role[i] == PartRole::kRotateStore;
     }
-    // Refused before anything runs (MatVecFoldsRope says which launches fold).
-    if (kind == FastKind::kNone || (rotates && !KeepTensorCore(kind, total, n_cols, ctx.multiprocessors()))) {
+    // Refused before anything runs (MatVecFoldsRope says which launches
+    // fold); parts without rows have nothing to rotate or store.
+    if (total > 0 &&
+        (kind == FastKind::kNone || (rotates && !KeepTensorCore(kind, total, n_cols, ctx.multiprocessors())))) {
       return Status::Error(std::string("MatVecParts: this launch cannot fold the RopeFold (") +
                            (kind == FastKind::kNone ? "no fast kernel" : "a rotated part needs the tensor cores") +
                            "; see MatVecFoldsRope)");

@@ -845,6 +845,9 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &rope).ok());
   const std::vector<float> untouched = Download<float>(y.data(), small);
   EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](float v) { return std::isnan(v); }));
+  // Parts without rows have nothing to rotate or store: not an error.
+  const MatVecPart empty[1] = {{d_w.data(), 0, y.as<float>(), nullptr}};
+  EXPECT_TRUE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), empty, 1, nullptr, &rope).ok());
   // Bad arguments: an odd n_rot, parts that are not whole heads, a missing
   // cache for a storing part.
   RopeFold bad = rope;
