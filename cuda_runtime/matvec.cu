@@ -26,8 +26,8 @@
 
 #include "cuda_runtime/act_digits.h"
 #include "cuda_runtime/op_common.cuh"
-#include "cuda_runtime/rope_rows.h"
 #include "cuda_runtime/ops.h"
+#include "cuda_runtime/rope_rows.h"
 #include "cuda_runtime/type_dispatch.cuh"
 
 namespace ggufscope::cuda {
