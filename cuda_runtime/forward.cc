@@ -448,7 +448,11 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     const char* e = std::getenv("GGUFSCOPE_FOLD_ROPE");
     return e == nullptr || std::string(e) != "0";
   }();
-  const bool fold_rope = fold_rope_on && decode && trace == nullptr && !fam.qk_norm && keep(kSkipQkvPost);
+  // (RopeFold pairs a head's rows two by two, so it needs an even head_dim;
+  // QkvPost takes an odd one, which the loader allows beside an even
+  // rope dimension.)
+  const bool fold_rope =
+      fold_rope_on && decode && trace == nullptr && !fam.qk_norm && hd % 2 == 0 && keep(kSkipQkvPost);
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];

@@ -1934,6 +1934,42 @@ Status FoldOrNorm(Context& ctx, const NormFold* norm, FastKind kind, int64_t row
   return {};
 }
 
+// A RopeFold's arguments against the parts it applies to (ops.h).
+Status CheckRope(const char* op, const RopeFold& r, const MatVecPart* parts, int n_parts) {
+  const auto err = [op](const std::string& what) { return Status::Error(std::string(op) + ": RopeFold: " + what); };
+  if (r.head_dim <= 0 || r.head_dim % 2 != 0) {
+    return err("head_dim " + std::to_string(r.head_dim) + " must be even and > 0");
+  }
+  if (r.n_rot <= 0 || r.n_rot > r.head_dim || r.n_rot % 2 != 0) {
+    return err("n_rot " + std::to_string(r.n_rot) + " must be even and in (0, head_dim]");
+  }
+  if (!(r.base > 0.0f)) return err("base must be > 0");
+  if (r.n_cache_rows < 0) return err("n_cache_rows must be >= 0");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "positions", r.positions, 1));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "store_rows", r.store_rows, 1));
+  int n_k = 0, n_v = 0;
+  for (int i = 0; i < n_parts; ++i) {
+    const PartRole role = r.role[i];
+    if (role != PartRole::kPlain && role != PartRole::kRotate && role != PartRole::kRotateStore &&
+        role != PartRole::kStore) {
+      return err("part " + std::to_string(i) + " has no valid role");
+    }
+    if (parts[i].n_rows % r.head_dim != 0) {
+      return err("part " + std::to_string(i) + "'s " + std::to_string(parts[i].n_rows) +
+                 " rows are not whole heads of " + std::to_string(r.head_dim));
+    }
+    if (role == PartRole::kPlain || role == PartRole::kRotate) continue;
+    const bool k = role == PartRole::kRotateStore;
+    if (++(k ? n_k : n_v) > 1) {
+      return err(std::string("more than one part stores into the ") + (k ? "k" : "v") + " cache");
+    }
+    int64_t n = 0;
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, r.n_cache_rows, parts[i].n_rows, &n));
+    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, k ? "k_cache" : "v_cache", k ? r.k_cache : r.v_cache, n));
+  }
+  return {};
+}
+
 // The fast kernel a MatVecParts launch over these n_w matrices (n_rows
 // rows in all) takes; kNone also where they make no valid launch.
 FastKind PartsKind(GgmlType type, int64_t n_cols, const void* const* w, int n_w, int64_t n_rows) {
@@ -1962,42 +1998,6 @@ bool MatVecFoldsRope(const Context& ctx, GgmlType type, int64_t n_cols, const vo
   if (kind == FastKind::kNone) return false;
   return !rotates || KeepTensorCore(kind, n_rows, n_cols, ctx.multiprocessors());
 }
-
-namespace {
-
-// A RopeFold's arguments against the parts it applies to (ops.h).
-Status CheckRope(const char* op, const RopeFold& r, const MatVecPart* parts, int n_parts) {
-  const auto err = [op](const std::string& what) { return Status::Error(std::string(op) + ": RopeFold: " + what); };
-  if (r.head_dim <= 0 || r.head_dim % 2 != 0) return err("head_dim " + std::to_string(r.head_dim) + " must be even and > 0");
-  if (r.n_rot <= 0 || r.n_rot > r.head_dim || r.n_rot % 2 != 0) {
-    return err("n_rot " + std::to_string(r.n_rot) + " must be even and in (0, head_dim]");
-  }
-  if (!(r.base > 0.0f)) return err("base must be > 0");
-  if (r.n_cache_rows < 0) return err("n_cache_rows must be >= 0");
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "positions", r.positions, 1));
-  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "store_rows", r.store_rows, 1));
-  int n_k = 0, n_v = 0;
-  for (int i = 0; i < n_parts; ++i) {
-    const PartRole role = r.role[i];
-    if (role != PartRole::kPlain && role != PartRole::kRotate && role != PartRole::kRotateStore &&
-        role != PartRole::kStore) {
-      return err("part " + std::to_string(i) + " has no valid role");
-    }
-    if (parts[i].n_rows % r.head_dim != 0) {
-      return err("part " + std::to_string(i) + "'s " + std::to_string(parts[i].n_rows) +
-                 " rows are not whole heads of " + std::to_string(r.head_dim));
-    }
-    if (role == PartRole::kPlain || role == PartRole::kRotate) continue;
-    const bool k = role == PartRole::kRotateStore;
-    if (++(k ? n_k : n_v) > 1) return err(std::string("more than one part stores into the ") + (k ? "k" : "v") + " cache");
-    int64_t n = 0;
-    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckedProduct(op, r.n_cache_rows, parts[i].n_rows, &n));
-    GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, k ? "k_cache" : "v_cache", k ? r.k_cache : r.v_cache, n));
-  }
-  return {};
-}
-
-}  // namespace
 
 Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
                    int n_parts, const NormFold* norm, const RopeFold* rope) {
