@@ -887,9 +887,10 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
 }
 
 // Which fast kernel a type and layout take (kNone: the generic kernel).
-enum class FastKind { kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
+enum class FastKind { kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ6KTc, kQ8_0, kQ8_0Tc, kQ4_0, kQ5_0, kQ4_1, kQ5_1, kF32, kF16, kBF16 };
 
 bool TensorCoreEnabled();
+bool Q6KTensorCoreEnabled();
 constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole stages of 8 blocks
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
@@ -907,13 +908,20 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
     return true;
   };
   const bool pairs = n_blocks % 2 == 0 && all_aligned(4);
+  const auto bases_aligned = [&](size_t a) {
+    for (int i = 0; i < n_w; ++i) {
+      if (!internal::IsAligned(w[i], a)) return false;
+    }
+    return true;
+  };
   switch (type) {
     case GgmlType::kQ4_K:
       if (all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ4KTc;
       return all_aligned(16) ? FastKind::kQ4K : FastKind::kNone;
     case GgmlType::kQ5_K:
       return all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
-    case GgmlType::kQ6_K:
+    case GgmlType::kQ6_K:  // the tensor cores take odd block counts too (TcQ6K)
+      if ((pairs || n_blocks % 2 == 1) && bases_aligned(16) && Q6KTensorCoreEnabled()) return FastKind::kQ6KTc;
       return pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
       if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
@@ -946,6 +954,7 @@ using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 FastKind SimtKind(FastKind kind) {
   if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
   if (kind == FastKind::kQ4KTc) return FastKind::kQ4K;
+  if (kind == FastKind::kQ6KTc) return FastKind::kQ6K;
   return kind;
 }
 
@@ -1065,6 +1074,15 @@ __device__ __forceinline__ void MmaU8S8(const uint32_t (&a)[4], uint2 b, int (&c
   }
 }
 
+// Signed codes (A) times signed digits (B), accumulated: c += A B.
+__device__ __forceinline__ void MmaS8Acc(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
+}
+
 // What a warp's stage gives its lane: the stage's digits and (Q8_0) block
 // scales of x in shared memory, and the weights of D's columns 2t, 2t+1
 // (digit weights 1, 1/128, 1/128^2 for the lanes t = 0, 1 that hold
@@ -1094,6 +1112,7 @@ struct TcQ8 {
   static constexpr int kRowStride = 288;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 4;  // x's scale per 32-element block, as the file's d
+  static constexpr bool kWindow = false;  // stages are 16-byte aligned (TcQ6K)
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -1168,6 +1187,7 @@ struct TcQ4K {
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;         // 2 against 3: 18944 x 3584 59 -> 68% (more resident blocks)
   static constexpr int kScaleLanes = 32;  // one x scale per stage
+  static constexpr bool kWindow = false;
   // The int32 bounds above (digits |d| <= 128; codes 15 or 240, scales 16 * 63 or 63).
   static_assert(int64_t{8} * 32 * 240 * 128 * 63 < (int64_t{1} << 29), "Q4_K stage sums fit in int32");
   static_assert(int64_t{8} * 63 * 32 * 128 < (int64_t{1} << 21), "Q4_K min sums fit in int32");
@@ -1253,6 +1273,142 @@ struct TcQ4K {
   }
 };
 
+// Q6_K: a stage is one super-block (210 bytes: 128 bytes ql, the low 4
+// bits; 64 bytes qh, the high 2; 16 int8 scales, one per 16 elements; f16
+// d). Element 128n + 32Q + l (n < 2, Q < 4, l < 32) is the code
+// q = (nibble Q / 2 of ql[64n + 32(Q % 2) + l]) | (bits 2Q.. of qh[32n + l]) << 4,
+// value d * sc[8n + 2Q + l / 16] * (q - 32). A 32-element sub-block j =
+// 4n + Q thus has two scales, for l < 16 and l >= 16: lane t's k slots (l =
+// 8t..8t+7) are group t / 2's, so B's columns 0-2 carry the digits of group
+// 0's elements (zero in group 1's slots) and columns 3-5 those of group 1:
+// one mma (unsigned codes q) gives each group's (q . digits) in its own
+// columns, each scaled by its sc with an integer multiply-add. The -32 is
+// a second mma per sub-block with every slot's sc as A and the plain
+// digits as B: sum_j sc_j sum(digits)_j, per digit, subtracted 32 times
+// from the columns 0-2 (each digit's once). Bounds: group sums |16 * 63 *
+// 128| < 2^17, times |sc| <= 128 and 8 sub-blocks < 2^27; the -32 term's
+// sums < 2^22, times 32 < 2^27: int32.
+//
+// Blocks are 2-byte aligned (210 bytes), so the copies take the 16-byte
+// aligned window of 224 bytes that holds a block (kWindow: the kernel
+// copies per row from the block's address rounded down, and tells Stage
+// where in the window each row's block begins: an even offset o <= 14).
+// The matrix must start 16-byte aligned (FastKindOf). Rows of an even
+// block count are then 4-byte aligned, so a block's parity decides whether
+// its fields are 4-byte aligned or at 2 mod 4 (kPar 0 or 1: words by
+// funnel shifts), and a warp's stages (every kWarps-th, kWarps even) all
+// have its own parity. Rows of an odd block count alternate: kPar 2, the
+// shift per lane (rows g and g + 8 of a fragment share their parity). The
+// SIMT kernel takes even block counts only, so those rows (Qwen2.5-1.5B's
+// down projection, 35 blocks) had only the generic kernel before this one.
+struct TcQ6K {
+  static constexpr int kBlockBytes = 210;
+  static constexpr int kStageBytes = 224;  // the window copied per row and stage
+  static constexpr int kRowStride = 240;   // 60 words: the 8 rows g of a fragment load on distinct banks
+  static constexpr int kDepth = 2;
+  static constexpr int kScaleLanes = 32;  // one x scale per stage (the sub-block scales are integers)
+  static constexpr bool kWindow = true;
+  static_assert(int64_t{8} * 16 * 63 * 128 * 128 < (int64_t{1} << 28), "Q6_K group sums fit in int32");
+  static_assert(int64_t{32} * 8 * 32 * 128 * 128 < (int64_t{1} << 28), "Q6_K offset sums fit in int32");
+
+  // 8 bytes at p. kPar: 0, p is 4-byte aligned; 1, p = 2 mod 4 (two words
+  // from three by funnel shifts); 2, either, per lane.
+  template <int kPar>
+  static __device__ __forceinline__ uint2 Load8(const uint8_t* p) {
+    if constexpr (kPar == 2) {
+      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+      const uint32_t sh = static_cast<uint32_t>(a & 2) * 8;
+      const uint32_t u0 = q[0], u1 = q[1], u2 = q[2];
+      return make_uint2(__funnelshift_r(u0, u1, sh), __funnelshift_r(u1, u2, sh));
+    } else if constexpr (kPar == 1) {
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p - 2);
+      const uint32_t u0 = q[0], u1 = q[1], u2 = q[2];
+      return make_uint2(__funnelshift_r(u0, u1, 16), __funnelshift_r(u1, u2, 16));
+    } else {
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p);
+      return make_uint2(q[0], q[1]);
+    }
+  }
+  // The 6-bit codes of quarter Q from a ql word (both nibble sets) and a qh word.
+  template <int Q>
+  static __device__ __forceinline__ uint32_t Codes(uint32_t ql, uint32_t qh) {
+    const uint32_t lo = Q >= 2 ? ql >> 4 : ql;
+    const uint32_t hi = Q == 0 ? qh << 4 : Q == 1 ? qh << 2 : Q == 2 ? qh : qh >> 2;
+    return (lo & 0x0F0F0F0Fu) | (hi & 0x30303030u);
+  }
+  // Byte b of w: sign-extended (kSigned), or copied into all four bytes.
+  static __device__ __forceinline__ int SignedByte(uint32_t w, uint32_t sel) {
+    uint32_t r;
+    asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(w), "r"(sel));
+    return static_cast<int>(r);
+  }
+
+  template <int kTiles, int kPar>
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, const int (&o)[kTiles][2],
+                                               float (&acc)[kTiles][2]) {
+    const int g = l.g, t = l.t;
+    // B: column g's digits (plane g % 3), kept in group g / 3's slots; columns 6, 7 zero.
+    const uint8_t* bp = l.b_sm + (g < 3 ? g : g < 6 ? g - 3 : 2) * kTcStageCols + 8 * t;
+    const uint32_t keep = (g < 3 && t < 2) || (g >= 3 && g < 6 && t >= 2) ? 0xFFFFFFFFu : 0u;
+    // D's columns 2t, 2t + 1: their groups (column >= 3), the sign-extending
+    // selectors of their scales; the group of this lane's k slots; the -32
+    // term on columns 0-2; the digit weights (column c: digit c % 3).
+    const uint32_t s0 = (t >= 2 ? 0x1111u : 0u) | 0x8880u, s1 = (t >= 1 ? 0x1111u : 0u) | 0x8880u;
+    const uint32_t rk = t >= 2 ? 0x1111u : 0u;
+    const int m0 = t <= 1 ? 32 : 0, m1 = t == 0 ? 32 : 0;
+    const float w0 = t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : t == 2 ? 1.0f / 128 : 0.0f;
+    const float w1 = t == 0 ? 1.0f / 128 : t == 1 ? 1.0f : t == 2 ? 1.0f / (128 * 128) : 0.0f;
+#pragma unroll
+    for (int m = 0; m < kTiles; ++m) {
+      const uint8_t* ra = slot + (16 * m + g) * kRowStride + o[m][0];
+      const uint8_t* rb = slot + (16 * m + g + 8) * kRowStride + o[m][1];
+      int sm[4] = {0, 0, 0, 0};  // sum_j sc_j (q . digits): rows g, g + 8, columns 2t, 2t + 1
+      int cr[2][4] = {};          // sum_j sc_j sum(digits)_j, two chains
+      const auto half = [&](auto nc) {
+        constexpr int n = decltype(nc)::value;
+        const uint2 qla[2] = {Load8<kPar>(ra + 64 * n + 8 * t), Load8<kPar>(ra + 64 * n + 32 + 8 * t)};
+        const uint2 qlb[2] = {Load8<kPar>(rb + 64 * n + 8 * t), Load8<kPar>(rb + 64 * n + 32 + 8 * t)};
+        const uint2 qha = Load8<kPar>(ra + 128 + 32 * n + 8 * t), qhb = Load8<kPar>(rb + 128 + 32 * n + 8 * t);
+        const uint2 sca = Load8<kPar>(ra + 192 + 8 * n), scb = Load8<kPar>(rb + 192 + 8 * n);
+        const auto quarter = [&](auto qc) {
+          constexpr int Q = decltype(qc)::value;
+          const uint32_t a[4] = {Codes<Q>(qla[Q % 2].x, qha.x), Codes<Q>(qlb[Q % 2].x, qhb.x),
+                                 Codes<Q>(qla[Q % 2].y, qha.y), Codes<Q>(qlb[Q % 2].y, qhb.y)};
+          const uint2 raw = *reinterpret_cast<const uint2*>(bp + 32 * (4 * n + Q));
+          int d[4];
+          MmaU8S8<false>(a, make_uint2(raw.x & keep, raw.y & keep), d);
+          // Scale byte 2 (Q % 2) + group of word Q / 2 of the eight.
+          constexpr uint32_t b = 2 * (Q % 2) * 0x1111u;
+          const uint32_t wa = Q < 2 ? sca.x : sca.y, wb = Q < 2 ? scb.x : scb.y;
+          sm[0] += SignedByte(wa, b + s0) * d[0];
+          sm[1] += SignedByte(wa, b + s1) * d[1];
+          sm[2] += SignedByte(wb, b + s0) * d[2];
+          sm[3] += SignedByte(wb, b + s1) * d[3];
+          const uint32_t ea = static_cast<uint32_t>(SignedByte(wa, b + rk)),
+                         eb = static_cast<uint32_t>(SignedByte(wb, b + rk));
+          const uint32_t am[4] = {ea, eb, ea, eb};
+          MmaS8Acc(am, raw, cr[Q % 2]);
+        };
+        quarter(std::integral_constant<int, 0>{});
+        quarter(std::integral_constant<int, 1>{});
+        quarter(std::integral_constant<int, 2>{});
+        quarter(std::integral_constant<int, 3>{});
+      };
+      half(std::integral_constant<int, 0>{});
+      half(std::integral_constant<int, 1>{});
+      const float da = __half2float(*reinterpret_cast<const __half*>(ra + 208));
+      const float db = __half2float(*reinterpret_cast<const __half*>(rb + 208));
+      const int ta0 = sm[0] - m0 * (cr[0][0] + cr[1][0]), ta1 = sm[1] - m1 * (cr[0][1] + cr[1][1]);
+      const int tb0 = sm[2] - m0 * (cr[0][2] + cr[1][2]), tb1 = sm[3] - m1 * (cr[0][3] + cr[1][3]);
+      const float va = fmaf(static_cast<float>(ta1), w1, static_cast<float>(ta0) * w0);
+      const float vb = fmaf(static_cast<float>(tb1), w1, static_cast<float>(tb0) * w0);
+      acc[m][0] = fmaf(da, va * xs, acc[m][0]);
+      acc[m][1] = fmaf(db, vb * xs, acc[m][1]);
+    }
+  }
+};
+
 template <typename F, int kTiles, int kWarps>
 constexpr size_t TcSharedBytes() {
   return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
@@ -1270,6 +1426,8 @@ constexpr int kTcMinBlocks[2][2] = {{5, 2}, {3, 4}};
 // weights when it is needed (L1 hits) fits the cap of 5 but measured slower
 // even where the cap of 4 costs a wave (H100, 2026-11-27: 1.5B Q8_0 decode
 // 768 against 787 tokens/s, 7B Q8_0 298 against 307; the Q4_K_M files tied).
+// TcQ6K's 4-warp blocks: 4 (under the cap of 5 its window copies' tail
+// spilled 28-44 bytes).
 constexpr int TcMinBlocks(int tiles, int warps, bool norm) {
   return norm && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
 }
@@ -1334,6 +1492,13 @@ __device__ __forceinline__ void LoadRopeBias(const RowPlan& p, int64_t e, bool e
   in->bias[1] = p.bias[seg][RopeRow(p, seg, i + 1)];
 }
 
+// The end of the matrix that holds virtual row v (the bound of TcQ6K's window copies).
+__device__ __forceinline__ const uint8_t* MatrixEnd(const RowPlan& p, int64_t v) {
+  if (p.pairs) return p.w[v & 1] + (p.end[2] >> 1) * p.row_bytes;
+  const int seg = SegOf(p, v);
+  return p.w[seg] + (p.end[seg] - SegStart(p, seg)) * p.row_bytes;
+}
+
 // The weights of virtual row v: under kRope, its segment row (RopeRow).
 template <bool kRope>
 __device__ __forceinline__ const uint8_t* TcRowPtr(const RowPlan& p, int64_t v) {
@@ -1347,12 +1512,13 @@ __device__ __forceinline__ const uint8_t* TcRowPtr(const RowPlan& p, int64_t v) 
 }
 
 template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false>
-__global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm))
+__global__ void __launch_bounds__(32 * kWarps, F::kWindow && kWarps == 4 ? 4 : TcMinBlocks(kTiles, kWarps, kNorm))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
   constexpr int kSlotBytes = kR * F::kRowStride;
+  constexpr bool kWindow = F::kWindow;
   extern __shared__ uint4 tc_shared[];
   __shared__ float red[kWarps][kR];
   __shared__ float red_ss[kNorm ? kWarps : 1];
@@ -1364,22 +1530,62 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
   // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
-  const uint8_t* src[kC];
-  uint32_t dst[kC];
+  // kWindow (one tile): row lane / 2, chunks lane % 2 + 2i of the window at
+  // the row's block rounded down to 16 bytes; nothing past the end of the
+  // matrix is read (the window's bytes after the block are never used).
+  const uint8_t* src[kWindow ? 1 : kC];
+  uint32_t dst[kWindow ? 1 : kC];
+  [[maybe_unused]] int w_left = 0;  // kWindow: bytes from this lane's row to its matrix's end (capped)
+  [[maybe_unused]] int lo[2] = {0, 0};  // kWindow: rows g and g + 8 modulo 16 bytes
+  if constexpr (kWindow) {
+    static_assert(kTiles == 1 && kWarps % 2 == 0 && F::kStageBytes == 32 * 7, "TcQ6K: one tile, paired lanes");
+    const int64_t v = v0 + lane / 2 < last ? v0 + lane / 2 : last;
+    src[0] = TcRowPtr<kRope>(p, v);
+    const int64_t left = MatrixEnd(p, v) - src[0];
+    w_left = left < (int64_t{1} << 30) ? static_cast<int>(left) : 1 << 30;
+    dst[0] = a_addr + (lane / 2) * F::kRowStride + 16 * (lane % 2);
+    for (int r = 0; r < 2; ++r) {
+      const int64_t vr = v0 + g + 8 * r < last ? v0 + g + 8 * r : last;
+      lo[r] = static_cast<int>(reinterpret_cast<uintptr_t>(TcRowPtr<kRope>(p, vr)) & 15);
+    }
+  } else {
 #pragma unroll
-  for (int i = 0; i < kC; ++i) {
-    const int c = lane + 32 * i;
-    const int row = c / kChunks, chunk = c % kChunks;
-    src[i] = c < kR * kChunks ? TcRowPtr<kRope>(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
-    dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
+    for (int i = 0; i < kC; ++i) {
+      const int c = lane + 32 * i;
+      const int row = c / kChunks, chunk = c % kChunks;
+      src[i] = c < kR * kChunks ? TcRowPtr<kRope>(p, v0 + row < last ? v0 + row : last) + 16 * chunk : nullptr;
+      dst[i] = a_addr + row * F::kRowStride + 16 * chunk;
+    }
   }
   const int64_t mine = warp < n_stages ? (n_stages - warp + kWarps - 1) / kWarps : 0;
   const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
-    const int64_t off = (warp + k * kWarps) * F::kStageBytes;
     const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
+    if constexpr (kWindow) {
+      const uint8_t* a = reinterpret_cast<const uint8_t*>(
+          reinterpret_cast<uintptr_t>(src[0] + (warp + k * kWarps) * F::kBlockBytes) & ~uintptr_t{15});
 #pragma unroll
-    for (int i = 0; i < kC; ++i) {
-      if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+      for (int i = 0; i < 6; ++i) CpAsync16(dst[0] + slot + 32 * i, a + 16 * (lane % 2) + 32 * i);
+      // The last chunk may cross the end of the matrix (its last row's last
+      // block): then the bytes before the end (an even count) by 2-byte loads.
+      const uint8_t* q = a + 16 * (lane % 2) + 32 * 6;
+      const int left = w_left - static_cast<int>(q - src[0]);
+      if (left >= 16) {
+        CpAsync16(dst[0] + slot + 32 * 6, q);
+      } else {
+        const int n = left > 0 ? left : 0;
+        const unsigned short* from = reinterpret_cast<const unsigned short*>(q);
+#pragma unroll 1
+        for (int i = 0; 2 * i < n; ++i) {
+          const unsigned short h = __ldg(from + i);
+          asm volatile("st.shared.u16 [%0], %1;" ::"r"(dst[0] + slot + 32 * 6 + 2 * i), "h"(h) : "memory");
+        }
+      }
+    } else {
+      const int64_t off = (warp + k * kWarps) * F::kStageBytes;
+#pragma unroll
+      for (int i = 0; i < kC; ++i) {
+        if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+      }
     }
   };
   // Weights are no op's output: the first stages are requested before
@@ -1448,7 +1654,21 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     CpAsyncWait<F::kDepth - 1>();
     __syncwarp();
-    F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
+    if constexpr (kWindow) {
+      // Where rows g and g + 8 begin in their windows: (row + 210 kb) mod 16.
+      const int kb2 = static_cast<int>(2 * (warp + k * kWarps));
+      const int o[1][2] = {{(lo[0] + kb2) & 15, (lo[1] + kb2) & 15}};
+      const uint8_t* slot = a_sm + (k % F::kDepth) * kSlotBytes;
+      if (p.row_bytes % 4 != 0) {  // an odd block count: each row's parity
+        F::template Stage<kTiles, 2>(slot, l, scale, o, acc);
+      } else if (warp % 2 != 0) {
+        F::template Stage<kTiles, 1>(slot, l, scale, o, acc);
+      } else {
+        F::template Stage<kTiles, 0>(slot, l, scale, o, acc);
+      }
+    } else {
+      F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
+    }
     __syncwarp();
     if (k + F::kDepth < mine) issue(k + F::kDepth);
     CpAsyncCommit();
@@ -1503,11 +1723,20 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   }
 }
 
-// GGUFSCOPE_MATVEC_TC=0: Q8_0 and Q4_K take the SIMT kernels (benchmarking switch).
+// GGUFSCOPE_MATVEC_TC=0: Q8_0, Q4_K and Q6_K take the SIMT kernels (Q6_K
+// rows of an odd block count the generic one); GGUFSCOPE_MATVEC_TC_Q6K=0:
+// Q6_K alone (benchmarking switches).
 bool TensorCoreEnabled() {
   static const bool on = [] {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_TC");
     return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+bool Q6KTensorCoreEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_Q6K");
+    return TensorCoreEnabled() && (e == nullptr || std::string(e) != "0");
   }();
   return on;
 }
@@ -1574,6 +1803,15 @@ int TcMaxWarps() {
 
 template <typename F>
 Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const float* x) {
+  if constexpr (F::kWindow) {  // TcQ6K: one tile; 8 warps as below
+    const int64_t grid = (p.end[2] + 15) / 16;
+    if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+    if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
+        n_stages > int64_t{kTcWarps} * F::kDepth) {
+      return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
+    }
+    return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
+  } else {
   // One or two row tiles per block (two: B and the digit split serve 32
   // rows), whichever fills its waves of resident blocks better (a last wave
   // a quarter full leaves most of the device idle for a quarter of the time).
@@ -1595,6 +1833,7 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
   }
   return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
+  }
 }
 
 template <typename F, int kTiles, int kWarps>
@@ -1612,7 +1851,9 @@ cudaError_t PrepareTc() {
 template <typename F>
 cudaError_t PrepareTensorCore() {
   cudaError_t err = PrepareTc<F, 1, kTcWarps>();
-  if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
+  if constexpr (!F::kWindow) {
+    if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
+  }
   return err == cudaSuccess ? PrepareTc<F, 1, 2 * kTcWarps>() : err;
 }
 
@@ -1650,18 +1891,25 @@ bool SimtFolds(FastKind kind, int64_t n_cols, bool two_rows) {
 // against 12.3) and on rows of 8192 columns or more (1536 x 8960, 96
 // blocks: Q4_K 7.3 against 8.3 us, Q8_0 9.8 against 10.6); below both
 // they tie or lose (1536 x 1536, 512 x 3584: within 0.1 us for Q4_K, 0.6-0.9
-// us slower for Q8_0).
+// us slower for Q8_0). Q6_K (TcQ6K) measured against its SIMT kernel
+// (2026-11-27, H100): ahead on 3584 x 3584 (9.4 against 10.2 us) and 8960
+// x 1536 (10.0 against 11.5), behind on rows of 8192+ columns (3584 x
+// 18944: 33.4 against 30.8), even on 18944 x 3584 and 152064 x 3584; rows
+// of an odd block count have no SIMT kernel (the generic one: 1536 x 8960,
+// 22.7 us), so they always take it.
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
-  if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc) return false;
+  if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc && kind != FastKind::kQ6KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
+  if (kind == FastKind::kQ6KTc) return (n_cols / 256) % 2 == 1 || (blocks >= multiprocessors && n_cols < 8192);
   return blocks >= multiprocessors || n_cols >= 8192;
 }
 
 // Launches the fast kernel of `kind` over the plan's rows (x 16-byte aligned).
 Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols, int64_t n_blocks, const float* x) {
   if (KeepTensorCore(kind, p.end[2], n_cols, ctx.multiprocessors())) {
-    return kind == FastKind::kQ8_0Tc ? LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x)
-                                     : LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
+    if (kind == FastKind::kQ8_0Tc) return LaunchTensorCore<TcQ8>(ctx, p, n_blocks / kQ8TcBlocks, x);
+    if (kind == FastKind::kQ6KTc) return LaunchTensorCore<TcQ6K>(ctx, p, n_blocks, x);
+    return LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
   if (PlanRotates(p)) return Status::Error("MatVec: internal: a rotated part on a kernel without the rotation");
   kind = SimtKind(kind);
@@ -1681,6 +1929,7 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     case FastKind::kQ8_0: kernel = SmallKernel<Small::kQ8_0>(two); break;
     case FastKind::kQ8_0Tc:
     case FastKind::kQ4KTc:
+    case FastKind::kQ6KTc:
     case FastKind::kNone: return Status::Error("MatVec: internal: no fast kernel");
     case FastKind::kQ4_0: kernel = SmallKernel<Small::kQ4_0>(two); break;
     case FastKind::kQ5_0: kernel = SmallKernel<Small::kQ5_0>(two); break;
@@ -1773,8 +2022,9 @@ Status MatVecDequantCublas(Context& ctx, GgmlType type, const gguf::TypeTraits& 
 namespace internal {
 
 cudaError_t PrepareKernels() {
-  const cudaError_t err = PrepareTensorCore<TcQ8>();
-  return err == cudaSuccess ? PrepareTensorCore<TcQ4K>() : err;
+  cudaError_t err = PrepareTensorCore<TcQ8>();
+  if (err == cudaSuccess) err = PrepareTensorCore<TcQ4K>();
+  return err == cudaSuccess ? PrepareTensorCore<TcQ6K>() : err;
 }
 
 }  // namespace internal
@@ -1824,14 +2074,19 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
       return LaunchTensorCore<TcQ8>(ctx, plan, n_blocks / kQ8TcBlocks, x);
     }
     if (type == GgmlType::kQ4_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ4K>(ctx, plan, n_blocks, x);
+    if (type == GgmlType::kQ6_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ6K>(ctx, plan, n_blocks, x);
     return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
-                         std::to_string(kQ8TcBlocks * 32) + " columns and Q4_K rows, 16-byte aligned");
+                         std::to_string(kQ8TcBlocks * 32) + " columns and Q4_K and Q6_K rows, 16-byte aligned");
   }
   if ((n_rows + kWarpsPerBlock - 1) / kWarpsPerBlock > internal::kMaxGridX) {
     return Status::Error("MatVec: too many rows for one launch");
   }
   FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
-  if (path == MatVecPath::kDirect) kind = SimtKind(kind);
+  if (path == MatVecPath::kDirect) {
+    kind = SimtKind(kind);
+    // Q6_K rows of an odd block count have no SIMT kernel (TcQ6K or the generic one).
+    if (kind == FastKind::kQ6K && n_blocks % 2 != 0) kind = FastKind::kNone;
+  }
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }

@@ -376,21 +376,30 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
   }
 }
 
-// Q8_0 and Q4_K on the integer tensor cores (what kAuto takes for them;
-// forced here), x as a power-of-two scale and three 8-bit digits per 32
-// elements (Q8_0) or per 256 (Q4_K's super-block). Against float64 at the
+// Q8_0, Q4_K and Q6_K on the integer tensor cores (what kAuto takes for
+// them; forced here), x as a power-of-two scale and three 8-bit digits per
+// 32 elements (Q8_0) or per 256 (a K-quant super-block). Against float64 at the
 // f32 threshold: the digits carry x to 2^-21 of the largest element sharing
 // the scale, the int32 sums are exact. Row counts that leave partial 16- and
 // 32-row tiles, one to 74 stages per row, x spanning six orders of magnitude
 // inside every block and stage (so Q4_K's one scale per 256 is held to the
 // same threshold), an all-zero block and a block of subnormals. On an H100 the shapes take every launch variant:
 // 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
-// 32 rows (25344 x 256: two full waves of 32-row blocks).
+// 32 rows (25344 x 256: two full waves of 32-row blocks; Q6_K has 16-row
+// blocks only, and both parities of its 2-byte aligned blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
-    for (const auto& [n_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{
-             {1, 256}, {17, 2048}, {48, 3584}, {4099, 1536}, {3584, 18944}, {25344, 256}}) {
+    // Q6_K: its 210-byte blocks in either parity of row (odd block counts:
+    // 96 x 8960, 5 x 768, 1 x 256), matrices ending off a 16-byte boundary
+    // (its window copies are cut there: 1 x 256, 4099 x 1536).
+    const std::vector<std::pair<int64_t, int64_t>> shapes =
+        type == GgmlType::kQ6_K
+            ? std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {5, 768}, {17, 2048}, {48, 3584},
+                                                       {4099, 1536}, {96, 8960}, {3584, 18944}}
+            : std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {17, 2048}, {48, 3584}, {4099, 1536},
+                                                       {3584, 18944}, {25344, 256}};
+    for (const auto& [n_rows, n_cols] : shapes) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
       std::vector<float> x = RandomFloats(n_cols, rng_);
@@ -408,7 +417,7 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
     }
   }
   // A non-finite element of x makes every row non-finite, as in f32.
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     const int64_t n_rows = 40, n_cols = 512;
     const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
     std::vector<float> x = RandomFloats(n_cols, rng_);
@@ -429,13 +438,20 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ4_0, d_w4.data(), 4, 256, d_x4.as<float>(),
                       d_y.as<float>(), MatVecPath::kIntegerTensorCore)
                    .ok());
+  DeviceBuffer d_w6 = Upload(RandomData(GgmlType::kQ6_K, 5 * 768, rng_)),
+               d_x6 = Upload(RandomFloats(768, rng_));
+  EXPECT_FALSE(MatVec(*ctx_, GgmlType::kQ6_K, static_cast<const uint8_t*>(d_w6.data()) + 210, 4, 768,
+                      d_x6.as<float>(), d_y.as<float>(), MatVecPath::kIntegerTensorCore)
+                   .ok());  // a matrix starting off a 16-byte boundary
 }
 
-// The Q8_0 and Q4_K SIMT kernels (kDirect) where kAuto takes the tensor cores.
+// The Q8_0, Q4_K and Q6_K SIMT kernels (kDirect) where kAuto takes the
+// tensor cores; Q6_K rows of an odd block count (1536 x 8960's 35 blocks),
+// which only the tensor-core and generic kernels take, on the generic one.
 TEST_F(CudaOps, MatVecSimtKernelsMatchFloat64) {
-  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+  for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     for (const auto& [n_rows, n_cols] :
-         std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}}) {
+         std::vector<std::pair<int64_t, int64_t>>{{17, 2048}, {4099, 1536}, {96, 8960}}) {
       SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(n_rows) + "x" +
                    std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
@@ -593,15 +609,18 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   for (const GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16}) {
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
-                          Case{1536, {2048, 256, 256}, 6336}}) {
+                          Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37}}) {
       const int64_t n_cols = c.n_cols;
-      // The documented rule: the tensor-core kernels (Q8_0, Q4_K on rows of
+      // The documented rule: the tensor-core kernels (Q8_0, Q4_K, Q6_K on rows of
       // 8192+ columns or one 16-row block per multiprocessor), and the K-quant
       // SIMT kernels that stage x (rows under 8192 columns) with one row per
       // warp group (no gate/up pairs, under 4096 rows).
       const auto folds = [&](int64_t virtual_rows, bool pairs) {
-        const bool tc = (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
-                        (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
+        // Q6_K: rows of an odd block count always, else a block per multiprocessor under 8192 columns.
+        const bool tc = type == GgmlType::kQ6_K
+                            ? (n_cols / 256) % 2 == 1 || ((virtual_rows + 15) / 16 >= sms && n_cols < 8192)
+                            : (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
+                                  (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
         const bool k_quant = type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
         return tc || (k_quant && n_cols < 8192 && !pairs && virtual_rows < 4096);
       };
