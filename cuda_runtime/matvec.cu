@@ -891,6 +891,8 @@ enum class FastKind { kNone, kQ4K, kQ4KTc, kQ5K, kQ6K, kQ6KTc, kQ8_0, kQ8_0Tc, k
 
 bool TensorCoreEnabled();
 bool Q6KTensorCoreEnabled();
+// TcQ6K's rows: shorter than 2^30 bytes (its copies count bytes within a row in int).
+constexpr int64_t kTcQ6KMaxRowBytes = int64_t{1} << 30;
 constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole stages of 8 blocks
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
@@ -921,7 +923,10 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
     case GgmlType::kQ5_K:
       return all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
     case GgmlType::kQ6_K:  // the tensor cores take odd block counts too (TcQ6K)
-      if ((pairs || n_blocks % 2 == 1) && bases_aligned(16) && Q6KTensorCoreEnabled()) return FastKind::kQ6KTc;
+      if ((pairs || n_blocks % 2 == 1) && bases_aligned(16) && row_bytes < kTcQ6KMaxRowBytes &&
+          Q6KTensorCoreEnabled()) {
+        return FastKind::kQ6KTc;
+      }
       return pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
       if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
@@ -1542,7 +1547,7 @@ __global__ void __launch_bounds__(32 * kWarps, F::kWindow && kWarps == 4 ? 4 : T
     const int64_t v = v0 + lane / 2 < last ? v0 + lane / 2 : last;
     src[0] = TcRowPtr<kRope>(p, v);
     const int64_t left = MatrixEnd(p, v) - src[0];
-    w_left = left < (int64_t{1} << 30) ? static_cast<int>(left) : 1 << 30;
+    w_left = left < kTcQ6KMaxRowBytes ? static_cast<int>(left) : static_cast<int>(kTcQ6KMaxRowBytes);
     dst[0] = a_addr + (lane / 2) * F::kRowStride + 16 * (lane % 2);
     for (int r = 0; r < 2; ++r) {
       const int64_t vr = v0 + g + 8 * r < last ? v0 + g + 8 * r : last;
@@ -2074,7 +2079,9 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
       return LaunchTensorCore<TcQ8>(ctx, plan, n_blocks / kQ8TcBlocks, x);
     }
     if (type == GgmlType::kQ4_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ4K>(ctx, plan, n_blocks, x);
-    if (type == GgmlType::kQ6_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ6K>(ctx, plan, n_blocks, x);
+    if (type == GgmlType::kQ6_K && internal::IsAligned(wb, 16) && n_blocks * t.type_size < kTcQ6KMaxRowBytes) {
+      return LaunchTensorCore<TcQ6K>(ctx, plan, n_blocks, x);
+    }
     return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +
                          std::to_string(kQ8TcBlocks * 32) + " columns and Q4_K and Q6_K rows, 16-byte aligned");
   }
