@@ -4,8 +4,11 @@
 // copies rotated that they do not fit in L2 (so DRAM, not the cache, is
 // measured). Weights are random bytes with every f16 block scale replaced by
 // a finite one (so no NaN/Inf shortcuts), x random in [-1, 1].
-//   ggufscope-bench-matvec [--copy-gbps G] [--type Q4_K] [--shape 3584x18944]
-//   (G: the measured copy bandwidth, for the share column; --type/--shape keep one type/shape)
+//   ggufscope-bench-matvec [--copy-gbps G] [--type Q4_K] [--shape 3584x18944] [--op matvec|glu|glu-norm]
+//   (G: the measured copy bandwidth, for the share column; --type/--shape keep one type/shape;
+//   --op glu: MatVecGlu over a gate and an up matrix of the shape, SwiGLU, as the decode step's
+//   ffn products (MB: both matrices); glu-norm: the same with the RMSNorm folded in (NormFold),
+//   as the forward pass calls it)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -56,11 +59,13 @@ int main(int argc, char** argv) {
   double copy_gbps = 0;
   std::string only_type, only_shape;  // e.g. Q4_K, 3584x18944 (profiling one kernel)
   cu::MatVecPath path = cu::MatVecPath::kAuto;  // --path auto|direct|tc|cublas
+  std::string op = "matvec";
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--copy-gbps") copy_gbps = std::atof(argv[i + 1]);
     if (a == "--type") only_type = argv[i + 1];
     if (a == "--shape") only_shape = argv[i + 1];
+    if (a == "--op") op = argv[i + 1];
     if (a == "--path") {
       const std::string v = argv[i + 1];
       path = v == "direct" ? cu::MatVecPath::kDirect
@@ -69,6 +74,11 @@ int main(int argc, char** argv) {
                              : cu::MatVecPath::kAuto;
     }
   }
+  if (op != "matvec" && op != "glu" && op != "glu-norm") {
+    std::fprintf(stderr, "--op: matvec, glu or glu-norm, not %s\n", op.c_str());
+    return 2;
+  }
+  const bool glu = op != "matvec", fold = op == "glu-norm";
   std::string why;
   auto ctx = cu::Context::Create(0, &why);
   if (!ctx) {
@@ -94,7 +104,9 @@ int main(int argc, char** argv) {
       if (!only_shape.empty() && only_shape != std::to_string(rows) + "x" + std::to_string(cols)) continue;
       if (type == GgmlType::kF32 && rows > 100000) continue;  // 2.2 GB per copy: skip
       const size_t bytes = static_cast<size_t>(rows) * cols / t.block_size * t.type_size;
-      const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / bytes + 1));
+      if (glu && rows > 100000) continue;  // no GLU that wide
+      // glu: copies 2i (gate) and 2i + 1 (up) of one launch.
+      const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / bytes + 1)) * (glu ? 2 : 1);
       const std::vector<uint8_t> host = RandomWeights(type, bytes, rng);
       std::vector<cu::DeviceBuffer> w;
       bool ok = true;
@@ -106,12 +118,24 @@ int main(int argc, char** argv) {
       std::vector<float> hx(cols);
       std::uniform_real_distribution<float> u(-1.0f, 1.0f);
       for (float& v : hx) v = u(rng);
-      cu::DeviceBuffer x, y;
+      cu::DeviceBuffer x, y, gate, up, nw, normed;
       ok = ok && Check(x.Allocate(*ctx, cols * sizeof(float)), "alloc") &&
            Check(y.Allocate(*ctx, rows * sizeof(float)), "alloc") &&
-           Check(cu::CopyToDevice(*ctx, x.data(), hx.data(), cols * sizeof(float)), "copy");
+           Check(gate.Allocate(*ctx, rows * sizeof(float)), "alloc") &&
+           Check(up.Allocate(*ctx, rows * sizeof(float)), "alloc") &&
+           Check(nw.Allocate(*ctx, cols * sizeof(float)), "alloc") &&
+           Check(normed.Allocate(*ctx, cols * sizeof(float)), "alloc") &&
+           Check(cu::CopyToDevice(*ctx, x.data(), hx.data(), cols * sizeof(float)), "copy") &&
+           Check(cu::CopyToDevice(*ctx, nw.data(), hx.data(), cols * sizeof(float)), "copy");
       if (!ok) return 1;
+      const cu::NormFold norm{nw.as<float>(), 1e-6f, normed.as<float>()};
       const auto run = [&](int i) {
+        if (glu) {
+          const int g = (2 * i) % copies;
+          return cu::MatVecGlu(*ctx, type, w[g].data(), w[g + 1].data(), rows, cols, x.as<float>(),
+                               cu::GluKind::kSwiglu, gate.as<float>(), up.as<float>(), y.as<float>(),
+                               fold ? &norm : nullptr);
+        }
         return cu::MatVec(*ctx, type, w[i % copies].data(), rows, cols, x.as<float>(), y.as<float>(), path);
       };
       for (int i = 0; i < 2 * copies; ++i)
@@ -135,9 +159,10 @@ int main(int argc, char** argv) {
       cudaEventDestroy(e1);
       std::sort(us.begin(), us.end());
       const double med = us[us.size() / 2];
-      const double gbps = bytes / (med * 1e-6) / 1e9;
+      const double moved = static_cast<double>(bytes) * (glu ? 2 : 1);
+      const double gbps = moved / (med * 1e-6) / 1e9;
       std::printf("%-6s %8lld %8lld %10.2f %10.2f %9.1f %6.0f%%\n", std::string(t.name).c_str(),
-                  static_cast<long long>(rows), static_cast<long long>(cols), bytes / 1e6, med, gbps,
+                  static_cast<long long>(rows), static_cast<long long>(cols), moved / 1e6, med, gbps,
                   copy_gbps > 0 ? 100.0 * gbps / copy_gbps : 0.0);
     }
   }
