@@ -1414,6 +1414,12 @@ struct TcQ6K {
   }
 };
 
+// TcQ6K with 4 stages in flight per warp: its 8-warp launches of at most
+// one block per multiprocessor (LaunchTensorCore).
+struct TcQ6KDeep : TcQ6K {
+  static constexpr int kDepth = 4;
+};
+
 template <typename F, int kTiles, int kWarps>
 constexpr size_t TcSharedBytes() {
   return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
@@ -1811,9 +1817,17 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
   if constexpr (F::kWindow) {  // TcQ6K: one tile; 8 warps as below
     const int64_t grid = (p.end[2] + 15) / 16;
     if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
-    if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
-        n_stages > int64_t{kTcWarps} * F::kDepth) {
-      return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
+    // One block of 8 warps per multiprocessor or fewer: 4 stages in
+    // flight per warp (TcQ6KDeep: on 1536 x 8960, 96 blocks of 35 stages,
+    // 13.1 -> 11.6 us; more stages in flight everywhere lost a resident
+    // block on the larger shapes: docs/PERFORMANCE.md).
+    if (TcMaxWarps() == 8 && n_stages > int64_t{kTcWarps} * F::kDepth) {
+      if (grid <= int64_t{TcResident<TcQ6KDeep, 1, 2 * kTcWarps>()} * ctx.multiprocessors()) {
+        return LaunchTc<TcQ6KDeep, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
+      }
+      if (grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors()) {
+        return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
+      }
     }
     return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
   } else {
@@ -1899,9 +1913,12 @@ bool SimtFolds(FastKind kind, int64_t n_cols, bool two_rows) {
 // us slower for Q8_0). Q6_K (TcQ6K) measured against its SIMT kernel
 // (2026-11-27, H100): ahead on 3584 x 3584 (9.4 against 10.2 us) and 8960
 // x 1536 (10.0 against 11.5), behind on rows of 8192+ columns (3584 x
-// 18944: 33.4 against 30.8), even on 18944 x 3584 and 152064 x 3584; rows
-// of an odd block count have no SIMT kernel (the generic one: 1536 x 8960,
-// 22.7 us), so they always take it.
+// 18944: 33.4 against 30.8) and on 18944 x 3584 (32.8 against 31.0), a
+// tie on 152064 x 3584 alone. Limiting it to fewer than 16384 rows took
+// the 1.5B Q4_K_M file's tied 151936 x 1536 output matrix off it, and that
+// decode from 858 to 832 tokens/s (7B Q4_K_M within the noise), so the
+// tall matrices keep it. Rows of an odd block count have no SIMT kernel
+// (the generic one: 1536 x 8960, 22.7 us), so they always take it.
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
   if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc && kind != FastKind::kQ6KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
@@ -2029,7 +2046,8 @@ namespace internal {
 cudaError_t PrepareKernels() {
   cudaError_t err = PrepareTensorCore<TcQ8>();
   if (err == cudaSuccess) err = PrepareTensorCore<TcQ4K>();
-  return err == cudaSuccess ? PrepareTensorCore<TcQ6K>() : err;
+  if (err == cudaSuccess) err = PrepareTensorCore<TcQ6K>();
+  return err == cudaSuccess ? PrepareTc<TcQ6KDeep, 1, 2 * kTcWarps>() : err;
 }
 
 }  // namespace internal
