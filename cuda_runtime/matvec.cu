@@ -897,25 +897,21 @@ constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole s
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
 // 16-byte multiples (rows 16-byte aligned); Q6_K, Q8_0, Q4_0 blocks are
-// 2-byte aligned, so their kernels need 4-byte aligned rows and an even
-// block count (the parity of a block decides its alignment in every row);
-// plain rows 16-byte aligned and n_cols a multiple of the 16-byte count.
+// 2-byte aligned, so their SIMT kernels need 4-byte aligned rows and an
+// even block count (the parity of a block decides its alignment in every
+// row), and Q6_K's tensor-core kernel matrices that start 16-byte aligned
+// (any block count); plain rows 16-byte aligned and n_cols a multiple of
+// the 16-byte count.
 FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_cols, int64_t n_blocks,
                     int64_t row_bytes) {
-  const auto all_aligned = [&](size_t a) {
-    if (row_bytes % static_cast<int64_t>(a) != 0) return false;
-    for (int i = 0; i < n_w; ++i) {
-      if (!internal::IsAligned(w[i], a)) return false;
-    }
-    return true;
-  };
-  const bool pairs = n_blocks % 2 == 0 && all_aligned(4);
   const auto bases_aligned = [&](size_t a) {
     for (int i = 0; i < n_w; ++i) {
       if (!internal::IsAligned(w[i], a)) return false;
     }
     return true;
   };
+  const auto all_aligned = [&](size_t a) { return row_bytes % static_cast<int64_t>(a) == 0 && bases_aligned(a); };
+  const bool pairs = n_blocks % 2 == 0 && all_aligned(4);
   switch (type) {
     case GgmlType::kQ4_K:
       if (all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ4KTc;
@@ -954,12 +950,14 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
 // (or columns, for plain rows), x and the split.
 using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 
-// The SIMT kind for a tensor-core kind (a Q8_0 row of whole stages has the
-// even block count its SIMT kernel needs); other kinds as they are.
-FastKind SimtKind(FastKind kind) {
+// The SIMT kind for a tensor-core kind over rows of n_cols columns (a Q8_0
+// row of whole stages has the even block count its SIMT kernel needs; a
+// Q6_K row of an odd block count has no SIMT kernel: kNone, the generic
+// one); other kinds as they are.
+FastKind SimtKind(FastKind kind, int64_t n_cols) {
   if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
   if (kind == FastKind::kQ4KTc) return FastKind::kQ4K;
-  if (kind == FastKind::kQ6KTc) return FastKind::kQ6K;
+  if (kind == FastKind::kQ6KTc) return (n_cols / 256) % 2 == 0 ? FastKind::kQ6K : FastKind::kNone;
   return kind;
 }
 
@@ -1342,7 +1340,8 @@ struct TcQ6K {
     const uint32_t hi = Q == 0 ? qh << 4 : Q == 1 ? qh << 2 : Q == 2 ? qh : qh >> 2;
     return (lo & 0x0F0F0F0Fu) | (hi & 0x30303030u);
   }
-  // Byte b of w: sign-extended (kSigned), or copied into all four bytes.
+  // PTX prmt of w and zero with selector sel: a byte of w sign-extended
+  // (sel = b * 0x1111 | 0x8880), or copied into all four bytes (b * 0x1111).
   static __device__ __forceinline__ int SignedByte(uint32_t w, uint32_t sel) {
     uint32_t r;
     asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(w), "r"(sel));
@@ -1437,10 +1436,10 @@ constexpr int kTcMinBlocks[2][2] = {{5, 2}, {3, 4}};
 // weights when it is needed (L1 hits) fits the cap of 5 but measured slower
 // even where the cap of 4 costs a wave (H100, 2026-11-27: 1.5B Q8_0 decode
 // 768 against 787 tokens/s, 7B Q8_0 298 against 307; the Q4_K_M files tied).
-// TcQ6K's 4-warp blocks: 4 (under the cap of 5 its window copies' tail
-// spilled 28-44 bytes).
-constexpr int TcMinBlocks(int tiles, int warps, bool norm) {
-  return norm && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
+// TcQ6K's (window) 4-warp blocks are capped at 4 as well (under the cap of
+// 5 its window copies' tail spilled 28-44 bytes).
+constexpr int TcMinBlocks(int tiles, int warps, bool norm, bool window) {
+  return (norm || window) && tiles == 1 && warps == 4 ? 4 : kTcMinBlocks[tiles - 1][warps / 8];
 }
 
 // A RopeFold's epilogue in the tensor-core kernels (kRope): thread i <
@@ -1523,7 +1522,7 @@ __device__ __forceinline__ const uint8_t* TcRowPtr(const RowPlan& p, int64_t v) 
 }
 
 template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false>
-__global__ void __launch_bounds__(32 * kWarps, F::kWindow && kWarps == 4 ? 4 : TcMinBlocks(kTiles, kWarps, kNorm))
+__global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm, F::kWindow))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
@@ -1814,7 +1813,7 @@ int TcMaxWarps() {
 
 template <typename F>
 Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const float* x) {
-  if constexpr (F::kWindow) {  // TcQ6K: one tile; 8 warps as below
+  if constexpr (F::kWindow) {  // TcQ6K: one 16-row tile a block
     const int64_t grid = (p.end[2] + 15) / 16;
     if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
     // One block of 8 warps per multiprocessor or fewer: 4 stages in
@@ -1831,27 +1830,27 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     }
     return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
   } else {
-  // One or two row tiles per block (two: B and the digit split serve 32
-  // rows), whichever fills its waves of resident blocks better (a last wave
-  // a quarter full leaves most of the device idle for a quarter of the time).
-  const auto waves = [&](int tiles) {
-    return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
-           ((tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>()) *
-            static_cast<double>(ctx.multiprocessors()));
-  };
-  const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
-  // Under one wave of 16-row blocks: the more blocks the better.
-  const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1);
-  const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
-  if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
-  if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
-  // One wave of 8-warp blocks, and more stages per row than 4 warps keep in
-  // flight at once: 8 warps, so more of a row is requested up front.
-  if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
-      n_stages > int64_t{kTcWarps} * F::kDepth) {
-    return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
-  }
-  return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
+    // One or two row tiles per block (two: B and the digit split serve 32
+    // rows), whichever fills its waves of resident blocks better (a last wave
+    // a quarter full leaves most of the device idle for a quarter of the time).
+    const auto waves = [&](int tiles) {
+      return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
+             ((tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>()) *
+              static_cast<double>(ctx.multiprocessors()));
+    };
+    const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
+    // Under one wave of 16-row blocks: the more blocks the better.
+    const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1);
+    const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
+    if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+    if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
+    // One wave of 8-warp blocks, and more stages per row than 4 warps keep in
+    // flight at once: 8 warps, so more of a row is requested up front.
+    if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
+        n_stages > int64_t{kTcWarps} * F::kDepth) {
+      return LaunchTc<F, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
+    }
+    return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
   }
 }
 
@@ -1934,7 +1933,7 @@ Status LaunchFast(Context& ctx, FastKind kind, const RowPlan& p, int64_t n_cols,
     return LaunchTensorCore<TcQ4K>(ctx, p, n_blocks, x);
   }
   if (PlanRotates(p)) return Status::Error("MatVec: internal: a rotated part on a kernel without the rotation");
-  kind = SimtKind(kind);
+  kind = SimtKind(kind, n_cols);
   const bool k_quant = kind == FastKind::kQ4K || kind == FastKind::kQ5K || kind == FastKind::kQ6K;
   const FastShape s = PlanShape(p.end[2], n_cols, p.pairs, k_quant ? 4 : 8, ctx.multiprocessors());
   const bool two = s.rows == 2;
@@ -2107,11 +2106,7 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
     return Status::Error("MatVec: too many rows for one launch");
   }
   FastKind kind = FastKindOf(type, &wb, 1, n_cols, n_blocks, n_blocks * t.type_size);
-  if (path == MatVecPath::kDirect) {
-    kind = SimtKind(kind);
-    // Q6_K rows of an odd block count have no SIMT kernel (TcQ6K or the generic one).
-    if (kind == FastKind::kQ6K && n_blocks % 2 != 0) kind = FastKind::kNone;
-  }
+  if (path == MatVecPath::kDirect) kind = SimtKind(kind, n_cols);
   if (kind != FastKind::kNone) {
     return LaunchFast(ctx, kind, SinglePlan(wb, n_rows, n_blocks * t.type_size, y), n_cols, n_blocks, x);
   }
@@ -2197,7 +2192,7 @@ bool Folds(const Context& ctx, FastKind kind, int64_t rows, bool pairs, int64_t 
     return e == nullptr || std::string(e) != "0";
   }();
   if (!simt_fold) return false;
-  const FastKind simt = SimtKind(kind);
+  const FastKind simt = SimtKind(kind, n_cols);
   return SimtFolds(simt, n_cols, PlanShape(rows, n_cols, pairs, 4, ctx.multiprocessors()).rows == 2);
 }
 

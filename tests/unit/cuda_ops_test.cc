@@ -752,7 +752,9 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
                         Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 64, RopeMode::kNeox, false, 3, 3},
                         Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 6, 7},
                         Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNorm, true, 7, 9},
-                        Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 96, RopeMode::kNorm, false, 2, 2}}) {
+                        Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 96, RopeMode::kNorm, false, 2, 2},
+                        // Q6_K q/k/v in one launch: TcQ6K's kRope variant.
+                        Case{GgmlType::kQ6_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 4, 4}}) {
     SCOPED_TRACE(std::string(gguf::TypeName(c.qk_type)) + " q/k, " + std::string(gguf::TypeName(c.v_type)) + " v, n_rot " +
                  std::to_string(c.n_rot) + (c.mode == RopeMode::kNeox ? " NEOX" : " NORM") +
                  (c.norm ? ", norm folded" : "") + ", position " + std::to_string(c.pos) + " into row " +
