@@ -1757,17 +1757,20 @@ bool Q6KTensorCoreEnabled() {
 // count measured slower, H100 2026-11-27 14:45 UTC, same call, two
 // alternations: 1.5B Q4_K_M 746 against 762 tokens/s, 1.5B Q8_0 761
 // against 772, 7B Q8_0 308 against 311; 7B Q4_K_M a tie.)
+// (at_least_one: 1 where none fits or the query fails, for the wave sizing;
+// else 0 there, for a variant that may not fit the card: TcQ6KDeep.)
 template <typename F, int kTiles, int kWarps>
-int TcResident() {
+int TcResident(bool at_least_one = true) {
   static const int n = [] {
     int v = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
-                                                         32 * kWarps,
-                                                         TcSharedBytes<F, kTiles, kWarps>()) == cudaSuccess
-               ? std::max(v, 1)
-               : 1;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, MatVecTensorCoreKernel<F, kTiles, kWarps, false>,
+                                                      32 * kWarps, TcSharedBytes<F, kTiles, kWarps>()) != cudaSuccess) {
+      (void)cudaGetLastError();  // not left for the next launch's check
+      v = 0;
+    }
+    return v;
   }();
-  return n;
+  return at_least_one ? std::max(n, 1) : n;
 }
 
 // Whether a plan rotates a segment (RopeFold): the kRope kernels.
@@ -1821,7 +1824,8 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     // 13.1 -> 11.6 us; more stages in flight everywhere lost a resident
     // block on the larger shapes: docs/PERFORMANCE.md).
     if (TcMaxWarps() == 8 && n_stages > int64_t{kTcWarps} * F::kDepth) {
-      if (grid <= int64_t{TcResident<TcQ6KDeep, 1, 2 * kTcWarps>()} * ctx.multiprocessors()) {
+      const int deep = TcResident<TcQ6KDeep, 1, 2 * kTcWarps>(/*at_least_one=*/false);
+      if (deep > 0 && grid <= int64_t{deep} * ctx.multiprocessors()) {
         return LaunchTc<TcQ6KDeep, 1, 2 * kTcWarps>(ctx, grid, p, n_stages, x);
       }
       if (grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors()) {
@@ -2046,7 +2050,16 @@ cudaError_t PrepareKernels() {
   cudaError_t err = PrepareTensorCore<TcQ8>();
   if (err == cudaSuccess) err = PrepareTensorCore<TcQ4K>();
   if (err == cudaSuccess) err = PrepareTensorCore<TcQ6K>();
-  return err == cudaSuccess ? PrepareTc<TcQ6KDeep, 1, 2 * kTcWarps>() : err;
+  // TcQ6KDeep's 129 KB of shared memory a block is more than some cards
+  // allow (99 KB on sm_86/sm_89): there it is not prepared, and
+  // LaunchTensorCore finds no resident block for it and does not take it.
+  int device = 0, optin = 0;
+  if (err == cudaSuccess) err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess && TcSharedBytes<TcQ6KDeep, 1, 2 * kTcWarps>() <= static_cast<size_t>(optin)) {
+    err = PrepareTc<TcQ6KDeep, 1, 2 * kTcWarps>();
+  }
+  return err;
 }
 
 }  // namespace internal
