@@ -145,6 +145,11 @@ ls -la /tmp/m; t "models written"
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
 for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/stories260K.gguf); do
   echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
+  # PP_MATH="tf32 f16" (the default; "" for none): pp512 again with prefill's GEMMs in that precision
+  # (SessionOptions::prefill_math, `run --prefill-math`); f32 above is the one the reference comparison uses.
+  for pm in ${PP_MATH-tf32 f16}; do
+    echo "ours[pp $pm] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 0 -r 3 --prefill-math $pm 2>&1 | tail -1 | grep -o '"pp_tok_s": [0-9.]*')"
+  done
   # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
   for ab in ${AB_ENV:-}; do

@@ -6,7 +6,7 @@
 // run llama.cpp beside it.
 //
 //   ggufscope-bench-forward MODEL [-p 64] [-n 32] [-r 3] [-t THREADS] [--precision f32|f64]
-//                                [--backend cpu|cuda] [--skip-ops MASK]
+//                                [--backend cpu|cuda] [--skip-ops MASK] [--prefill-math f32|tf32|f16]
 //
 // CUDA: pp is Session::EvalArgmax of the P-token batch (the id copied back,
 // so the clock stops when the device is done); tg decodes greedily with
@@ -42,7 +42,7 @@ double Median(std::vector<double> v) {
 // pp and tg tokens/s of the CUDA engine (see the top of the file); false
 // with a message on stderr if the device or a step fails.
 bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt, int n_gen, int reps,
-              unsigned skip_ops, std::vector<double>* pp, std::vector<double>* tg) {
+              unsigned skip_ops, cuda::GemmMath prefill_math, std::vector<double>* pp, std::vector<double>* tg) {
   std::string why;
   std::unique_ptr<cuda::Context> ctx = cuda::Context::Create(0, &why);
   if (ctx == nullptr) {
@@ -60,7 +60,9 @@ bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt,
   };
   for (int r = 0; r < reps + 1; ++r) {  // the first round warms up, not counted
     if (!prompt.empty()) {
-      auto s = cuda::Session::Create(**gm, static_cast<int>(prompt.size()) + 1);
+      cuda::SessionOptions options;
+      options.prefill_math = prefill_math;
+      auto s = cuda::Session::Create(**gm, static_cast<int>(prompt.size()) + 1, options);
       if (!s.ok()) return fail(s.error());
       const auto t0 = Clock::now();
       auto id = (*s)->EvalArgmax(prompt);
@@ -91,7 +93,7 @@ bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt,
 
 int main(int argc, char** argv) {
   CLI::App app{"Times the CPU reference's prompt processing and generation"};
-  std::string path, precision = "f32", backend = "cpu";
+  std::string path, precision = "f32", backend = "cpu", prefill_math = "f32";
   int n_prompt = 64, n_gen = 32, reps = 3, threads = 0;
   unsigned skip_ops = 0;
   app.add_option("model", path, "GGUF file")->required();
@@ -105,6 +107,8 @@ int main(int argc, char** argv) {
                  "CUDA decode only: leave out these launches (cuda::SkipOp bits: 1 q/k/v, 2 QkvPost, 4 attention, "
                  "8 attn_output, 16 gate/up, 32 down, 64 output head) to see what each adds to the step; the "
                  "tokens are then meaningless");
+  app.add_option("--prefill-math", prefill_math, "CUDA prefill's GEMMs: f32 (default), tf32 or f16 (SessionOptions)")
+      ->check(CLI::IsMember({"f32", "tf32", "f16"}));
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) omp_set_num_threads(threads);
 
@@ -128,10 +132,13 @@ int main(int argc, char** argv) {
 
   std::vector<double> pp, tg;
   if (backend == "cuda") {
-    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, &pp, &tg)) return 1;
+    const cuda::GemmMath math = prefill_math == "f16"    ? cuda::GemmMath::kF16
+                                : prefill_math == "tf32" ? cuda::GemmMath::kTf32
+                                                         : cuda::GemmMath::kF32;
+    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, math, &pp, &tg)) return 1;
     fmt::print("{{\"model\": \"{}\", \"backend\": \"cuda\", \"n_prompt\": {}, \"n_gen\": {}, \"reps\": {}, "
-               "\"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
-               path, n_prompt, n_gen, reps, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));
+               "\"prefill_math\": \"{}\", \"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
+               path, n_prompt, n_gen, reps, prefill_math, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));
     return 0;
   }
   for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages, not counted

@@ -48,12 +48,12 @@ std::string Piece(const gguf::GgufFile& f, int32_t id) {
 using EvalFn = std::function<gguf::Result<reference::RowMatrix>(std::span<const int32_t>, bool all_logits)>;
 
 gguf::Result<EvalFn> OpenSession(const reference::Model& cpu, const cuda::Model* gpu, int n_ctx,
-                                 reference::Precision precision) {
+                                 reference::Precision precision, const cuda::SessionOptions& cuda_options) {
   if (gpu == nullptr) {
     auto s = std::make_shared<reference::Session>(cpu, n_ctx, precision);
     return EvalFn([s](std::span<const int32_t> t, bool all) { return s->Eval(t, all); });
   }
-  gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*gpu, n_ctx);
+  gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*gpu, n_ctx, cuda_options);
   if (!s.ok()) return s.error();
   std::shared_ptr<cuda::Session> shared = std::move(s).value();
   return EvalFn([shared](std::span<const int32_t> t, bool all) { return shared->Eval(t, all); });
@@ -87,6 +87,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   run->add_option("--device", opt->device, "CUDA device index for --backend cuda (default 0; see `ggufscope devices`)")
       ->check(CLI::Range(0, 1023));
+  run->add_option("--prefill-math", opt->prefill_math,
+                  "--backend cuda: the prompt's matrix products in f32 (default: within the reference's trace "
+                  "tolerance), tf32 or f16 (tensor cores: faster, fewer digits)")
+      ->check(CLI::IsMember({"f32", "tf32", "f16"}));
   AddComputeOptions(run, &opt->compute);
   return run;
 }
@@ -143,6 +147,14 @@ int RunRun(const RunCliOptions& opt) {
   std::unique_ptr<cuda::Context> cuda_ctx;
   std::unique_ptr<cuda::Model> cuda_model;
   std::string backend_label = "CPU reference";
+  cuda::SessionOptions cuda_options;
+  cuda_options.prefill_math = opt.prefill_math == "f16"    ? cuda::GemmMath::kF16
+                              : opt.prefill_math == "tf32" ? cuda::GemmMath::kTf32
+                                                           : cuda::GemmMath::kF32;
+  if (opt.backend != "cuda" && opt.prefill_math != "f32") {
+    fmt::print(stderr, "ggufscope: --prefill-math is the CUDA pass's (--backend cuda); the CPU reference is f32 or f64\n");
+    return kExitUsage;
+  }
   if (opt.backend == "cuda") {
     if (opt.compute.precision == "f64") {
       fmt::print(stderr, "ggufscope: --precision f64 is the CPU reference's; the CUDA pass computes in f32\n");
@@ -169,11 +181,12 @@ int RunRun(const RunCliOptions& opt) {
       return cuda::IsDeviceError(up.error()) ? kExitUnavailable : kExitUnreadable;
     }
     cuda_model = std::move(up).value();
-    backend_label = fmt::format("CUDA on cuda:{} {}", opt.device, devices[static_cast<size_t>(opt.device)].name);
+    backend_label = fmt::format("CUDA on cuda:{} {}{}", opt.device, devices[static_cast<size_t>(opt.device)].name,
+                                opt.prefill_math == "f32" ? "" : ", prefill " + opt.prefill_math);
   }
   if (!opt.logits_out.empty()) {
     gguf::Result<EvalFn> eval =
-        OpenSession(**model, cuda_model.get(), static_cast<int>(prompt.size()), opt.compute.Precision());
+        OpenSession(**model, cuda_model.get(), static_cast<int>(prompt.size()), opt.compute.Precision(), cuda_options);
     if (!eval.ok()) return ForwardFailure(eval.error());
     gguf::Result<reference::RowMatrix> logits = (*eval)(prompt, true);
     if (!logits.ok()) return ForwardFailure(logits.error());
@@ -210,11 +223,11 @@ int RunRun(const RunCliOptions& opt) {
   std::unique_ptr<cuda::Session> greedy_gpu;
   gguf::Result<EvalFn> eval = EvalFn();
   if (cuda_model != nullptr && opt.temp <= 0) {
-    gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*cuda_model, n_ctx);
+    gguf::Result<std::unique_ptr<cuda::Session>> s = cuda::Session::Create(*cuda_model, n_ctx, cuda_options);
     if (!s.ok()) return ForwardFailure(s.error());
     greedy_gpu = std::move(s).value();
   } else {
-    eval = OpenSession(**model, cuda_model.get(), n_ctx, opt.compute.Precision());
+    eval = OpenSession(**model, cuda_model.get(), n_ctx, opt.compute.Precision(), cuda_options);
     if (!eval.ok()) return ForwardFailure(eval.error());
   }
   const auto on_token = [&](int32_t id) {
@@ -255,7 +268,8 @@ int RunRun(const RunCliOptions& opt) {
     fmt::print("{}\n", inspect::DumpJson({{"prompt", prompt}, {"tokens", *out}, {"text", text}, {"seconds", secs},
                                           {"prompt_seconds", prompt_secs}, {"decode_steps", decode_steps},
                                           {"decode_seconds", decode_secs},
-                                          {"chat_format", reference::ChatFormatName(chat)}, {"backend", opt.backend}}));
+                                          {"chat_format", reference::ChatFormatName(chat)}, {"backend", opt.backend},
+                                          {"prefill_math", opt.prefill_math}}));
   } else {
     fmt::print("\n");
     std::fflush(stdout);

@@ -24,6 +24,7 @@ struct RunCliOptions {
   bool json = false;
   std::string backend = "cpu";  // cpu | cuda
   int device = 0;               // CUDA device index (--backend cuda)
+  std::string prefill_math = "f32";  // f32 | tf32 | f16 (--backend cuda: prefill's GEMMs)
   ComputeOptions compute;
 };
 

@@ -380,7 +380,7 @@ Status Session::DecodeProjections(const DeviceLayer& L, const float* x, bool bia
 
 Status Session::Linear(const DeviceWeight& w, const float* x, int64_t n, float* y) {
   if (n == 1) return MatVec(ctx_, w.type, w.data, w.rows, w.cols, x, y);
-  return Gemm(ctx_, w.type, w.data, w.rows, w.cols, x, n, y, GemmMath::kF32);
+  return Gemm(ctx_, w.type, w.data, w.rows, w.cols, x, n, y, options_.prefill_math);
 }
 
 Status Session::Capture(reference::TraceSink* trace, const char* name, int layer, const float* x, int64_t rows,

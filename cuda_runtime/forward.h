@@ -2,7 +2,8 @@
 // GPU, with the reference's semantics and Session::Eval contract, built from
 // the ops of ops.h. Matrices go to the device as the file's GGUF blocks,
 // unchanged; norms and biases as f32; the KV cache is f32. Prefill runs the
-// matrix products through cuBLAS (f32), decode through the mat-vec kernels;
+// matrix products through cuBLAS (f32 unless SessionOptions::prefill_math
+// says otherwise), decode through the mat-vec kernels;
 // a decode step without a trace is replayed as a CUDA graph. Intermediates
 // are copied to the host only when a TraceSink is attached, under the
 // reference's (llama.cpp's) names.
@@ -22,6 +23,7 @@
 #include "cuda_runtime/buffer.h"
 #include "cuda_runtime/device.h"
 #include "cuda_runtime/graph.h"
+#include "cuda_runtime/ops.h"
 #include "cuda_runtime/status.h"
 #include "gguf/error.h"
 #include "reference_cpu/faults.h"
@@ -100,6 +102,14 @@ struct SessionOptions {
   // with the CPU reference's semantics (fault_ops.h has the faulty kernels;
   // the clean pass never runs them).
   reference::Fault inject = reference::Fault::kNone;
+  // Prefill's matrix products (cuBLAS GEMMs of every token at once): kF32,
+  // the default, keeps the pass within the trace tolerance of the CPU
+  // reference that the tests hold it to; kTf32 (tf32 tensor cores) and
+  // kF16 (weights dequantized to f16, activations rounded to f16, f32
+  // accumulation) trade digits for speed (`run --prefill-math`; the
+  // agreement they keep is in docs/TESTING.md). Decode steps are f32
+  // mat-vecs whatever this says.
+  GemmMath prefill_math = GemmMath::kF32;
   // Benchmarking only (ggufscope-bench-forward --skip-ops; nothing else
   // sets it): a one-token step without a trace leaves out the launches of
   // these SkipOp bits, so that timing decode with and without them shows

@@ -60,6 +60,17 @@ constexpr double kTraceRelL2 = 1e-4;
 // whose logits reach 19).
 constexpr double kLogitsRel = 1e-4;
 
+// The same measure for a prefill whose GEMMs run in tf32 or f16
+// (SessionOptions::prefill_math): both keep 10 or 11 bits of each product's
+// inputs, so each product is off by ~2^-11 of its scale, compounded over the
+// layers. Measured on every model here (H100, 2026-11-27): 1.0e-4 to 1.04e-3
+// for the prefill's logits (worst: qwen3 and gemma3 in f16), at most 3.8e-4
+// for the decode step after it; f32 prefill 3e-7 to 1.3e-6. 1e-2 is ten
+// times the worst; it is a check that the reduced-precision path computes
+// the same model, not a bug detector (kTraceRelL2 and kLogitsRel, in f32,
+// are what the comparisons use).
+constexpr double kReducedPrefillLogitsRel = 1e-2;
+
 constexpr int kGenerate = 64;
 
 // ---------------------------------------------------------------- models
@@ -294,6 +305,46 @@ TEST_P(CudaForward, GreedyGenerationMatchesReference) {
   std::cout << "[ greedy   ] " << GetParam() << ": " << compare << "/" << kGenerate
             << " tokens compared, equal; worst decode logits rel " << worst << ", graph replays "
             << gen->graph_replays() << "\n";
+}
+
+// A prefill with its GEMMs in tf32 or f16 (`run --prefill-math`): its logits
+// stay within kReducedPrefillLogitsRel of the reference's, and the option
+// takes effect (f16 rounds the activations, so some logit must change from
+// the f32 prefill's). The decode step after it (f32 mat-vecs over the cache
+// it filled) stays within the same bound.
+TEST_P(CudaForward, ReducedPrecisionPrefillStaysNearReference) {
+  const std::vector<int32_t> prompt = Prompt(cpu_->hp.n_vocab);
+  const int n_ctx = static_cast<int>(prompt.size()) + 2;
+  reference::Session cpu(*cpu_, n_ctx);
+  gguf::Result<RowMatrix> want = cpu.Eval(prompt, true);
+  ASSERT_TRUE(want.ok()) << want.error().Message();
+  const int32_t next[1] = {Argmax(*want, want->rows() - 1)};
+  gguf::Result<RowMatrix> want_next = cpu.Eval(next, false);
+  ASSERT_TRUE(want_next.ok()) << want_next.error().Message();
+  std::unique_ptr<Session> exact = NewSession(n_ctx);
+  ASSERT_NE(exact, nullptr);
+  gguf::Result<RowMatrix> f32 = exact->Eval(prompt, true);
+  ASSERT_TRUE(f32.ok()) << f32.error().Message();
+  for (const GemmMath math : {GemmMath::kTf32, GemmMath::kF16}) {
+    const char* name = math == GemmMath::kTf32 ? "tf32" : "f16";
+    SCOPED_TRACE(name);
+    std::unique_ptr<Session> gpu = NewSession(n_ctx, SessionOptions{.prefill_math = math});
+    ASSERT_NE(gpu, nullptr);
+    gguf::Result<RowMatrix> got = gpu->Eval(prompt, true);
+    ASSERT_TRUE(got.ok()) << got.error().Message();
+    const double rel = LogitsRel(*got, *want);
+    EXPECT_LE(rel, kReducedPrefillLogitsRel);
+    if (math == GemmMath::kF16) {
+      EXPECT_GT((*got - *f32).cwiseAbs().maxCoeff(), 0.0f) << "the f16 prefill gave the f32 prefill's logits";
+    }
+    gguf::Result<RowMatrix> got_next = gpu->Eval(next, false);
+    ASSERT_TRUE(got_next.ok()) << got_next.error().Message();
+    const double rel_next = LogitsRel(*got_next, *want_next);
+    EXPECT_LE(rel_next, kReducedPrefillLogitsRel);
+    std::cout << "[ margins  ] " << GetParam() << ": prefill " << name << " logits rel " << rel << ", next step "
+              << rel_next << " (limit " << kReducedPrefillLogitsRel << "; f32 prefill "
+              << LogitsRel(*f32, *want) << ")\n";
+  }
 }
 
 // The prompt and 64 more tokens (past gemma3's window many times over) as

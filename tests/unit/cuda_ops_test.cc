@@ -384,9 +384,11 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // 32-row tiles, one to 74 stages per row, x spanning six orders of magnitude
 // inside every block and stage (so Q4_K's one scale per 256 is held to the
 // same threshold), an all-zero block and a block of subnormals. On an H100 the shapes take every launch variant:
-// 16 rows and 4 warps a block (1 to 4099 rows), 8 warps (3584 x 18944),
-// 32 rows (25344 x 256: two full waves of 32-row blocks; Q6_K has 16-row
-// blocks only, and both parities of its 2-byte aligned blocks).
+// 16 rows and 4 warps a block (1 to 4099 rows; several waves: 21000 x 3584,
+// and 40000 x 512 with fewer stages than warps), 8 warps (3584 x 18944), 32
+// rows (25344 x 256: one stage, so two of the four warps have none; 38000 x
+// 2048; Q6_K has 16-row blocks only, and both parities of its 2-byte
+// aligned blocks).
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
@@ -397,8 +399,9 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
         type == GgmlType::kQ6_K
             ? std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {5, 768}, {17, 2048}, {48, 3584},
                                                        {4099, 1536}, {96, 8960}, {3584, 18944}}
-            : std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {17, 2048}, {48, 3584}, {4099, 1536},
-                                                       {3584, 18944}, {25344, 256}};
+            : std::vector<std::pair<int64_t, int64_t>>{{1, 256},      {17, 2048},    {48, 3584},
+                                                       {4099, 1536},  {3584, 18944}, {25344, 256},
+                                                       {38000, 2048}, {21000, 3584}, {40000, 512}};
     for (const auto& [n_rows, n_cols] : shapes) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
