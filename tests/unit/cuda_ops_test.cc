@@ -385,7 +385,8 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // inside every block and stage (so Q4_K's one scale per 256 is held to the
 // same threshold), an all-zero block and a block of subnormals. On an H100 the shapes take every launch variant:
 // 16 rows and 4 warps a block (1 to 4099 rows; several waves: 21000 x 3584,
-// and 40000 x 512 with fewer stages than warps), 8 warps (3584 x 18944), 32
+// and 40000 x 512 with fewer stages than warps; 4608 x 3584, the 7B q/k/v
+// launch), 8 warps (3584 x 18944), 32
 // rows (25344 x 256: one stage, so two of the four warps have none; 38000 x
 // 2048; Q6_K has 16-row blocks only, and both parities of its 2-byte
 // aligned blocks).
@@ -401,7 +402,8 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
                                                        {4099, 1536}, {96, 8960}, {3584, 18944}}
             : std::vector<std::pair<int64_t, int64_t>>{{1, 256},      {17, 2048},    {48, 3584},
                                                        {4099, 1536},  {3584, 18944}, {25344, 256},
-                                                       {38000, 2048}, {21000, 3584}, {40000, 512}};
+                                                       {38000, 2048}, {21000, 3584}, {40000, 512},
+                                                       {4608, 3584}};
     for (const auto& [n_rows, n_cols] : shapes) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
@@ -736,35 +738,43 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
   constexpr int kHeadDim = 128, kHeadsKv = 2;
   constexpr int64_t kCols = 2048, kCacheRows = 8;
   constexpr float kEps = 1e-6f, kBase = 1e6f;
-  // Enough q heads that q + k takes the tensor cores (one 16-row block per
-  // multiprocessor: KeepTensorCore).
   const int sms = ctx_->multiprocessors();
-  int n_head = 16;
-  while ((n_head + kHeadsKv) * kHeadDim / 16 < sms) n_head += kHeadsKv;
-  const int64_t rows[3] = {int64_t{n_head} * kHeadDim, kHeadsKv * kHeadDim, kHeadsKv * kHeadDim};
   struct Case {
     GgmlType qk_type, v_type;
     int n_rot;
     RopeMode mode;
     bool norm;
     int32_t pos, row;
+    bool wide = false;  // 3584 columns (14 stages) and over two blocks per multiprocessor
   };
   const std::vector<float> x = RandomFloats(kCols, rng_, 2.0), nw = RandomFloats(kCols, rng_);
-  DeviceBuffer d_x = Upload(x), d_nw = Upload(nw);
+  DeviceBuffer d_x = Upload(x);
   for (const Case& c : {Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 128, RopeMode::kNeox, true, 5, 5},
                         Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 64, RopeMode::kNeox, false, 3, 3},
                         Case{GgmlType::kQ4_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 6, 7},
                         Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNorm, true, 7, 9},
                         Case{GgmlType::kQ8_0, GgmlType::kQ8_0, 96, RopeMode::kNorm, false, 2, 2},
                         // Q6_K q/k/v in one launch: TcQ6K's kRope variant.
-                        Case{GgmlType::kQ6_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 4, 4}}) {
+                        Case{GgmlType::kQ6_K, GgmlType::kQ6_K, 128, RopeMode::kNeox, true, 4, 4},
+                        // Qwen2.5-7B's q/k/v shape: 14 stages a row, more than two
+                        // 16-row blocks per multiprocessor (4-warp blocks).
+                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, true, 1, 1, true},
+                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, false, 2, 2, true}}) {
     SCOPED_TRACE(std::string(gguf::TypeName(c.qk_type)) + " q/k, " + std::string(gguf::TypeName(c.v_type)) + " v, n_rot " +
                  std::to_string(c.n_rot) + (c.mode == RopeMode::kNeox ? " NEOX" : " NORM") +
                  (c.norm ? ", norm folded" : "") + ", position " + std::to_string(c.pos) + " into row " +
-                 std::to_string(c.row));
+                 std::to_string(c.row) + (c.wide ? ", 3584 columns" : ""));
+    // Enough q heads that q + k takes the tensor cores (one 16-row block per
+    // multiprocessor: KeepTensorCore; wide: more than two).
+    const int64_t cols = c.wide ? 3584 : kCols;
+    int n_head = 16;
+    while ((n_head + kHeadsKv) * kHeadDim / 16 < (c.wide ? 2 * sms + 1 : sms)) n_head += kHeadsKv;
+    const int64_t rows[3] = {int64_t{n_head} * kHeadDim, kHeadsKv * kHeadDim, kHeadsKv * kHeadDim};
+    DeviceBuffer d_xc = Upload(c.wide ? RandomFloats(cols, rng_, 2.0) : x),
+                 d_nw = Upload(c.wide ? RandomFloats(cols, rng_) : nw);
     std::vector<DeviceBuffer> d_w(3), d_b(3);
     for (int i = 0; i < 3; ++i) {
-      d_w[i] = Upload(RandomData(i == 2 ? c.v_type : c.qk_type, rows[i] * kCols, rng_));
+      d_w[i] = Upload(RandomData(i == 2 ? c.v_type : c.qk_type, rows[i] * cols, rng_));
       d_b[i] = Upload(RandomFloats(rows[i], rng_));
     }
     DeviceBuffer d_pos = Upload(std::vector<int32_t>{c.pos}), d_row = Upload(std::vector<int32_t>{c.row});
@@ -778,7 +788,7 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
       std::vector<DeviceBuffer> y(3);
       for (int i = 0; i < 3; ++i) y[i] = Poisoned(rows[i]);
       DeviceBuffer kc = Poisoned(kCacheRows * rows[1]), vc = Poisoned(kCacheRows * rows[2]);
-      DeviceBuffer normed = Poisoned(kCols);
+      DeviceBuffer normed = Poisoned(cols);
       const NormFold norm{d_nw.as<float>(), kEps, normed.as<float>()};
       for (const auto& [first, end] : groups) {
         MatVecPart parts[3];
@@ -802,9 +812,9 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
         }
         const GgmlType type = first == 2 ? c.v_type : c.qk_type;
         if (fold) {
-          EXPECT_TRUE(MatVecFoldsRope(*ctx_, type, kCols, ws, end - first, n_rows, first < 2));
+          EXPECT_TRUE(MatVecFoldsRope(*ctx_, type, cols, ws, end - first, n_rows, first < 2));
         }
-        ExpectOk(MatVecParts(*ctx_, type, kCols, d_x.as<float>(), parts, end - first, c.norm ? &norm : nullptr,
+        ExpectOk(MatVecParts(*ctx_, type, cols, d_xc.as<float>(), parts, end - first, c.norm ? &norm : nullptr,
                              fold ? &rope : nullptr));
       }
       if (!fold) {
