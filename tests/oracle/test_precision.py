@@ -113,3 +113,17 @@ def test_f64_mode_is_double_and_f32_mode_is_f32_rounding(ggufscope, path, tmp_pa
     # f32 mode: f32 rounding through the layers, measured 6e-7 .. 9e-7.
     assert e32 <= 1e-5, f"f32 mode vs float64 oracle: {e32:.3g}"
     assert e64 < e32, "f64 mode should be closer to exact arithmetic than f32 mode"
+
+
+def test_prefill_math_is_the_cuda_passes_option(ggufscope):
+    """`run --prefill-math` picks the CUDA prefill's GEMM precision: with the
+    CPU reference it is a usage error (exit 64, naming the option), an unknown
+    value too; f32 (the default) is accepted on either backend."""
+    stories = FILES[0]
+    base = [ggufscope, "run", stories, "--tokens", "1,400,32", "-n", "2", "--json"]
+    r = subprocess.run(base + ["--prefill-math", "f16"], capture_output=True, text=True, check=False)
+    assert r.returncode == 64 and "--prefill-math" in r.stderr and "--backend cuda" in r.stderr, r.stderr
+    r = subprocess.run(base + ["--prefill-math", "bf16"], capture_output=True, text=True, check=False)
+    assert r.returncode == 64 and "--prefill-math" in r.stderr, r.stderr
+    r = subprocess.run(base + ["--prefill-math", "f32"], capture_output=True, text=True, check=True)
+    assert '"prefill_math": "f32"' in r.stdout
