@@ -96,6 +96,14 @@ CLI::App* AddRunCommand(CLI::App& app, RunCliOptions* opt) {
 }
 
 int RunRun(const RunCliOptions& opt) {
+  if (opt.backend != "cuda" && opt.prefill_math != "f32") {
+    fmt::print(stderr, "ggufscope: --prefill-math is the CUDA pass's (--backend cuda); the CPU reference is f32 or f64\n");
+    return kExitUsage;
+  }
+  cuda::SessionOptions cuda_options;
+  cuda_options.prefill_math = opt.prefill_math == "f16"    ? cuda::GemmMath::kF16
+                              : opt.prefill_math == "tf32" ? cuda::GemmMath::kTf32
+                                                           : cuda::GemmMath::kF32;
   gguf::Result<gguf::GgufFile> f = gguf::GgufFile::Open(opt.model);
   if (!f.ok()) {
     fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, f.error().Message());
@@ -147,14 +155,6 @@ int RunRun(const RunCliOptions& opt) {
   std::unique_ptr<cuda::Context> cuda_ctx;
   std::unique_ptr<cuda::Model> cuda_model;
   std::string backend_label = "CPU reference";
-  cuda::SessionOptions cuda_options;
-  cuda_options.prefill_math = opt.prefill_math == "f16"    ? cuda::GemmMath::kF16
-                              : opt.prefill_math == "tf32" ? cuda::GemmMath::kTf32
-                                                           : cuda::GemmMath::kF32;
-  if (opt.backend != "cuda" && opt.prefill_math != "f32") {
-    fmt::print(stderr, "ggufscope: --prefill-math is the CUDA pass's (--backend cuda); the CPU reference is f32 or f64\n");
-    return kExitUsage;
-  }
   if (opt.backend == "cuda") {
     if (opt.compute.precision == "f64") {
       fmt::print(stderr, "ggufscope: --precision f64 is the CPU reference's; the CUDA pass computes in f32\n");

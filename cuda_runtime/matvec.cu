@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <type_traits>
+#include <utility>
 
 #include "cuda_runtime/act_digits.h"
 #include "cuda_runtime/op_common.cuh"
@@ -893,6 +894,13 @@ bool TensorCoreEnabled();
 bool Q6KTensorCoreEnabled();
 // TcQ6K's rows: shorter than 2^30 bytes (its copies count bytes within a row in int).
 constexpr int64_t kTcQ6KMaxRowBytes = int64_t{1} << 30;
+// Whether TcQ6K takes Q6_K matrices whose bases are 16-byte aligned or not
+// (`aligned`), of rows of row_bytes: any block count (FastKindOf, and
+// MatVec's forced tensor-core path).
+constexpr bool TcQ6KTakes(bool aligned, int64_t row_bytes) { return aligned && row_bytes < kTcQ6KMaxRowBytes; }
+// A Q6_K row of n_cols columns with an odd block count: no SIMT kernel (it
+// needs rows 4-byte aligned), so the tensor cores or the generic kernel.
+constexpr bool Q6KOddBlocks(int64_t n_cols) { return (n_cols / 256) % 2 == 1; }
 constexpr int64_t kQ8TcBlocks = 8;  // Q8_0 on the tensor cores: rows of whole stages of 8 blocks
 
 // Every matrix of the plan must allow the kernel: Q4_K/Q5_K blocks are
@@ -919,10 +927,7 @@ FastKind FastKindOf(GgmlType type, const uint8_t* const* w, int n_w, int64_t n_c
     case GgmlType::kQ5_K:
       return all_aligned(16) ? FastKind::kQ5K : FastKind::kNone;
     case GgmlType::kQ6_K:  // the tensor cores take odd block counts too (TcQ6K)
-      if ((pairs || n_blocks % 2 == 1) && bases_aligned(16) && row_bytes < kTcQ6KMaxRowBytes &&
-          Q6KTensorCoreEnabled()) {
-        return FastKind::kQ6KTc;
-      }
+      if (TcQ6KTakes(bases_aligned(16), row_bytes) && Q6KTensorCoreEnabled()) return FastKind::kQ6KTc;
       return pairs ? FastKind::kQ6K : FastKind::kNone;
     case GgmlType::kQ8_0:
       if (n_blocks % kQ8TcBlocks == 0 && all_aligned(16) && TensorCoreEnabled()) return FastKind::kQ8_0Tc;
@@ -957,7 +962,7 @@ using FastKernel = void (*)(RowPlan, int64_t, const float*, int);
 FastKind SimtKind(FastKind kind, int64_t n_cols) {
   if (kind == FastKind::kQ8_0Tc) return FastKind::kQ8_0;
   if (kind == FastKind::kQ4KTc) return FastKind::kQ4K;
-  if (kind == FastKind::kQ6KTc) return (n_cols / 256) % 2 == 0 ? FastKind::kQ6K : FastKind::kNone;
+  if (kind == FastKind::kQ6KTc) return Q6KOddBlocks(n_cols) ? FastKind::kNone : FastKind::kQ6K;
   return kind;
 }
 
@@ -1009,6 +1014,17 @@ __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// f(std::integral_constant<int, i>{}) for i = 0, 1, ..., N - 1, in order: the
+// stage bodies' compile-time loops over blocks, chunks and sub-blocks.
+template <typename F, int... I>
+__device__ __forceinline__ void StaticForEach(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+__device__ __forceinline__ void StaticFor(F&& f) {
+  StaticForEach(f, std::make_integer_sequence<int, N>{});
 }
 
 // Digits of 8 elements v (one lane's share of the kLanes * 8 elements that
@@ -1160,14 +1176,7 @@ struct TcQ8 {
         acc[m][1] = fmaf(fb, l.Join(c[2], c[3]), acc[m][1]);
       }
     };
-    block(std::integral_constant<int, 0>{});
-    block(std::integral_constant<int, 1>{});
-    block(std::integral_constant<int, 2>{});
-    block(std::integral_constant<int, 3>{});
-    block(std::integral_constant<int, 4>{});
-    block(std::integral_constant<int, 5>{});
-    block(std::integral_constant<int, 6>{});
-    block(std::integral_constant<int, 7>{});
+    StaticFor<8>(block);
   }
 };
 
@@ -1256,10 +1265,7 @@ struct TcQ4K {
         sub(std::integral_constant<int, 2 * c>{}, qa, qb);
         sub(std::integral_constant<int, 2 * c + 1>{}, qa, qb);
       };
-      chunk(std::integral_constant<int, 0>{});
-      chunk(std::integral_constant<int, 1>{});
-      chunk(std::integral_constant<int, 2>{});
-      chunk(std::integral_constant<int, 3>{});
+      StaticFor<4>(chunk);
       // Columns joined with the lane's digit weights; then d, dmin and x's scale.
       const float xq = xs * (1.0f / 16);
       const float qa = fmaf(static_cast<float>(s[1]), l.w1, static_cast<float>(s[0]) * l.w0);
@@ -1394,13 +1400,9 @@ struct TcQ6K {
           const uint32_t am[4] = {ea, eb, ea, eb};
           MmaS8Acc(am, raw, cr[Q % 2]);
         };
-        quarter(std::integral_constant<int, 0>{});
-        quarter(std::integral_constant<int, 1>{});
-        quarter(std::integral_constant<int, 2>{});
-        quarter(std::integral_constant<int, 3>{});
+        StaticFor<4>(quarter);
       };
-      half(std::integral_constant<int, 0>{});
-      half(std::integral_constant<int, 1>{});
+      StaticFor<2>(half);
       const float da = __half2float(*reinterpret_cast<const __half*>(ra + 208));
       const float db = __half2float(*reinterpret_cast<const __half*>(rb + 208));
       const int ta0 = sm[0] - m0 * (cr[0][0] + cr[1][0]), ta1 = sm[1] - m1 * (cr[0][1] + cr[1][1]);
@@ -1925,7 +1927,7 @@ bool SimtFolds(FastKind kind, int64_t n_cols, bool two_rows) {
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
   if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc && kind != FastKind::kQ6KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
-  if (kind == FastKind::kQ6KTc) return (n_cols / 256) % 2 == 1 || (blocks >= multiprocessors && n_cols < 8192);
+  if (kind == FastKind::kQ6KTc) return Q6KOddBlocks(n_cols) || (blocks >= multiprocessors && n_cols < 8192);
   return blocks >= multiprocessors || n_cols >= 8192;
 }
 
@@ -2109,7 +2111,7 @@ Status MatVec(Context& ctx, GgmlType type, const void* w, int64_t n_rows, int64_
       return LaunchTensorCore<TcQ8>(ctx, plan, n_blocks / kQ8TcBlocks, x);
     }
     if (type == GgmlType::kQ4_K && internal::IsAligned(wb, 16)) return LaunchTensorCore<TcQ4K>(ctx, plan, n_blocks, x);
-    if (type == GgmlType::kQ6_K && internal::IsAligned(wb, 16) && n_blocks * t.type_size < kTcQ6KMaxRowBytes) {
+    if (type == GgmlType::kQ6_K && TcQ6KTakes(internal::IsAligned(wb, 16), n_blocks * t.type_size)) {
       return LaunchTensorCore<TcQ6K>(ctx, plan, n_blocks, x);
     }
     return Status::Error("MatVec: the integer tensor-core path takes Q8_0 rows of a multiple of " +

@@ -395,7 +395,9 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
     SCOPED_TRACE(gguf::TypeName(type));
     // Q6_K: its 210-byte blocks in either parity of row (odd block counts:
     // 96 x 8960, 5 x 768, 1 x 256), matrices ending off a 16-byte boundary
-    // (its window copies are cut there: 1 x 256, 4099 x 1536).
+    // (its window copies are cut there: 1 x 256, 4099 x 1536); 8-warp
+    // launches with 4 stages in flight (96 x 8960: TcQ6KDeep) and 2 (3584 x
+    // 18944).
     const std::vector<std::pair<int64_t, int64_t>> shapes =
         type == GgmlType::kQ6_K
             ? std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {5, 768}, {17, 2048}, {48, 3584},
