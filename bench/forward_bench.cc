@@ -132,10 +132,7 @@ int main(int argc, char** argv) {
 
   std::vector<double> pp, tg;
   if (backend == "cuda") {
-    const cuda::GemmMath math = prefill_math == "f16"    ? cuda::GemmMath::kF16
-                                : prefill_math == "tf32" ? cuda::GemmMath::kTf32
-                                                         : cuda::GemmMath::kF32;
-    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, math, &pp, &tg)) return 1;
+    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, cuda::GemmMathFromName(prefill_math), &pp, &tg)) return 1;
     fmt::print("{{\"model\": \"{}\", \"backend\": \"cuda\", \"n_prompt\": {}, \"n_gen\": {}, \"reps\": {}, "
                "\"prefill_math\": \"{}\", \"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
                path, n_prompt, n_gen, reps, prefill_math, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));

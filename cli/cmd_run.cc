@@ -101,9 +101,7 @@ int RunRun(const RunCliOptions& opt) {
     return kExitUsage;
   }
   cuda::SessionOptions cuda_options;
-  cuda_options.prefill_math = opt.prefill_math == "f16"    ? cuda::GemmMath::kF16
-                              : opt.prefill_math == "tf32" ? cuda::GemmMath::kTf32
-                                                           : cuda::GemmMath::kF32;
+  cuda_options.prefill_math = cuda::GemmMathFromName(opt.prefill_math);
   gguf::Result<gguf::GgufFile> f = gguf::GgufFile::Open(opt.model);
   if (!f.ok()) {
     fmt::print(stderr, "ggufscope: {}: {}\n", opt.model, f.error().Message());

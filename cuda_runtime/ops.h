@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "cuda_runtime/device.h"
 #include "cuda_runtime/status.h"
@@ -88,6 +89,12 @@ enum class GemmMath {
   kTf32,  // f32 data, tensor cores with tf32 inputs (CUBLAS_COMPUTE_32F_FAST_TF32)
   kF16,   // weights dequantized to f16, activations rounded to f16, f32 accumulation
 };
+
+// "f32", "tf32", "f16" (the CLI's --prefill-math values) as a GemmMath;
+// anything else is kF32 (the CLIs check the value first).
+inline GemmMath GemmMathFromName(std::string_view name) {
+  return name == "f16" ? GemmMath::kF16 : name == "tf32" ? GemmMath::kTf32 : GemmMath::kF32;
+}
 
 // Prefill: Y = X * W^T through cublasGemmEx, the weights dequantized to the
 // workspace in row chunks (F32 weights with kF32/kTf32 and F16 weights with
