@@ -50,11 +50,19 @@ __device__ __forceinline__ void RopePair(bool neox, int i, int half, int* a, int
 // before it reads or writes anything another op reads or writes; only reads
 // of data no op of the step writes (model weights) may come first, which is
 // how the mat-vec kernels fetch their first weights while the previous
-// kernel finishes. Called after AwaitPriorGrid, AllowNextGrid lets the next
-// kernel's blocks start fetching: at most two kernels are ever in flight,
-// and since every kernel waits for its predecessor, each one also follows
-// all the kernels before it. Without the launch attribute (older devices,
-// GGUFSCOPE_PDL=0, kernels launched with <<<>>>) both are no-ops.
+// kernel finishes. GridEnter calls AllowNextGrid first: the next kernel is
+// scheduled as soon as every block of this one has started, so behind a
+// kernel of one wave the next few (attention, the q/k/v and attn_output
+// products) can each have blocks resident with their first weights in
+// flight while it runs. Every kernel still waits for its predecessor,
+// which cannot finish before its own predecessor has, so each follows all
+// the kernels before it; and a kernel is scheduled only once all of its
+// predecessor's blocks are resident, so waiting blocks never hold back a
+// kernel that has to finish first. (Allowing after the wait, at most two
+// kernels in flight, measured 1.4% slower on the 7B Q4_K_M decode and 2.8%
+// on the 1.5B one: docs/PERFORMANCE.md, 2026-11-27.) Without the launch
+// attribute (older devices, GGUFSCOPE_PDL=0, kernels launched with <<<>>>)
+// both are no-ops.
 __device__ __forceinline__ void AwaitPriorGrid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -65,11 +73,11 @@ __device__ __forceinline__ void AllowNextGrid() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-// The usual kernel entry: wait for the previous kernel, then let the next
-// one be scheduled.
+// The usual kernel entry: let the next kernel be scheduled, then wait for
+// the previous one.
 __device__ __forceinline__ void GridEnter() {
-  AwaitPriorGrid();
   AllowNextGrid();
+  AwaitPriorGrid();
 }
 
 // Writes the dependent-launch attribute into *a when the context uses it;
