@@ -894,6 +894,13 @@ bool TensorCoreEnabled();
 bool Q6KTensorCoreEnabled();
 // TcQ6K's rows: shorter than 2^30 bytes (its copies count bytes within a row in int).
 constexpr int64_t kTcQ6KMaxRowBytes = int64_t{1} << 30;
+// Lanes that copy one row's window together per instruction (TcQ6K), by
+// warps per block: 4 or 8 (a lane then copies the windows of half as many
+// rows). Kernels alone (H100, 2026-11-27), 4 / 8 lanes, us: 4-warp launches
+// 152064 x 3584 185.1 / 189.0, 18944 x 3584 29.6 / 30.1; 8-warp launches
+// 3584 x 18944 29.9 / 28.3, 3584 x 3584 8.7 / 8.1 (lane pairs on one 32-byte
+// sector each, the layout before: 200.2, 30.6, 31.6, 8.8).
+__host__ __device__ constexpr int TcQ6KCopyLanes(int warps) { return warps >= 8 ? 8 : 4; }
 // Whether TcQ6K takes Q6_K matrices whose bases are 16-byte aligned or not
 // (`aligned`), of rows of row_bytes: any block count (FastKindOf, and
 // MatVec's forced tensor-core path).
@@ -1302,14 +1309,15 @@ struct TcQ4K {
 // of 240 bytes that starts at a block's address rounded down to 32 bytes
 // (a sector), and Stage is told where in it each row's block begins: an
 // even offset o <= 30 (kWindow). Of its 15 chunks of 16 bytes the block
-// needs 14: 0-13 when o < 16, else 1-14; a lane pair copies one aligned
-// sector per instruction (chunks 2i, 2i + 1), the even lane's first copy
-// being chunk 0 or 14. (The first layout's windows, rounded down to 16
-// bytes, had lane pairs straddle two sectors in half the stages:
-// ncu counted the L2 at 87% busy for DRAM at 56% on the 7B output
-// matrix, against 75% for 68% on Q4_K's.) The matrix must start 16-byte
-// aligned (FastKindOf): a window that starts before it is the case o =
-// 16, whose chunk 0 is not copied. Rows of an even
+// needs 14: 0-13 when o < 16, else 1-14, copied by 4 or 8 lanes per row and
+// instruction on contiguous chunks (TcQ6KCopyLanes), so a row's window
+// takes a few requests of whole sectors. (The first layout, two lanes per
+// row on 16-byte aligned windows, made each request one sector or two
+// halves: ncu counted 20.5 M L2 requests of one sector each on the 7B
+// output matrix, the L2 87% busy for DRAM at 56%, where Q4_K's copies make
+// requests of 1.6 sectors: 75% for 68%.) The matrix must start 16-byte
+// aligned (FastKindOf): a window that starts before it is the case o = 16,
+// whose chunk 0 is not copied. Rows of an even
 // block count are then 4-byte aligned, so a block's parity decides whether
 // its fields are 4-byte aligned or at 2 mod 4 (kPar 0 or 1: words by
 // funnel shifts), and a warp's stages (every kWarps-th, kWarps even) all
@@ -1550,20 +1558,27 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
   // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
-  // kWindow (one tile): row lane / 2, chunks lane % 2 + 2i of the window at
-  // the row's block rounded down to 32 bytes (TcQ6K); nothing outside the
-  // matrix is read (the window's bytes around the block are never used).
-  const uint8_t* src[kWindow ? 1 : kC];
+  // kWindow (one tile, TcQ6K): the kLanes lanes kLanes i.. copy rows i +
+  // (32 / kLanes) j of the tile, each lane chunks s + lane % kLanes + kLanes m
+  // of the row's window (s = 1 where the block begins at o >= 16 in it; the
+  // 14 chunks the block needs): kLanes lanes on contiguous bytes of a row
+  // per instruction. Nothing outside the matrix is read (the window's bytes
+  // around the block are never used).
+  constexpr int kLanes = TcQ6KCopyLanes(kWarps), kLaneRows = kLanes / 2;
+  const uint8_t* src[kWindow ? kLaneRows : kC];
   uint32_t dst[kWindow ? 1 : kC];
-  [[maybe_unused]] int w_left = 0;  // kWindow: bytes from this lane's row to its matrix's end (capped)
+  [[maybe_unused]] unsigned last_rows = 0;  // kWindow: bit j, row j of this lane is its matrix's last
   [[maybe_unused]] int lo[2] = {0, 0};  // kWindow: rows g and g + 8 modulo 32 bytes
   if constexpr (kWindow) {
-    static_assert(kTiles == 1 && kWarps % 2 == 0 && F::kStageBytes == 32 * 7, "TcQ6K: one tile, paired lanes");
-    const int64_t v = v0 + lane / 2 < last ? v0 + lane / 2 : last;
-    src[0] = TcRowPtr<kRope>(p, v);
-    const int64_t left = MatrixEnd(p, v) - src[0];
-    w_left = left < kTcQ6KMaxRowBytes ? static_cast<int>(left) : static_cast<int>(kTcQ6KMaxRowBytes);
-    dst[0] = a_addr + (lane / 2) * F::kRowStride;
+    static_assert(kTiles == 1 && kWarps % 2 == 0 && F::kStageBytes == 32 * 7, "TcQ6K: one tile");
+#pragma unroll
+    for (int j = 0; j < kLaneRows; ++j) {
+      const int64_t r = v0 + lane / kLanes + (32 / kLanes) * j;
+      const int64_t v = r < last ? r : last;
+      src[j] = TcRowPtr<kRope>(p, v);
+      if (MatrixEnd(p, v) - src[j] <= p.row_bytes) last_rows |= 1u << j;
+    }
+    dst[0] = a_addr + (lane / kLanes) * F::kRowStride + 16 * (lane % kLanes);
     for (int r = 0; r < 2; ++r) {
       const int64_t vr = v0 + g + 8 * r < last ? v0 + g + 8 * r : last;
       lo[r] = static_cast<int>(reinterpret_cast<uintptr_t>(TcRowPtr<kRope>(p, vr)) & 31);
@@ -1581,31 +1596,39 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
     const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
     if constexpr (kWindow) {
-      const uint8_t* b = src[0] + (warp + k * kWarps) * F::kBlockBytes;
-      const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(b) & ~uintptr_t{31});
-      // Chunk c of the window: chunks 13 and 14 may cross the end of the
-      // matrix (its last row's last block), then the bytes before the end
-      // (an even count) by 2-byte loads.
-      const auto copy = [&](int c, bool guard) {
-        const uint8_t* q = a + 16 * c;
-        const int left = guard ? w_left - static_cast<int>(q - src[0]) : 16;
-        if (left >= 16) {
-          CpAsync16(dst[0] + slot + 16 * c, q);
-        } else {
-          const int n = left > 0 ? left : 0;
-          const unsigned short* from = reinterpret_cast<const unsigned short*>(q);
+      const int64_t off = (warp + k * kWarps) * F::kBlockBytes;
+      const int cl = lane % kLanes;
+      constexpr int kLast = (14 + kLanes - 1) / kLanes - 1;  // a lane's last chunk: m = kLast
+#pragma unroll
+      for (int j = 0; j < kLaneRows; ++j) {
+        const uint8_t* b = src[j] + off;
+        const uint8_t* a = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(b) & ~uintptr_t{31});
+        const int s = b - a >= 16 ? 1 : 0;
+        // dst[0] + 16 cl is chunk cl of row lane / kLanes: this row's chunk cl + s.
+        const uint32_t d = dst[0] + slot + (32 / kLanes) * j * F::kRowStride + 16 * s;
+        const uint8_t* q = a + 16 * (cl + s);
+#pragma unroll
+        for (int m = 0; m < kLast; ++m) CpAsync16(d + 16 * kLanes * m, q + 16 * kLanes * m);  // chunks < 13: in the block
+        if (cl + kLanes * kLast < 14) {
+          // Chunks 13 and 14 may cross the end of the matrix (its last row's
+          // last block): then the bytes before the end (an even count) by
+          // 2-byte loads.
+          q += 16 * kLanes * kLast;
+          const uint32_t e = d + 16 * kLanes * kLast;
+          const int left = (last_rows >> j & 1u) != 0 ? static_cast<int>(p.row_bytes - (q - src[j])) : 16;
+          if (left >= 16) {
+            CpAsync16(e, q);
+          } else {
+            const int n = left > 0 ? left : 0;
+            const unsigned short* from = reinterpret_cast<const unsigned short*>(q);
 #pragma unroll 1
-          for (int i = 0; 2 * i < n; ++i) {
-            const unsigned short h = __ldg(from + i);
-            asm volatile("st.shared.u16 [%0], %1;" ::"r"(dst[0] + slot + 16 * c + 2 * i), "h"(h) : "memory");
+            for (int i = 0; 2 * i < n; ++i) {
+              const unsigned short h = __ldg(from + i);
+              asm volatile("st.shared.u16 [%0], %1;" ::"r"(e + 2 * i), "h"(h) : "memory");
+            }
           }
         }
-      };
-      const int odd = lane % 2;
-      copy(odd != 0 ? 1 : b - a < 16 ? 0 : 14, odd == 0);
-#pragma unroll
-      for (int i = 1; i < 6; ++i) copy(2 * i + odd, false);
-      copy(12 + odd, odd != 0);
+      }
     } else {
       const int64_t off = (warp + k * kWarps) * F::kStageBytes;
 #pragma unroll
@@ -1929,19 +1952,18 @@ bool SimtFolds(FastKind kind, int64_t n_cols, bool two_rows) {
 // against 12.3) and on rows of 8192 columns or more (1536 x 8960, 96
 // blocks: Q4_K 7.3 against 8.3 us, Q8_0 9.8 against 10.6); below both
 // they tie or lose (1536 x 1536, 512 x 3584: within 0.1 us for Q4_K, 0.6-0.9
-// us slower for Q8_0). Q6_K (TcQ6K) measured against its SIMT kernel
-// (2026-11-27, H100): ahead on 3584 x 3584 (9.4 against 10.2 us) and 8960
-// x 1536 (10.0 against 11.5), behind on rows of 8192+ columns (3584 x
-// 18944: 33.4 against 30.8) and on 18944 x 3584 (32.8 against 31.0), a
-// tie on 152064 x 3584 alone. Limiting it to fewer than 16384 rows took
-// the 1.5B Q4_K_M file's tied 151936 x 1536 output matrix off it, and that
-// decode from 858 to 832 tokens/s (7B Q4_K_M within the noise), so the
-// tall matrices keep it. Rows of an odd block count have no SIMT kernel
-// (the generic one: 1536 x 8960, 22.7 us), so they always take it.
+// us slower for Q8_0). Q6_K (TcQ6K) from one block per multiprocessor up,
+// whatever the row length: since its copies became whole sectors and lines
+// (2026-11-27, H100) it is ahead on every such shape against its SIMT
+// kernel (3584 x 18944 28.3 against 30.8 us, 18944 x 3584 29.6 against
+// 31.0, 152064 x 3584 185.1 against ~220; 7B Q4_K_M decode with the down
+// projections on it 417 -> 424 tokens/s). Rows of an odd block count have
+// no SIMT kernel (the generic one: 1536 x 8960, 22.7 us), so they always
+// take it.
 bool KeepTensorCore(FastKind kind, int64_t n_rows, int64_t n_cols, int multiprocessors) {
   if (kind != FastKind::kQ8_0Tc && kind != FastKind::kQ4KTc && kind != FastKind::kQ6KTc) return false;
   const int64_t blocks = (n_rows + 15) / 16;
-  if (kind == FastKind::kQ6KTc) return Q6KOddBlocks(n_cols) || (blocks >= multiprocessors && n_cols < 8192);
+  if (kind == FastKind::kQ6KTc) return Q6KOddBlocks(n_cols) || blocks >= multiprocessors;
   return blocks >= multiprocessors || n_cols >= 8192;
 }
 

@@ -594,10 +594,12 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 // float64 RmsNorm(x) (its weights too) then the product. A launch that folds
 // the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
 // on the tensor cores, which they take on rows of 8192+ columns or one
-// 16-row block per multiprocessor (KeepTensorCore). The cases cover the
-// launch variants with a folded norm: 8 warps (few rows of 8192 columns),
-// 16-row blocks of 4 warps (2560 q/k/v rows), 32-row blocks (12672 gate/up
-// rows); and the K-quant SIMT kernels that stage x with one row per warp
+// 16-row block per multiprocessor, Q6_K from one block per multiprocessor
+// or on rows of an odd block count (KeepTensorCore). The cases cover the
+// launch variants with a folded norm: 8 warps (few rows of 8192 columns;
+// 2560 rows of 2304 columns, Q6_K's 8 copy lanes a row), 16-row blocks of 4
+// warps (2560 q/k/v rows of 1536), 32-row blocks (12672 gate/up rows); and
+// the K-quant SIMT kernels that stage x with one row per warp
 // group (Q4_K, Q5_K, Q6_K q/k/v and single parts of 1536 columns; 152 rows
 // take 4 warps a row, 2560 one). Every other case (Q8_0 and F16 on the SIMT
 // kernels, the K-quants' gate/up pairs and 8192-column rows there) runs
@@ -616,16 +618,17 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   for (const GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16}) {
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
-                          Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37}}) {
+                          Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37},
+                          Case{2304, {2048, 256, 256}, 37}}) {
       const int64_t n_cols = c.n_cols;
       // The documented rule: the tensor-core kernels (Q8_0, Q4_K, Q6_K on rows of
       // 8192+ columns or one 16-row block per multiprocessor), and the K-quant
       // SIMT kernels that stage x (rows under 8192 columns) with one row per
       // warp group (no gate/up pairs, under 4096 rows).
       const auto folds = [&](int64_t virtual_rows, bool pairs) {
-        // Q6_K: rows of an odd block count always, else a block per multiprocessor under 8192 columns.
+        // Q6_K: rows of an odd block count always, else from a block per multiprocessor.
         const bool tc = type == GgmlType::kQ6_K
-                            ? (n_cols / 256) % 2 == 1 || ((virtual_rows + 15) / 16 >= sms && n_cols < 8192)
+                            ? (n_cols / 256) % 2 == 1 || (virtual_rows + 15) / 16 >= sms
                             : (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_K) &&
                                   (n_cols >= 8192 || (virtual_rows + 15) / 16 >= sms);
         const bool k_quant = type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
