@@ -899,7 +899,10 @@ constexpr int64_t kTcQ6KMaxRowBytes = int64_t{1} << 30;
 // rows). Kernels alone (H100, 2026-11-27), 4 / 8 lanes, us: 4-warp launches
 // 152064 x 3584 185.1 / 189.0, 18944 x 3584 29.6 / 30.1; 8-warp launches
 // 3584 x 18944 29.9 / 28.3, 3584 x 3584 8.7 / 8.1 (lane pairs on one 32-byte
-// sector each, the layout before: 200.2, 30.6, 31.6, 8.8).
+// sector each, the layout before: 200.2, 30.6, 31.6, 8.8). The row pointers
+// a lane keeps (2 or 4) make ptxas spill 16-24 bytes in some variants under
+// the 128-register cap (the 8-warp ones, the 4-warp one with a folded
+// norm); those timings include it.
 __host__ __device__ constexpr int TcQ6KCopyLanes(int warps) { return warps >= 8 ? 8 : 4; }
 // Whether TcQ6K takes Q6_K matrices whose bases are 16-byte aligned or not
 // (`aligned`), of rows of row_bytes: any block count (FastKindOf, and
