@@ -190,8 +190,9 @@ struct MatVecPart {
 
 // RMSNorm folded into a product (the pre-norms of the q/k/v projections and
 // the feed-forward, the output norm): the product takes RmsNorm(x, w, eps)
-// of its x. Where the launch runs on the integer tensor cores (Q8_0 and
-// Q4_K at the shapes that keep them: many rows or long ones) no normed copy
+// of its x. Where the launch runs on the integer tensor cores (Q8_0, Q4_K
+// and Q6_K at the shapes that keep them: many rows, long ones, Q6_K rows of
+// an odd block count; KeepTensorCore in matvec.cu) no normed copy
 // is written: each block sums x^2 while it reads x (in its own order: the
 // row scale equals RmsNorm's up to f32 summation order), takes x * w into
 // its digit split and scales each row's sum by the row scale before the
