@@ -1011,9 +1011,16 @@ using KQ5 = KQ45<true, kRows>;
 // 16-byte aligned (FastKindOf).
 constexpr int kTcWarps = 4;
 constexpr int kTcStageCols = 256;
-// Per warp and stage: digits (3 x 256 bytes), then the 8 blocks' scales of x
-// (f32; Q8_0's, whose x scale is per 32 elements).
-constexpr int kTcScaleOffset = 3 * kTcStageCols;
+// Per warp and stage: digits (3 planes of 256 bytes, kTcPlaneBytes apart),
+// then the 8 blocks' scales of x (f32; Q8_0's, whose x scale is per 32
+// elements). The planes start 32 bytes apart in the banks, so the lanes
+// that read B's fragments from the three planes at once (columns 0-2) hit
+// distinct banks; 256 bytes apart they were a 3-way conflict (H100,
+// 2026-11-27: ncu's excessive shared wavefronts on the 7B gate/up launch
+// 1.95 M -> 1.68 M; Q4_K and Q6_K kernels alone 1-3% faster, Q8_0 a tie,
+// decode within the noise).
+constexpr int kTcPlaneBytes = kTcStageCols + 32;
+constexpr int kTcScaleOffset = 3 * kTcPlaneBytes;
 constexpr int kTcDigitBytes = kTcScaleOffset + 8 * 4;
 constexpr uint32_t kMagicBits = 0x4B400000u;  // the bits of kRintMagic (act_digits.h), 1.5 * 2^23
 
@@ -1124,7 +1131,7 @@ struct TcLane {
   // B's fragment for 32-element block j (lanes of columns 3..7 read column 2:
   // their D columns get weight 0).
   __device__ __forceinline__ uint2 B(int j) const {
-    return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcStageCols + 32 * j + 8 * t);
+    return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcPlaneBytes + 32 * j + 8 * t);
   }
   __device__ __forceinline__ float Scale(int j) const {
     return reinterpret_cast<const float*>(b_sm + kTcScaleOffset)[j];
@@ -1378,7 +1385,7 @@ struct TcQ6K {
                                                float (&acc)[kTiles][2]) {
     const int g = l.g, t = l.t;
     // B: column g's digits (plane g % 3), kept in group g / 3's slots; columns 6, 7 zero.
-    const uint8_t* bp = l.b_sm + (g < 3 ? g : g < 6 ? g - 3 : 2) * kTcStageCols + 8 * t;
+    const uint8_t* bp = l.b_sm + (g < 3 ? g : g < 6 ? g - 3 : 2) * kTcPlaneBytes + 8 * t;
     const uint32_t keep = (g < 3 && t < 2) || (g >= 3 && g < 6 && t >= 2) ? 0xFFFFFFFFu : 0u;
     // D's columns 2t, 2t + 1: their groups (column >= 3), the sign-extending
     // selectors of their scales; the group of this lane's k slots; the -32
@@ -1701,7 +1708,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     LaneDigits<F::kScaleLanes>(xv, dg, &scale);
 #pragma unroll
     for (int n = 0; n < 3; ++n) {
-      *reinterpret_cast<uint2*>(b_sm + n * kTcStageCols + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+      *reinterpret_cast<uint2*>(b_sm + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
     }
     if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     CpAsyncWait<F::kDepth - 1>();
