@@ -395,13 +395,18 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
     SCOPED_TRACE(gguf::TypeName(type));
     // Q6_K: its 210-byte blocks in either parity of row (odd block counts:
     // 96 x 8960, 5 x 768, 1 x 256), matrices ending off a 16-byte boundary
-    // (its window copies are cut there: 1 x 256, 4099 x 1536); 8-warp
-    // launches with 4 stages in flight (96 x 8960: TcQ6KDeep) and 2 (3584 x
-    // 18944).
+    // (its window copies are cut there: 1 x 256, 4099 x 1536 in 4-warp
+    // blocks, 4 copy lanes a row); 8-warp launches with 4 stages in flight
+    // (96 x 8960: TcQ6KDeep) and 2 (3584 x 18944), and the same two with 8
+    // copy lanes a row cut at the matrix end (from cudaMalloc's 256-byte
+    // aligned base, the last block at 22 and 0 bytes into its 32-byte
+    // window: chunks 14 and 13 cross the end; 100 x 2304 TcQ6KDeep, 2201 x
+    // 2304 more blocks than multiprocessors on an H100).
     const std::vector<std::pair<int64_t, int64_t>> shapes =
         type == GgmlType::kQ6_K
-            ? std::vector<std::pair<int64_t, int64_t>>{{1, 256}, {5, 768}, {17, 2048}, {48, 3584},
-                                                       {4099, 1536}, {96, 8960}, {3584, 18944}}
+            ? std::vector<std::pair<int64_t, int64_t>>{{1, 256},     {5, 768},     {17, 2048},
+                                                       {48, 3584},   {4099, 1536}, {96, 8960},
+                                                       {3584, 18944}, {100, 2304}, {2201, 2304}}
             : std::vector<std::pair<int64_t, int64_t>>{{1, 256},      {17, 2048},    {48, 3584},
                                                        {4099, 1536},  {3584, 18944}, {25344, 256},
                                                        {38000, 2048}, {21000, 3584}, {40000, 512},
@@ -621,8 +626,9 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
                           Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37},
                           Case{2304, {2048, 256, 256}, 37}}) {
       const int64_t n_cols = c.n_cols;
-      // The documented rule: the tensor-core kernels (Q8_0, Q4_K, Q6_K on rows of
-      // 8192+ columns or one 16-row block per multiprocessor), and the K-quant
+      // The documented rule: the tensor-core kernels (Q8_0 and Q4_K on rows of
+      // 8192+ columns or from one 16-row block per multiprocessor, Q6_K below),
+      // and the K-quant
       // SIMT kernels that stage x (rows under 8192 columns) with one row per
       // warp group (no gate/up pairs, under 4096 rows).
       const auto folds = [&](int64_t virtual_rows, bool pairs) {
