@@ -50,6 +50,19 @@ GGUFSCOPE_HD inline int DigitScaleExponent(float max_abs) {
   return k;
 }
 
+// DigitScaleExponent from max_abs's bits, for max_abs >= kFastDigitBits
+// (2^-120) and finite: then k is in [-126, 122], so 2^k and 2^-k are normal
+// floats (Pow2) and x / 2^k is one exact product. max_abs = 2^e * 1.f, so
+// max_abs / 2^(e - 6) = 64 * 1.f is in [64, 128) and exceeds 127 exactly when
+// f > 63/64, its 23 fraction bits above 63 * 2^17. (The kernels' common
+// case: a few integer operations where ilogb and ldexp take ~50
+// instructions with branches. The CPU test holds it equal to
+// DigitScaleExponent.)
+constexpr uint32_t kFastDigitBits = 0x03800000u;  // the bits of 2^-120
+GGUFSCOPE_HD inline int DigitScaleExponentOfBits(uint32_t bits) {
+  return static_cast<int>(bits >> 23) - 133 + ((bits & 0x7FFFFFu) > 0x7E0000u ? 1 : 0);
+}
+
 // The three digits of one element v of a block with scale 2^k (|v| <= 127 * 2^k).
 GGUFSCOPE_HD inline void DigitsOf(float v, int k, int8_t* d0, int8_t* d1, int8_t* d2) {
   const float u = std::ldexp(v, -k);  // exact, |u| <= 127
@@ -84,10 +97,10 @@ constexpr float kRintMagic = 12582912.0f;  // 1.5 * 2^23: v + it is rint(v) in t
 // sum's bits (*b0, *b1, *b2; the bytes the kernels pack into int8
 // fragments). The same digits as DigitsOf (tests/unit/act_digits_test.cc).
 // No step may be contracted into an FMA: the CUDA build has --fmad=false,
-// and each product here is exact anyway.
-GGUFSCOPE_HD inline void DigitBytesOf(float v, int k, uint32_t* b0, uint32_t* b1, uint32_t* b2) {
-  const int neg_k = -k;
-  const float u = (v * Pow2(neg_k >> 1)) * Pow2(neg_k - (neg_k >> 1));
+// and each product here is exact anyway. DigitBytesOfScaled takes u = v /
+// 2^k itself: where k >= -126 (DigitScaleExponentOfBits' range) one product
+// v * Pow2(-k) is exact and gives the same u.
+GGUFSCOPE_HD inline void DigitBytesOfScaled(float u, uint32_t* b0, uint32_t* b1, uint32_t* b2) {
   const float t0 = u + kRintMagic;
   const float r1 = (u - (t0 - kRintMagic)) * kDigitBase;
   const float t1 = r1 + kRintMagic;
@@ -95,6 +108,10 @@ GGUFSCOPE_HD inline void DigitBytesOf(float v, int k, uint32_t* b0, uint32_t* b1
   *b0 = BitCast<uint32_t>(t0);
   *b1 = BitCast<uint32_t>(t1);
   *b2 = BitCast<uint32_t>(r2 + kRintMagic);
+}
+GGUFSCOPE_HD inline void DigitBytesOf(float v, int k, uint32_t* b0, uint32_t* b1, uint32_t* b2) {
+  const int neg_k = -k;
+  DigitBytesOfScaled((v * Pow2(neg_k >> 1)) * Pow2(neg_k - (neg_k >> 1)), b0, b1, b2);
 }
 
 // Splits x[0..31] into *scale and the digits d0, d1, d2 (32 each).

@@ -1050,30 +1050,40 @@ __device__ __forceinline__ void StaticFor(F&& f) {
 // holds equal to DigitsOf's digits. d[n] = digit n of elements 0..3 and
 // 4..7, packed; *scale the group's scale (NaN when an element is not
 // finite, 1 when all are zero).
+//
+// The group's largest |v| is taken on the bits: for non-negative floats the
+// integer order is the float order, and infinities and NaNs have the largest
+// bits, so one integer max reduction also tells whether all are finite. For
+// a maximum of 2^-120 or more (all but the tiniest groups) the exponent comes
+// from those bits and each element takes one exact product
+// (DigitScaleExponentOfBits; ilogb, ldexpf and two products per element
+// were a fifth of a 2-tile Q4_K stage's instructions).
 template <int kLanes>
 __device__ __forceinline__ void LaneDigits(const float (&v)[8], uint32_t (&d)[3][2], float* scale) {
-  float m = 0.0f;
-  bool finite = true;
+  uint32_t mb = 0;
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    m = fmaxf(m, fabsf(v[i]));
-    finite = finite && isfinite(v[i]);
-  }
+  for (int i = 0; i < 8; ++i) mb = max(mb, __float_as_uint(v[i]) & 0x7FFFFFFFu);
 #pragma unroll
-  for (int o = 1; o < kLanes; o *= 2) {
-    m = fmaxf(m, __shfl_xor_sync(0xFFFFFFFFu, m, o));
-    finite = __shfl_xor_sync(0xFFFFFFFFu, finite, o) && finite;
-  }
-  int k = 0;
-  *scale = finite ? 1.0f : NAN;
-  const bool any = finite && m > 0.0f;
-  if (any) {
-    k = DigitScaleExponent(m);  // in [-155, 122]
-    *scale = ldexpf(1.0f, k);
-  }
+  for (int o = 1; o < kLanes; o *= 2) mb = max(mb, __shfl_xor_sync(0xFFFFFFFFu, mb, o));
+  const bool finite = mb < 0x7F800000u;
   uint32_t b[3][8];
+  if (finite && mb >= kFastDigitBits) {
+    const int k = DigitScaleExponentOfBits(mb);  // in [-126, 122]
+    *scale = Pow2(k);
+    const float inv = Pow2(-k);
 #pragma unroll
-  for (int i = 0; i < 8; ++i) DigitBytesOf(any ? v[i] : 0.0f, k, &b[0][i], &b[1][i], &b[2][i]);
+    for (int i = 0; i < 8; ++i) DigitBytesOfScaled(v[i] * inv, &b[0][i], &b[1][i], &b[2][i]);
+  } else {
+    int k = 0;
+    *scale = finite ? 1.0f : NAN;
+    const bool any = finite && mb != 0;
+    if (any) {
+      k = DigitScaleExponent(__uint_as_float(mb));  // in [-155, -126]
+      *scale = ldexpf(1.0f, k);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) DigitBytesOf(any ? v[i] : 0.0f, k, &b[0][i], &b[1][i], &b[2][i]);
+  }
 #pragma unroll
   for (int n = 0; n < 3; ++n) {
 #pragma unroll
@@ -1149,6 +1159,7 @@ struct TcQ8 {
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 4;  // x's scale per 32-element block, as the file's d
   static constexpr bool kWindow = false;  // stages are 16-byte aligned (TcQ6K)
+  static constexpr bool kSubSums = false;  // Stage takes x's sub-block sums (TcQ4K)
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -1202,24 +1213,28 @@ struct TcQ8 {
 // nibble h of qs[32c .. 32c+31]; its value d * sc_j * q - dmin * m_j, so
 // with x = xs * (digits) over the whole stage (one scale for its 256
 // elements) a row's stage sum is
-//   xs * (d * sum_j sc_j * (q . digits)_j - dmin * sum_j m_j * sum(digits)_j),
-// both sums exact in int32: (q . digits)_j is an mma per sub-block, scaled
-// by sc_j with an integer multiply-add; the min term is one more mma per
-// sub-block with m_j as every code of its row (A), chained through the
-// accumulator. The high nibbles are masked in place (16 q, as unsigned
-// codes), so the even sub-blocks' scales are taken times 16 to match and
-// the sum is divided by 16 at the end. Bounds: |(16 q . digits)_j| <=
-// 32 * 240 * 128 < 2^20, times 16 * 63 and 8 sub-blocks < 2^29; the min
-// sums < 2^21.
+//   xs * d * sum_j sc_j * (q . digits)_j  -  dmin * sum_j m_j * sum(x)_j.
+// The first sum is exact in int32: (q . digits)_j is an mma per sub-block,
+// scaled by sc_j with an integer multiply-add. The high nibbles are masked
+// in place (16 q, as unsigned codes), so the odd sub-blocks' sums come out
+// times 16: the even ones add into a sum of their own, taken times 16
+// before the two are joined, and the total divided by 16 at the end.
+// Bounds: |(16 q . digits)_j| <= 32 * 240 * 128 < 2^20, times 63 and 8
+// sub-blocks < 2^29. The min term is f32: the kernel sums x over each
+// sub-block (kSubSums) and lane t takes sub-blocks 2t and 2t + 1 of its two
+// rows; the quad's lanes are added with the columns at the end. (It was an
+// mma per sub-block on the digits, with m_j as A: 16 mmas and their operand
+// moves of a 2-tile stage's 835 instructions; with the exponent from the
+// bits, LaneDigits, the stage is 688: H100, 2026-11-28.)
 struct TcQ4K {
   static constexpr int kStageBytes = 144;
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
   static constexpr int kDepth = 2;         // 2 against 3: 18944 x 3584 59 -> 68% (more resident blocks)
   static constexpr int kScaleLanes = 32;  // one x scale per stage
   static constexpr bool kWindow = false;
-  // The int32 bounds above (digits |d| <= 128; codes 15 or 240, scales 16 * 63 or 63).
+  static constexpr bool kSubSums = true;
+  // The int32 bound above (digits |d| <= 128; codes 15 or 240, scales 63; 16 even + odd).
   static_assert(int64_t{8} * 32 * 240 * 128 * 63 < (int64_t{1} << 29), "Q4_K stage sums fit in int32");
-  static_assert(int64_t{8} * 63 * 32 * 128 < (int64_t{1} << 21), "Q4_K min sums fit in int32");
 
   // A Q4_K row's header: d and dmin, and its 8 scales (sc) and 8 mins (mn)
   // as bytes: sc[0] = sc_0..3, sc[1] = sc_4..7, mn the same.
@@ -1237,28 +1252,41 @@ struct TcQ4K {
       mn[1] = ((h.w >> 4) & 0x0F0F0F0Fu) | ((h.z >> 2) & 0x30303030u);
     }
     template <int j>
-    __device__ __forceinline__ int Scale16() const {  // sc_j, times 16 for the low nibbles (even j)
-      const int v = static_cast<int>(__byte_perm(sc[j / 4], 0, 0x4440 + j % 4));
-      return j % 2 == 0 ? v << 4 : v;
-    }
-    template <int j>
-    __device__ __forceinline__ uint32_t MinCodes() const {  // m_j in each byte
-      return __byte_perm(mn[j / 4], 0, (j % 4) * 0x1111);
+    __device__ __forceinline__ int Scale() const {  // sc_j
+      return static_cast<int>(__byte_perm(sc[j / 4], 0, 0x4440 + j % 4));
     }
   };
 
+  // A lane's part of the min term: rows g and g + 8 times sub-blocks 2t and
+  // 2t + 1 (t < 2: word mn[0], else mn[1]; sel the PRMT selectors of its
+  // bytes 2 (t % 2) and 2 (t % 2) + 1).
+  struct MinLane {
+    bool hi;
+    uint32_t sel0, sel1;
+    __device__ __forceinline__ explicit MinLane(int t)
+        : hi(t >= 2), sel0(0x4440u + 2 * (t % 2)), sel1(0x4441u + 2 * (t % 2)) {}
+    __device__ __forceinline__ float Of(const Row& r, float2 sx) const {
+      const uint32_t w = hi ? r.mn[1] : r.mn[0];
+      return fmaf(static_cast<float>(__byte_perm(w, 0, sel1)), sx.y,
+                  static_cast<float>(__byte_perm(w, 0, sel0)) * sx.x);
+    }
+  };
+
+  // sx: x's sums over sub-blocks 2t and 2t + 1 of this stage (f32, the
+  // kernel's kSubSums), for the min term.
   template <int kTiles>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs,
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, float2 sx,
                                                float (&acc)[kTiles][2]) {
+    const MinLane ml(l.t);
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
       const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
       const uint8_t* rb = ra + 8 * kRowStride;
       const Row row_a(ra), row_b(rb);
-      int s[4] = {0, 0, 0, 0};   // sum_j 16 sc_j (q . digits)_j: rows g, g + 8, D's columns 2t, 2t + 1
-      // sum_j m_j sum(digits)_j, the same places: even and odd j in two chains
-      // of mma accumulations (one chain of 8 made long rows latency-bound).
-      int mn[2][4] = {};
+      // sum_j sc_j (q . digits)_j over the even j (low nibbles, codes q) and
+      // the odd j (high nibbles in place, 16 q): rows g, g + 8, D's columns
+      // 2t, 2t + 1. The row's sum is 16 se + so.
+      int se[4] = {0, 0, 0, 0}, so[4] = {0, 0, 0, 0};
       const auto sub = [&](auto jc, uint2 qa, uint2 qb) {
         constexpr int j = decltype(jc)::value;
         constexpr uint32_t mask = j % 2 == 0 ? 0x0F0F0F0Fu : 0xF0F0F0F0u;
@@ -1266,14 +1294,12 @@ struct TcQ4K {
         const uint32_t a[4] = {qa.x & mask, qb.x & mask, qa.y & mask, qb.y & mask};
         int d[4];
         MmaU8S8<false>(a, b, d);
-        const int sa = row_a.template Scale16<j>(), sb = row_b.template Scale16<j>();
+        const int sa = row_a.template Scale<j>(), sb = row_b.template Scale<j>();
+        int(&s)[4] = j % 2 == 0 ? se : so;
         s[0] += sa * d[0];
         s[1] += sa * d[1];
         s[2] += sb * d[2];
         s[3] += sb * d[3];
-        const uint32_t ma = row_a.template MinCodes<j>(), mb = row_b.template MinCodes<j>();
-        const uint32_t am[4] = {ma, mb, ma, mb};
-        MmaU8S8<true>(am, b, mn[j % 2]);
       };
       const auto chunk = [&](auto cc) {
         constexpr int c = decltype(cc)::value;
@@ -1283,18 +1309,16 @@ struct TcQ4K {
         sub(std::integral_constant<int, 2 * c + 1>{}, qa, qb);
       };
       StaticFor<4>(chunk);
-      // Columns joined with the lane's digit weights; then d, dmin and x's scale.
+      // Columns joined with the lane's digit weights; then d and x's scale;
+      // the lane's min term (its two sub-blocks; the quad's lanes are added
+      // at the end).
       const float xq = xs * (1.0f / 16);
-      const float qa = fmaf(static_cast<float>(s[1]), l.w1, static_cast<float>(s[0]) * l.w0);
-      const float qb = fmaf(static_cast<float>(s[3]), l.w1, static_cast<float>(s[2]) * l.w0);
-      const float ma =
-          fmaf(static_cast<float>(mn[0][1] + mn[1][1]), l.w1, static_cast<float>(mn[0][0] + mn[1][0]) * l.w0);
-      const float mb =
-          fmaf(static_cast<float>(mn[0][3] + mn[1][3]), l.w1, static_cast<float>(mn[0][2] + mn[1][2]) * l.w0);
+      const float qa = fmaf(static_cast<float>(16 * se[1] + so[1]), l.w1, static_cast<float>(16 * se[0] + so[0]) * l.w0);
+      const float qb = fmaf(static_cast<float>(16 * se[3] + so[3]), l.w1, static_cast<float>(16 * se[2] + so[2]) * l.w0);
       // (x's scale first: the sums times a power of two stay exact where d * xs
       // alone could underflow.)
-      acc[m][0] = fmaf(row_a.d, qa * xq, fmaf(-row_a.dmin, ma * xs, acc[m][0]));
-      acc[m][1] = fmaf(row_b.d, qb * xq, fmaf(-row_b.dmin, mb * xs, acc[m][1]));
+      acc[m][0] = fmaf(row_a.d, qa * xq, fmaf(-row_a.dmin, ml.Of(row_a, sx), acc[m][0]));
+      acc[m][1] = fmaf(row_b.d, qb * xq, fmaf(-row_b.dmin, ml.Of(row_b, sx), acc[m][1]));
     }
   }
 };
@@ -1725,6 +1749,13 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       } else {
         F::template Stage<kTiles, 0>(slot, l, scale, o, acc);
       }
+    } else if constexpr (F::kSubSums) {
+      // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
+      float p = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
+      p += __shfl_xor_sync(0xFFFFFFFFu, p, 1);
+      p += __shfl_xor_sync(0xFFFFFFFFu, p, 2);
+      const float2 sx = make_float2(__shfl_sync(0xFFFFFFFFu, p, 8 * t), __shfl_sync(0xFFFFFFFFu, p, 8 * t + 4));
+      F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, sx, acc);
     } else {
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
     }

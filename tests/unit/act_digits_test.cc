@@ -110,6 +110,41 @@ TEST(ActDigits, DeviceArithmeticGivesTheSameDigits) {
   check({1e30f, 1e-30f, -1e10f});
 }
 
+// The kernels' exponent from the bits of the group's largest |x|
+// (DigitScaleExponentOfBits, for 2^-120 <= max < inf) is DigitScaleExponent's,
+// and 2^-k is then a normal float, so v * 2^-k is DigitBytesOf's two
+// products: every exponent, the fractions around 63/64 (where k steps), and
+// random ones.
+TEST(ActDigits, ExponentFromBitsIsDigitScaleExponent) {
+  std::mt19937_64 rng(28112026);
+  int checked = 0;
+  for (uint32_t e = kFastDigitBits >> 23; e < 255; ++e) {
+    std::vector<uint32_t> fracs = {0, 1, 0x7DFFFF, 0x7E0000, 0x7E0001, 0x7FFFFF, 0x400000};
+    for (int i = 0; i < 64; ++i) fracs.push_back(static_cast<uint32_t>(rng()) & 0x7FFFFFu);
+    for (const uint32_t f : fracs) {
+      const uint32_t bits = e << 23 | f;
+      const float m = BitCast<float>(bits);
+      const int k = DigitScaleExponentOfBits(bits);
+      ASSERT_EQ(k, DigitScaleExponent(m)) << "max " << m << " bits " << bits;
+      ASSERT_GE(k, -126);
+      ASSERT_LE(k, 126);
+      for (const float v : {m, -m, m / 3, m * 0x1p-30f, -m * 0x1p-100f}) {
+        uint32_t a[3], b[3];
+        DigitBytesOf(v, k, &a[0], &a[1], &a[2]);
+        DigitBytesOfScaled(v * Pow2(-k), &b[0], &b[1], &b[2]);
+        ASSERT_EQ(a[0], b[0]) << v;
+        ASSERT_EQ(a[1], b[1]) << v;
+        ASSERT_EQ(a[2], b[2]) << v;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 240 * 70);
+  // Below the fast range the kernels take DigitScaleExponent itself: one
+  // binade below it (2^-121) the scale 2^k = 2^-127 is no normal float.
+  EXPECT_EQ(DigitScaleExponent(BitCast<float>(kFastDigitBits - (1u << 23))), -127);
+}
+
 TEST(ActDigits, ExactWhereF32IsExact) {
   // Zeros: scale 1, every digit 0.
   const Split z = SplitOf(std::vector<float>(kDigitBlock, 0.0f));
@@ -173,14 +208,17 @@ TEST(ActDigits, DotOfCodesMatchesFloat64) {
 // The Q4_K tensor-core stage's arithmetic (matvec.cu, TcQ4K), step for step
 // on the host: x split with one scale for the whole 256-element
 // super-block; the low nibbles as codes q and the high ones in place (16 q);
-// each sub-block's digit sums times its 6-bit scale (times 16 for the low
-// nibbles) added in int32; the min term as sum_j m_j * sum(digits)_j; the
-// sums converted to f32 and joined per lane (t = 0: columns 0 and 1, t = 1:
-// column 2) and the lanes added, as the kernel does. Against float64 on the
-// super-block as gguf's dequantizer (checked against gguf-py) decodes it:
-// this holds the scale/min unpacking and the documented int32 bounds
-// (|sum| < 2^29, mins < 2^21), including all-maximal blocks.
-double Q4KStageAsTheKernel(const uint8_t* blk, const std::vector<float>& x, int64_t* max_sum, int64_t* max_min) {
+// each sub-block's digit sums times its 6-bit scale, the even (low-nibble)
+// sub-blocks' and the odd ones' in two int32 sums, joined as 16 even + odd;
+// the sums converted to f32 and joined per lane (t = 0: columns 0 and 1,
+// t = 1: column 2). The min term in f32 from x itself: each sub-block's sum
+// of x (a lane's 8 elements pairwise, then the 4 lanes of the sub-block as
+// the shuffles add them), lane t taking sub-blocks 2t and 2t + 1 of both
+// rows; the four lanes added as the kernel's quad reduction does. Against
+// float64 on the super-block as gguf's dequantizer (checked against gguf-py)
+// decodes it: this holds the scale/min unpacking and the documented int32
+// bound (|16 even + odd| < 2^29), including all-maximal blocks.
+double Q4KStageAsTheKernel(const uint8_t* blk, const std::vector<float>& x, int64_t* max_sum) {
   float m = 0.0f;
   for (float v : x) m = std::max(m, std::fabs(v));
   const int k = m > 0.0f ? DigitScaleExponent(m) : 0;
@@ -198,35 +236,43 @@ double Q4KStageAsTheKernel(const uint8_t* blk, const std::vector<float>& x, int6
   std::memcpy(u, blk + 4, 12);
   const uint32_t sc[2] = {u[0] & 0x3F3F3F3Fu, (u[2] & 0x0F0F0F0Fu) | ((u[0] >> 2) & 0x30303030u)};
   const uint32_t mn[2] = {u[1] & 0x3F3F3F3Fu, ((u[2] >> 4) & 0x0F0F0F0Fu) | ((u[1] >> 2) & 0x30303030u)};
-  int64_t s[3] = {0, 0, 0}, mins[3] = {0, 0, 0};
+  int64_t se[3] = {0, 0, 0}, so[3] = {0, 0, 0};
+  float sx[8];
   for (int j = 0; j < 8; ++j) {
-    const int64_t scale = (sc[j / 4] >> (8 * (j % 4))) & 0xFF, min = (mn[j / 4] >> (8 * (j % 4))) & 0xFF;
+    const int64_t scale = (sc[j / 4] >> (8 * (j % 4))) & 0xFF;
     for (int col = 0; col < 3; ++col) {
-      int64_t sum = 0, dsum = 0;
+      int64_t sum = 0;
       for (int i = 0; i < 32; ++i) {
         const uint8_t byte = blk[16 + 32 * (j / 2) + i];
         const int64_t a = j % 2 == 0 ? (byte & 0x0F) : (byte & 0xF0);  // the high nibble in place: 16 q
         sum += a * dg[col][32 * j + i];
-        dsum += dg[col][32 * j + i];
       }
-      s[col] += (j % 2 == 0 ? 16 * scale : scale) * sum;
-      mins[col] += min * dsum;
+      (j % 2 == 0 ? se : so)[col] += scale * sum;
     }
+    float p[4];
+    for (int l = 0; l < 4; ++l) {
+      const float* v = x.data() + 32 * j + 8 * l;
+      p[l] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    }
+    sx[j] = (p[0] + p[1]) + (p[2] + p[3]);
   }
+  int64_t s[3];
   for (int col = 0; col < 3; ++col) {
+    s[col] = 16 * se[col] + so[col];
     *max_sum = std::max(*max_sum, std::abs(s[col]));
-    *max_min = std::max(*max_min, std::abs(mins[col]));
   }
   const float d = gguf::HalfToFloat(dh), dmin = gguf::HalfToFloat(dminh);
   const float xq = xs * (1.0f / 16);
-  const auto lane = [&](int64_t s0, int64_t s1, int64_t m0, int64_t m1, float w0, float w1) {
-    const float q = std::fma(static_cast<float>(s1), w1, static_cast<float>(s0) * w0);
-    const float mm = std::fma(static_cast<float>(m1), w1, static_cast<float>(m0) * w0);
-    return std::fma(d, q * xq, std::fma(-dmin, mm * xs, 0.0f));
-  };
-  const float t0 = lane(s[0], s[1], mins[0], mins[1], 1.0f, 1.0f / 128);
-  const float t1 = lane(s[2], 0, mins[2], 0, 1.0f / (128 * 128), 0.0f);
-  return static_cast<double>(t0 + t1);
+  float lanes[4];
+  for (int t = 0; t < 4; ++t) {
+    const float q = t == 0   ? std::fma(static_cast<float>(s[1]), 1.0f / 128, static_cast<float>(s[0]))
+                    : t == 1 ? std::fma(0.0f, 0.0f, static_cast<float>(s[2]) * (1.0f / (128 * 128)))
+                             : 0.0f;
+    const int64_t m0 = (mn[t / 2] >> (16 * (t % 2))) & 0xFF, m1 = (mn[t / 2] >> (16 * (t % 2) + 8)) & 0xFF;
+    const float mins = std::fma(static_cast<float>(m1), sx[2 * t + 1], static_cast<float>(m0) * sx[2 * t]);
+    lanes[t] = std::fma(d, q * xq, std::fma(-dmin, mins, 0.0f));
+  }
+  return static_cast<double>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
 }
 
 TEST(ActDigits, Q4KStageArithmeticMatchesFloat64) {
@@ -234,7 +280,7 @@ TEST(ActDigits, Q4KStageArithmeticMatchesFloat64) {
   std::uniform_int_distribution<int> byte(0, 255);
   std::uniform_real_distribution<double> mant(-1.0, 1.0);
   std::uniform_int_distribution<int> exp(-20, 20);
-  int64_t max_sum = 0, max_min = 0;
+  int64_t max_sum = 0;
   const auto check = [&](const std::vector<uint8_t>& blk, const std::vector<float>& x, int trial) {
     std::vector<float> w(256);
     ASSERT_TRUE(gguf::Dequantize(gguf::GgmlType::kQ4_K, blk, 256, w).ok());
@@ -245,7 +291,7 @@ TEST(ActDigits, Q4KStageArithmeticMatchesFloat64) {
       abs_w += std::fabs(w[static_cast<size_t>(i)]);
       mx = std::max(mx, std::fabs(static_cast<double>(x[static_cast<size_t>(i)])));
     }
-    const double got = Q4KStageAsTheKernel(blk.data(), x, &max_sum, &max_min);
+    const double got = Q4KStageAsTheKernel(blk.data(), x, &max_sum);
     // The split's error (per element <= max|x| / (127 * 2^14)) plus the f32
     // roundings of the join, relative to the two terms before they cancel.
     uint16_t dh, dminh;
@@ -277,7 +323,6 @@ TEST(ActDigits, Q4KStageArithmeticMatchesFloat64) {
   std::memcpy(blk.data() + 2, &one, 2);
   for (const float sign : {1.0f, -1.0f}) check(blk, std::vector<float>(256, sign * 127.0f), -1);
   EXPECT_LT(max_sum, int64_t{1} << 29);
-  EXPECT_LT(max_min, int64_t{1} << 21);
   EXPECT_GT(max_sum, int64_t{1} << 28);  // the all-maximal block comes close: the bound is not loose
 }
 
