@@ -1120,15 +1120,6 @@ __device__ __forceinline__ void MmaU8S8(const uint32_t (&a)[4], uint2 b, int (&c
   }
 }
 
-// Signed codes (A) times signed digits (B), accumulated: c += A B.
-__device__ __forceinline__ void MmaS8Acc(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-}
-
 // What a warp's stage gives its lane: the stage's digits and (Q8_0) block
 // scales of x in shared memory, and the weights of D's columns 2t, 2t+1
 // (digit weights 1, 1/128, 1/128^2 for the lanes t = 0, 1 that hold
@@ -1137,12 +1128,12 @@ struct TcLane {
   const uint8_t* b_sm;
   int g, t;
   float w0, w1;
+  // B's fragments of this lane, block 0 (lanes of columns 3..7 read column 2:
+  // their D columns get weight 0); block j is 32 j bytes on.
+  const uint8_t* b_frag = b_sm + (g < 2 ? g : 2) * kTcPlaneBytes + 8 * t;
 
-  // B's fragment for 32-element block j (lanes of columns 3..7 read column 2:
-  // their D columns get weight 0).
-  __device__ __forceinline__ uint2 B(int j) const {
-    return *reinterpret_cast<const uint2*>(b_sm + (g < 2 ? g : 2) * kTcPlaneBytes + 32 * j + 8 * t);
-  }
+  // B's fragment for 32-element block j.
+  __device__ __forceinline__ uint2 B(int j) const { return *reinterpret_cast<const uint2*>(b_frag + 32 * j); }
   __device__ __forceinline__ float Scale(int j) const {
     return reinterpret_cast<const float*>(b_sm + kTcScaleOffset)[j];
   }
@@ -1332,12 +1323,14 @@ struct TcQ4K {
 // 8t..8t+7) are group t / 2's, so B's columns 0-2 carry the digits of group
 // 0's elements (zero in group 1's slots) and columns 3-5 those of group 1:
 // one mma (unsigned codes q) gives each group's (q . digits) in its own
-// columns, each scaled by its sc with an integer multiply-add. The -32 is
-// a second mma per sub-block with every slot's sc as A and the plain
-// digits as B: sum_j sc_j sum(digits)_j, per digit, subtracted 32 times
-// from the columns 0-2 (each digit's once). Bounds: group sums |16 * 63 *
-// 128| < 2^17, times |sc| <= 128 and 8 sub-blocks < 2^27; the -32 term's
-// sums < 2^22, times 32 < 2^27: int32.
+// columns, each scaled by its sc with an integer multiply-add. Bounds:
+// group sums |16 * 63 * 128| < 2^17, times |sc| <= 128 and 8 sub-blocks <
+// 2^27: int32. The -32 is f32, from x itself: the kernel sums x over each
+// 16-element group (kWindow) and lane t takes groups 4t..4t+3 of its two
+// rows, 32 * sum_g sc_g * sum(x)_g, subtracted from its share before the
+// quad's lanes are added. (It was a second mma per sub-block, every slot's
+// sc as A and the plain digits as B, chained through the accumulator, with
+// its operand moves: as the Q4_K min term, TcQ4K.)
 //
 // Blocks are 2-byte aligned (210 bytes), so the copies work in the window
 // of 240 bytes that starts at a block's address rounded down to 32 bytes
@@ -1396,27 +1389,38 @@ struct TcQ6K {
     const uint32_t hi = Q == 0 ? qh << 4 : Q == 1 ? qh << 2 : Q == 2 ? qh : qh >> 2;
     return (lo & 0x0F0F0F0Fu) | (hi & 0x30303030u);
   }
-  // PTX prmt of w and zero with selector sel: a byte of w sign-extended
-  // (sel = b * 0x1111 | 0x8880), or copied into all four bytes (b * 0x1111).
+  // 4 bytes at p (kPar as Load8).
+  template <int kPar>
+  static __device__ __forceinline__ uint32_t Load4(const uint8_t* p) {
+    if constexpr (kPar == 0) {
+      return *reinterpret_cast<const uint32_t*>(p);
+    } else {
+      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+      const uint32_t sh = kPar == 1 ? 16u : static_cast<uint32_t>(a & 2) * 8;
+      return __funnelshift_r(q[0], sh != 0 ? q[1] : 0u, sh);
+    }
+  }
+  // PTX prmt of w and zero with selector sel: byte b of w sign-extended
+  // (sel = 0x8880 + b * 0x1111: the upper nibbles take b's sign), or copied
+  // into all four bytes (b * 0x1111).
   static __device__ __forceinline__ int SignedByte(uint32_t w, uint32_t sel) {
     uint32_t r;
     asm("prmt.b32 %0, %1, 0, %2;" : "=r"(r) : "r"(w), "r"(sel));
     return static_cast<int>(r);
   }
 
+  // gs: x's sums over groups 4t..4t+3 of this stage (f32, from the kernel).
   template <int kTiles, int kPar>
-  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, const int (&o)[kTiles][2],
-                                               float (&acc)[kTiles][2]) {
+  static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, float4 gs,
+                                               const int (&o)[kTiles][2], float (&acc)[kTiles][2]) {
     const int g = l.g, t = l.t;
     // B: column g's digits (plane g % 3), kept in group g / 3's slots; columns 6, 7 zero.
     const uint8_t* bp = l.b_sm + (g < 3 ? g : g < 6 ? g - 3 : 2) * kTcPlaneBytes + 8 * t;
     const uint32_t keep = (g < 3 && t < 2) || (g >= 3 && g < 6 && t >= 2) ? 0xFFFFFFFFu : 0u;
     // D's columns 2t, 2t + 1: their groups (column >= 3), the sign-extending
-    // selectors of their scales; the group of this lane's k slots; the -32
-    // term on columns 0-2; the digit weights (column c: digit c % 3).
+    // selectors of their scales; the digit weights (column c: digit c % 3).
     const uint32_t s0 = (t >= 2 ? 0x1111u : 0u) | 0x8880u, s1 = (t >= 1 ? 0x1111u : 0u) | 0x8880u;
-    const uint32_t rk = t >= 2 ? 0x1111u : 0u;
-    const int m0 = t <= 1 ? 32 : 0, m1 = t == 0 ? 32 : 0;
     const float w0 = t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : t == 2 ? 1.0f / 128 : 0.0f;
     const float w1 = t == 0 ? 1.0f / 128 : t == 1 ? 1.0f : t == 2 ? 1.0f / (128 * 128) : 0.0f;
 #pragma unroll
@@ -1424,7 +1428,6 @@ struct TcQ6K {
       const uint8_t* ra = slot + (16 * m + g) * kRowStride + o[m][0];
       const uint8_t* rb = slot + (16 * m + g + 8) * kRowStride + o[m][1];
       int sm[4] = {0, 0, 0, 0};  // sum_j sc_j (q . digits): rows g, g + 8, columns 2t, 2t + 1
-      int cr[2][4] = {};          // sum_j sc_j sum(digits)_j, two chains
       const auto half = [&](auto nc) {
         constexpr int n = decltype(nc)::value;
         const uint2 qla[2] = {Load8<kPar>(ra + 64 * n + 8 * t), Load8<kPar>(ra + 64 * n + 32 + 8 * t)};
@@ -1445,22 +1448,24 @@ struct TcQ6K {
           sm[1] += SignedByte(wa, b + s1) * d[1];
           sm[2] += SignedByte(wb, b + s0) * d[2];
           sm[3] += SignedByte(wb, b + s1) * d[3];
-          const uint32_t ea = static_cast<uint32_t>(SignedByte(wa, b + rk)),
-                         eb = static_cast<uint32_t>(SignedByte(wb, b + rk));
-          const uint32_t am[4] = {ea, eb, ea, eb};
-          MmaS8Acc(am, raw, cr[Q % 2]);
         };
         StaticFor<4>(quarter);
       };
       StaticFor<2>(half);
       const float da = __half2float(*reinterpret_cast<const __half*>(ra + 208));
       const float db = __half2float(*reinterpret_cast<const __half*>(rb + 208));
-      const int ta0 = sm[0] - m0 * (cr[0][0] + cr[1][0]), ta1 = sm[1] - m1 * (cr[0][1] + cr[1][1]);
-      const int tb0 = sm[2] - m0 * (cr[0][2] + cr[1][2]), tb1 = sm[3] - m1 * (cr[0][3] + cr[1][3]);
-      const float va = fmaf(static_cast<float>(ta1), w1, static_cast<float>(ta0) * w0);
-      const float vb = fmaf(static_cast<float>(tb1), w1, static_cast<float>(tb0) * w0);
-      acc[m][0] = fmaf(da, va * xs, acc[m][0]);
-      acc[m][1] = fmaf(db, vb * xs, acc[m][1]);
+      const float va = fmaf(static_cast<float>(sm[1]), w1, static_cast<float>(sm[0]) * w0);
+      const float vb = fmaf(static_cast<float>(sm[3]), w1, static_cast<float>(sm[2]) * w0);
+      // The -32 term of this lane's groups 4t..4t+3 (scale bytes 4t.. of the 16).
+      const auto offset = [&](const uint8_t* r) {
+        const uint32_t w = Load4<kPar>(r + 192 + 4 * t);
+        const float a = fmaf(static_cast<float>(SignedByte(w, 0x9991u)), gs.y,
+                             static_cast<float>(SignedByte(w, 0x8880u)) * gs.x);
+        return fmaf(static_cast<float>(SignedByte(w, 0xBBB3u)), gs.w,
+                    fmaf(static_cast<float>(SignedByte(w, 0xAAA2u)), gs.z, a));
+      };
+      acc[m][0] = fmaf(da, fmaf(-32.0f, offset(ra), va * xs), acc[m][0]);
+      acc[m][1] = fmaf(db, fmaf(-32.0f, offset(rb), vb * xs), acc[m][1]);
     }
   }
 };
@@ -1742,19 +1747,26 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       const int kb18 = static_cast<int>(18 * (warp + k * kWarps));
       const int o[1][2] = {{(lo[0] + kb18) & 31, (lo[1] + kb18) & 31}};
       const uint8_t* slot = a_sm + (k % F::kDepth) * kSlotBytes;
+      // x's sums over the 16-element groups 4t..4t+3 (lanes 2g, 2g + 1 hold group g).
+      float part = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
+      part += __shfl_xor_sync(0xFFFFFFFFu, part, 1);
+      const float4 gs =
+          make_float4(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 2),
+                      __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 6));
       if (p.row_bytes % 4 != 0) {  // an odd block count: each row's parity
-        F::template Stage<kTiles, 2>(slot, l, scale, o, acc);
+        F::template Stage<kTiles, 2>(slot, l, scale, gs, o, acc);
       } else if (warp % 2 != 0) {
-        F::template Stage<kTiles, 1>(slot, l, scale, o, acc);
+        F::template Stage<kTiles, 1>(slot, l, scale, gs, o, acc);
       } else {
-        F::template Stage<kTiles, 0>(slot, l, scale, o, acc);
+        F::template Stage<kTiles, 0>(slot, l, scale, gs, o, acc);
       }
     } else if constexpr (F::kSubSums) {
       // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
-      float p = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
-      p += __shfl_xor_sync(0xFFFFFFFFu, p, 1);
-      p += __shfl_xor_sync(0xFFFFFFFFu, p, 2);
-      const float2 sx = make_float2(__shfl_sync(0xFFFFFFFFu, p, 8 * t), __shfl_sync(0xFFFFFFFFu, p, 8 * t + 4));
+      float part = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
+      part += __shfl_xor_sync(0xFFFFFFFFu, part, 1);
+      part += __shfl_xor_sync(0xFFFFFFFFu, part, 2);
+      const float2 sx =
+          make_float2(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4));
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, sx, acc);
     } else {
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
