@@ -1359,6 +1359,7 @@ struct TcQ6K {
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 32;  // one x scale per stage (the sub-block scales are integers)
   static constexpr bool kWindow = true;
+  static constexpr bool kSubSums = false;
   static_assert(int64_t{8} * 16 * 63 * 128 * 128 < (int64_t{1} << 28), "Q6_K group sums fit in int32");
   static_assert(int64_t{32} * 8 * 32 * 128 * 128 < (int64_t{1} << 28), "Q6_K offset sums fit in int32");
 
@@ -1484,8 +1485,9 @@ constexpr size_t TcSharedBytes() {
 // Resident blocks the register allocation must allow, by [tiles - 1][8 warps]
 // (ptxas otherwise takes up to 128-160 registers and the occupancy falls;
 // tighter caps spill: 6 blocks of 1 tile, 3 of 8 warps; 4 of 2 tiles spills
-// 16 bytes and measured 85% against 90% on 152064 x 3584 Q4_K).
-constexpr int kTcMinBlocks[2][2] = {{5, 2}, {3, 4}};
+// 16 bytes and measured 85% against 90% on 152064 x 3584 Q4_K; 3 tiles,
+// Q4_K only, 4 warps: 3 blocks, 157 registers).
+constexpr int kTcMinBlocks[3][2] = {{5, 2}, {3, 4}, {3, 2}};
 
 // A folded norm (kNorm) keeps the next stage's norm weights in flight beside
 // x: 8 registers, which spill 40 bytes under the cap of 5 blocks of 1 tile
@@ -1886,15 +1888,24 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
   return {};
 }
 
-// GGUFSCOPE_MATVEC_TC_TILES=1 or 2: always that many 16-row tiles per block
-// (benchmarking switch; 0 or unset: the wave rule below).
+// GGUFSCOPE_MATVEC_TC_TILES=1, 2 or 3: always that many 16-row tiles per
+// block (3: Q4_K only; benchmarking switch; 0 or unset: the wave rule below).
 int TcForcedTiles() {
   static const int n = [] {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_TILES");
     const int v = e != nullptr ? std::atoi(e) : 0;
-    return v == 1 || v == 2 ? v : 0;
+    return v == 1 || v == 2 || v == 3 ? v : 0;
   }();
   return n;
+}
+
+// GGUFSCOPE_MATVEC_TC_3TILES=0: Q4_K never takes 3 tiles a block (benchmarking switch).
+bool Tc3Tiles() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_3TILES");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
 }
 
 // GGUFSCOPE_MATVEC_TC_WARPS=4: never 8 warps per block (benchmarking switch).
@@ -1929,12 +1940,34 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     // One or two row tiles per block (two: B and the digit split serve 32
     // rows), whichever fills its waves of resident blocks better (a last wave
     // a quarter full leaves most of the device idle for a quarter of the time).
+    const auto resident = [&](int tiles) {
+      if constexpr (F::kSubSums) {
+        if (tiles == 3) return TcResident<F, 3, kTcWarps>();
+      }
+      return tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>();
+    };
     const auto waves = [&](int tiles) {
       return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
-             ((tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>()) *
-              static_cast<double>(ctx.multiprocessors()));
+             (resident(tiles) * static_cast<double>(ctx.multiprocessors()));
     };
     const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
+    // Q4_K (kSubSums) may take three tiles: 48 rows share each stage's x
+    // split, a sixth fewer instructions a row than two tiles at the same 3
+    // resident blocks (157 registers against 140). Taken where they make the
+    // launch one wave and fewer tiles would not: the blocks are then half
+    // again as long, so a second wave leaves a longer tail, which the next
+    // launch waits out (H100, 2026-11-28: the 1.5B gate/up launch, 374
+    // blocks of 48 rows in one wave, decode 935.7 -> 948.7-962.4 tokens/s;
+    // the 7B one, 790 blocks in two waves, 451.8 -> 441.9-443.3, though
+    // 18944 x 3584 alone, 395 blocks, ran 17.84 -> 16.60 us).
+    if constexpr (F::kSubSums) {
+      if (TcForcedTiles() == 3 ||
+          (TcForcedTiles() == 0 && Tc3Tiles() && waves(1) > 1.0 && waves(2) > 1.0 && waves(3) <= 1.0)) {
+        const int64_t grid3 = (p.end[2] + 47) / 48;
+        if (grid3 > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+        return LaunchTc<F, 3, kTcWarps>(ctx, grid3, p, n_stages, x);
+      }
+    }
     // Under one wave of 16-row blocks: the more blocks the better.
     const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1);
     const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
@@ -1967,6 +2000,9 @@ cudaError_t PrepareTensorCore() {
   cudaError_t err = PrepareTc<F, 1, kTcWarps>();
   if constexpr (!F::kWindow) {
     if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
+  }
+  if constexpr (F::kSubSums) {
+    if (err == cudaSuccess) err = PrepareTc<F, 3, kTcWarps>();
   }
   return err == cudaSuccess ? PrepareTc<F, 1, 2 * kTcWarps>() : err;
 }

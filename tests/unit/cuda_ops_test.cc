@@ -388,8 +388,9 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // and 40000 x 512 with fewer stages than warps; 4608 x 3584, the 7B q/k/v
 // launch), 8 warps (3584 x 18944), 32
 // rows (25344 x 256: one stage, so two of the four warps have none; 38000 x
-// 2048; Q6_K has 16-row blocks only, and both parities of its 2-byte
-// aligned blocks).
+// 2048), 48 rows (Q4_K, 18010 x 2048: 376 blocks in one wave, the last one
+// 10 rows; Q8_0 takes 32 there); Q6_K has 16-row blocks only, and both
+// parities of its 2-byte aligned blocks.
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
@@ -410,7 +411,7 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
             : std::vector<std::pair<int64_t, int64_t>>{{1, 256},      {17, 2048},    {48, 3584},
                                                        {4099, 1536},  {3584, 18944}, {25344, 256},
                                                        {38000, 2048}, {21000, 3584}, {40000, 512},
-                                                       {4608, 3584}};
+                                                       {4608, 3584},  {18010, 2048}};
     for (const auto& [n_rows, n_cols] : shapes) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
@@ -622,9 +623,11 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   const int sms = ctx_->multiprocessors();
   for (const GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16}) {
+    // (9504 gate/up pairs: 19008 virtual rows, which Q4_K's 48-row blocks
+    // fill in one wave on an H100 or H200: LaunchTensorCore's 3 tiles.)
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37},
-                          Case{2304, {2048, 256, 256}, 37}}) {
+                          Case{2304, {2048, 256, 256}, 37}, Case{1536, {96, 16, 40}, 9504}}) {
       const int64_t n_cols = c.n_cols;
       // The documented rule: the tensor-core kernels (Q8_0 and Q4_K on rows of
       // 8192+ columns or from one 16-row block per multiprocessor, Q6_K below),
@@ -757,6 +760,7 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
     bool norm;
     int32_t pos, row;
     bool wide = false;  // 3584 columns (14 stages) and over two blocks per multiprocessor
+    bool three = false;  // and 18944 rows: 3-tile Q4_K blocks on an H100 or H200 (395 of them, 132 SMs)
   };
   const std::vector<float> x = RandomFloats(kCols, rng_, 2.0), nw = RandomFloats(kCols, rng_);
   DeviceBuffer d_x = Upload(x);
@@ -770,7 +774,10 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
                         // Qwen2.5-7B's q/k/v shape: 14 stages a row, more than two
                         // 16-row blocks per multiprocessor (4-warp blocks).
                         Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, true, 1, 1, true},
-                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, false, 2, 2, true}}) {
+                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, false, 2, 2, true},
+                        // 18944 rows (the 7B gate/up matrix's): more than a wave
+                        // of blocks, which 48-row blocks fill best (LaunchTensorCore).
+                        Case{GgmlType::kQ4_K, GgmlType::kQ4_K, 128, RopeMode::kNeox, true, 3, 4, true, true}}) {
     SCOPED_TRACE(std::string(gguf::TypeName(c.qk_type)) + " q/k, " + std::string(gguf::TypeName(c.v_type)) + " v, n_rot " +
                  std::to_string(c.n_rot) + (c.mode == RopeMode::kNeox ? " NEOX" : " NORM") +
                  (c.norm ? ", norm folded" : "") + ", position " + std::to_string(c.pos) + " into row " +
@@ -780,6 +787,7 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
     const int64_t cols = c.wide ? 3584 : kCols;
     int n_head = 16;
     while ((n_head + kHeadsKv) * kHeadDim / 16 < (c.wide ? 2 * sms + 1 : sms)) n_head += kHeadsKv;
+    if (c.three) n_head = 18944 / kHeadDim - 2 * kHeadsKv;
     const int64_t rows[3] = {int64_t{n_head} * kHeadDim, kHeadsKv * kHeadDim, kHeadsKv * kHeadDim};
     DeviceBuffer d_xc = Upload(c.wide ? RandomFloats(cols, rng_, 2.0) : x),
                  d_nw = Upload(c.wide ? RandomFloats(cols, rng_) : nw);
