@@ -1216,11 +1216,11 @@ struct TcQ8 {
 // rows; the quad's lanes are added with the columns at the end. (It was an
 // mma per sub-block on the digits, with m_j as A: 16 mmas and their operand
 // moves of a 2-tile stage's 835 instructions; with the exponent from the
-// bits, LaneDigits, the stage is 688: H100, 2026-11-28.)
+// bits, LaneDigits, the stage is 688: cuobjdump -sass, 2026-11-28.)
 struct TcQ4K {
   static constexpr int kStageBytes = 144;
   static constexpr int kRowStride = 160;  // 8-byte fragment loads without bank conflicts
-  static constexpr int kDepth = 2;         // 2 against 3: 18944 x 3584 59 -> 68% (more resident blocks)
+  static constexpr int kDepth = 2;         // 3 measured slower, resident blocks equal or not (PERFORMANCE.md)
   static constexpr int kScaleLanes = 32;  // one x scale per stage
   static constexpr bool kWindow = false;
   static constexpr bool kSubSums = true;
