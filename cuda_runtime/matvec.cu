@@ -1359,9 +1359,8 @@ struct TcQ6K {
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 32;  // one x scale per stage (the sub-block scales are integers)
   static constexpr bool kWindow = true;
-  static constexpr bool kSubSums = false;
+  static constexpr bool kSubSums = false;  // its group sums come with kWindow's Stage
   static_assert(int64_t{8} * 16 * 63 * 128 * 128 < (int64_t{1} << 28), "Q6_K group sums fit in int32");
-  static_assert(int64_t{32} * 8 * 32 * 128 * 128 < (int64_t{1} << 28), "Q6_K offset sums fit in int32");
 
   // 8 bytes at p. kPar: 0, p is 4-byte aligned; 1, p = 2 mod 4 (two words
   // from three by funnel shifts); 2, either, per lane (the third word read
