@@ -899,10 +899,10 @@ constexpr int64_t kTcQ6KMaxRowBytes = int64_t{1} << 30;
 // rows). Kernels alone (H100, 2026-11-27), 4 / 8 lanes, us: 4-warp launches
 // 152064 x 3584 185.1 / 189.0, 18944 x 3584 29.6 / 30.1; 8-warp launches
 // 3584 x 18944 29.9 / 28.3, 3584 x 3584 8.7 / 8.1 (lane pairs on one 32-byte
-// sector each, the layout before: 200.2, 30.6, 31.6, 8.8). The row pointers
-// a lane keeps (2 or 4) make ptxas spill 16-24 bytes in some variants under
-// the 128-register cap (the 8-warp ones, the 4-warp one with a folded
-// norm); those timings include it.
+// sector each, the layout before: 200.2, 30.6, 31.6, 8.8). Those timings
+// include 16-24 bytes of spills in some variants under the 128-register cap
+// (the row pointers a lane keeps); since the -32 term left the mma (TcQ6K,
+// 2026-11-28) no TcQ6K kernel spills.
 __host__ __device__ constexpr int TcQ6KCopyLanes(int warps) { return warps >= 8 ? 8 : 4; }
 // Whether TcQ6K takes Q6_K matrices whose bases are 16-byte aligned or not
 // (`aligned`), of rows of row_bytes: any block count (FastKindOf, and
@@ -1102,22 +1102,25 @@ __device__ __forceinline__ void MmaS8(const uint32_t (&a)[4], uint2 b, int (&c)[
       : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(kMagicBits));
 }
-// Unsigned codes (A) times signed digits (B): c = A B (kAcc: c += A B).
-template <bool kAcc>
+// Unsigned codes (A) times signed digits (B): c = A B.
 __device__ __forceinline__ void MmaU8S8(const uint32_t (&a)[4], uint2 b, int (&c)[4]) {
-  if constexpr (kAcc) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%10,%10,%10};\n"
-        : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(0));
-  }
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%10,%10,%10};\n"
+      : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "r"(0));
+}
+
+// The sum of x over groups of kLanes * 8 elements: each lane's 8 pairwise,
+// then the group's lanes (lane l holds elements 8l..8l+7; every lane of a
+// group gets the same float, whatever the order of the shuffles' adds).
+// Q6_K's 16-element scale groups (kLanes 2), Q4_K's 32-element sub-blocks (4).
+template <int kLanes>
+__device__ __forceinline__ float GroupSum(const float (&v)[8]) {
+  float s = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+#pragma unroll
+  for (int o = 1; o < kLanes; o *= 2) s += __shfl_xor_sync(0xFFFFFFFFu, s, o);
+  return s;
 }
 
 // What a warp's stage gives its lane: the stage's digits and (Q8_0) block
@@ -1284,7 +1287,7 @@ struct TcQ4K {
         const uint2 b = l.B(j);
         const uint32_t a[4] = {qa.x & mask, qb.x & mask, qa.y & mask, qb.y & mask};
         int d[4];
-        MmaU8S8<false>(a, b, d);
+        MmaU8S8(a, b, d);
         const int sa = row_a.template Scale<j>(), sb = row_b.template Scale<j>();
         int(&s)[4] = j % 2 == 0 ? se : so;
         s[0] += sa * d[0];
@@ -1440,7 +1443,7 @@ struct TcQ6K {
                                  Codes<Q>(qla[Q % 2].y, qha.y), Codes<Q>(qlb[Q % 2].y, qhb.y)};
           const uint2 raw = *reinterpret_cast<const uint2*>(bp + 32 * (4 * n + Q));
           int d[4];
-          MmaU8S8<false>(a, make_uint2(raw.x & keep, raw.y & keep), d);
+          MmaU8S8(a, make_uint2(raw.x & keep, raw.y & keep), d);
           // Scale byte 2 (Q % 2) + group of word Q / 2 of the eight.
           constexpr uint32_t b = 2 * (Q % 2) * 0x1111u;
           const uint32_t wa = Q < 2 ? sca.x : sca.y, wb = Q < 2 ? scb.x : scb.y;
@@ -1749,8 +1752,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       const int o[1][2] = {{(lo[0] + kb18) & 31, (lo[1] + kb18) & 31}};
       const uint8_t* slot = a_sm + (k % F::kDepth) * kSlotBytes;
       // x's sums over the 16-element groups 4t..4t+3 (lanes 2g, 2g + 1 hold group g).
-      float part = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
-      part += __shfl_xor_sync(0xFFFFFFFFu, part, 1);
+      const float part = GroupSum<2>(xv);
       const float4 gs =
           make_float4(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 2),
                       __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 6));
@@ -1763,9 +1765,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       }
     } else if constexpr (F::kSubSums) {
       // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
-      float part = ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
-      part += __shfl_xor_sync(0xFFFFFFFFu, part, 1);
-      part += __shfl_xor_sync(0xFFFFFFFFu, part, 2);
+      const float part = GroupSum<4>(xv);
       const float2 sx =
           make_float2(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4));
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, sx, acc);

@@ -429,16 +429,21 @@ TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
       EXPECT_NMSE_BELOW(std::span<const float>(got), want, kF32Nmse);
     }
   }
-  // A non-finite element of x makes every row non-finite, as in f32.
+  // A non-finite element of x makes every row non-finite, as in f32: an
+  // infinity, and a NaN with its sign bit set (the digit split finds both by
+  // an integer max over |x|'s bits, where they are the largest).
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    const int64_t n_rows = 40, n_cols = 512;
-    const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
-    std::vector<float> x = RandomFloats(n_cols, rng_);
-    x[300] = std::numeric_limits<float>::infinity();
-    DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Poisoned(n_rows);
-    ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
-                    MatVecPath::kIntegerTensorCore));
-    for (const float v : Download<float>(d_y.data(), n_rows)) EXPECT_FALSE(std::isfinite(v));
+    for (const float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::quiet_NaN()}) {
+      const int64_t n_rows = 40, n_cols = 512;
+      const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
+      std::vector<float> x = RandomFloats(n_cols, rng_);
+      x[300] = bad;
+      // (y starts finite: a NaN poison would pass unwritten.)
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_y = Upload(std::vector<float>(n_rows, 1.0f));
+      ExpectOk(MatVec(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_y.as<float>(),
+                      MatVecPath::kIntegerTensorCore));
+      for (const float v : Download<float>(d_y.data(), n_rows)) EXPECT_FALSE(std::isfinite(v)) << bad;
+    }
   }
   // Shapes and types it does not take are errors, not wrong answers.
   DeviceBuffer d_w = Upload(RandomData(GgmlType::kQ8_0, 4 * 64, rng_)),
