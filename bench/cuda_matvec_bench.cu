@@ -5,7 +5,8 @@
 // measured). Weights are random bytes with every f16 block scale replaced by
 // a finite one (so no NaN/Inf shortcuts), x random in [-1, 1].
 //   ggufscope-bench-matvec [--copy-gbps G] [--type Q4_K] [--shape 3584x18944] [--op matvec|glu|glu-norm]
-//   (G: the measured copy bandwidth, for the share column; --type/--shape keep one type/shape;
+//   (G: the measured copy bandwidth, for the share column; --type/--shape keep one type/shape, and
+//   --shape RxC of a shape not in the list times that one;
 //   --op glu: MatVecGlu over a gate and an up matrix of the shape, SwiGLU, as the decode step's
 //   ffn products (MB: both matrices); glu-norm: the same with the RMSNorm folded in (NormFold),
 //   as the forward pass calls it)
@@ -91,9 +92,17 @@ int main(int argc, char** argv) {
                             GgmlType::kBF16, GgmlType::kF32};
   // (rows, cols): Qwen2.5-7B ffn_up/gate, ffn_down, attn_q/o; 1.5B ffn_up,
   // ffn_down, attn_q; 7B attn_k/v; the 7B output matrix.
-  const std::pair<int64_t, int64_t> shapes[] = {{18944, 3584}, {3584, 18944}, {3584, 3584},
-                                                {8960, 1536},  {1536, 8960},  {1536, 1536},
-                                                {512, 3584},   {152064, 3584}};
+  std::vector<std::pair<int64_t, int64_t>> shapes = {{18944, 3584}, {3584, 18944}, {3584, 3584},
+                                                     {8960, 1536},  {1536, 8960},  {1536, 1536},
+                                                     {512, 3584},   {152064, 3584}};
+  // --shape RxC of a shape not listed: that one alone.
+  long long want_rows = 0, want_cols = 0;
+  if (!only_shape.empty() && std::sscanf(only_shape.c_str(), "%lldx%lld", &want_rows, &want_cols) == 2 &&
+      want_rows > 0 && want_cols > 0 &&
+      std::none_of(shapes.begin(), shapes.end(), [&](const auto& s) { return s.first == want_rows && s.second == want_cols; })) {
+    shapes.emplace_back(want_rows, want_cols);
+  }
+
   std::mt19937_64 rng(1234);
   std::printf("%-6s %8s %8s %10s %10s %9s %7s\n", "type", "rows", "cols", "MB", "us", "GB/s", "share");
   for (const GgmlType type : types) {
