@@ -80,6 +80,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool glu = op != "matvec", fold = op == "glu-norm";
+  // --shape RxC, listed below or not (at most 2^34 elements: one copy of F32
+  // weights is then 64 GiB, more than a card holds).
+  long long want_rows = 0, want_cols = 0;
+  if (!only_shape.empty()) {
+    char tail = 0;
+    if (std::sscanf(only_shape.c_str(), "%lldx%lld%c", &want_rows, &want_cols, &tail) != 2 || want_rows <= 0 ||
+        want_cols <= 0 || want_rows > (1LL << 31) || want_cols > (1LL << 31) || want_rows * want_cols > (1LL << 34)) {
+      std::fprintf(stderr, "--shape: ROWSxCOLS, positive, at most 2^34 elements, not %s\n", only_shape.c_str());
+      return 2;
+    }
+  }
   std::string why;
   auto ctx = cu::Context::Create(0, &why);
   if (!ctx) {
@@ -95,12 +106,10 @@ int main(int argc, char** argv) {
   std::vector<std::pair<int64_t, int64_t>> shapes = {{18944, 3584}, {3584, 18944}, {3584, 3584},
                                                      {8960, 1536},  {1536, 8960},  {1536, 1536},
                                                      {512, 3584},   {152064, 3584}};
-  // --shape RxC of a shape not listed: that one alone.
-  long long want_rows = 0, want_cols = 0;
-  if (!only_shape.empty() && std::sscanf(only_shape.c_str(), "%lldx%lld", &want_rows, &want_cols) == 2 &&
-      want_rows > 0 && want_cols > 0 &&
-      std::none_of(shapes.begin(), shapes.end(), [&](const auto& s) { return s.first == want_rows && s.second == want_cols; })) {
-    shapes.emplace_back(want_rows, want_cols);
+  if (want_rows > 0 && std::none_of(shapes.begin(), shapes.end(), [&](const auto& sh) {
+        return sh.first == want_rows && sh.second == want_cols;
+      })) {
+    shapes.emplace_back(want_rows, want_cols);  // --shape of a shape not listed: that one alone
   }
 
   std::mt19937_64 rng(1234);
@@ -110,8 +119,15 @@ int main(int argc, char** argv) {
     if (!only_type.empty() && only_type != t.name) continue;
     for (const auto& shape : shapes) {
       const int64_t rows = shape.first, cols = shape.second;
-      if (!only_shape.empty() && only_shape != std::to_string(rows) + "x" + std::to_string(cols)) continue;
+      if (want_rows > 0 && (rows != want_rows || cols != want_cols)) continue;
       if (type == GgmlType::kF32 && rows > 100000) continue;  // 2.2 GB per copy: skip
+      if (cols % t.block_size != 0) {  // (a --shape of any width)
+        const std::string name(t.name);
+        std::printf("%-6s %8lld %8lld  skipped: %lld columns are no whole %s blocks\n", name.c_str(),
+                    static_cast<long long>(rows), static_cast<long long>(cols), static_cast<long long>(cols),
+                    name.c_str());
+        continue;
+      }
       const size_t bytes = static_cast<size_t>(rows) * cols / t.block_size * t.type_size;
       if (glu && rows > 100000) continue;  // no GLU that wide
       // glu: copies 2i (gate) and 2i + 1 (up) of one launch.
