@@ -153,17 +153,17 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/storie
   # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
   for ab in ${AB_ENV:-}; do
-    echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+    echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
   done
   # SKIP_OPS="1 2 4 8 16 32 64": decode again without those launches (ggufscope-bench-forward --skip-ops:
   # the step's time without them, so what each adds with the overlap of its neighbours; tokens meaningless).
   for sk in ${SKIP_OPS:-}; do
-    echo "ours[skip $sk] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 --skip-ops $sk 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+    echo "ours[skip $sk] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 --skip-ops $sk 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
   done
   for vf in /tmp/variant-*/build/ggufscope-bench-forward; do
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}
-    echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg_tok_s": [0-9.]*')"
+    echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
   done
 done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's

@@ -10,10 +10,13 @@
 //
 // CUDA: pp is Session::EvalArgmax of the P-token batch (the id copied back,
 // so the clock stops when the device is done); tg decodes greedily with
-// EvalArgmax (the replayed graph, as `ggufscope run --backend cuda` at
-// temperature 0), after one untimed token that records the graph, as
-// llama-bench's warm-up run lets llama.cpp record its graphs. No prompt,
-// printing or model upload inside either clock.
+// Session::DecodeGreedy (the replayed graph, each step's id fed to the next
+// on the device, as `ggufscope run --backend cuda` at temperature 0), after
+// one untimed token that records the graph, as llama-bench's warm-up run
+// lets llama.cpp record its graphs; tg_host_loop is the same decode with
+// EvalArgmax per step (a round trip through the host each token, as
+// llama-bench's per-token synchronization). No prompt, printing or model
+// upload inside any clock.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <omp.h>
@@ -42,7 +45,8 @@ double Median(std::vector<double> v) {
 // pp and tg tokens/s of the CUDA engine (see the top of the file); false
 // with a message on stderr if the device or a step fails.
 bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt, int n_gen, int reps,
-              unsigned skip_ops, cuda::GemmMath prefill_math, std::vector<double>* pp, std::vector<double>* tg) {
+              unsigned skip_ops, cuda::GemmMath prefill_math, std::vector<double>* pp, std::vector<double>* tg,
+              std::vector<double>* tg_host) {
   std::string why;
   std::unique_ptr<cuda::Context> ctx = cuda::Context::Create(0, &why);
   if (ctx == nullptr) {
@@ -69,7 +73,8 @@ bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt,
       if (!id.ok()) return fail(id.error());
       if (r > 0) pp->push_back(prompt.size() / std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    if (n_gen > 0) {
+    for (const bool host_loop : {false, true}) {
+      if (n_gen <= 0) break;
       cuda::SessionOptions options;
       options.skip_ops = skip_ops;
       auto g = cuda::Session::Create(**gm, n_gen + 2, options);
@@ -78,12 +83,17 @@ bool TimeCuda(const reference::Model& model, const std::vector<int32_t>& prompt,
       auto tok = (*g)->EvalArgmax(std::span<const int32_t>(&start, 1));
       if (!tok.ok()) return fail(tok.error());
       const auto t0 = Clock::now();
-      for (int i = 0; i < n_gen; ++i) {
-        const int32_t in = *tok;
-        tok = (*g)->EvalArgmax(std::span<const int32_t>(&in, 1));
-        if (!tok.ok()) return fail(tok.error());
+      if (host_loop) {
+        for (int i = 0; i < n_gen; ++i) {
+          const int32_t in = *tok;
+          tok = (*g)->EvalArgmax(std::span<const int32_t>(&in, 1));
+          if (!tok.ok()) return fail(tok.error());
+        }
+      } else {
+        auto ids = (*g)->DecodeGreedy(*tok, n_gen);
+        if (!ids.ok()) return fail(ids.error());
       }
-      if (r > 0) tg->push_back(n_gen / std::chrono::duration<double>(Clock::now() - t0).count());
+      if (r > 0) (host_loop ? tg_host : tg)->push_back(n_gen / std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
   return true;
@@ -130,12 +140,15 @@ int main(int argc, char** argv) {
   std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(model.hp.n_vocab));
 
-  std::vector<double> pp, tg;
+  std::vector<double> pp, tg, tg_host;
   if (backend == "cuda") {
-    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, cuda::GemmMathFromName(prefill_math), &pp, &tg)) return 1;
+    if (!TimeCuda(model, prompt, n_gen, reps, skip_ops, cuda::GemmMathFromName(prefill_math), &pp, &tg, &tg_host)) {
+      return 1;
+    }
     fmt::print("{{\"model\": \"{}\", \"backend\": \"cuda\", \"n_prompt\": {}, \"n_gen\": {}, \"reps\": {}, "
-               "\"prefill_math\": \"{}\", \"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}}}\n",
-               path, n_prompt, n_gen, reps, prefill_math, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg));
+               "\"prefill_math\": \"{}\", \"pp_tok_s\": {:.2f}, \"tg_tok_s\": {:.2f}, \"tg_host_loop_tok_s\": {:.2f}}}\n",
+               path, n_prompt, n_gen, reps, prefill_math, pp.empty() ? 0.0 : Median(pp), tg.empty() ? 0.0 : Median(tg),
+               tg_host.empty() ? 0.0 : Median(tg_host));
     return 0;
   }
   for (int r = 0; r < reps + 1; ++r) {  // the first round warms caches and pages, not counted

@@ -216,8 +216,9 @@ int RunRun(const RunCliOptions& opt) {
   so.top_p = opt.top_p;
   so.seed = opt.seed;
   const int n_ctx = static_cast<int>(prompt.size()) + opt.n_predict + 1;
-  // Greedy on the GPU picks each token on the device (Session::EvalArgmax):
-  // the same first maximum, without copying the logits back every step.
+  // Greedy on the GPU picks each token on the device (Session::EvalArgmax,
+  // then DecodeGreedy): the same first maximum, without copying the logits
+  // back every step.
   std::unique_ptr<cuda::Session> greedy_gpu;
   gguf::Result<EvalFn> eval = EvalFn();
   if (cuda_model != nullptr && opt.temp <= 0) {
@@ -248,10 +249,26 @@ int RunRun(const RunCliOptions& opt) {
       return r;
     };
   };
+  // Greedy on the GPU: the prompt's step, then the decode steps in a loop
+  // on the device (Session::DecodeGreedy: each step's id feeds the next
+  // without a round trip through the host; the same ids as EvalArgmax).
+  const auto greedy_on_gpu = [&]() -> gguf::Result<std::vector<int32_t>> {
+    std::vector<int32_t> ids;
+    if (opt.n_predict <= 0) return ids;
+    gguf::Result<int32_t> first = timed([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); })(prompt);
+    if (!first.ok()) return first.error();
+    ids.push_back(*first);
+    on_token(*first);
+    if (opt.n_predict == 1 || std::find(stop.begin(), stop.end(), *first) != stop.end()) return ids;
+    gguf::Result<std::vector<int32_t>> rest = greedy_gpu->DecodeGreedy(*first, opt.n_predict - 1, stop, on_token);
+    if (!rest.ok()) return rest.error();
+    steps += static_cast<int>(rest->size());
+    ids.insert(ids.end(), rest->begin(), rest->end());
+    return ids;
+  };
   gguf::Result<std::vector<int32_t>> out =
       greedy_gpu != nullptr
-          ? reference::GenerateTokensWith(timed([&](std::span<const int32_t> t) { return greedy_gpu->EvalArgmax(t); }),
-                                          prompt, opt.n_predict, stop, on_token)
+          ? greedy_on_gpu()
           : reference::GenerateWith(timed([&eval](std::span<const int32_t> t) { return (*eval)(t, false); }), prompt,
                                     opt.n_predict, so, stop, on_token);
   if (!out.ok()) return ForwardFailure(out.error());

@@ -1,3 +1,4 @@
+#include <string>
 #include <utility>
 
 #include "cuda_runtime/buffer.h"
@@ -54,6 +55,50 @@ Status CopyToHost(Context& ctx, void* host_dst, const void* device_src, size_t b
   GGUFSCOPE_CUDA_TRY(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost,
                                      internal::StreamOf(ctx)));
   GGUFSCOPE_CUDA_TRY(cudaStreamSynchronize(internal::StreamOf(ctx)));
+  return {};
+}
+
+HostReadback::~HostReadback() { Release(); }
+
+void HostReadback::Release() {
+  if (!events_.empty() || host_ != nullptr) cudaSetDevice(device_);
+  for (void* e : events_) cudaEventDestroy(static_cast<cudaEvent_t>(e));  // waits for nothing: pending records finish on their own
+  events_.clear();
+  if (host_ != nullptr) cudaFreeHost(host_);  // synchronizes the device: no copy still writes it
+  host_ = nullptr;
+}
+
+Status HostReadback::Create(const Context& ctx, int slots) {
+  Release();
+  if (slots <= 0) return Status::Error("HostReadback: slots must be > 0");
+  device_ = ctx.device();
+  GGUFSCOPE_CUDA_TRY(cudaSetDevice(device_));
+  void* host = nullptr;
+  GGUFSCOPE_CUDA_TRY(cudaMallocHost(&host, static_cast<size_t>(slots) * sizeof(int32_t)));
+  host_ = static_cast<int32_t*>(host);
+  for (int i = 0; i < slots; ++i) {
+    cudaEvent_t e = nullptr;
+    GGUFSCOPE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    events_.push_back(e);
+  }
+  return {};
+}
+
+Status HostReadback::Queue(Context& ctx, int slot, const int32_t* device_src) {
+  if (slot < 0 || slot >= slots()) return Status::Error("HostReadback::Queue: no slot " + std::to_string(slot));
+  if (device_src == nullptr) return Status::Error("HostReadback::Queue: null source");
+  GGUFSCOPE_CUDA_TRY(cudaSetDevice(ctx.device()));
+  GGUFSCOPE_CUDA_TRY(cudaMemcpyAsync(host_ + slot, device_src, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                     internal::StreamOf(ctx)));
+  GGUFSCOPE_CUDA_TRY(cudaEventRecord(static_cast<cudaEvent_t>(events_[static_cast<size_t>(slot)]),
+                                     internal::StreamOf(ctx)));
+  return {};
+}
+
+Status HostReadback::Wait(int slot, int32_t* value) {
+  if (slot < 0 || slot >= slots()) return Status::Error("HostReadback::Wait: no slot " + std::to_string(slot));
+  GGUFSCOPE_CUDA_TRY(cudaEventSynchronize(static_cast<cudaEvent_t>(events_[static_cast<size_t>(slot)])));
+  *value = host_[slot];
   return {};
 }
 

@@ -41,6 +41,12 @@ Status DeviceBuffer::Allocate(const Context&, size_t) { return Status::Error(kNo
 Status CopyToDevice(Context&, void*, const void*, size_t) { return Status::Error(kNoCuda); }
 Status CopyToHost(Context&, void*, const void*, size_t) { return Status::Error(kNoCuda); }
 
+HostReadback::~HostReadback() = default;
+void HostReadback::Release() {}
+Status HostReadback::Create(const Context&, int) { return Status::Error(kNoCuda); }
+Status HostReadback::Queue(Context&, int, const int32_t*) { return Status::Error(kNoCuda); }
+Status HostReadback::Wait(int, int32_t*) { return Status::Error(kNoCuda); }
+
 StreamGraph::~StreamGraph() = default;
 void StreamGraph::Reset() {}
 Status StreamGraph::BeginCapture(Context&) { return Status::Error(kNoCuda); }

@@ -118,12 +118,18 @@ __global__ void __launch_bounds__(kArgMaxThreads)
 }
 
 __global__ void __launch_bounds__(kArgMaxThreads)
-    ArgMaxFinalKernel(const float* x, const float* part_v, const int64_t* part_i, int n_parts, int32_t* out) {
+    ArgMaxFinalKernel(const float* x, const float* part_v, const int64_t* part_i, int n_parts, int32_t* out,
+                      int32_t* next_id, int32_t* next_pos) {
   internal::GridEnter();
   ArgMaxPair best{-INFINITY, kNoIndex};
   if (static_cast<int>(threadIdx.x) < n_parts) best = ArgMaxPair{part_v[threadIdx.x], part_i[threadIdx.x]};
   best = BlockBest(best);
-  if (threadIdx.x == 0) *out = isnan(x[0]) || best.i == kNoIndex ? 0 : static_cast<int32_t>(best.i);
+  if (threadIdx.x == 0) {
+    const int32_t id = isnan(x[0]) || best.i == kNoIndex ? 0 : static_cast<int32_t>(best.i);
+    *out = id;
+    if (next_id != nullptr) *next_id = id;
+    if (next_pos != nullptr) *next_pos += 1;
+  }
 }
 
 }  // namespace
@@ -190,11 +196,14 @@ Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y) {
 
 size_t ArgMaxScratchBytes() { return kArgMaxBlocks * (sizeof(float) + sizeof(int64_t)); }
 
-Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out) {
+Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out, int32_t* next_id,
+              int32_t* next_pos) {
   constexpr const char* kOp = "ArgMax";
   if (n <= 0 || n > INT32_MAX) return Status::Error("ArgMax: n must be in [1, 2^31)");
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "x", x, n));
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "out", out, 1));
+  if (next_id != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "next_id", next_id, 1));
+  if (next_pos != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "next_pos", next_pos, 1));
   if (scratch == nullptr || !internal::IsAligned(scratch, 8)) {
     return Status::Error("ArgMax: scratch must be ArgMaxScratchBytes() 8-byte aligned bytes");
   }
@@ -207,7 +216,8 @@ Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* o
       internal::LaunchDependent(ctx, ArgMaxPartialKernel, blocks, kArgMaxThreads, 0, x, n, part_v, part_i));
   GGUFSCOPE_CHECK_LAUNCH("ArgMaxPartialKernel");
   GGUFSCOPE_CUDA_TRY(
-      internal::LaunchDependent(ctx, ArgMaxFinalKernel, 1, kArgMaxThreads, 0, x, part_v, part_i, blocks, out));
+      internal::LaunchDependent(ctx, ArgMaxFinalKernel, 1, kArgMaxThreads, 0, x, part_v, part_i, blocks, out,
+                                                     next_id, next_pos));
   GGUFSCOPE_CHECK_LAUNCH("ArgMaxFinalKernel");
   return {};
 }

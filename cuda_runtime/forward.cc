@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -298,10 +299,17 @@ Status Session::LastArgMax(int64_t row) {
 // ids and positions it reads were copied to the same device buffers, and
 // the attention kernel reads its key count from the positions. If recording
 // fails (some op that cannot be captured), the session decodes op by op.
+// The recorded step ends with the argmax, which also writes the next step's
+// input: its id into ids_[0] and the position + 1 into pos_[0], so that
+// DecodeGreedy can replay the graph again without copying anything in. (A
+// step through Run copies both from the host first, blocking, so nothing
+// it launches overlaps those writes.)
 Status Session::DecodeGraphStep() {
-  const auto step = [this]() -> Status {  // the recorded step ends with the argmax
+  const auto step = [this]() -> Status {
     GGUFSCOPE_TRY(Forward(1, false, nullptr));
-    return LastArgMax(0);
+    const int64_t V = m_.hp().n_vocab;
+    return ArgMax(ctx_, logits_.as<float>(), V, argmax_.as<uint8_t>() + 8, argmax_.as<int32_t>(), ids_.as<int32_t>(),
+                  pos_.as<int32_t>());
   };
   if (!graph_.ready()) {
     if (!graph_.BeginCapture(ctx_).ok()) {
@@ -316,9 +324,76 @@ Status Session::DecodeGraphStep() {
       return step();
     }
   }
+  return LaunchGraph();
+}
+
+Status Session::LaunchGraph() {
   GGUFSCOPE_TRY(graph_.Launch(ctx_));
   ++graph_replays_;
   return {};
+}
+
+gguf::Result<std::vector<int32_t>> Session::DecodeGreedy(int32_t token, int n, std::span<const int32_t> stop,
+                                                         const std::function<void(int32_t)>& on_token) {
+  std::vector<int32_t> out;
+  if (n <= 0) return out;
+  const int32_t first[1] = {token};
+  if (std::optional<gguf::Error> bad = CheckInput(first)) return *bad;
+  if (n > n_ctx_ - n_past_) {
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n", 0, fmt::format("at most {} steps", n_ctx_ - n_past_),
+                       std::to_string(n)};
+  }
+  const auto emit = [&](int32_t id) {  // true: stop here
+    out.push_back(id);
+    if (on_token) on_token(id);
+    return std::find(stop.begin(), stop.end(), id) != stop.end() || static_cast<int>(out.size()) == n;
+  };
+  // The EvalArgmax loop: without the graph, or where a fault is injected.
+  const auto host_loop = [&](int32_t in) -> gguf::Result<std::vector<int32_t>> {
+    while (static_cast<int>(out.size()) < n) {
+      gguf::Result<int32_t> id = EvalArgmax(std::span<const int32_t>(&in, 1));
+      if (!id.ok()) return id.error();
+      if (emit(*id)) break;
+      in = *id;
+    }
+    return std::move(out);
+  };
+  if (!options_.cuda_graph || !m_.decode_capturable() || graph_failed_ ||
+      options_.inject != reference::Fault::kNone) {
+    return host_loop(token);
+  }
+  if (readback_.slots() == 0) {
+    if (Status st = readback_.Create(ctx_, 2); !st.ok()) return DeviceError(st);
+  }
+  // Step 0 through Run: the token and position copied in, the graph
+  // recorded if it is not yet.
+  if (Status st = Run(first, false, nullptr, /*argmax=*/true); !st.ok()) return DeviceError(st);
+  if (!graph_.ready()) {  // recording failed: that step ran op by op
+    int32_t id = 0;
+    if (Status st = CopyToHost(ctx_, &id, argmax_.data(), sizeof(int32_t)); !st.ok()) return DeviceError(st);
+    ++n_past_;
+    if (emit(id)) return out;
+    return host_loop(id);
+  }
+  // Step i's id goes to slot i % 2; step i + 1 is launched before step i's
+  // id is waited for, so the device never waits for the host.
+  const int start = n_past_;
+  int launched = 1;
+  Status st = readback_.Queue(ctx_, 0, argmax_.as<int32_t>());
+  for (int i = 0; st.ok(); ++i) {
+    if (launched < n) {
+      st = LaunchGraph();
+      if (st.ok()) st = readback_.Queue(ctx_, launched % 2, argmax_.as<int32_t>());
+      if (!st.ok()) break;
+      ++launched;
+    }
+    int32_t id = 0;
+    st = readback_.Wait(i % 2, &id);
+    if (!st.ok()) break;
+    n_past_ = start + i + 1;  // a step past the last id read leaves its cache row beyond n_past_
+    if (emit(id)) return out;
+  }
+  return DeviceError(st);
 }
 
 // The q, k and v projections of one token, their biases added: matrices of

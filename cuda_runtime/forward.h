@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -149,6 +150,21 @@ class Session {
   // the last token's logits (computed on the device: no logits copied back).
   gguf::Result<int32_t> EvalArgmax(std::span<const int32_t> tokens);
 
+  // Greedy decoding on the device: feeds `token` at n_past(), then each
+  // step's argmax as the next step's input, until n ids came back or one of
+  // `stop` did (it is returned too); on_token sees each id as it arrives.
+  // Returns the ids; n_past() grows by their count, the state the same
+  // loop of EvalArgmax leaves (the same ids, bit for bit). With the decode
+  // graph, the argmax writes the next step's token and position on the
+  // device and the host reads each id while the next step already runs
+  // (one step ahead; a step past a stop token is computed and dropped, its
+  // cache row beyond n_past()). Without the graph (or with an injected
+  // fault) it is that EvalArgmax loop. The context must hold n more
+  // positions; a bad token or too small a context is an error before
+  // anything runs.
+  gguf::Result<std::vector<int32_t>> DecodeGreedy(int32_t token, int n, std::span<const int32_t> stop = {},
+                                                  const std::function<void(int32_t)>& on_token = nullptr);
+
   int n_past() const { return n_past_; }
   void Reset() { n_past_ = 0; }
   // Steps replayed from the captured graph so far (for tests and benchmarks).
@@ -163,6 +179,7 @@ class Session {
   Status LastArgMax(int64_t row);  // ArgMax of logits row `row` into argmax_
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
+  Status LaunchGraph();
   Status Linear(const DeviceWeight& w, const float* x, int64_t n, float* y);
   Status DecodeProjections(const DeviceLayer& L, const float* x, bool biases, float* q, float* k, float* v,
                            const NormFold* norm, const RopeFold* rope, bool* rope_folded);
@@ -198,6 +215,7 @@ class Session {
   bool graph_failed_ = false;  // capture was tried and failed: decode op by op
   int graph_replays_ = 0;
   std::vector<int32_t> host_pos_;
+  HostReadback readback_;  // DecodeGreedy's ids, two steps' worth
 };
 
 }  // namespace ggufscope::cuda

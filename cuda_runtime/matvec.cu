@@ -1509,7 +1509,7 @@ constexpr int TcMinBlocks(int tiles, int warps, bool norm, bool window) {
 // (QkvPost's f64 computation, RopeCosSin) and the cache row are computed
 // before the kernel waits for the previous one, while its first weights
 // are in flight: they depend on positions[0] and store_rows[0] only, which
-// no op of the stream writes (ops.h).
+// no op this kernel may overlap writes (ops.h).
 struct RopeEmit {
   float c = 1.0f, s = 0.0f;
   int64_t to = -1;

@@ -160,9 +160,13 @@ Status Softcap(Context& ctx, const float* x, int64_t n, float cap, float* y);
 // NaN elements are skipped, except that a NaN x[0] gives 0), for greedy
 // decoding without copying the logits back. `scratch`: ArgMaxScratchBytes()
 // bytes of device memory, 8-byte aligned (no initial contents needed).
-//   x: (n) f32, 1 <= n < 2^31;  out: one int32
+// A greedy decode loop on the device (Session::DecodeGreedy) also passes
+// next_id, which gets the id too, and next_pos, which is incremented: the
+// next step's input token and position, written by the op's last kernel.
+//   x: (n) f32, 1 <= n < 2^31;  out, next_id, next_pos: one int32 each (or null)
 size_t ArgMaxScratchBytes();
-Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out);
+Status ArgMax(Context& ctx, const float* x, int64_t n, void* scratch, int32_t* out, int32_t* next_id = nullptr,
+              int32_t* next_pos = nullptr);
 
 // out = a + b, where b has n_rows rows (elementwise) or 1 row (broadcast, a
 // bias). out may be a or b.
@@ -227,8 +231,12 @@ bool MatVecFoldsNorm(const Context& ctx, gguf::GgmlType type, int64_t n_cols, co
 // it cannot do.
 //
 // positions[0] and store_rows[0] are read before the kernel waits for the
-// previous one (dependent launch): no op of the stream may write them (the
-// forward pass copies them from the host before the step).
+// previous one (dependent launch): no op the kernel may overlap may write
+// them. The forward pass copies them from the host before the step (a
+// blocking copy), or, in a greedy loop of replayed decode graphs
+// (Session::DecodeGreedy), the previous graph's last kernel incremented
+// positions[0] (ArgMax's next_pos), and a graph starts after the one before
+// it has finished.
 enum class PartRole : uint8_t {
   kPlain,        // y only
   kRotate,       // a q part: y rotated

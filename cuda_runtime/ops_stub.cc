@@ -44,7 +44,7 @@ Status Add(Context&, const float*, const float*, int64_t, int64_t, int64_t, floa
   return NoCuda();
 }
 size_t ArgMaxScratchBytes() { return 0; }
-Status ArgMax(Context&, const float*, int64_t, void*, int32_t*) { return NoCuda(); }
+Status ArgMax(Context&, const float*, int64_t, void*, int32_t*, int32_t*, int32_t*) { return NoCuda(); }
 Status Scale(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 Status Softcap(Context&, const float*, int64_t, float, float*) { return NoCuda(); }
 bool MatVecFoldsNorm(const Context&, gguf::GgmlType, int64_t, const void* const*, int, int64_t) { return false; }

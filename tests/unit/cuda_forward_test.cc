@@ -416,6 +416,76 @@ TEST_P(CudaForward, GraphReplayEqualsOpByOp) {
   EXPECT_EQ(picker->n_past(), eager->n_past());
 }
 
+// DecodeGreedy (each step's id fed to the next on the device, read back one
+// step behind) against a loop of EvalArgmax, the host feeding every token:
+// the same ids, bit for bit, and the same state after it. A stop token ends
+// it after that id; the step it has already launched past it is dropped,
+// so the session goes on as the EvalArgmax loop does (its cache row beyond
+// n_past is overwritten). The context may be exactly full at the end; one
+// step more, or a bad token, is an error before anything runs.
+TEST_P(CudaForward, DecodeGreedyEqualsEvalArgmaxLoop) {
+  constexpr int kSteps = 12;
+  const std::vector<int32_t> prompt = Prompt(cpu_->hp.n_vocab);
+  const int n_ctx = static_cast<int>(prompt.size()) + kSteps;  // `host` takes one step more
+  std::unique_ptr<Session> host = NewSession(n_ctx + 1), device = NewSession(n_ctx), stopped = NewSession(n_ctx);
+  ASSERT_NE(host, nullptr);
+  ASSERT_NE(device, nullptr);
+  ASSERT_NE(stopped, nullptr);
+  gguf::Result<int32_t> first = host->EvalArgmax(prompt);
+  ASSERT_TRUE(first.ok()) << first.error().Message();
+  std::vector<int32_t> want;  // kSteps + 1 ids after `first`, one to check the stopped session's next step
+  for (int32_t in = *first; static_cast<int>(want.size()) < kSteps + 1; in = want.back()) {
+    gguf::Result<int32_t> id = host->EvalArgmax(std::span<const int32_t>(&in, 1));
+    ASSERT_TRUE(id.ok()) << id.error().Message();
+    want.push_back(*id);
+  }
+
+  gguf::Result<int32_t> d_first = device->EvalArgmax(prompt);
+  ASSERT_TRUE(d_first.ok()) << d_first.error().Message();
+  ASSERT_EQ(*d_first, *first);
+  const int replays = device->graph_replays();
+  std::vector<int32_t> seen;
+  gguf::Result<std::vector<int32_t>> got =
+      device->DecodeGreedy(*first, kSteps, {}, [&seen](int32_t id) { seen.push_back(id); });
+  ASSERT_TRUE(got.ok()) << got.error().Message();
+  EXPECT_EQ(*got, std::vector<int32_t>(want.begin(), want.begin() + kSteps));
+  EXPECT_EQ(seen, *got);
+  EXPECT_EQ(device->n_past(), static_cast<int>(prompt.size()) + kSteps);
+  if (gpu_->decode_capturable()) {
+    EXPECT_EQ(device->graph_replays() - replays, kSteps) << "not the graph's loop";
+  }
+  // The context is full now: one more step is refused and changes nothing.
+  const int32_t last = got->back();
+  EXPECT_FALSE(device->DecodeGreedy(last, 1).ok());
+  EXPECT_EQ(device->n_past(), static_cast<int>(prompt.size()) + kSteps);
+
+  // Stop at the id of step 4 (or at its first occurrence before it).
+  gguf::Result<int32_t> s_first = stopped->EvalArgmax(prompt);
+  ASSERT_TRUE(s_first.ok()) << s_first.error().Message();
+  const int32_t stop[1] = {want[4]};
+  const size_t until = static_cast<size_t>(std::find(want.begin(), want.end(), want[4]) - want.begin()) + 1;
+  gguf::Result<std::vector<int32_t>> part = stopped->DecodeGreedy(*first, kSteps, stop);
+  ASSERT_TRUE(part.ok()) << part.error().Message();
+  EXPECT_EQ(*part, std::vector<int32_t>(want.begin(), want.begin() + static_cast<ptrdiff_t>(until)));
+  EXPECT_EQ(stopped->n_past(), static_cast<int>(prompt.size() + until));
+  // Going on from there: the dropped step's cache row does not show.
+  gguf::Result<std::vector<int32_t>> more = stopped->DecodeGreedy(part->back(), 3);
+  ASSERT_TRUE(more.ok()) << more.error().Message();
+  EXPECT_EQ(*more, std::vector<int32_t>(want.begin() + static_cast<ptrdiff_t>(until),
+                                        want.begin() + static_cast<ptrdiff_t>(until) + 3));
+  gguf::Result<int32_t> next = stopped->EvalArgmax(std::span<const int32_t>(&more->back(), 1));
+  ASSERT_TRUE(next.ok()) << next.error().Message();
+  EXPECT_EQ(*next, want[until + 3]);
+
+  const int before = stopped->n_past();
+  EXPECT_FALSE(stopped->DecodeGreedy(-1, 2).ok());
+  EXPECT_FALSE(stopped->DecodeGreedy(cpu_->hp.n_vocab, 2).ok());
+  EXPECT_EQ(stopped->n_past(), before);
+  gguf::Result<std::vector<int32_t>> none = stopped->DecodeGreedy(last, 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 std::string ParamName(const ::testing::TestParamInfo<std::string>& info) {
   std::string s = info.param;
   for (char& c : s) {

@@ -1184,6 +1184,16 @@ TEST_F(CudaOps, ArgMaxIsStdMaxElement) {
   }
   EXPECT_FALSE(ArgMax(*ctx_, d_out.as<float>(), 0, d_scratch.data(), d_out.as<int32_t>()).ok());
   EXPECT_FALSE(ArgMax(*ctx_, d_out.as<float>(), 1, nullptr, d_out.as<int32_t>()).ok());
+
+  // A greedy loop's feed: next_id gets the id as well, next_pos one more
+  // than it held; neither changes anything else.
+  const std::vector<float> x = RandomFloats(151936, rng_);
+  const int32_t want = static_cast<int32_t>(std::max_element(x.begin(), x.end()) - x.begin());
+  DeviceBuffer d_x = Upload(x), d_feed = Upload(std::vector<int32_t>{-7, 41, 99});
+  ExpectOk(ArgMax(*ctx_, d_x.as<float>(), static_cast<int64_t>(x.size()), d_scratch.data(), d_out.as<int32_t>(),
+                  d_feed.as<int32_t>(), d_feed.as<int32_t>() + 1));
+  EXPECT_EQ(Download<int32_t>(d_out.data(), 1)[0], want);
+  EXPECT_EQ(Download<int32_t>(d_feed.data(), 3), (std::vector<int32_t>{want, 42, 99}));
 }
 
 // One f32 addition per element: bit-identical to the CPU's.
