@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Summarizes a decode timeline from a GGUFSCOPE_TIMELINE build (bench/variants/timeline.patch).
+
+Input: the CSV ggufscope-bench-forward writes to $GGUFSCOPE_TIMELINE_OUT: one row per block of
+every kernel that enters through GridEnter (grid id, block, SM, %globaltimer at the entry and when
+the dependent-launch wait released it), for three consecutive decode steps of one graph (a graph
+replay keeps its kernels' grid ids, so each grid id holds one kernel's blocks of all three steps).
+
+Per kernel of the chosen step, in order of release: its blocks, how many of them were resident
+before its release (entered before the first block's wait returned: weights requested early),
+and its share of the step: from its release to the next kernel's release (the kernel's work after
+the wait plus the dependent-launch hand-over). Then the same by kernel kind (block count, and the
+previous kernel's, which tells apart launches of one size), and the gap between steps.
+
+  python3 bench/timeline_summary.py tl.csv [--step 1] [--rows 24] [--json]
+"""
+import argparse
+import collections
+import csv
+import json
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("csv")
+    ap.add_argument("--step", type=int, default=1, help="0, 1 or 2 (default 1: a step with steps on both sides)")
+    ap.add_argument("--rows", type=int, default=24, help="kernels listed from the step's start")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    recs = collections.defaultdict(list)
+    with open(a.csv) as f:
+        for r in csv.DictReader(f):
+            recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"])))
+    if not recs:
+        raise SystemExit(f"{a.csv}: no records")
+    # Steps: each grid has one block per step per block index; its records sorted by release split
+    # into equal thirds only for one-block grids, so use the grids' earliest releases instead: the
+    # step's last kernel (ArgMax's final, one block) ends each step.
+    one = [g for g, v in recs.items() if len(v) % 3 == 0 and len(v) // 3 == 1]
+    if not one:
+        raise SystemExit("no one-block kernel to find the steps by")
+    last = max(one, key=lambda g: max(t for _, t in recs[g]))
+    ends = sorted(t for _, t in recs[last])
+
+    def step_of(t):
+        for i, e in enumerate(ends):
+            if t <= e:
+                return i
+        return len(ends)
+
+    ks = []
+    for g, v in recs.items():
+        mine = [(e, t) for e, t in v if step_of(t) == a.step]
+        if not mine:
+            continue
+        go = min(t for _, t in mine)
+        ks.append({"grid": g, "blocks": len(mine), "go": go, "go_last": max(t for _, t in mine),
+                   "enter_first": min(e for e, _ in mine), "resident_before_release": sum(1 for e, _ in mine if e <= go)})
+    ks.sort(key=lambda k: k["go"])
+    t0 = ks[0]["go"]
+    for i, k in enumerate(ks):
+        nxt = ks[i + 1]["go"] if i + 1 < len(ks) else k["go_last"]
+        k["share_us"] = (nxt - k["go"]) / 1000
+        k["prev_blocks"] = ks[i - 1]["blocks"] if i else 0
+    prev_end = ends[a.step - 1] if a.step > 0 else None
+    kinds = collections.defaultdict(list)
+    for k in ks:
+        kinds[(k["blocks"], k["prev_blocks"])].append(k)
+    by_kind = sorted(({"blocks": b, "prev_blocks": p, "count": len(v), "mean_us": sum(x["share_us"] for x in v) / len(v),
+                       "total_us": sum(x["share_us"] for x in v),
+                       "mean_resident_before_release": sum(x["resident_before_release"] for x in v) / len(v)}
+                      for (b, p), v in kinds.items()), key=lambda d: -d["total_us"])
+    out = {"step": a.step, "kernels": len(ks), "span_us": (ks[-1]["go_last"] - t0) / 1000,
+           "gap_from_previous_step_us": (t0 - prev_end) / 1000 if prev_end is not None else None,
+           "by_kind": by_kind,
+           "sequence": [{"blocks": k["blocks"], "resident_before_release": k["resident_before_release"],
+                         "release_us": (k["go"] - t0) / 1000, "share_us": k["share_us"]} for k in ks]}
+    if a.json:
+        print(json.dumps(out, indent=1))
+        return
+    print(f"step {a.step}: {len(ks)} kernels recorded, {out['span_us']:.1f} us from the first release to the last"
+          + (f"; {out['gap_from_previous_step_us']:.1f} us after the previous step's last release" if prev_end else ""))
+    print(" idx  blocks  resident-early  release(us)  share(us)")
+    for i, k in enumerate(ks):
+        if i < a.rows or i >= len(ks) - 4:
+            print(f"{i:4d} {k['blocks']:7d} {k['resident_before_release']:15d} {(k['go'] - t0) / 1000:12.2f} {k['share_us']:10.2f}")
+        elif i == a.rows:
+            print("  ...")
+    print("\nby kind (blocks, previous kernel's blocks): count, mean share us, total us, mean resident early")
+    for d in by_kind:
+        print(f"  ({d['blocks']}, {d['prev_blocks']}): {d['count']:3d} x {d['mean_us']:7.2f} = {d['total_us']:8.1f} us,"
+              f" {d['mean_resident_before_release']:.0f} resident early")
+
+
+if __name__ == "__main__":
+    main()
