@@ -34,11 +34,10 @@ t "ggufscope built"
 # background, beside everything else); after our decode timings, three decode steps of each model matching
 # TL_ONLY (a regex, default the 7B and 1.5B Q4_K_M files) recorded block by block and summarized
 # (bench/timeline_summary.py: each kernel's share of the step, how many of its blocks were resident before
-# its release). The records cost ~5% of the step; the summaries and the 7B CSV land in $OUT.
+# its release). The records cost ~4% of the step; the summaries and the 7B CSV land in $OUT.
 if [ "${TIMELINE:-0}" = 1 ]; then
   rm -rf /tmp/tl && mkdir -p /tmp/tl && git ls-files -z | xargs -0 cp --parents -t /tmp/tl
-  cp --parents bench/variants/timeline.patch bench/timeline_summary.py /tmp/tl 2>/dev/null
-  ( { git -C /tmp/tl apply "$PWD/bench/variants/timeline.patch" || (cd /tmp/tl && patch -p1 < "$OLDPWD/bench/variants/timeline.patch"); } &&
+  ( git -C /tmp/tl apply "$PWD/bench/variants/timeline.patch" &&
     cmake -S /tmp/tl -B /tmp/tl/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_TESTS=OFF -DGGUFSCOPE_BENCH=ON \
       -DGGUFSCOPE_WERROR=OFF -DCMAKE_CUDA_FLAGS=-DGGUFSCOPE_TIMELINE -DCMAKE_CXX_FLAGS=-DGGUFSCOPE_TIMELINE > /tmp/tl.log 2>&1 &&
     cmake --build /tmp/tl/build -j4 --target ggufscope-bench-forward >> /tmp/tl.log 2>&1; echo "timeline build rc=$?" > /tmp/tl-done ) &
@@ -185,9 +184,11 @@ IDS=$(seq -s, 100 107)
 [ -f /tmp/m/q15-Q4_K_M.gguf ] && echo "run q15-Q4_K_M: $(build-gpu/ggufscope run /tmp/m/q15-Q4_K_M.gguf --tokens $IDS -n 128 --backend cuda 2>&1 >/dev/null | tail -1)"
 t "ours done"
 if [ "${TIMELINE:-0}" = 1 ]; then
-  while [ ! -f /tmp/tl-done ]; do sleep 3; done; cat /tmp/tl-done; grep -E "error" /tmp/tl.log | head -5
+  while [ ! -f /tmp/tl-done ] && [ $(( $(date +%s) - S )) -lt ${TL_WAIT:-500} ]; do sleep 3; done
+  cat /tmp/tl-done 2>/dev/null || echo "timeline build not done in time"; grep -E "error" /tmp/tl.log | head -5
   for m in /tmp/m/*.gguf; do
     n=$(basename $m .gguf); [[ $n =~ ${TL_ONLY:-q7-Q4_K_M|q15-Q4_K_M} ]] || continue
+    [ -x /tmp/tl/build/ggufscope-bench-forward ] || break
     GGUFSCOPE_TIMELINE_OUT=/tmp/tl_$n.csv timeout 120 /tmp/tl/build/ggufscope-bench-forward $m --backend cuda -p 0 -n 16 -r 1 > /dev/null
     python3 bench/timeline_summary.py /tmp/tl_$n.csv --rows 12 > "$OUT/timeline_$n.txt" 2>&1; echo "=== timeline $n"; cat "$OUT/timeline_$n.txt"
   done

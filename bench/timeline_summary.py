@@ -33,12 +33,11 @@ def main():
             recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"])))
     if not recs:
         raise SystemExit(f"{a.csv}: no records")
-    # Steps: each grid has one block per step per block index; its records sorted by release split
-    # into equal thirds only for one-block grids, so use the grids' earliest releases instead: the
-    # step's last kernel (ArgMax's final, one block) ends each step.
-    one = [g for g, v in recs.items() if len(v) % 3 == 0 and len(v) // 3 == 1]
+    # Steps: the step's last kernel (ArgMax's final, one block) has one record per step; its
+    # releases end the steps (the patch records three).
+    one = [g for g, v in recs.items() if len(v) == 3]
     if not one:
-        raise SystemExit("no one-block kernel to find the steps by")
+        raise SystemExit("no one-block kernel recorded three times to find the steps by")
     last = max(one, key=lambda g: max(t for _, t in recs[g]))
     ends = sorted(t for _, t in recs[last])
 

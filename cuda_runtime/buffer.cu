@@ -68,17 +68,26 @@ void HostReadback::Release() {
   host_ = nullptr;
 }
 
+// All slots or none: a failure part way leaves it empty (slots() == 0).
 Status HostReadback::Create(const Context& ctx, int slots) {
   Release();
-  if (slots <= 0) return Status::Error("HostReadback: slots must be > 0");
+  if (slots <= 0 || slots > 64) return Status::Error("HostReadback: 1 to 64 slots");
   device_ = ctx.device();
-  GGUFSCOPE_CUDA_TRY(cudaSetDevice(device_));
+  const auto fail = [this](cudaError_t err, const char* call) {
+    Release();
+    return internal::CudaFailure(call, err, __FILE__, __LINE__);
+  };
+  if (const cudaError_t err = cudaSetDevice(device_); err != cudaSuccess) return fail(err, "cudaSetDevice");
   void* host = nullptr;
-  GGUFSCOPE_CUDA_TRY(cudaMallocHost(&host, static_cast<size_t>(slots) * sizeof(int32_t)));
+  if (const cudaError_t err = cudaMallocHost(&host, static_cast<size_t>(slots) * sizeof(int32_t)); err != cudaSuccess) {
+    return fail(err, "cudaMallocHost");
+  }
   host_ = static_cast<int32_t*>(host);
   for (int i = 0; i < slots; ++i) {
     cudaEvent_t e = nullptr;
-    GGUFSCOPE_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    if (const cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming); err != cudaSuccess) {
+      return fail(err, "cudaEventCreateWithFlags");
+    }
     events_.push_back(e);
   }
   return {};

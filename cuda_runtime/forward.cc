@@ -289,10 +289,12 @@ gguf::Result<int32_t> Session::EvalArgmax(std::span<const int32_t> tokens) {
 }
 
 // ArgMax of logits row `row` into argmax_ (its first 8 bytes; the op's
-// scratch follows).
-Status Session::LastArgMax(int64_t row) {
+// scratch follows); with `feed`, also the next step's token and position
+// into ids_[0] and pos_[0] (DecodeGraphStep).
+Status Session::LastArgMax(int64_t row, bool feed) {
   const int64_t V = m_.hp().n_vocab;
-  return ArgMax(ctx_, logits_.as<float>() + row * V, V, argmax_.as<uint8_t>() + 8, argmax_.as<int32_t>());
+  return ArgMax(ctx_, logits_.as<float>() + row * V, V, argmax_.as<uint8_t>() + 8, argmax_.as<int32_t>(),
+                feed ? ids_.as<int32_t>() : nullptr, feed ? pos_.as<int32_t>() : nullptr);
 }
 
 // The first one-token step is recorded, then every step replays it: the
@@ -307,9 +309,7 @@ Status Session::LastArgMax(int64_t row) {
 Status Session::DecodeGraphStep() {
   const auto step = [this]() -> Status {
     GGUFSCOPE_TRY(Forward(1, false, nullptr));
-    const int64_t V = m_.hp().n_vocab;
-    return ArgMax(ctx_, logits_.as<float>(), V, argmax_.as<uint8_t>() + 8, argmax_.as<int32_t>(), ids_.as<int32_t>(),
-                  pos_.as<int32_t>());
+    return LastArgMax(0, /*feed=*/true);
   };
   if (!graph_.ready()) {
     if (!graph_.BeginCapture(ctx_).ok()) {

@@ -176,7 +176,7 @@ class Session {
   Status PrepareFault();            // what options_.inject needs before the first Eval
   std::optional<gguf::Error> CheckInput(std::span<const int32_t> tokens) const;
   Status Run(std::span<const int32_t> tokens, bool all_logits, reference::TraceSink* trace, bool argmax);
-  Status LastArgMax(int64_t row);  // ArgMax of logits row `row` into argmax_
+  Status LastArgMax(int64_t row, bool feed = false);  // ArgMax of logits row `row` into argmax_
   Status Forward(int n, bool all_logits, reference::TraceSink* trace);
   Status DecodeGraphStep();
   Status LaunchGraph();
