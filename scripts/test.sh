@@ -11,14 +11,25 @@ cd "$ROOT"
 scripts/setup.sh || { echo "setup failed"; exit 1; }
 
 passed=0; failed=0; failures=()
+logs="$ROOT/build/test-logs"; mkdir -p "$logs"
 phase() {
   local name="$1"; shift
+  local log="$logs/$((passed + failed + 1)).log"
   printf '\n\033[1m=== %s ===\033[0m\n' "$name"
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+  # The phase's output goes to the terminal and to a log, so that the names of
+  # whatever failed can be printed again at the very end (CI shows the tail).
+  if "$@" 2>&1 | tee "$log"; then passed=$((passed + 1)); else
+    failed=$((failed + 1))
+    failures+=("$name")
+    failed_lines+=("--- $name:")
+    mapfile -t -O "${#failed_lines[@]}" failed_lines < <(grep -E \
+      '^(FAILED|ERROR) |^\s+[0-9]+ - .*\(Failed|Timeout|Subprocess|SEGFAULT|Exception\)|^ERROR: |^==[0-9]+==ERROR|runtime error:' "$log" | head -40)
+  fi
 }
+failed_lines=()
 
 phase "unit tests" ctest --test-dir build --output-on-failure -j"$(nproc)"
-phase "oracle tests (gguf-py, llama.cpp)" .venv/bin/python -m pytest tests/oracle -q -p no:cacheprovider
+phase "oracle tests (gguf-py, llama.cpp)" .venv/bin/python -m pytest tests/oracle -q -p no:cacheprovider -rfE
 if [[ "${QUICK:-0}" != 1 ]]; then
   sanitized() {
     cmake -S "$ROOT" -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGGUFSCOPE_CUDA=OFF \
@@ -32,6 +43,6 @@ if [[ "${QUICK:-0}" != 1 ]]; then
 fi
 
 echo
-((failed)) && printf 'failed: %s\n' "${failures[@]}"
+((failed)) && printf 'failed: %s\n' "${failures[@]}" && printf '  %s\n' "${failed_lines[@]}"
 echo "test phases: $passed passed, $failed failed"
 ((failed == 0))

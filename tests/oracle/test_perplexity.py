@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import warnings
 
 import pytest
 
@@ -18,12 +19,24 @@ TEXT = os.path.join(ROOT, "data", "story.txt")
 LLAMA_PPL = os.path.join(ROOT, ".cache", "llama-tools", "bin", "llama-perplexity")
 
 
-def llama_perplexity(*args):
+def llama_perplexity(*args, expect=r"Final estimate: PPL = [0-9.]+"):
+    """llama-perplexity's stdout + stderr. Once in three full CI runs (2026-11-28; never in 46 runs alone) it
+    exited 0 with no final estimate in what was captured; the oracle's output is then taken from a second run,
+    and what the first printed is shown as a warning, so that the next occurrence says what it was."""
     if not os.path.exists(LLAMA_PPL):
         pytest.skip("llama-perplexity not built: run scripts/setup.sh")
-    p = subprocess.run([LLAMA_PPL, *args, "-ctk", "f32", "-ctv", "f32", "-t", "2"], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return p.stdout + p.stderr
+    outs = []
+    for _ in range(2):
+        p = subprocess.run([LLAMA_PPL, *args, "-ctk", "f32", "-ctv", "f32", "-t", "2"], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        outs.append(p.stdout + p.stderr)
+        if re.search(expect, outs[-1]):
+            if len(outs) > 1:
+                warnings.warn(f"llama-perplexity {' '.join(args)}: first run lacked /{expect}/; it printed:\n"
+                              + outs[0][-3000:])
+            return outs[-1]
+    pytest.fail(f"llama-perplexity {' '.join(args)} printed nothing matching /{expect}/ twice; last output:\n"
+                + outs[-1][-3000:])
 
 
 @pytest.mark.parametrize("ctx", [64, 128])
@@ -46,7 +59,8 @@ def test_kl_divergence_matches_llama_perplexity(ggufscope, tmp_path):
                    check=True, capture_output=True)
     base_ll, base_ours = str(tmp_path / "base.kld"), str(tmp_path / "base.lp")
     llama_perplexity("-m", STORIES, "-f", TEXT, "-c", "128", "--kl-divergence-base", base_ll)
-    out = llama_perplexity("-m", bad, "-f", TEXT, "-c", "128", "--kl-divergence-base", base_ll, "--kl-divergence")
+    out = llama_perplexity("-m", bad, "-f", TEXT, "-c", "128", "--kl-divergence-base", base_ll, "--kl-divergence",
+                           expect=r"Same top p:\s+[0-9.]+")
     want_kl = float(re.search(r"Mean\s+KLD:\s+([0-9.]+)", out).group(1))
     want_same = float(re.search(r"Same top p:\s+([0-9.]+)", out).group(1))
     subprocess.run([ggufscope, "perplexity", STORIES, "-f", TEXT, "-c", "128", "--save-logits", base_ours], check=True,
