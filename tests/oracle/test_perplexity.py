@@ -20,8 +20,8 @@ LLAMA_PPL = os.path.join(ROOT, ".cache", "llama-tools", "bin", "llama-perplexity
 
 
 def llama_perplexity(*args, expect=r"Final estimate: PPL = [0-9.]+"):
-    """llama-perplexity's stdout + stderr. Once in three full CI runs (2026-11-28; never in 46 runs alone) it
-    exited 0 with no final estimate in what was captured; the oracle's output is then taken from a second run,
+    """llama-perplexity's stdout + stderr. In CI on 2026-11-28 and in one of three local full runs of the suite
+    (never in 46 runs of it alone) it exited 0 with no final estimate in what was captured; the oracle's output is then taken from a second run,
     and what the first printed is shown as a warning, so that the next occurrence says what it was."""
     if not os.path.exists(LLAMA_PPL):
         pytest.skip("llama-perplexity not built: run scripts/setup.sh")
