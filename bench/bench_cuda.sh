@@ -99,6 +99,12 @@ if [ "${TESTS:-0}" = 1 ]; then
       if [ "${VARIANT_TESTS:-0}" = 1 ]; then
         timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops.log" 2>&1
         echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
+        # VARIANT_TEST_ENVS="GGUFSCOPE_MATVEC_PERSIST=3 GGUFSCOPE_MATVEC_PERSIST=0": those tests again under each.
+        for te in ${VARIANT_TEST_ENVS:-}; do
+          env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
+          echo "variant ${v%%=*} cuda_ops_test MatVec* [$te] rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops-env.log" | tr '\n' ' ')"
+          grep -E "Failure|^\[  FAILED" "$OUT/variant-${v%%=*}-ops-env.log" | head -5
+        done
       fi
       for ty in ${VARIANT_TYPES:-Q8_0 Q4_K}; do
         echo "--- $ty --path ${VARIANT_PATH:-tc} [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path ${VARIANT_PATH:-tc}
@@ -176,6 +182,10 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/storie
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}
     echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+    # VARIANT_ENVS="GGUFSCOPE_MATVEC_PERSIST=0": each variant's decode again under each setting.
+    for ve in ${VARIANT_ENVS:-}; do
+      echo "ours[variant $vn $ve] $(basename $m) $(env ${ve//,/ } timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+    done
   done
 done | tee "$OUT/ours.txt"
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
