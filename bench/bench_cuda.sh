@@ -15,7 +15,19 @@ S=$(date +%s); t() { echo "[t+$(( $(date +%s) - S ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 # LLAMA=0: ours only (no llama.cpp build). PROFILE=1: per-kernel device time of decode steps
 # (ncu, gpu__time_duration per launch, summed by kernel) on the first models written.
-if [ "${LLAMA:-1}" = 1 ]; then
+# SHARED=.device/min: the shared models' folder carried (default .device/shared; TESTS=1 needs the synth
+# models, the timing only stories260K).
+SHARED=${SHARED:-.device/shared}
+# A llama-bench built beforehand (bench/prepare_cuda_bench.sh LLAMA_PREBUILD=1: same source and CUDA flags,
+# static) is used when carried in .device/llama-bin/; else llama.cpp is built here, beside ours.
+if [ "${LLAMA:-1}" = 1 ] && [ -f .device/llama-bin/llama-bench.xz ]; then
+  mkdir -p /tmp/llama/build/bin && xz -dc .device/llama-bin/llama-bench.xz > /tmp/llama/build/bin/llama-bench &&
+    chmod +x /tmp/llama/build/bin/llama-bench
+  missing=$(ldd /tmp/llama/build/bin/llama-bench | grep "not found" | grep -v libcuda.so)
+  if [ -n "$missing" ]; then echo "prebuilt llama-bench lacks: $missing"; rm -f /tmp/llama/build/bin/llama-bench; fi
+  echo "llama rc=$([ -x /tmp/llama/build/bin/llama-bench ] && echo 0 || echo 1) (prebuilt, .device/llama-bin)" > /tmp/llama/done
+  echo > /tmp/llama/build.log
+elif [ "${LLAMA:-1}" = 1 ]; then
 mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
 ( cmake -S /tmp/llama/llama.cpp -B /tmp/llama/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
@@ -26,7 +38,7 @@ mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; do
 export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
-  -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
+  -DGGUFSCOPE_SHARED_DIR="$PWD/$SHARED" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
 TARGETS="ggufscope ggufscope-synth ggufscope-bench-forward"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
 cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > /tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -30; exit 1; }
 t "ggufscope built"
@@ -89,7 +101,7 @@ if [ "${TESTS:-0}" = 1 ]; then
       fi
       echo "variant ${v%%=*}: $(diff -r -q --exclude=build . $d 2>/dev/null | grep -c differ) files changed"
       ( cmake -S $d -B $d/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON \
-          -DGGUFSCOPE_TESTS=${VARIANT_TESTS:-0} -DGGUFSCOPE_WERROR=OFF -DGGUFSCOPE_SHARED_DIR="$PWD/.device/shared" > $d.log 2>&1 &&
+          -DGGUFSCOPE_TESTS=${VARIANT_TESTS:-0} -DGGUFSCOPE_WERROR=OFF -DGGUFSCOPE_SHARED_DIR="$PWD/$SHARED" > $d.log 2>&1 &&
         cmake --build $d/build -j$(( ${JOBS:-8} / 2 + 1 )) --target $vt >> $d.log 2>&1 ||
           { echo "variant $v: build failed"; grep -E "error" $d.log | head -5; } ) &
     done
@@ -161,7 +173,7 @@ ls -la /tmp/m; t "models written"
 # Ours as llama-bench times llama.cpp (bench/forward_bench.cc): pp512 = one 512-token batch into an empty
 # cache, tg128 = 128 tokens decoded one at a time (the replayed graph, greedy on the device) after an untimed
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
-for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo .device/shared/models/stories260K.gguf); do
+for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.gguf); do
   echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
   # PP_MATH="tf32 f16" (the default; "" for none): pp512 again with prefill's GEMMs in that precision
   # (SessionOptions::prefill_math, `run --prefill-math`); f32 above is the one the reference comparison uses.
