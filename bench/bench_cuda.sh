@@ -20,14 +20,18 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 SHARED=${SHARED:-.device/shared}
 # A llama-bench built beforehand (bench/prepare_cuda_bench.sh LLAMA_PREBUILD=1: same source and CUDA flags,
 # static) is used when carried in .device/llama-bin/; else llama.cpp is built here, beside ours.
+PREBUILT=0
 if [ "${LLAMA:-1}" = 1 ] && [ -f .device/llama-bin/llama-bench.xz ]; then
   mkdir -p /tmp/llama/build/bin && xz -dc .device/llama-bin/llama-bench.xz > /tmp/llama/build/bin/llama-bench &&
-    chmod +x /tmp/llama/build/bin/llama-bench
-  missing=$(ldd /tmp/llama/build/bin/llama-bench | grep "not found" | grep -v libcuda.so)
-  if [ -n "$missing" ]; then echo "prebuilt llama-bench lacks: $missing"; rm -f /tmp/llama/build/bin/llama-bench; fi
-  echo "llama rc=$([ -x /tmp/llama/build/bin/llama-bench ] && echo 0 || echo 1) (prebuilt, .device/llama-bin)" > /tmp/llama/done
-  echo > /tmp/llama/build.log
-elif [ "${LLAMA:-1}" = 1 ]; then
+    chmod +x /tmp/llama/build/bin/llama-bench && PREBUILT=1
+  missing=$(ldd /tmp/llama/build/bin/llama-bench 2>&1 | grep "not found" | grep -v libcuda.so)
+  if [ -n "$missing" ]; then
+    echo "prebuilt llama-bench lacks: $missing; building llama.cpp here instead"; rm -f /tmp/llama/build/bin/llama-bench; PREBUILT=0
+  else
+    echo "llama rc=0 (prebuilt, .device/llama-bin)" > /tmp/llama/done; echo > /tmp/llama/build.log
+  fi
+fi
+if [ "${LLAMA:-1}" = 1 ] && [ "$PREBUILT" = 0 ]; then
 mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
 ( cmake -S /tmp/llama/llama.cpp -B /tmp/llama/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
