@@ -36,7 +36,8 @@ done
 #   carry: .device/debs .device/min .device/gemma-info.json .device/llama-bin   (SHARED=.device/min)
 if [ "${LLAMA_PREBUILD:-0}" = 1 ]; then
   B=.cache/llama-cuda-build
-  rm -rf .cache/llama-cuda-src && mkdir -p .cache/llama-cuda-src && tar -xJf .device/llama/src.tar.xz -C .cache/llama-cuda-src
+  [ -d .cache/llama-cuda-src/llama.cpp ] ||
+    { mkdir -p .cache/llama-cuda-src && tar -xJf .device/llama/src.tar.xz -C .cache/llama-cuda-src; }
   cmake -S .cache/llama-cuda-src/llama.cpp -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DGGML_CUDA_NCCL=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
