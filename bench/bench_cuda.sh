@@ -145,12 +145,13 @@ if [ "${TESTS:-0}" = 1 ]; then
       build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
   done
   t "matvec bench done"
-  # SANITIZE=1: compute-sanitizer on the op tests, every (tool, test) pair at once (each is CPU-bound).
+  # SANITIZE=1: compute-sanitizer on the op tests, every (tool, test) pair at once (each is CPU-bound);
+  # SAN_FILTER (a gtest filter, default all) picks the tests.
   if [ "${SANITIZE:-0}" = 1 ]; then
     for tool in ${SAN_TOOLS:-memcheck racecheck synccheck initcheck}; do
       for test in cuda_ops_test cuda_decode_ops_test; do
         extra=; [ $tool = memcheck ] && extra="--leak-check full"
-        ( timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool $extra build-gpu/tests/$test > "/tmp/san_${tool}_$test.log" 2>&1
+        ( timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool $extra build-gpu/tests/$test --gtest_filter="${SAN_FILTER:-*}" > "/tmp/san_${tool}_$test.log" 2>&1
           echo "sanitizer $tool $test rc=$? $(grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' /tmp/san_${tool}_$test.log | tr '\n' ' ')" ) &
       done
     done > "$OUT/sanitizer.txt"
