@@ -9,8 +9,12 @@ replay keeps its kernels' grid ids, so each grid id holds one kernel's blocks of
 Per kernel of the chosen step, in order of release: its blocks, how many of them were resident
 before its release (entered before the first block's wait returned: weights requested early),
 and its share of the step: from its release to the next kernel's release (the kernel's work after
-the wait plus the dependent-launch hand-over). Then the same by kernel kind (block count, and the
-previous kernel's, which tells apart launches of one size), and the gap between steps.
+the wait plus the dependent-launch hand-over). Kernels that call GridLeave (the tensor-core
+mat-vecs, attention) also record when each block's thread 0 finished (t_leave, a column the
+patch's later form writes): their share then splits into "work" (release to the last block's
+finish) and "hand-over" (that finish to the next kernel's release). Then the same by kernel kind
+(block count, and the previous kernel's, which tells apart launches of one size), and the gap
+between steps.
 
   python3 bench/timeline_summary.py tl.csv [--step 1] [--rows 24] [--json]
 """
@@ -30,7 +34,7 @@ def main():
     recs = collections.defaultdict(list)
     with open(a.csv) as f:
         for r in csv.DictReader(f):
-            recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"])))
+            recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"]), int(r.get("t_leave") or 0)))
     if not recs:
         raise SystemExit(f"{a.csv}: no records")
     # Steps: the step's last kernel (ArgMax's final, one block) has one record per step; its
@@ -38,8 +42,8 @@ def main():
     one = [g for g, v in recs.items() if len(v) == 3]
     if not one:
         raise SystemExit("no one-block kernel recorded three times to find the steps by")
-    last = max(one, key=lambda g: max(t for _, t in recs[g]))
-    ends = sorted(t for _, t in recs[last])
+    last = max(one, key=lambda g: max(t for _, t, _ in recs[g]))
+    ends = sorted(t for _, t, _ in recs[last])
 
     def step_of(t):
         for i, e in enumerate(ends):
@@ -49,46 +53,63 @@ def main():
 
     ks = []
     for g, v in recs.items():
-        mine = [(e, t) for e, t in v if step_of(t) == a.step]
+        mine = [(e, t, l) for e, t, l in v if step_of(t) == a.step]
         if not mine:
             continue
-        go = min(t for _, t in mine)
-        ks.append({"grid": g, "blocks": len(mine), "go": go, "go_last": max(t for _, t in mine),
-                   "enter_first": min(e for e, _ in mine), "resident_before_release": sum(1 for e, _ in mine if e <= go)})
+        go = min(t for _, t, _ in mine)
+        leave = max(l for _, _, l in mine) if all(l > 0 for _, _, l in mine) else None
+        ks.append({"grid": g, "blocks": len(mine), "go": go, "go_last": max(t for _, t, _ in mine), "leave": leave,
+                   "enter_first": min(e for e, _, _ in mine),
+                   "resident_before_release": sum(1 for e, _, _ in mine if e <= go)})
     ks.sort(key=lambda k: k["go"])
     t0 = ks[0]["go"]
     for i, k in enumerate(ks):
         nxt = ks[i + 1]["go"] if i + 1 < len(ks) else k["go_last"]
         k["share_us"] = (nxt - k["go"]) / 1000
+        k["work_us"] = (k["leave"] - k["go"]) / 1000 if k["leave"] is not None else None
+        k["handover_us"] = (nxt - k["leave"]) / 1000 if k["leave"] is not None and i + 1 < len(ks) else None
         k["prev_blocks"] = ks[i - 1]["blocks"] if i else 0
     prev_end = ends[a.step - 1] if a.step > 0 else None
     kinds = collections.defaultdict(list)
     for k in ks:
         kinds[(k["blocks"], k["prev_blocks"])].append(k)
+    def mean_of(v, key):
+        xs = [x[key] for x in v if x[key] is not None]
+        return sum(xs) / len(xs) if xs else None
+
     by_kind = sorted(({"blocks": b, "prev_blocks": p, "count": len(v), "mean_us": sum(x["share_us"] for x in v) / len(v),
                        "total_us": sum(x["share_us"] for x in v),
+                       "mean_work_us": mean_of(v, "work_us"), "mean_handover_us": mean_of(v, "handover_us"),
                        "mean_resident_before_release": sum(x["resident_before_release"] for x in v) / len(v)}
                       for (b, p), v in kinds.items()), key=lambda d: -d["total_us"])
     out = {"step": a.step, "kernels": len(ks), "span_us": (ks[-1]["go_last"] - t0) / 1000,
            "gap_from_previous_step_us": (t0 - prev_end) / 1000 if prev_end is not None else None,
            "by_kind": by_kind,
            "sequence": [{"blocks": k["blocks"], "resident_before_release": k["resident_before_release"],
-                         "release_us": (k["go"] - t0) / 1000, "share_us": k["share_us"]} for k in ks]}
+                         "release_us": (k["go"] - t0) / 1000, "share_us": k["share_us"], "work_us": k["work_us"],
+                         "handover_us": k["handover_us"]} for k in ks]}
     if a.json:
         print(json.dumps(out, indent=1))
         return
     print(f"step {a.step}: {len(ks)} kernels recorded, {out['span_us']:.1f} us from the first release to the last"
           + (f"; {out['gap_from_previous_step_us']:.1f} us after the previous step's last release" if prev_end else ""))
-    print(" idx  blocks  resident-early  release(us)  share(us)")
+    def us(x):
+        return f"{x:10.2f}" if x is not None else f"{'-':>10}"
+
+    print(" idx  blocks  resident-early  release(us)  share(us)   work(us) handover(us)")
     for i, k in enumerate(ks):
         if i < a.rows or i >= len(ks) - 4:
-            print(f"{i:4d} {k['blocks']:7d} {k['resident_before_release']:15d} {(k['go'] - t0) / 1000:12.2f} {k['share_us']:10.2f}")
+            print(f"{i:4d} {k['blocks']:7d} {k['resident_before_release']:15d} {(k['go'] - t0) / 1000:12.2f} {k['share_us']:10.2f}"
+                  f" {us(k['work_us'])} {us(k['handover_us'])}")
         elif i == a.rows:
             print("  ...")
-    print("\nby kind (blocks, previous kernel's blocks): count, mean share us, total us, mean resident early")
+    print("\nby kind (blocks, previous kernel's blocks): count, mean share us, total us, mean resident early"
+          " [mean work + hand-over us]")
     for d in by_kind:
+        split = (f"  [{d['mean_work_us']:.2f} + {d['mean_handover_us']:.2f}]"
+                 if d["mean_work_us"] is not None and d["mean_handover_us"] is not None else "")
         print(f"  ({d['blocks']}, {d['prev_blocks']}): {d['count']:3d} x {d['mean_us']:7.2f} = {d['total_us']:8.1f} us,"
-              f" {d['mean_resident_before_release']:.0f} resident early")
+              f" {d['mean_resident_before_release']:.0f} resident early{split}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@
 #include <cooperative_groups.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
@@ -403,6 +405,39 @@ __global__ void StoreRowsKernel(const float* src, const int32_t* rows, int64_t n
 }
 
 }  // namespace
+
+namespace internal {
+
+// Each attention launch of a decode step sits between two tensor-core
+// mat-vecs whose blocks (40-80 KB of shared memory each) are launched early
+// to request their weights while it runs. On the H200 (7B Q8_0 shape,
+// 2026-11-28 timeline, docs/PERFORMANCE.md) 16 of the 224 attn_output
+// blocks could not join the SMs holding the attention blocks: they entered
+// 1.4-2.8 us after the attention ended, and such a layer's attn_output took
+// 7.6-8.8 us against 4.3 us where all 224 were resident early. Registers
+// and shared memory allow one attention block beside an attn_output block,
+// so the likely cause is the carveout the driver picks for a kernel of a
+// few KB of shared memory on an idle SM. Preferring the largest carveout for
+// the attention kernels measured +1.9% on 7B Q8_0 decode (385.7 against
+// 378.5 tokens/s, same call, two alternations), -0.4% on 7B Q4_K_M, a tie
+// on 1.5B Q4_K_M. GGUFSCOPE_ATTN_CARVEOUT=0: the driver's default
+// (benchmarking switch).
+cudaError_t PrepareAttention() {
+  const char* e = std::getenv("GGUFSCOPE_ATTN_CARVEOUT");
+  if (e != nullptr && std::string(e) == "0") return cudaSuccess;
+  for (const bool vec4 : {false, true}) {
+    for (int head_dim = 8; head_dim <= kMaxHeadDim; head_dim *= 2) {
+      for (const AttnKernel k : {PickKernel<false>(head_dim, vec4), PickKernel<true>(head_dim, vec4)}) {
+        const cudaError_t err =
+            cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+        if (err != cudaSuccess) return err;
+      }
+    }
+  }
+  return cudaSuccess;
+}
+
+}  // namespace internal
 
 Status StoreRows(Context& ctx, const float* src, const int32_t* rows, int64_t n_rows, int64_t n_cols,
                  float* dst, int64_t n_dst_rows) {

@@ -108,8 +108,12 @@ cudaError_t LaunchDependent(const Context& ctx, void (*kernel)(Params...), dim3 
 
 // Per-device kernel settings that must be made before a graph capture (the
 // current device's; Context::Create calls it): the tensor-core mat-vec
-// kernels' opt-in to more than 48 KB of dynamic shared memory (matvec.cu).
+// kernels' opt-in to more than 48 KB of dynamic shared memory (matvec.cu),
+// and PrepareAttention's.
 cudaError_t PrepareKernels();
+// The attention kernels prefer the largest shared-memory carveout
+// (attention.cu).
+cudaError_t PrepareAttention();
 
 inline std::string TypeLabel(gguf::GgmlType type) {
   const auto traits = gguf::LookupType(static_cast<uint32_t>(type));
