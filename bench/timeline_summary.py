@@ -7,8 +7,8 @@ the dependent-launch wait released it), for three consecutive decode steps of on
 replay keeps its kernels' grid ids, so each grid id holds one kernel's blocks of all three steps).
 
 Per kernel of the chosen step, in order of release: its blocks, how many of them were resident
-before its release (entered before the first block's wait returned: weights requested early),
-and its share of the step: from its release to the next kernel's release (the kernel's work after
+before its release (entered before the first block's wait returned: weights requested early)
+and when its last block entered, and its share of the step: from its release to the next kernel's release (the kernel's work after
 the wait plus the dependent-launch hand-over). Kernels that call GridLeave (the tensor-core
 mat-vecs, attention) also record when each block's thread 0 finished (t_leave, a column the
 patch's later form writes): their share then splits into "work" (release to the last block's
@@ -60,7 +60,8 @@ def main():
         leave = max(l for _, _, l in mine) if all(l > 0 for _, _, l in mine) else None
         ks.append({"grid": g, "blocks": len(mine), "go": go, "go_last": max(t for _, t, _ in mine), "leave": leave,
                    "enter_first": min(e for e, _, _ in mine),
-                   "resident_before_release": sum(1 for e, _, _ in mine if e <= go)})
+                   "resident_before_release": sum(1 for e, _, _ in mine if e <= go),
+                   "last_entry_after_release_us": max(0, max(e for e, _, _ in mine) - go) / 1000})
     ks.sort(key=lambda k: k["go"])
     t0 = ks[0]["go"]
     for i, k in enumerate(ks):
@@ -80,7 +81,8 @@ def main():
     by_kind = sorted(({"blocks": b, "prev_blocks": p, "count": len(v), "mean_us": sum(x["share_us"] for x in v) / len(v),
                        "total_us": sum(x["share_us"] for x in v),
                        "mean_work_us": mean_of(v, "work_us"), "mean_handover_us": mean_of(v, "handover_us"),
-                       "mean_resident_before_release": sum(x["resident_before_release"] for x in v) / len(v)}
+                       "mean_resident_before_release": sum(x["resident_before_release"] for x in v) / len(v),
+                       "mean_last_entry_after_release_us": sum(x["last_entry_after_release_us"] for x in v) / len(v)}
                       for (b, p), v in kinds.items()), key=lambda d: -d["total_us"])
     out = {"step": a.step, "kernels": len(ks), "span_us": (ks[-1]["go_last"] - t0) / 1000,
            "gap_from_previous_step_us": (t0 - prev_end) / 1000 if prev_end is not None else None,
@@ -103,13 +105,13 @@ def main():
                   f" {us(k['work_us'])} {us(k['handover_us'])}")
         elif i == a.rows:
             print("  ...")
-    print("\nby kind (blocks, previous kernel's blocks): count, mean share us, total us, mean resident early"
-          " [mean work + hand-over us]")
+    print("\nby kind (blocks, previous kernel's blocks): count, mean share us, total us, mean resident early,"
+          " mean us from the release to the last block's entry [mean work + hand-over us]")
     for d in by_kind:
         split = (f"  [{d['mean_work_us']:.2f} + {d['mean_handover_us']:.2f}]"
                  if d["mean_work_us"] is not None and d["mean_handover_us"] is not None else "")
         print(f"  ({d['blocks']}, {d['prev_blocks']}): {d['count']:3d} x {d['mean_us']:7.2f} = {d['total_us']:8.1f} us,"
-              f" {d['mean_resident_before_release']:.0f} resident early{split}")
+              f" {d['mean_resident_before_release']:.0f} resident early, last in +{d['mean_last_entry_after_release_us']:.2f}{split}")
 
 
 if __name__ == "__main__":
