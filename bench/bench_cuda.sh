@@ -22,14 +22,19 @@ SHARED=${SHARED:-.device/shared}
 # static) is used when carried in .device/llama-bin/; else llama.cpp is built here, beside ours.
 PREBUILT=0
 if [ "${LLAMA:-1}" = 1 ] && [ -f .device/llama-bin/llama-bench.xz ]; then
-  mkdir -p /tmp/llama/build/bin && xz -dc .device/llama-bin/llama-bench.xz > /tmp/llama/build/bin/llama-bench &&
-    chmod +x /tmp/llama/build/bin/llama-bench && PREBUILT=1
-  missing=$(ldd /tmp/llama/build/bin/llama-bench 2>&1 | grep "not found" | grep -v libcuda.so)
-  if [ -n "$missing" ]; then
-    echo "prebuilt llama-bench lacks: $missing; building llama.cpp here instead"; rm -f /tmp/llama/build/bin/llama-bench; PREBUILT=0
+  mkdir -p /tmp/llama/build/bin
+  if xz -dc .device/llama-bin/llama-bench.xz > /tmp/llama/build/bin/llama-bench && chmod +x /tmp/llama/build/bin/llama-bench &&
+     ldd /tmp/llama/build/bin/llama-bench > /tmp/llama/ldd.txt 2>&1; then
+    missing=$(grep "not found" /tmp/llama/ldd.txt | grep -v libcuda.so)
+    if [ -z "$missing" ]; then
+      PREBUILT=1; echo "llama rc=0 (prebuilt, .device/llama-bin)" > /tmp/llama/done; echo > /tmp/llama/build.log
+    else
+      echo "prebuilt llama-bench lacks: $missing; building llama.cpp here instead"
+    fi
   else
-    echo "llama rc=0 (prebuilt, .device/llama-bin)" > /tmp/llama/done; echo > /tmp/llama/build.log
+    echo "prebuilt llama-bench could not be unpacked or read ($(tail -1 /tmp/llama/ldd.txt 2>/dev/null)); building llama.cpp here instead"
   fi
+  [ "$PREBUILT" = 1 ] || rm -f /tmp/llama/build/bin/llama-bench
 fi
 if [ "${LLAMA:-1}" = 1 ] && [ "$PREBUILT" = 0 ]; then
 mkdir -p /tmp/llama && tar -xJf .device/llama/src.tar.xz -C /tmp/llama
@@ -115,7 +120,7 @@ if [ "${TESTS:-0}" = 1 ]; then
       if [ "${VARIANT_TESTS:-0}" = 1 ]; then
         timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops.log" 2>&1
         echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
-        # VARIANT_TEST_ENVS="GGUFSCOPE_MATVEC_PERSIST=3 GGUFSCOPE_MATVEC_PERSIST=0": those tests again under each.
+        # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_CARVEOUT_ALL=0): those tests again under each setting.
         for te in ${VARIANT_TEST_ENVS:-}; do
           env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
           echo "variant ${v%%=*} cuda_ops_test MatVec* [$te] rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops-env.log" | tr '\n' ' ')"
@@ -199,7 +204,7 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.g
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}
     echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
-    # VARIANT_ENVS="GGUFSCOPE_MATVEC_PERSIST=0": each variant's decode again under each setting.
+    # VARIANT_ENVS (same form, e.g. GGUFSCOPE_CARVEOUT_ALL=0): each variant's decode again under each setting.
     for ve in ${VARIANT_ENVS:-}; do
       echo "ours[variant $vn $ve] $(basename $m) $(env ${ve//,/ } timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
     done

@@ -8,11 +8,12 @@ replay keeps its kernels' grid ids, so each grid id holds one kernel's blocks of
 
 Per kernel of the chosen step, in order of release: its blocks, how many of them were resident
 before its release (entered before the first block's wait returned: weights requested early)
-and when its last block entered, and its share of the step: from its release to the next kernel's release (the kernel's work after
-the wait plus the dependent-launch hand-over). Kernels that call GridLeave (the tensor-core
-mat-vecs, attention) also record when each block's thread 0 finished (t_leave, a column the
-patch's later form writes): their share then splits into "work" (release to the last block's
-finish) and "hand-over" (that finish to the next kernel's release). Then the same by kernel kind
+and when its last block entered, and its share of the step: from its release to the next
+kernel's release (the kernel's work after the wait plus the dependent-launch hand-over). Kernels
+that call GridLeave (the tensor-core mat-vecs, attention) also record when each block's thread 0
+finished (the t_leave column; CSVs from before session 19 lack it): their share then splits into
+"work" (release to the last block's finish) and "hand-over" (that finish to the next kernel's
+release). Then the same by kernel kind
 (block count, and the previous kernel's, which tells apart launches of one size), and the gap
 between steps.
 

@@ -55,8 +55,10 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
   const char* pdl = std::getenv("GGUFSCOPE_PDL");
   ctx->dependent_launch_ = ctx->dependent_launch_supported_ && !(pdl != nullptr && std::string(pdl) == "0");
   // The kernels' per-device settings, before any op can be recorded into a
-  // graph (mat-vec: the shared-memory opt-in, matvec.cu).
+  // graph (mat-vec: the shared-memory opt-in, matvec.cu; attention: the
+  // carveout, attention.cu).
   if (err == cudaSuccess) err = internal::PrepareKernels();
+  if (err == cudaSuccess) err = internal::PrepareAttention();
   if (err != cudaSuccess) {
     if (why) *why = std::string("CUDA: ") + cudaGetErrorString(err);
     return nullptr;

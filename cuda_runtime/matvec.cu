@@ -2185,7 +2185,6 @@ cudaError_t PrepareKernels() {
   if (err == cudaSuccess && TcSharedBytes<TcQ6KDeep, 1, 2 * kTcWarps>() <= static_cast<size_t>(optin)) {
     err = PrepareTc<TcQ6KDeep, 1, 2 * kTcWarps>();
   }
-  if (err == cudaSuccess) err = PrepareAttention();
   return err;
 }
 

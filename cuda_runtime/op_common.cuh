@@ -107,12 +107,11 @@ cudaError_t LaunchDependent(const Context& ctx, void (*kernel)(Params...), dim3 
 }
 
 // Per-device kernel settings that must be made before a graph capture (the
-// current device's; Context::Create calls it): the tensor-core mat-vec
+// current device's; Context::Create calls both): the tensor-core mat-vec
 // kernels' opt-in to more than 48 KB of dynamic shared memory (matvec.cu),
-// and PrepareAttention's.
+// and the attention kernels' preference for the largest shared-memory
+// carveout (attention.cu).
 cudaError_t PrepareKernels();
-// The attention kernels prefer the largest shared-memory carveout
-// (attention.cu).
 cudaError_t PrepareAttention();
 
 inline std::string TypeLabel(gguf::GgmlType type) {
