@@ -1967,8 +1967,15 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
         return LaunchTc<F, 3, kTcWarps>(ctx, grid3, p, n_stages, x);
       }
     }
-    // Under one wave of 16-row blocks: the more blocks the better.
-    const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1);
+    // Under one wave of 16-row blocks: the more blocks the better. Q8_0
+    // keeps one tile whatever the waves: its 2-tile kernel (3 resident
+    // blocks against 5) is slower a byte on every shape, and the rule's one
+    // Q8_0 pick of two, the output head, lost (H200, 2026-11-28: 152064 x
+    // 3584 alone 169.2 us with two tiles, 150.7 us with one; decode with one
+    // tile everywhere, GGUFSCOPE_MATVEC_TC_TILES=1, 7B Q8_0 382.8 against
+    // 375.1 and 379.9, 1.5B Q8_0 878.8 against 865.8 and 862.7 tokens/s).
+    const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2
+                                          : F::kSubSums && waves(1) > 1.0 && fill(2) >= fill(1);
     const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
     if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
     if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
