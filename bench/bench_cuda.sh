@@ -120,7 +120,7 @@ if [ "${TESTS:-0}" = 1 ]; then
       if [ "${VARIANT_TESTS:-0}" = 1 ]; then
         timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops.log" 2>&1
         echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
-        # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_CARVEOUT_ALL=0): those tests again under each setting.
+        # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_MATVEC_TC_TILES=1): those tests again under each setting.
         for te in ${VARIANT_TEST_ENVS:-}; do
           env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
           echo "variant ${v%%=*} cuda_ops_test MatVec* [$te] rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops-env.log" | tr '\n' ' ')"
@@ -204,7 +204,7 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.g
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}
     echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
-    # VARIANT_ENVS (same form, e.g. GGUFSCOPE_CARVEOUT_ALL=0): each variant's decode again under each setting.
+    # VARIANT_ENVS (same form, e.g. GGUFSCOPE_MATVEC_TC_TILES=1): each variant's decode again under each setting.
     for ve in ${VARIANT_ENVS:-}; do
       echo "ours[variant $vn $ve] $(basename $m) $(env ${ve//,/ } timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
     done
