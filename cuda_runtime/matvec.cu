@@ -1888,7 +1888,8 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
 }
 
 // GGUFSCOPE_MATVEC_TC_TILES=1, 2 or 3: always that many 16-row tiles per
-// block (3: Q4_K only; benchmarking switch; 0 or unset: the wave rule below).
+// block (2 and 3: Q4_K only, Q8_0 keeps one; benchmarking switch; 0 or
+// unset: the wave rule below).
 int TcForcedTiles() {
   static const int n = [] {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_TILES");
@@ -1936,49 +1937,51 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     }
     return LaunchTc<F, 1, kTcWarps>(ctx, grid, p, n_stages, x);
   } else {
-    // One or two row tiles per block (two: B and the digit split serve 32
-    // rows), whichever fills its waves of resident blocks better (a last wave
-    // a quarter full leaves most of the device idle for a quarter of the time).
-    const auto resident = [&](int tiles) {
-      if constexpr (F::kSubSums) {
-        if (tiles == 3) return TcResident<F, 3, kTcWarps>();
-      }
-      return tiles == 1 ? TcResident<F, 1, kTcWarps>() : TcResident<F, 2, kTcWarps>();
-    };
-    const auto waves = [&](int tiles) {
-      return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
-             (resident(tiles) * static_cast<double>(ctx.multiprocessors()));
-    };
-    const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
-    // Q4_K (kSubSums) may take three tiles: 48 rows share each stage's x
-    // split, a sixth fewer instructions a row than two tiles at the same 3
-    // resident blocks (157 registers against 140). Taken where they make the
-    // launch one wave and fewer tiles would not: the blocks are then half
-    // again as long, so a second wave leaves a longer tail, which the next
-    // launch waits out (H100, 2026-11-28: the 1.5B gate/up launch, 374
-    // blocks of 48 rows in one wave, decode 935.7 -> 948.7-962.4 tokens/s;
-    // the 7B one, 790 blocks in two waves, 451.8 -> 441.9-443.3, though
-    // 18944 x 3584 alone, 395 blocks, ran 17.84 -> 16.60 us).
+    // Q8_0: 16 rows a block on every shape. Its 2-tile kernel (3 resident
+    // blocks against 5) was slower a byte on every shape, and the one Q8_0
+    // launch the wave rule below gave two tiles, the output head, lost
+    // (H200, 2026-11-28: 152064 x 3584 alone 169.2 us with two tiles, 150.7
+    // us with one; decode with one tile everywhere, GGUFSCOPE_MATVEC_TC_TILES=1,
+    // 7B Q8_0 382.8 against 375.1 and 379.9, 1.5B Q8_0 878.8 against 865.8
+    // and 862.7 tokens/s), so it is not built.
     if constexpr (F::kSubSums) {
+      // Q4_K: one, two or three row tiles per block (more: B and the digit
+      // split serve 32 or 48 rows), whichever fills its waves of resident
+      // blocks better (a last wave a quarter full leaves most of the device
+      // idle for a quarter of the time).
+      const auto resident = [&](int tiles) {
+        return tiles == 1 ? TcResident<F, 1, kTcWarps>()
+                          : tiles == 2 ? TcResident<F, 2, kTcWarps>() : TcResident<F, 3, kTcWarps>();
+      };
+      const auto waves = [&](int tiles) {
+        return static_cast<double>((p.end[2] + 16 * tiles - 1) / (16 * tiles)) /
+               (resident(tiles) * static_cast<double>(ctx.multiprocessors()));
+      };
+      const auto fill = [&](int tiles) { return waves(tiles) / std::ceil(waves(tiles)); };
+      // Three tiles: 48 rows share each stage's x split, a sixth fewer
+      // instructions a row than two tiles at the same 3 resident blocks (157
+      // registers against 140). Taken where they make the launch one wave
+      // and fewer tiles would not: the blocks are then half again as long,
+      // so a second wave leaves a longer tail, which the next launch waits
+      // out (H100, 2026-11-28: the 1.5B gate/up launch, 374 blocks of 48 rows
+      // in one wave, decode 935.7 -> 948.7-962.4 tokens/s; the 7B one, 790
+      // blocks in two waves, 451.8 -> 441.9-443.3, though 18944 x 3584
+      // alone, 395 blocks, ran 17.84 -> 16.60 us).
       if (TcForcedTiles() == 3 ||
           (TcForcedTiles() == 0 && Tc3Tiles() && waves(1) > 1.0 && waves(2) > 1.0 && waves(3) <= 1.0)) {
         const int64_t grid3 = (p.end[2] + 47) / 48;
         if (grid3 > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
         return LaunchTc<F, 3, kTcWarps>(ctx, grid3, p, n_stages, x);
       }
+      // Under one wave of 16-row blocks: the more blocks the better.
+      if (TcForcedTiles() != 0 ? TcForcedTiles() == 2 : waves(1) > 1.0 && fill(2) >= fill(1)) {
+        const int64_t grid2 = (p.end[2] + 31) / 32;
+        if (grid2 > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+        return LaunchTc<F, 2, kTcWarps>(ctx, grid2, p, n_stages, x);
+      }
     }
-    // Under one wave of 16-row blocks: the more blocks the better. Q8_0
-    // keeps one tile whatever the waves: its 2-tile kernel (3 resident
-    // blocks against 5) is slower a byte on every shape, and the rule's one
-    // Q8_0 pick of two, the output head, lost (H200, 2026-11-28: 152064 x
-    // 3584 alone 169.2 us with two tiles, 150.7 us with one; decode with one
-    // tile everywhere, GGUFSCOPE_MATVEC_TC_TILES=1, 7B Q8_0 382.8 against
-    // 375.1 and 379.9, 1.5B Q8_0 878.8 against 865.8 and 862.7 tokens/s).
-    const bool two = TcForcedTiles() != 0 ? TcForcedTiles() == 2
-                                          : F::kSubSums && waves(1) > 1.0 && fill(2) >= fill(1);
-    const int64_t grid = (p.end[2] + (two ? 31 : 15)) / (two ? 32 : 16);
+    const int64_t grid = (p.end[2] + 15) / 16;
     if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
-    if (two) return LaunchTc<F, 2, kTcWarps>(ctx, grid, p, n_stages, x);
     // One wave of 8-warp blocks, and more stages per row than 4 warps keep in
     // flight at once: 8 warps, so more of a row is requested up front.
     if (TcMaxWarps() == 8 && grid <= int64_t{TcResident<F, 1, 2 * kTcWarps>()} * ctx.multiprocessors() &&
@@ -2004,10 +2007,8 @@ cudaError_t PrepareTc() {
 template <typename F>
 cudaError_t PrepareTensorCore() {
   cudaError_t err = PrepareTc<F, 1, kTcWarps>();
-  if constexpr (!F::kWindow) {
+  if constexpr (F::kSubSums) {  // 2 and 3 tiles: Q4_K only (LaunchTensorCore)
     if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
-  }
-  if constexpr (F::kSubSums) {
     if (err == cudaSuccess) err = PrepareTc<F, 3, kTcWarps>();
   }
   return err == cudaSuccess ? PrepareTc<F, 1, 2 * kTcWarps>() : err;

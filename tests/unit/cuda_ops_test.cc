@@ -386,11 +386,11 @@ TEST_F(CudaOps, MatVecMatchesFloat64DotForEveryType) {
 // same threshold), an all-zero block and a block of subnormals. On an H100 the shapes take every launch variant:
 // 16 rows and 4 warps a block (1 to 4099 rows; several waves: 21000 x 3584,
 // and 40000 x 512 with fewer stages than warps; 4608 x 3584, the 7B q/k/v
-// launch), 8 warps (3584 x 18944), 32
-// rows (25344 x 256: one stage, so two of the four warps have none; 38000 x
-// 2048), 48 rows (Q4_K, 18010 x 2048: 376 blocks in one wave, the last one
-// 10 rows; Q8_0 takes 32 there); Q6_K has 16-row blocks only, and both
-// parities of its 2-byte aligned blocks.
+// launch), 8 warps (3584 x 18944), and for Q4_K 32 rows (25344 x 256: one
+// stage, so two of the four warps have none; 38000 x 2048) and 48 rows
+// (18010 x 2048: 376 blocks in one wave, the last one 10 rows); Q8_0 and
+// Q6_K have 16-row blocks only, Q6_K in both parities of its 2-byte
+// aligned blocks.
 TEST_F(CudaOps, MatVecIntegerTensorCoreMatchesFloat64) {
   for (const GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
