@@ -142,10 +142,11 @@ if [ "${TESTS:-0}" = 1 ]; then
     GGUFSCOPE_MATVEC_COLS_PER_WARP=0 timeout 90 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" > "$OUT/matvec_no_col_bound.txt"
   fi
   # NCU_MATVEC="Q4_K:3584x18944 Q8_0:18944x3584": ncu's throughput, occupancy and stall sections for
-  # one launch of each (after warm-up launches), into $OUT/ncu_matvec.txt.
+  # one launch of each (after warm-up launches), into $OUT/ncu_matvec.txt; clocks left as they run
+  # (--clock-control none: ncu would otherwise lock them to base, and the kernels are timed unlocked).
   for ts in ${NCU_MATVEC:-}; do
     echo "=== $ts" >> "$OUT/ncu_matvec.txt"
-    timeout 120 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+    timeout 120 ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
       --section LaunchStats --section SchedulerStats -k regex:MatVec -s 6 -c 1 \
       build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
   done
