@@ -147,7 +147,7 @@ if [ "${TESTS:-0}" = 1 ]; then
   for ts in ${NCU_MATVEC:-}; do
     echo "=== $ts" >> "$OUT/ncu_matvec.txt"
     timeout 120 ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
-      --section LaunchStats --section SchedulerStats -k regex:MatVec -s 6 -c 1 \
+      --section LaunchStats --section SchedulerStats --section SourceCounters -k regex:MatVec -s 6 -c 1 \
       build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
   done
   t "matvec bench done"
