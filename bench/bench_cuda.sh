@@ -149,6 +149,12 @@ if [ "${TESTS:-0}" = 1 ]; then
     timeout 120 ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
       --section LaunchStats --section SchedulerStats --section SourceCounters -k regex:MatVec -s 6 -c 1 \
       build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" >> "$OUT/ncu_matvec.txt" 2>&1
+    # The stall reasons as numbers (the sections print only their summary): warps stalled per issue, by reason.
+    reasons="barrier branch_resolving dispatch_stall drain imc_miss lg_throttle long_scoreboard math_pipe_throttle membar
+      mio_throttle misc no_instruction not_selected selected short_scoreboard sleeping tex_throttle wait"
+    metrics=$(for r in $reasons; do printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $r; done)
+    timeout 120 ncu --clock-control none --metrics "${metrics%,}" -k regex:MatVec -s 6 -c 1 \
+      build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" 2>&1 | grep -E "stalled|==ERR|rror" >> "$OUT/ncu_matvec.txt"
   done
   t "matvec bench done"
   # SANITIZE=1: compute-sanitizer on the op tests, every (tool, test) pair at once (each is CPU-bound);
