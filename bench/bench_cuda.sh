@@ -201,6 +201,9 @@ ls -la /tmp/m; t "models written"
 # Ours as llama-bench times llama.cpp (bench/forward_bench.cc): pp512 = one 512-token batch into an empty
 # cache, tg128 = 128 tokens decoded one at a time (the replayed graph, greedy on the device) after an untimed
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
+# DMON=1: the card's clocks, power and temperature once a second while ours run ($OUT/dmon.txt), to tell a
+# throttled run from a slow build.
+[ "${DMON:-0}" = 1 ] && { nvidia-smi dmon -s pc -o T > "$OUT/dmon.txt" 2>&1 & echo $! > /tmp/dmon.pid; }
 for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.gguf); do
   echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
   # PP_MATH="tf32 f16" (the default; "" for none): pp512 again with prefill's GEMMs in that precision
@@ -228,6 +231,7 @@ for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.g
     done
   done
 done | tee "$OUT/ours.txt"
+[ -f /tmp/dmon.pid ] && kill "$(cat /tmp/dmon.pid)" 2>/dev/null
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
 # recording and the printing of each token), on one file.
 IDS=$(seq -s, 100 107)
