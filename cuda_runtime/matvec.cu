@@ -1629,11 +1629,14 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   } else {
     // A block whose rows all exist and lie in one matrix (or, for pairs,
     // alternate between the two from an even row) takes its copies' sources
-    // from one or two base pointers: RowPtr's segment search per copy was
-    // ~30 of the ~430 instructions a warp spent on them before its first
-    // stage (ncu's source view, Q4_K 18944 x 3584 on the H200: a warp runs
-    // only 3.5 stages of 692 instructions on 3584 columns, so this prologue
-    // weighed). The addresses are RowPtr's, so the kernel reads the same bytes.
+    // from one or two base pointers instead of RowPtr's segment search per
+    // copy (14 copies a lane in a 3-tile Q4_K block). ncu's source view of
+    // Q4_K 18944 x 3584 on the H200 (2026-11-28): a warp ran 773
+    // instructions once per block, ~530 of them before its first copy,
+    // beside 692 per stage, and on 3584 columns it runs only 3.5 stages.
+    // With the base pointers, in one call: Q4_K 1536 x 1536 3.71 against
+    // 4.66 us, 18944 x 3584 13.91 against 14.15; decode 1.5B Q8_0 +3.5%,
+    // Q4_K_M +2.0%, 7B Q4_K_M +0.9%. The addresses are RowPtr's.
     const int seg0 = SegOf(p, v0);
     const bool flat = !kRope && v0 + kR - 1 <= last && (p.pairs || SegOf(p, v0 + kR - 1) == seg0);
     if (flat) {
