@@ -201,37 +201,42 @@ ls -la /tmp/m; t "models written"
 # Ours as llama-bench times llama.cpp (bench/forward_bench.cc): pp512 = one 512-token batch into an empty
 # cache, tg128 = 128 tokens decoded one at a time (the replayed graph, greedy on the device) after an untimed
 # first token; median of 3 repetitions after a warm-up round. One line of JSON per model.
-# DMON=1: the card's clocks, power and temperature once a second while ours run ($OUT/dmon.txt), to tell a
-# throttled run from a slow build.
-[ "${DMON:-0}" = 1 ] && { nvidia-smi dmon -s pc -o T > "$OUT/dmon.txt" 2>&1 & echo $! > /tmp/dmon.pid; }
+# DMON=1 (the default): the card's clocks, power and temperature once a second while ours run ($OUT/dmon.txt);
+# each line below ends with its run's wall-clock window (@HH:MM:SS-HH:MM:SS), and bench/dmon_summary.py then
+# prints each run's power and SM clock, flagging capped ones (the H200 caps the 7B decodes at its 700 W: session 21).
+[ "${DMON:-1}" = 1 ] && { nvidia-smi dmon -s pc -o T > "$OUT/dmon.txt" 2>&1 & echo $! > /tmp/dmon.pid; }
 for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.gguf); do
-  echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1)"
+  T0=$(date +%T); echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1) @$T0-$(date +%T)"
   # PP_MATH="tf32 f16" (the default; "" for none): pp512 again with prefill's GEMMs in that precision
   # (SessionOptions::prefill_math, `run --prefill-math`); f32 above is the one the reference comparison uses.
   for pm in ${PP_MATH-tf32 f16}; do
-    echo "ours[pp $pm] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 0 -r 3 --prefill-math $pm 2>&1 | tail -1 | grep -o '"pp_tok_s": [0-9.]*')"
+    T0=$(date +%T); echo "ours[pp $pm] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 0 -r 3 --prefill-math $pm 2>&1 | tail -1 | grep -o '"pp_tok_s": [0-9.]*' | tr '\n' ' ') @$T0-$(date +%T)"
   done
   # AB_ENV="GGUFSCOPE_PDL=0 GGUFSCOPE_MATVEC_COLS_PER_WARP=0": decode again under each setting (PDL=0: every
   # kernel waits for the previous one to end; COLS_PER_WARP=0: no column bound on a mat-vec warp).
   for ab in ${AB_ENV:-}; do
-    echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+    T0=$(date +%T); echo "ours[$ab] $(basename $m) $(env ${ab//,/ } timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*' | tr '\n' ' ') @$T0-$(date +%T)"
   done
   # SKIP_OPS="1 2 4 8 16 32 64": decode again without those launches (ggufscope-bench-forward --skip-ops:
   # the step's time without them, so what each adds with the overlap of its neighbours; tokens meaningless).
   for sk in ${SKIP_OPS:-}; do
-    echo "ours[skip $sk] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 --skip-ops $sk 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+    T0=$(date +%T); echo "ours[skip $sk] $(basename $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 0 -n 128 -r 3 --skip-ops $sk 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*' | tr '\n' ' ') @$T0-$(date +%T)"
   done
   for vf in /tmp/variant-*/build/ggufscope-bench-forward; do
     [ -x "$vf" ] || continue
     vn=${vf#/tmp/variant-}; vn=${vn%%/*}
-    echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+    T0=$(date +%T); echo "ours[variant $vn] $(basename $m) $(timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*' | tr '\n' ' ') @$T0-$(date +%T)"
     # VARIANT_ENVS (same form, e.g. GGUFSCOPE_MATVEC_TC_TILES=1): each variant's decode again under each setting.
     for ve in ${VARIANT_ENVS:-}; do
-      echo "ours[variant $vn $ve] $(basename $m) $(env ${ve//,/ } timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*')"
+      T0=$(date +%T); echo "ours[variant $vn $ve] $(basename $m) $(env ${ve//,/ } timeout 300 $vf $m --backend cuda -p 0 -n 128 -r 3 2>&1 | tail -1 | grep -o '"tg[_a-z]*tok_s": [0-9.]*' | tr '\n' ' ') @$T0-$(date +%T)"
     done
   done
 done | tee "$OUT/ours.txt"
-[ -f /tmp/dmon.pid ] && kill "$(cat /tmp/dmon.pid)" 2>/dev/null
+if [ -f /tmp/dmon.pid ]; then
+  kill "$(cat /tmp/dmon.pid)" 2>/dev/null; rm -f /tmp/dmon.pid
+  python3 bench/dmon_summary.py "$OUT/ours.txt" "$OUT/dmon.txt" \
+    --power-limit "$(nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits | head -1 | cut -d. -f1)"
+fi
 # The CLI's own figure for the same decode (`run -n 128`: its clock also holds the 8-token prompt, the graph's
 # recording and the printing of each token), on one file.
 IDS=$(seq -s, 100 107)
