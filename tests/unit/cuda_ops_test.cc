@@ -512,9 +512,12 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
     const std::vector<float> x = RandomFloats(n_cols, rng_);
     DeviceBuffer d_x = Upload(x);
     // MatVecParts: three matrices (the q, k, v shapes of a GQA model), two
-    // with a bias; small, and large enough for the tensor-core kernels.
-    for (const auto& rows :
-         {std::array<int64_t, 3>{96, 16, 40}, std::array<int64_t, 3>{6144, 512, 512}}) {
+    // with a bias; small, and large enough for the tensor-core kernels; the
+    // third with q and k meeting inside a 16-row block (6152 = 384 * 16 + 8),
+    // so the tensor-core kernels' blocks take both ways to their copies'
+    // sources (one base pointer, and the per-row search across the boundary).
+    for (const auto& rows : {std::array<int64_t, 3>{96, 16, 40}, std::array<int64_t, 3>{6144, 512, 512},
+                             std::array<int64_t, 3>{6152, 504, 512}}) {
       SCOPED_TRACE(std::to_string(rows[0]) + " q rows");
       std::vector<std::vector<uint8_t>> w(3);
       std::vector<std::vector<float>> bias(3);
