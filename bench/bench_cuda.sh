@@ -204,6 +204,7 @@ ls -la /tmp/m; t "models written"
 # DMON=1 (the default): the card's clocks, power and temperature once a second while ours run ($OUT/dmon.txt);
 # each line below ends with its run's wall-clock window (@HH:MM:SS-HH:MM:SS), and bench/dmon_summary.py then
 # prints each run's power and SM clock, flagging capped ones (the H200 caps the 7B decodes at its 700 W: session 21).
+rm -f /tmp/dmon.pid  # (a warm machine may keep one from an earlier call)
 [ "${DMON:-1}" = 1 ] && { nvidia-smi dmon -s pc -o T > "$OUT/dmon.txt" 2>&1 & echo $! > /tmp/dmon.pid; }
 for m in /tmp/m/*.gguf $([ -z "${ONLY:-}" ] && echo $SHARED/models/stories260K.gguf); do
   T0=$(date +%T); echo "ours $(basename $m) size $(stat -c %s $m) $(timeout 300 build-gpu/ggufscope-bench-forward $m --backend cuda -p 512 -n 128 -r 3 2>&1 | tail -1) @$T0-$(date +%T)"
