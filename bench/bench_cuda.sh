@@ -46,10 +46,19 @@ fi
 mkdir -p /tmp/deps && for f in .device/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
 export PKG_CONFIG_SYSROOT_DIR=/tmp/deps PKG_CONFIG_LIBDIR=/tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+# A warm machine keeps build-gpu from the previous call while the tree is copied in anew, and ninja rebuilds
+# only what is newer than its object: a source put back to an older state (a patch the previous call applied
+# on the device, absent now) would keep the patched object (session 22 timed a variant as main that way).
+# Each build leaves its sources' checksums; a tracked file whose contents differ from them is touched.
+git ls-files -z | xargs -0 sha1sum > /tmp/sums.now 2> /dev/null
+if [ -f build-gpu/.source-sums ]; then
+  comm -13 <(sort build-gpu/.source-sums) <(sort /tmp/sums.now) | cut -c43- | while IFS= read -r f; do touch -- "$f"; done
+fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/$SHARED" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
 TARGETS="ggufscope ggufscope-synth ggufscope-bench-forward"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
 cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > /tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -30; exit 1; }
+cp /tmp/sums.now build-gpu/.source-sums
 t "ggufscope built"
 # TIMELINE=1: bench/variants/timeline.patch on a copy of the tree, built with -DGGUFSCOPE_TIMELINE (in the
 # background, beside everything else); after our decode timings, three decode steps of each model matching
@@ -57,7 +66,7 @@ t "ggufscope built"
 # (bench/timeline_summary.py: each kernel's share of the step, how many of its blocks were resident before
 # its release). The records cost ~4% of the step; the summaries and the 7B CSV land in $OUT.
 if [ "${TIMELINE:-0}" = 1 ]; then
-  rm -rf /tmp/tl && mkdir -p /tmp/tl && git ls-files -z | xargs -0 cp --parents -t /tmp/tl
+  rm -rf /tmp/tl /tmp/tl-done && mkdir -p /tmp/tl && git ls-files -z | xargs -0 cp --parents -t /tmp/tl
   ( git -C /tmp/tl apply "$PWD/bench/variants/timeline.patch" &&
     cmake -S /tmp/tl -B /tmp/tl/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_TESTS=OFF -DGGUFSCOPE_BENCH=ON \
       -DGGUFSCOPE_WERROR=OFF -DCMAKE_CUDA_FLAGS=-DGGUFSCOPE_TIMELINE -DCMAKE_CXX_FLAGS=-DGGUFSCOPE_TIMELINE > /tmp/tl.log 2>&1 &&
