@@ -6,8 +6,13 @@ second into dmon.txt and ends each line of ours.txt with its run's wall-clock
 window, `@HH:MM:SS-HH:MM:SS`. This prints, for each such line, the samples in
 its window: the highest and the median power draw and the lowest and the
 median SM clock, and flags a run whose SM clock fell below 95% of the
-highest clock seen in the whole log (a power- or heat-capped run: its
-tokens/s are not comparable with an uncapped run's).
+highest clock seen in the whole log while the card was busy, or whose power
+came within 3% of the card's limit (a power- or heat-capped run: its
+tokens/s are not comparable with an uncapped run's). A sample is idle, and
+left out of the clock test, when the card drew under 30% of its limit (or,
+with no limit given, ran under half the highest clock): the run's first
+second often holds the idle clock (345 MHz on the H200) before the work
+starts, which session 22's first logs flagged as capped.
 
     python3 bench/dmon_summary.py OURS_TXT DMON_TXT [--power-limit W]
 """
@@ -20,6 +25,11 @@ import sys
 def seconds(hms):
     h, m, s = (int(x) for x in hms.split(":"))
     return 3600 * h + 60 * m + s
+
+
+def idle(power, clock, peak, limit):
+    """Whether a sample shows the card between kernels rather than capped."""
+    return power < 0.3 * limit if limit else clock < 0.5 * peak
 
 
 def read_dmon(path):
@@ -74,10 +84,13 @@ def main():
                 print(f"{label:70s}  no samples")
                 continue
             pw = [p for p, _ in got]
-            ck = [c for _, c in got]
-            capped = min(ck) < 0.95 * peak or (a.power_limit and max(pw) >= 0.97 * a.power_limit)
+            busy = [c for p, c in got if not idle(p, c, peak, a.power_limit)]
+            ck = busy or [c for _, c in got]
+            capped = (busy and min(busy) < 0.95 * peak) or (a.power_limit and max(pw) >= 0.97 * a.power_limit)
             print(f"{label:70s}  {len(got):3d} s  power max {max(pw):4.0f} W median {statistics.median(pw):4.0f}  "
-                  f"SM clock min {min(ck):4.0f} MHz median {statistics.median(ck):4.0f}{'  CAPPED' if capped else ''}")
+                  f"SM clock min {min(ck):4.0f} MHz median {statistics.median(ck):4.0f}"
+                  + (f" ({len(got) - len(busy)} idle s left out)" if len(busy) < len(got) else "")
+                  + ("  CAPPED" if capped else ""))
     return 0
 
 
