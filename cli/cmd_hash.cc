@@ -106,7 +106,7 @@ int RunHash(const HashCliOptions& cli) {
     if (!m.ok()) return ManifestUnusable(m.error(), cli.check, cli.json);
     manifest = std::move(m).value();
     if (!manifest.AnyType()) {
-      gguf::Error e{gguf::ErrorCode::kUnsupported, "manifest", 0, "lines starting with xxh64, sha1, sha256 or uuid",
+      gguf::Error e{gguf::ErrorCode::kUnsupported, "manifest", gguf::Error::kNoOffset, "lines starting with xxh64, sha1, sha256 or uuid",
                     "no known hash type on any line"};
       return ManifestUnusable(e, cli.check, cli.json);
     }

@@ -56,7 +56,7 @@ gguf::Result<std::vector<int32_t>> PromptTokens(const gguf::GgufFile& f, const s
       used = 0;
     }
     if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--tokens", 0, "token ids like 1,9038,2501",
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--tokens", gguf::Error::kNoOffset, "token ids like 1,9038,2501",
                          fmt::format("'{}'", ids)};
     }
     out.push_back(static_cast<int32_t>(v));

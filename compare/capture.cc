@@ -57,7 +57,7 @@ gguf::Result<Trace> CaptureTrace(const gguf::GgufFile& file, const std::string& 
     try {
       filter.emplace(opt.points_regex, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--points", 0, "an ECMAScript regular expression",
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--points", gguf::Error::kNoOffset, "an ECMAScript regular expression",
                          fmt::format("'{}' ({})", opt.points_regex, e.what())};
     }
   }
@@ -68,7 +68,7 @@ gguf::Result<Trace> CaptureTrace(const gguf::GgufFile& file, const std::string& 
   h.producer = opt.producer;
   h.backend = std::string(BackendName(opt.backend));
   if (opt.backend == Backend::kCuda && opt.precision == reference::Precision::kF64) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "precision", 0,
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "precision", gguf::Error::kNoOffset,
                        "f32 with the cuda backend (f64 is the CPU reference's)", "f64"};
   }
   h.precision = opt.backend == Backend::kCpu && opt.precision == reference::Precision::kF64 ? "f64" : "f32";
@@ -83,7 +83,7 @@ gguf::Result<Trace> CaptureTrace(const gguf::GgufFile& file, const std::string& 
     h.model_sha256 = *sha;
   }
   if (tokens.empty()) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0, "at least one token id", "none"};
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", gguf::Error::kNoOffset, "at least one token id", "none"};
   }
   Recorder rec(&t, &filter, opt.stats_only);
   const int n = static_cast<int>(tokens.size());

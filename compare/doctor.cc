@@ -304,7 +304,7 @@ DoctorReport RunDoctor(const DoctorOptions& opt) {
   if (model && (!opt.inject.empty() || !opt.engine_trace.empty() || !opt.backend.empty())) {
     std::vector<int32_t> tokens(text_tokens.begin(),
                                 text_tokens.begin() + std::min<ptrdiff_t>(kEvalTokens, std::ssize(text_tokens)));
-    gguf::Result<Trace> engine = gguf::Error{gguf::ErrorCode::kInvalidArgument, "engine", 0, "", ""};
+    gguf::Result<Trace> engine = gguf::Error{gguf::ErrorCode::kInvalidArgument, "engine", gguf::Error::kNoOffset, "", ""};
     CaptureOptions co;
     co.hash_model = false;
     if (!opt.engine_trace.empty()) {

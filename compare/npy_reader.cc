@@ -187,7 +187,7 @@ gguf::Result<NpyArray> ReadNpy(const std::string& path) {
   if (!m.ok()) return m.error();
   const std::span<const uint8_t> bytes = (*m)->bytes();
   if (bytes.size() > kMaxNpyBytes) {
-    return Error{ErrorCode::kTooLarge, path, 0, fmt::format("at most {} bytes", kMaxNpyBytes),
+    return Error{ErrorCode::kTooLarge, path, Error::kNoOffset, fmt::format("at most {} bytes", kMaxNpyBytes),
                  std::to_string(bytes.size())};
   }
   return ParseNpy(bytes, path);

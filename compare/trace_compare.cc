@@ -240,7 +240,7 @@ gguf::Result<TraceComparison> CompareTraces(const Trace& a, const Trace& b, cons
       for (size_t i = 0; i < t.size() && i < 8; ++i) s += fmt::format("{}{}", i ? "," : "", t[i]);
       return fmt::format("{} tokens [{}{}]", t.size(), s, t.size() > 8 ? ",..." : "");
     };
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "trace.tokens", 0,
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "trace.tokens", gguf::Error::kNoOffset,
                        fmt::format("the same tokens on both sides (A: {})", show(*a.header.tokens)),
                        fmt::format("B: {}", show(*b.header.tokens))};
   }
@@ -249,7 +249,7 @@ gguf::Result<TraceComparison> CompareTraces(const Trace& a, const Trace& b, cons
     try {
       filter.emplace(opt.points_regex, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--points", 0, "an ECMAScript regular expression",
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, "--points", gguf::Error::kNoOffset, "an ECMAScript regular expression",
                          fmt::format("'{}' ({})", opt.points_regex, e.what())};
     }
   }

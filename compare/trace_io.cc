@@ -47,7 +47,7 @@ std::optional<uint64_t> GetCount(const gguf::GgufFile& f, const std::string& key
 }
 
 Error Bad(const std::string& source, std::string field, std::string expected, std::string actual) {
-  return Error{ErrorCode::kInvalidArgument, source + ": " + field, 0, std::move(expected), std::move(actual)};
+  return Error{ErrorCode::kInvalidArgument, source + ": " + field, Error::kNoOffset, std::move(expected), std::move(actual)};
 }
 
 // Stats a trace states for a point without its data (stats-only traces).
@@ -142,7 +142,7 @@ gguf::Status WriteTraceGguf(const Trace& t, const std::string& path) {
   if (!h.stats_only) {
     for (const TracePoint& p : t.points) {
       if (p.data.size() != static_cast<size_t>(p.rows * p.cols)) {
-        return Error{ErrorCode::kInvalidArgument, fmt::format("trace point '{}'", p.name), 0,
+        return Error{ErrorCode::kInvalidArgument, fmt::format("trace point '{}'", p.name), Error::kNoOffset,
                      fmt::format("{} x {} values", p.rows, p.cols), std::to_string(p.data.size())};
       }
       const auto bytes = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p.data.data()), p.data.size() * 4);
@@ -157,28 +157,28 @@ gguf::Status WriteTraceGguf(const Trace& t, const std::string& path) {
 gguf::Result<NameMap> NameMap::Parse(std::string_view text, const std::string& what) {
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return Error{ErrorCode::kBadJson, what, 0, "a JSON object (docs/TRACE-FORMAT.md, name maps)", "something else"};
+    return Error{ErrorCode::kBadJson, what, Error::kNoOffset, "a JSON object (docs/TRACE-FORMAT.md, name maps)", "something else"};
   }
   NameMap m;
   const bool structured = j.contains("names") || j.contains("rules");
   const nlohmann::json& names = structured ? (j.contains("names") ? j["names"] : nlohmann::json::object()) : j;
-  if (!names.is_object()) return Error{ErrorCode::kBadJson, what + ": names", 0, "an object", names.type_name()};
+  if (!names.is_object()) return Error{ErrorCode::kBadJson, what + ": names", Error::kNoOffset, "an object", names.type_name()};
   for (const auto& [k, v] : names.items()) {
     if (!v.is_string()) {
-      return Error{ErrorCode::kBadJson, what + ": names." + k, 0, "a string (our point name, or \"\" to drop it)",
+      return Error{ErrorCode::kBadJson, what + ": names." + k, Error::kNoOffset, "a string (our point name, or \"\" to drop it)",
                    v.type_name()};
     }
     m.names_[k] = v.get<std::string>();
   }
   if (structured && j.contains("rules")) {
     const nlohmann::json& rules = j["rules"];
-    if (!rules.is_array()) return Error{ErrorCode::kBadJson, what + ": rules", 0, "an array", rules.type_name()};
+    if (!rules.is_array()) return Error{ErrorCode::kBadJson, what + ": rules", Error::kNoOffset, "an array", rules.type_name()};
     for (size_t i = 0; i < rules.size(); ++i) {
       const nlohmann::json& r = rules[i];
       const std::string field = fmt::format("{}: rules[{}]", what, i);
       if (!r.is_object() || !r.contains("match") || !r.contains("name") || !r["match"].is_string() ||
           !r["name"].is_string()) {
-        return Error{ErrorCode::kBadJson, field, 0, "{\"match\": REGEX, \"name\": REPLACEMENT}", r.dump()};
+        return Error{ErrorCode::kBadJson, field, Error::kNoOffset, "{\"match\": REGEX, \"name\": REPLACEMENT}", r.dump()};
       }
       Rule rule;
       rule.pattern = r["match"].get<std::string>();
@@ -186,7 +186,7 @@ gguf::Result<NameMap> NameMap::Parse(std::string_view text, const std::string& w
       try {
         rule.re = std::regex(rule.pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
-        return Error{ErrorCode::kBadJson, field + ".match", 0, "an ECMAScript regular expression",
+        return Error{ErrorCode::kBadJson, field + ".match", Error::kNoOffset, "an ECMAScript regular expression",
                      fmt::format("'{}' ({})", rule.pattern, e.what())};
       }
       m.rules_.push_back(std::move(rule));
@@ -197,7 +197,7 @@ gguf::Result<NameMap> NameMap::Parse(std::string_view text, const std::string& w
 
 gguf::Result<NameMap> NameMap::Load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{ErrorCode::kIo, path, 0, "a readable name map (JSON)", std::strerror(errno)};
+  if (!in) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a readable name map (JSON)", std::strerror(errno)};
   std::stringstream ss;
   ss << in.rdbuf();
   return Parse(ss.str(), path);
@@ -226,7 +226,7 @@ gguf::Result<Trace> ReadTraceGguf(const gguf::GgufFile& f, const std::string& so
                    : "no such key");
   }
   if (*version < 1 || *version > kTraceVersion) {
-    return Error{ErrorCode::kUnsupportedVersion, source + ": " + std::string(kKeyVersion), 0,
+    return Error{ErrorCode::kUnsupportedVersion, source + ": " + std::string(kKeyVersion), Error::kNoOffset,
                  fmt::format("1..{}", kTraceVersion), std::to_string(*version)};
   }
   h.version = static_cast<uint32_t>(*version);
@@ -315,7 +315,7 @@ gguf::Result<Trace> ReadTraceNpyDir(const std::string& dir, const NameMap* map) 
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() == ".npy") files.push_back(it->path());
   }
-  if (ec) return Error{ErrorCode::kIo, dir, 0, "a readable directory of .npy files", ec.message()};
+  if (ec) return Error{ErrorCode::kIo, dir, Error::kNoOffset, "a readable directory of .npy files", ec.message()};
   std::sort(files.begin(), files.end());
   Trace t;
   t.source = dir;
@@ -337,7 +337,7 @@ gguf::Result<Trace> ReadTraceNpyDir(const std::string& dir, const NameMap* map) 
     p.stats = ComputeStats(p.data);
     t.points.push_back(std::move(p));
   }
-  if (t.points.empty()) return Error{ErrorCode::kIo, dir, 0, "at least one NAME.npy trace point", "none"};
+  if (t.points.empty()) return Error{ErrorCode::kIo, dir, Error::kNoOffset, "at least one NAME.npy trace point", "none"};
   TRY_OK(Rename(t, map));
   return t;
 }

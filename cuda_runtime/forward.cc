@@ -74,7 +74,7 @@ class ArenaLayout {
 }  // namespace
 
 gguf::Error DeviceError(const Status& status) {
-  return gguf::Error{gguf::ErrorCode::kUnsupported, "CUDA", 0, "a working CUDA device", status.message()};
+  return gguf::Error{gguf::ErrorCode::kUnsupported, "CUDA", gguf::Error::kNoOffset, "a working CUDA device", status.message()};
 }
 
 bool IsDeviceError(const gguf::Error& error) {
@@ -87,7 +87,7 @@ gguf::Result<std::unique_ptr<Model>> Model::Upload(Context& ctx, const reference
   out->family_ = m.family;
   out->hp_ = m.hp;
   if (m.hp.head_dim > 512) {
-    return gguf::Error{gguf::ErrorCode::kUnsupported, m.arch + ".attention.key_length", 0,
+    return gguf::Error{gguf::ErrorCode::kUnsupported, m.arch + ".attention.key_length", gguf::Error::kNoOffset,
                        "a head dimension up to 512 (the CUDA attention kernel's limit)",
                        std::to_string(m.hp.head_dim)};
   }
@@ -146,9 +146,9 @@ bool CanInject(reference::Fault f) {
 }
 
 gguf::Result<std::unique_ptr<Session>> Session::Create(const Model& model, int n_ctx, SessionOptions options) {
-  if (n_ctx <= 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n_ctx", 0, "> 0", std::to_string(n_ctx)};
+  if (n_ctx <= 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n_ctx", gguf::Error::kNoOffset, "> 0", std::to_string(n_ctx)};
   if (!CanInject(options.inject)) {
-    return gguf::Error{gguf::ErrorCode::kUnsupported, "inject", 0, "a bug of reference_cpu/faults.h the CUDA pass knows",
+    return gguf::Error{gguf::ErrorCode::kUnsupported, "inject", gguf::Error::kNoOffset, "a bug of reference_cpu/faults.h the CUDA pass knows",
                        fmt::format("fault #{}", static_cast<int>(options.inject))};
   }
   std::unique_ptr<Session> s(new Session(model));
@@ -231,12 +231,12 @@ Status Session::Reserve(int64_t n) {
 std::optional<gguf::Error> Session::CheckInput(std::span<const int32_t> tokens) const {
   const int n = static_cast<int>(tokens.size());
   if (n == 0 || n_past_ + n > n_ctx_) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0, fmt::format("1..{} tokens", n_ctx_ - n_past_),
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", gguf::Error::kNoOffset, fmt::format("1..{} tokens", n_ctx_ - n_past_),
                        std::to_string(n)};
   }
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= m_.hp().n_vocab) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), gguf::Error::kNoOffset,
                          fmt::format("an id below {}", m_.hp().n_vocab), std::to_string(tokens[i])};
     }
   }
@@ -340,7 +340,7 @@ gguf::Result<std::vector<int32_t>> Session::DecodeGreedy(int32_t token, int n, s
   const int32_t first[1] = {token};
   if (std::optional<gguf::Error> bad = CheckInput(first)) return *bad;
   if (n > n_ctx_ - n_past_) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n", 0, fmt::format("at most {} steps", n_ctx_ - n_past_),
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "n", gguf::Error::kNoOffset, fmt::format("at most {} steps", n_ctx_ - n_past_),
                        std::to_string(n)};
   }
   const auto emit = [&](int32_t id) {  // true: stop here

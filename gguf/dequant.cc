@@ -721,7 +721,7 @@ GGUFSCOPE_KERNEL void DequantizeIq4Xs(const uint8_t* __restrict src, size_t n_bl
 }
 
 Error SizeError(std::string field, std::string expected, std::string actual) {
-  return Error{ErrorCode::kInvalidArgument, std::move(field), 0, std::move(expected),
+  return Error{ErrorCode::kInvalidArgument, std::move(field), Error::kNoOffset, std::move(expected),
                std::move(actual)};
 }
 
@@ -765,7 +765,7 @@ Status Dequantize(GgmlType type, std::span<const uint8_t> src, uint64_t n_elemen
   // the type table keeps a changed table from turning into an out-of-bounds read.
   const auto run = [&](uint32_t block_size, uint32_t type_size, auto kernel) -> Status {
     if (block_size != traits->block_size || type_size != traits->type_size) {
-      return Error{ErrorCode::kUnsupported, "type " + std::string(traits->name), 0,
+      return Error{ErrorCode::kUnsupported, "type " + std::string(traits->name), Error::kNoOffset,
                    "block of " + std::to_string(block_size) + " elements in " +
                        std::to_string(type_size) + " bytes (as the dequantizer reads it)",
                    std::to_string(traits->block_size) + " elements in " +

@@ -31,7 +31,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
 }
 
 std::string Error::Message() const {
-  std::string msg = fmt::format("{}: {} at byte {}", ErrorCodeName(code), field, offset);
+  std::string msg = has_offset() ? fmt::format("{}: {} at byte {}", ErrorCodeName(code), field, offset)
+                                 : fmt::format("{}: {}", ErrorCodeName(code), field);
   if (!expected.empty() || !actual.empty()) {
     msg += fmt::format(": expected {}, found {}", expected.empty() ? "?" : expected,
                        actual.empty() ? "?" : actual);

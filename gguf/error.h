@@ -38,13 +38,20 @@ enum class ErrorCode {
 std::string_view ErrorCodeName(ErrorCode code);
 
 struct Error {
+  // `offset` of an error that is not at a position in a file: an I/O error,
+  // a caller's argument, a JSON side file's field, a device (the message
+  // then names no byte).
+  static constexpr uint64_t kNoOffset = ~uint64_t{0};
+
   ErrorCode code;
   std::string field;     // e.g. "header.n_tensors", "kv[3].value", "tensor 'blk.0.attn_q.weight'.offset"
-  uint64_t offset = 0;   // byte offset in the file where the field starts
+  uint64_t offset = 0;   // byte offset in the file where the field starts, or kNoOffset
   std::string expected;  // what a valid file holds there
   std::string actual;    // what this file holds
 
-  // One line: "<code>: <field> at byte <offset>: expected <expected>, found <actual>".
+  bool has_offset() const { return offset != kNoOffset; }
+  // One line: "<code>: <field> at byte <offset>: expected <expected>, found <actual>"
+  // (without " at byte <offset>" when the error has no position).
   std::string Message() const;
 };
 

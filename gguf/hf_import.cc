@@ -73,7 +73,7 @@ class ConfigReader {
   template <typename V>
   std::optional<V> Fail(const std::string& field, const char* expected, const Json& v) {
     if (!error_) {
-      error_ = Error{ErrorCode::kBadJson, "config.json: " + field, 0, expected,
+      error_ = Error{ErrorCode::kBadJson, "config.json: " + field, Error::kNoOffset, expected,
                      v.dump(-1, ' ', false, Json::error_handler_t::replace).substr(0, 60)};
     }
     return std::nullopt;
@@ -83,7 +83,7 @@ class ConfigReader {
 };
 
 Error Unsupported(const std::string& field, std::string expected, std::string actual) {
-  return Error{ErrorCode::kUnsupported, "config.json: " + field, 0, std::move(expected), std::move(actual)};
+  return Error{ErrorCode::kUnsupported, "config.json: " + field, Error::kNoOffset, std::move(expected), std::move(actual)};
 }
 
 // The rope settings: a rope_parameters (transformers 5) or rope_scaling
@@ -175,7 +175,7 @@ std::string SpecName(const TensorSpec& spec, int layer) {
 Result<HfConfig> ParseHfConfig(std::string_view text) {
   const Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return Error{ErrorCode::kBadJson, "config.json", 0, "a JSON object", j.is_discarded() ? "invalid JSON" : "another value"};
+    return Error{ErrorCode::kBadJson, "config.json", Error::kNoOffset, "a JSON object", j.is_discarded() ? "invalid JSON" : "another value"};
   }
   ConfigReader r(j);
   HfConfig c;
@@ -206,7 +206,7 @@ Result<HfConfig> ParseHfConfig(std::string_view text) {
   for (const auto& [v, key] : {std::pair{n_layers, "num_hidden_layers"}, std::pair{n_embd, "hidden_size"},
                                std::pair{n_ff, "intermediate_size"}, std::pair{n_head, "num_attention_heads"},
                                std::pair{n_vocab, "vocab_size"}}) {
-    if (!v) return Error{ErrorCode::kBadJson, std::string("config.json: ") + key, 0, "a non-negative integer", "absent"};
+    if (!v) return Error{ErrorCode::kBadJson, std::string("config.json: ") + key, Error::kNoOffset, "a non-negative integer", "absent"};
   }
   c.n_layers = *n_layers;
   c.n_embd = *n_embd;
@@ -255,12 +255,12 @@ Result<HfConfig> ParseHfConfig(std::string_view text) {
 
 Result<HfImport> ImportHf(const std::string& checkpoint, const HfImportOptions& opt) {
   if (opt.matrix_type != GgmlType::kF32 && opt.matrix_type != GgmlType::kF16) {
-    return Error{ErrorCode::kInvalidArgument, "--type", 0, "f32 or f16", std::string(TypeName(opt.matrix_type))};
+    return Error{ErrorCode::kInvalidArgument, "--type", Error::kNoOffset, "f32 or f16", std::string(TypeName(opt.matrix_type))};
   }
   Result<Checkpoint> ck = Checkpoint::Open(checkpoint);
   if (!ck.ok()) return ck.error();
   if (ck->config_json().empty()) {
-    return Error{ErrorCode::kIo, ck->dir() + "/config.json", 0, "the model's config.json beside the weights", "none"};
+    return Error{ErrorCode::kIo, ck->dir() + "/config.json", Error::kNoOffset, "the model's config.json beside the weights", "none"};
   }
   Result<HfConfig> cfg_r = ParseHfConfig(ck->config_json());
   if (!cfg_r.ok()) return cfg_r.error();
@@ -268,7 +268,7 @@ Result<HfImport> ImportHf(const std::string& checkpoint, const HfImportOptions& 
   const HfArch& arch = *cfg.arch;
   const ArchDesc* desc = FindArch(arch.gguf_arch);
   if (desc == nullptr) {
-    return Error{ErrorCode::kUnsupported, "general.architecture", 0, "an architecture of gguf/arch.cc", std::string(arch.gguf_arch)};
+    return Error{ErrorCode::kUnsupported, "general.architecture", Error::kNoOffset, "an architecture of gguf/arch.cc", std::string(arch.gguf_arch)};
   }
   HParams hp;
   hp.arch = arch.gguf_arch;
@@ -322,7 +322,7 @@ Result<HfImport> ImportHf(const std::string& checkpoint, const HfImportOptions& 
       if (desc->tensors[i].per_layer == (m.layer >= 0) && SpecName(desc->tensors[i], m.layer) == m.name) spec_i = i;
     }
     if (spec_i == desc->tensors.size()) {
-      return Error{ErrorCode::kUnsupported, "tensor '" + m.name + "'", 0,
+      return Error{ErrorCode::kUnsupported, "tensor '" + m.name + "'", Error::kNoOffset,
                    fmt::format("a tensor of the {} description (gguf/arch.cc)", arch.gguf_arch), "not described"};
     }
     const TensorSpec& spec = desc->tensors[spec_i];
@@ -348,7 +348,7 @@ Result<HfImport> ImportHf(const std::string& checkpoint, const HfImportOptions& 
     for (int l = 0; l < (spec.per_layer ? static_cast<int>(cfg.n_layers) : 1); ++l) {
       const std::string name = SpecName(spec, l);
       if (std::none_of(plan.begin(), plan.end(), [&](const Planned& p) { return p.name == name; })) {
-        return Error{ErrorCode::kUnsupported, "tensor '" + MapGgufName(arch, name).name + "'", 0,
+        return Error{ErrorCode::kUnsupported, "tensor '" + MapGgufName(arch, name).name + "'", Error::kNoOffset,
                      "present (it becomes " + name + ")", "absent from the checkpoint"};
       }
     }

@@ -130,7 +130,7 @@ int64_t PermutedSource(int64_t r, int64_t hd) {
 Status Permute(std::span<float> v, int64_t rows, int64_t cols, int n_groups, bool undo) {
   if (n_groups <= 0 || rows % (2 * static_cast<int64_t>(n_groups)) != 0 || cols <= 0 ||
       static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) != v.size()) {
-    return Error{ErrorCode::kInvalidArgument, "rope permutation", 0,
+    return Error{ErrorCode::kInvalidArgument, "rope permutation", Error::kNoOffset,
                  fmt::format("rows a multiple of 2 x {} heads, rows x cols = {}", n_groups, v.size()),
                  fmt::format("{} x {}", rows, cols)};
   }

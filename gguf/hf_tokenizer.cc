@@ -87,7 +87,7 @@ std::string PreTokenizerName(const Json& pt) {
 }
 
 Error Bad(const std::string& path, const std::string& field, std::string expected, std::string actual) {
-  return Error{ErrorCode::kBadJson, path + ": " + field, 0, std::move(expected), std::move(actual)};
+  return Error{ErrorCode::kBadJson, path + ": " + field, Error::kNoOffset, std::move(expected), std::move(actual)};
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ class VectorMapping final : public Mapping {
 };
 
 Error IoError(const std::string& path, const char* what) {
-  return Error{ErrorCode::kIo, path, 0, "", std::string(what) + ": " + std::strerror(errno)};
+  return Error{ErrorCode::kIo, path, Error::kNoOffset, "a readable file", std::string(what) + ": " + std::strerror(errno)};
 }
 
 }  // namespace
@@ -54,7 +54,7 @@ Result<std::shared_ptr<const Mapping>> MapFile(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Error{ErrorCode::kIo, path, 0, "a regular file", "not a regular file"};
+    return Error{ErrorCode::kIo, path, Error::kNoOffset, "a regular file", "not a regular file"};
   }
   const size_t size = static_cast<size_t>(st.st_size);
   if (size == 0) {

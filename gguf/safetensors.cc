@@ -378,7 +378,7 @@ Result<std::string> ReadSideFile(const std::string& path, uint64_t max_bytes) {
   if (!m.ok()) return m.error();
   const std::span<const uint8_t> b = (*m)->bytes();
   if (b.size() > max_bytes) {
-    return Error{ErrorCode::kTooLarge, path, 0, fmt::format("at most {} bytes", max_bytes), std::to_string(b.size())};
+    return Error{ErrorCode::kTooLarge, path, Error::kNoOffset, fmt::format("at most {} bytes", max_bytes), std::to_string(b.size())};
   }
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
@@ -396,13 +396,13 @@ Result<std::map<std::string, std::string>> ReadWeightMap(const std::string& path
   if (!text.ok()) return text.error();
   const Json j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
-    return Error{ErrorCode::kBadJson, path, 0, "a JSON object with a weight_map object",
+    return Error{ErrorCode::kBadJson, path, Error::kNoOffset, "a JSON object with a weight_map object",
                  j.is_discarded() ? "invalid JSON" : "another shape"};
   }
   std::map<std::string, std::string> out;
   for (const auto& [name, shard] : j["weight_map"].items()) {
     if (!shard.is_string() || !IsPlainFileName(shard.get<std::string>())) {
-      return Error{ErrorCode::kBadJson, path + ": weight_map." + name, 0, "a file name in the same folder",
+      return Error{ErrorCode::kBadJson, path + ": weight_map." + name, Error::kNoOffset, "a file name in the same folder",
                    shard.is_string() ? Quoted(shard.get<std::string>()) : std::string(shard.type_name())};
     }
     out.emplace(name, shard.get<std::string>());
@@ -416,7 +416,7 @@ Result<Checkpoint> Checkpoint::Open(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) return Error{ErrorCode::kIo, path, 0, "a .safetensors file or a folder", "nothing there"};
+  if (ec || !fs::exists(st)) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a .safetensors file or a folder", "nothing there"};
   Checkpoint c;
   std::vector<std::string> shards;
   std::optional<std::map<std::string, std::string>> weight_map;
@@ -435,10 +435,10 @@ Result<Checkpoint> Checkpoint::Open(const std::string& path) {
         const std::string name = it->path().filename().string();
         if (name.size() > 12 && name.ends_with(".safetensors") && it->is_regular_file(ec)) shards.push_back(name);
       }
-      if (ec) return Error{ErrorCode::kIo, path, 0, "a readable folder", ec.message()};
+      if (ec) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a readable folder", ec.message()};
       std::sort(shards.begin(), shards.end());
     }
-    if (shards.empty()) return Error{ErrorCode::kIo, path, 0, "*.safetensors files", "none"};
+    if (shards.empty()) return Error{ErrorCode::kIo, path, Error::kNoOffset, "*.safetensors files", "none"};
     for (std::string& s : shards) s = (fs::path(path) / s).string();
   } else {
     c.dir_ = fs::path(path).parent_path().string();
@@ -473,7 +473,7 @@ Result<Checkpoint> Checkpoint::Open(const std::string& path) {
   if (weight_map) {
     for (const auto& [name, shard] : *weight_map) {
       if (!c.index_.contains(name)) {
-        return Error{ErrorCode::kTruncated, shard + ": tensor " + Quoted(name), 0,
+        return Error{ErrorCode::kTruncated, shard + ": tensor " + Quoted(name), Error::kNoOffset,
                      "the tensor model.safetensors.index.json places there", "absent"};
       }
     }

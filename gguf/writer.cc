@@ -91,12 +91,12 @@ Writer Writer::FromFile(const GgufFile& file) {
 Status Writer::AddKv(std::string key, Value value) {
   for (const KeyValue& kv : kv_) {
     if (kv.key == key) {
-      return Error{ErrorCode::kDuplicateKey, "writer key '" + key + "'", 0, "unique keys", "a second one"};
+      return Error{ErrorCode::kDuplicateKey, "writer key '" + key + "'", Error::kNoOffset, "unique keys", "a second one"};
     }
   }
   if (key == "general.alignment") {
     if (value.type != ValueType::kUint32 || value.u == 0 || (value.u & (value.u - 1)) != 0) {
-      return Error{ErrorCode::kBadAlignment, "writer general.alignment", 0,
+      return Error{ErrorCode::kBadAlignment, "writer general.alignment", Error::kNoOffset,
                    "a uint32 power of two", fmt::format("{} {}", ValueTypeName(value.type), value.u)};
     }
   }
@@ -132,29 +132,29 @@ Status Writer::AddTensor(std::string name, GgmlType type, std::vector<int64_t> n
                          std::span<const uint8_t> data) {
   const std::string field = "writer tensor '" + name + "'";
   if (tensor_names_.count(name) != 0) {
-    return Error{ErrorCode::kDuplicateTensor, field, 0, "unique tensor names", "a second one"};
+    return Error{ErrorCode::kDuplicateTensor, field, Error::kNoOffset, "unique tensor names", "a second one"};
   }
   if (ne.empty() || ne.size() > kMaxDims) {
-    return Error{ErrorCode::kBadDims, field, 0, "1..4 dims", std::to_string(ne.size())};
+    return Error{ErrorCode::kBadDims, field, Error::kNoOffset, "1..4 dims", std::to_string(ne.size())};
   }
   uint64_t n = 1;
   for (int64_t d : ne) {
     if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) {
-      return Error{ErrorCode::kBadDims, field, 0, "non-negative dims without overflow", "otherwise"};
+      return Error{ErrorCode::kBadDims, field, Error::kNoOffset, "non-negative dims without overflow", "otherwise"};
     }
   }
   const std::optional<TypeTraits> traits = LookupType(static_cast<uint32_t>(type));
   if (!traits || traits->status != TypeStatus::kActive) {
-    return Error{ErrorCode::kUnknownType, field, 0, "an active ggml type",
+    return Error{ErrorCode::kUnknownType, field, Error::kNoOffset, "an active ggml type",
                  std::to_string(static_cast<uint32_t>(type))};
   }
   if (static_cast<uint64_t>(ne[0]) % traits->block_size != 0) {
-    return Error{ErrorCode::kBadBlockMultiple, field, 0,
+    return Error{ErrorCode::kBadBlockMultiple, field, Error::kNoOffset,
                  fmt::format("ne[0] a multiple of {}", traits->block_size), std::to_string(ne[0])};
   }
   const std::optional<uint64_t> bytes = BytesFor(type, n);
   if (!bytes || *bytes != data.size()) {
-    return Error{ErrorCode::kInvalidArgument, field + " data", 0,
+    return Error{ErrorCode::kInvalidArgument, field + " data", Error::kNoOffset,
                  fmt::format("{} bytes", bytes.value_or(0)), fmt::format("{} bytes", data.size())};
   }
   tensor_names_.insert(name);
@@ -216,11 +216,11 @@ Status Writer::WriteFile(const std::string& path) const {
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) {
-    return Error{ErrorCode::kIo, tmp, 0, "a writable file", std::strerror(errno)};
+    return Error{ErrorCode::kIo, tmp, Error::kNoOffset, "a writable file", std::strerror(errno)};
   }
   Status s = WriteTo([&](const void* p, size_t n) { return std::fwrite(p, 1, n, f) == n; });
   if (std::fclose(f) != 0 && s.ok()) {
-    s = Error{ErrorCode::kIo, tmp, 0, "a successful close", std::strerror(errno)};
+    s = Error{ErrorCode::kIo, tmp, Error::kNoOffset, "a successful close", std::strerror(errno)};
   }
   if (!s.ok()) {
     std::remove(tmp.c_str());
@@ -228,7 +228,7 @@ Status Writer::WriteFile(const std::string& path) const {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return Error{ErrorCode::kIo, path, 0, "a successful rename", std::strerror(errno)};
+    return Error{ErrorCode::kIo, path, Error::kNoOffset, "a successful rename", std::strerror(errno)};
   }
   return {};
 }

@@ -367,7 +367,9 @@ nlohmann::json AuditJson(const AuditReport& r) {
   nlohmann::json fs = nlohmann::json::array();
   for (const Finding& x : r.findings) {
     fs.push_back({{"severity", SeverityName(x.severity)}, {"check", x.check}, {"tensor", x.tensor},
-                  {"key", x.key}, {"offset", x.offset}, {"message", x.message}});
+                  {"key", x.key},
+                  {"offset", x.offset != gguf::Error::kNoOffset ? nlohmann::json(x.offset) : nlohmann::json(nullptr)},
+                  {"message", x.message}});
   }
   j["findings"] = std::move(fs);
   auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(fmt::format("{}", v)); };
@@ -436,7 +438,8 @@ std::string AuditText(const AuditReport& r, bool all_tensors) {
       const std::string where = !x.tensor.empty() ? fmt::format("tensor '{}'", x.tensor)
                                 : !x.key.empty()  ? fmt::format("key '{}'", x.key)
                                                   : std::string("file");
-      o += fmt::format("  [{}] {} ({}, byte {}): {}\n", SeverityName(x.severity), x.check, where, x.offset, x.message);
+      const std::string at = x.offset != gguf::Error::kNoOffset ? fmt::format(", byte {}", x.offset) : std::string();
+      o += fmt::format("  [{}] {} ({}{}): {}\n", SeverityName(x.severity), x.check, where, at, x.message);
     }
   }
   o += fmt::format("\nverdict: {}", VerdictName(r.verdict));

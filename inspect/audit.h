@@ -30,7 +30,7 @@ struct Finding {
   std::string check;    // stable id, e.g. "values.nan", "structure.truncated"
   std::string tensor;   // tensor name, or empty
   std::string key;      // metadata key, or empty
-  uint64_t offset = 0;  // byte offset in the file the finding points at
+  uint64_t offset = 0;  // byte offset in the file the finding points at; gguf::Error::kNoOffset: none (an I/O error)
   std::string message;
 };
 

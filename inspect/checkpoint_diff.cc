@@ -195,7 +195,7 @@ gguf::Result<OpenedCheckpoint> OpenCheckpoint(const std::string& path) {
   if (!ck.ok()) return ck.error();
   const std::string config = (std::filesystem::path(ck->dir()) / "config.json").string();
   if (ck->config_json().empty()) {
-    return Error{ErrorCode::kIo, config, 0, "the model's config.json beside the weights", "none"};
+    return Error{ErrorCode::kIo, config, Error::kNoOffset, "the model's config.json beside the weights", "none"};
   }
   gguf::Result<gguf::HfConfig> cfg = gguf::ParseHfConfig(ck->config_json());
   if (!cfg.ok()) {

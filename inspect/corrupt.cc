@@ -181,7 +181,7 @@ Status Truncate(const GgufFile& in, const TensorInfo& t, const std::string& out_
     const TensorInfo* w = full.ok() ? full->FindTensor(t.name) : nullptr;
     if (w == nullptr) {  // our own output, so a failure here is an I/O problem
       std::filesystem::remove(part, ec);
-      return Error{ErrorCode::kIo, part, 0, "a readable copy with tensor " + Quoted(t.name),
+      return Error{ErrorCode::kIo, part, Error::kNoOffset, "a readable copy with tensor " + Quoted(t.name),
                    full.ok() ? "no such tensor" : full.error().Message()};
     }
     cut = full->data_offset() + w->offset + bytes;
@@ -191,7 +191,7 @@ Status Truncate(const GgufFile& in, const TensorInfo& t, const std::string& out_
   if (ec) {
     std::error_code ignored;
     std::filesystem::remove(part, ignored);
-    return Error{ErrorCode::kIo, out_path, 0, "a truncated copy", ec.message()};
+    return Error{ErrorCode::kIo, out_path, Error::kNoOffset, "a truncated copy", ec.message()};
   }
   *line = fmt::format(
       "truncate: the file ends {} bytes into the {} bytes of {} (at byte {}); the rest of it "

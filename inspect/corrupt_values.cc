@@ -28,12 +28,12 @@ using gguf::TensorInfo;
 using gguf::Value;
 
 Error BadArg(std::string field, std::string expected, std::string actual) {
-  return Error{ErrorCode::kInvalidArgument, std::move(field), 0, std::move(expected),
+  return Error{ErrorCode::kInvalidArgument, std::move(field), Error::kNoOffset, std::move(expected),
                std::move(actual)};
 }
 // A mode the tensor's type cannot express; `why` is the whole explanation.
 Error Refused(std::string field, std::string why) {
-  return Error{ErrorCode::kUnsupported, std::move(field), 0, "", std::move(why)};
+  return Error{ErrorCode::kUnsupported, std::move(field), Error::kNoOffset, "", std::move(why)};
 }
 
 // Names come from the file: quoted and escaped so a hostile one can't garble a terminal.

@@ -14,7 +14,7 @@ constexpr uint64_t kMaxBytes = uint64_t{64} << 20;
 constexpr size_t kMaxTensors = size_t{1} << 20;
 
 gguf::Error Bad(const std::string& field, const std::string& expected, const std::string& actual) {
-  return gguf::Error{gguf::ErrorCode::kBadJson, field, 0, expected, actual};
+  return gguf::Error{gguf::ErrorCode::kBadJson, field, gguf::Error::kNoOffset, expected, actual};
 }
 
 double Round3(double x) { return std::round(x * 1000.0) / 1000.0; }
@@ -69,10 +69,10 @@ gguf::Result<Fingerprint> ParseFingerprint(std::string_view text, const std::str
 
 gguf::Result<Fingerprint> ReadFingerprint(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return gguf::Error{gguf::ErrorCode::kIo, path, 0, "a readable file", "cannot open"};
+  if (!in) return gguf::Error{gguf::ErrorCode::kIo, path, gguf::Error::kNoOffset, "a readable file", "cannot open"};
   const std::streamoff size = in.tellg();
   if (size < 0 || static_cast<uint64_t>(size) > kMaxBytes) {
-    return gguf::Error{gguf::ErrorCode::kTooLarge, path, 0, "at most 64 MiB", std::to_string(size) + " bytes"};
+    return gguf::Error{gguf::ErrorCode::kTooLarge, path, gguf::Error::kNoOffset, "at most 64 MiB", std::to_string(size) + " bytes"};
   }
   std::string text(static_cast<size_t>(size), '\0');
   in.seekg(0);

@@ -62,7 +62,7 @@ Error OpensslError(HashType type, const char* call) {
   const unsigned long code = ERR_get_error();  // NOLINT(runtime/int): OpenSSL's type
   char buf[256] = "no OpenSSL error queued";
   if (code != 0) ERR_error_string_n(code, buf, sizeof buf);
-  return Error{ErrorCode::kUnsupported, std::string(HashTypeName(type)), 0, std::string(call) + " to succeed", buf};
+  return Error{ErrorCode::kUnsupported, std::string(HashTypeName(type)), Error::kNoOffset, std::string(call) + " to succeed", buf};
 }
 
 // One streaming digest. kUuid is SHA-1 primed with llama.cpp's namespace.
@@ -72,7 +72,7 @@ class Hasher {
     Hasher h(type);
     if (type == HashType::kXxh64) {
       h.xxh_.reset(XXH64_createState());
-      if (!h.xxh_) return Error{ErrorCode::kUnsupported, "xxh64", 0, "XXH64_createState to succeed", "out of memory"};
+      if (!h.xxh_) return Error{ErrorCode::kUnsupported, "xxh64", Error::kNoOffset, "XXH64_createState to succeed", "out of memory"};
     } else {
       h.evp_.reset(EVP_MD_CTX_new());
       if (!h.evp_) return OpensslError(type, "EVP_MD_CTX_new");
@@ -101,7 +101,7 @@ class Hasher {
   // The digest as printed; the hasher must be Reset() before reuse.
   gguf::Result<std::string> Finish() {
     if (type_ == HashType::kXxh64) {
-      if (failed_) return Error{ErrorCode::kUnsupported, "xxh64", 0, "XXH64_update to succeed", "it failed"};
+      if (failed_) return Error{ErrorCode::kUnsupported, "xxh64", Error::kNoOffset, "XXH64_update to succeed", "it failed"};
       return fmt::format("{:016x}", XXH64_digest(xxh_.get()));
     }
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -384,7 +384,7 @@ Manifest ParseManifest(std::string_view text) {
 gguf::Result<Manifest> ReadManifest(const std::string& path) {
   std::FILE* fp = std::fopen(path.c_str(), "rb");
   if (fp == nullptr) {
-    return Error{ErrorCode::kIo, "manifest", 0, "a readable manifest", std::string("cannot open: ") + std::strerror(errno)};
+    return Error{ErrorCode::kIo, "manifest", Error::kNoOffset, "a readable manifest", std::string("cannot open: ") + std::strerror(errno)};
   }
   std::string text;
   char buf[1 << 16];
@@ -393,9 +393,9 @@ gguf::Result<Manifest> ReadManifest(const std::string& path) {
   const bool failed = std::ferror(fp) != 0;
   const int err = errno;
   std::fclose(fp);
-  if (failed) return Error{ErrorCode::kIo, "manifest", 0, "a readable manifest", std::string("cannot read: ") + std::strerror(err)};
+  if (failed) return Error{ErrorCode::kIo, "manifest", Error::kNoOffset, "a readable manifest", std::string("cannot read: ") + std::strerror(err)};
   if (text.size() > kMaxManifestBytes) {
-    return Error{ErrorCode::kTooLarge, "manifest", 0, fmt::format("at most {} bytes", kMaxManifestBytes),
+    return Error{ErrorCode::kTooLarge, "manifest", Error::kNoOffset, fmt::format("at most {} bytes", kMaxManifestBytes),
                  "a larger file (not a hash manifest?)"};
   }
   return ParseManifest(text);

@@ -166,7 +166,7 @@ nlohmann::json ErrorJson(const gguf::Error& e, const std::string& path) {
           {"error",
            {{"code", gguf::ErrorCodeName(e.code)},
             {"field", e.field},
-            {"offset", e.offset},
+            {"offset", e.has_offset() ? nlohmann::json(e.offset) : nlohmann::json(nullptr)},  // null: no position
             {"expected", e.expected},
             {"actual", e.actual},
             {"message", e.Message()}}}};

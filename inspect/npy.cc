@@ -21,14 +21,14 @@ gguf::Status WriteNpyF32(const std::string& path, std::span<const float> data,
   header.append((64 - unpadded % 64) % 64, ' ');
   header += '\n';
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return gguf::Error{gguf::ErrorCode::kIo, path, 0, "a writable file", std::strerror(errno)};
+  if (f == nullptr) return gguf::Error{gguf::ErrorCode::kIo, path, gguf::Error::kNoOffset, "a writable file", std::strerror(errno)};
   const uint8_t magic[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
   const uint16_t len = static_cast<uint16_t>(header.size());
   bool ok = std::fwrite(magic, 1, 8, f) == 8 && std::fwrite(&len, 2, 1, f) == 1 &&
             std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
             std::fwrite(data.data(), sizeof(float), data.size(), f) == data.size();
   ok = (std::fclose(f) == 0) && ok;
-  if (!ok) return gguf::Error{gguf::ErrorCode::kIo, path, 0, "a complete write", std::strerror(errno)};
+  if (!ok) return gguf::Error{gguf::ErrorCode::kIo, path, gguf::Error::kNoOffset, "a complete write", std::strerror(errno)};
   return {};
 }
 

@@ -113,14 +113,14 @@ gguf::Result<RowMatrix> Session::EvalT(std::span<const int32_t> tokens, bool all
   const HParams& hp = m_.hp;
   const int n = static_cast<int>(tokens.size());
   if (n == 0 || n_past_ + n > n_ctx_) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", 0,
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, "tokens", gguf::Error::kNoOffset,
                        fmt::format("1..{} tokens", n_ctx_ - n_past_), std::to_string(n)};
   }
   Mat<T> x(n, hp.n_embd);  // (n_tokens, n_embd): the residual stream
   std::vector<float> row(static_cast<size_t>(hp.n_embd));
   for (int i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= hp.n_vocab) {
-      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), 0,
+      return gguf::Error{gguf::ErrorCode::kInvalidArgument, fmt::format("token[{}]", i), gguf::Error::kNoOffset,
                          fmt::format("an id below {}", hp.n_vocab), std::to_string(tokens[i])};
     }
     m_.tok_embd.DequantizeRows(tokens[i], 1, row.data());

@@ -23,7 +23,7 @@ using gguf::GgufFile;
 // cannot ask for memory the file does not back.
 gguf::Result<const gguf::TensorInfo*> Expect(const GgufFile& f, const std::string& name, int64_t rows, int64_t cols) {
   const gguf::TensorInfo* t = f.FindTensor(name);
-  if (t == nullptr) return Error{ErrorCode::kUnsupported, "tensor '" + name + "'", 0, "present", "absent"};
+  if (t == nullptr) return Error{ErrorCode::kUnsupported, "tensor '" + name + "'", Error::kNoOffset, "present", "absent"};
   const uint64_t n = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
   if (t->ne[0] != cols || t->n_elements != n) {
     return Error{ErrorCode::kBadDims, "tensor '" + name + "'", t->info_offset, fmt::format("{} x {}", cols, rows),
@@ -83,11 +83,11 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
     fam.qk_norm = fam.post_norms = fam.embed_scale = true;
     fam.swa_pattern = 6;
   } else {
-    return Error{ErrorCode::kUnsupported, "general.architecture", 0, "llama, qwen2, qwen3 or gemma3", m->arch};
+    return Error{ErrorCode::kUnsupported, "general.architecture", Error::kNoOffset, "llama, qwen2, qwen3 or gemma3", m->arch};
   }
   if (!g.n_layers || !g.n_embd || !g.n_ff || !g.n_head || !g.n_head_kv || !g.head_dim_k || !g.n_vocab ||
       g.n_ff_per_layer || g.n_head_per_layer) {
-    return Error{ErrorCode::kUnsupported, m->arch + ".*", 0, "every hyper-parameter, uniform over layers",
+    return Error{ErrorCode::kUnsupported, m->arch + ".*", Error::kNoOffset, "every hyper-parameter, uniform over layers",
                  "missing or per-layer values"};
   }
   // Bounds that every real model sits far inside; beyond them the int
@@ -99,12 +99,12 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
         std::tuple{*g.n_head_kv, kMaxDim, "attention.head_count_kv"},
         std::tuple{*g.head_dim_k, kMaxDim, "attention.key_length"}, std::tuple{*g.n_vocab, kMaxVocab, "vocab"}}) {
     if (v == 0 || v > limit) {
-      return Error{ErrorCode::kUnsupported, m->arch + "." + key, 0, fmt::format("1..{}", limit), std::to_string(v)};
+      return Error{ErrorCode::kUnsupported, m->arch + "." + key, Error::kNoOffset, fmt::format("1..{}", limit), std::to_string(v)};
     }
   }
   if (*g.n_head % *g.n_head_kv != 0 || *g.n_head * *g.head_dim_k > kMaxDim ||
       (g.rope_dims && (*g.rope_dims > *g.head_dim_k || *g.rope_dims % 2 != 0))) {
-    return Error{ErrorCode::kUnsupported, m->arch + ".attention", 0,
+    return Error{ErrorCode::kUnsupported, m->arch + ".attention", Error::kNoOffset,
                  "head_count a multiple of head_count_kv, n_head*head_dim <= 2^20, an even rope dimension <= head_dim",
                  fmt::format("{} heads, {} KV heads, head_dim {}, rope dims {}", *g.n_head, *g.n_head_kv,
                              *g.head_dim_k, g.rope_dims.value_or(0))};
@@ -131,7 +131,7 @@ gguf::Result<std::unique_ptr<Model>> LoadModel(const GgufFile& f) {
     if (f.FindKey("gemma3.attention.sliding_window_pattern") != nullptr) {
       const std::optional<uint64_t> pattern = f.GetUint("gemma3.attention.sliding_window_pattern");
       if (!pattern || *pattern == 0 || *pattern > 4096) {
-        return Error{ErrorCode::kUnsupported, "gemma3.attention.sliding_window_pattern", 0,
+        return Error{ErrorCode::kUnsupported, "gemma3.attention.sliding_window_pattern", Error::kNoOffset,
                      "an integer period 1..4096 (per-layer arrays are not supported yet)", "another value"};
       }
       fam.swa_pattern = static_cast<int>(*pattern);

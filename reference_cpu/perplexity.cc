@@ -43,11 +43,11 @@ double Percentile(std::vector<double> v, double q) {
 gguf::Result<PerplexityResult> Perplexity(const Model& model, std::span<const int32_t> tokens,
                                           const PerplexityOptions& opt, std::vector<float>* logprobs) {
   const int n_ctx = opt.n_ctx;
-  if (n_ctx < 4) return Error{ErrorCode::kInvalidArgument, "n_ctx", 0, "at least 4", std::to_string(n_ctx)};
+  if (n_ctx < 4) return Error{ErrorCode::kInvalidArgument, "n_ctx", Error::kNoOffset, "at least 4", std::to_string(n_ctx)};
   int n_chunks = static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx));
   if (opt.max_chunks >= 0) n_chunks = std::min(n_chunks, opt.max_chunks);
   if (n_chunks == 0) {
-    return Error{ErrorCode::kInvalidArgument, "text", 0, fmt::format("at least {} tokens (one chunk)", n_ctx),
+    return Error{ErrorCode::kInvalidArgument, "text", Error::kNoOffset, fmt::format("at least {} tokens (one chunk)", n_ctx),
                  fmt::format("{} tokens", tokens.size())};
   }
   const int first = n_ctx / 2;
@@ -97,19 +97,19 @@ gguf::Result<PerplexityResult> Perplexity(const Model& model, std::span<const in
 
 gguf::Status SaveLogprobs(const std::string& path, const SavedLogprobs& s) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return Error{ErrorCode::kIo, path, 0, "a writable file", std::strerror(errno)};
+  if (f == nullptr) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a writable file", std::strerror(errno)};
   const int32_t head[4] = {s.n_ctx, s.n_vocab, s.n_scored, static_cast<int32_t>(s.tokens.size())};
   bool ok = std::fwrite(kMagic, 1, 8, f) == 8 && std::fwrite(head, 4, 4, f) == 4 &&
             std::fwrite(s.tokens.data(), 4, s.tokens.size(), f) == s.tokens.size() &&
             std::fwrite(s.logprobs.data(), 4, s.logprobs.size(), f) == s.logprobs.size();
   ok = std::fclose(f) == 0 && ok;
-  if (!ok) return Error{ErrorCode::kIo, path, 0, "a complete write", std::strerror(errno)};
+  if (!ok) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a complete write", std::strerror(errno)};
   return {};
 }
 
 gguf::Result<SavedLogprobs> LoadLogprobs(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return Error{ErrorCode::kIo, path, 0, "a readable file", std::strerror(errno)};
+  if (f == nullptr) return Error{ErrorCode::kIo, path, Error::kNoOffset, "a readable file", std::strerror(errno)};
   SavedLogprobs s;
   char magic[8];
   int32_t head[4];
@@ -119,7 +119,7 @@ gguf::Result<SavedLogprobs> LoadLogprobs(const std::string& path) {
   if (!head_ok || head[0] < 4 || head[1] < 1 || head[2] < 0 || head[3] < 0 ||
       size != static_cast<long>(24 + 4 * (static_cast<int64_t>(head[3]) + static_cast<int64_t>(head[2]) * head[1]))) {
     std::fclose(f);
-    return Error{ErrorCode::kBadMagic, path, 0, "a --save-logits file of consistent size", "something else"};
+    return Error{ErrorCode::kBadMagic, path, Error::kNoOffset, "a --save-logits file of consistent size", "something else"};
   }
   s.n_ctx = head[0];
   s.n_vocab = head[1];
@@ -137,7 +137,7 @@ gguf::Result<SavedLogprobs> LoadLogprobs(const std::string& path) {
 gguf::Result<KlResult> KlDivergence(const SavedLogprobs& base, const SavedLogprobs& cur) {
   if (base.n_vocab != cur.n_vocab || base.n_ctx != cur.n_ctx || base.n_scored != cur.n_scored ||
       base.tokens != cur.tokens) {
-    return Error{ErrorCode::kInvalidArgument, "--kl-base", 0, "the same text, context and vocabulary",
+    return Error{ErrorCode::kInvalidArgument, "--kl-base", Error::kNoOffset, "the same text, context and vocabulary",
                  fmt::format("n_ctx {} vs {}, vocab {} vs {}, {} vs {} scored tokens", base.n_ctx, cur.n_ctx,
                              base.n_vocab, cur.n_vocab, base.n_scored, cur.n_scored)};
   }

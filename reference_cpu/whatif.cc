@@ -46,12 +46,12 @@ std::string Repair::Describe() const {
 
 gguf::Status ApplyRepair(Model& m, std::string_view tensor, const Repair& r) {
   auto vec = [&](Vector& v) -> gguf::Status {
-    if (v.size() == 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), 0, "a tensor of the model", "absent"};
+    if (v.size() == 0) return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), gguf::Error::kNoOffset, "a tensor of the model", "absent"};
     for (Eigen::Index i = 0; i < v.size(); ++i) v[i] = Apply(v[i], r);
     return {};
   };
   auto mat = [&](Weight& w) -> gguf::Status {
-    if (w.empty()) return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), 0, "a tensor of the model", "absent"};
+    if (w.empty()) return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), gguf::Error::kNoOffset, "a tensor of the model", "absent"};
     RepairMatrix(w, r);
     return {};
   };
@@ -66,7 +66,7 @@ gguf::Status ApplyRepair(Model& m, std::string_view tensor, const Repair& r) {
     if (ec == std::errc() && p < s.data() + s.size() && *p == '.') rest = s.substr(static_cast<size_t>(p - s.data()) + 1);
   }
   if (layer < 0 || layer >= static_cast<int>(m.layers.size()) || rest.empty()) {
-    return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), 0, "a tensor of the model", "unknown name"};
+    return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), gguf::Error::kNoOffset, "a tensor of the model", "unknown name"};
   }
   Layer& L = m.layers[static_cast<size_t>(layer)];
   if (rest == "attn_norm.weight") return vec(L.attn_norm);
@@ -85,7 +85,7 @@ gguf::Status ApplyRepair(Model& m, std::string_view tensor, const Repair& r) {
   if (rest == "ffn_gate.weight") return mat(L.w_gate);
   if (rest == "ffn_up.weight") return mat(L.w_up);
   if (rest == "ffn_down.weight") return mat(L.w_down);
-  return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), 0, "a tensor of the model", "unknown name"};
+  return gguf::Error{gguf::ErrorCode::kInvalidArgument, std::string(tensor), gguf::Error::kNoOffset, "a tensor of the model", "unknown name"};
 }
 
 }  // namespace ggufscope::reference

@@ -181,8 +181,28 @@ TEST_F(AuditTest, TruncatedFileIsCorruptAndHtmlIsUnreadable) {
   fp = std::fopen(html.c_str(), "wb");
   std::fputs("<!DOCTYPE html><html><body>404</body></html>", fp);
   std::fclose(fp);
-  EXPECT_EQ(Audit(html, {}).verdict, Verdict::kUnreadable);
+  const AuditReport page = Audit(html, {});
+  EXPECT_EQ(page.verdict, Verdict::kUnreadable);
   EXPECT_EQ(ExitCodeOf(Verdict::kUnreadable), 3);
+  // The page's bad magic is at a position (byte 0), and both forms say so.
+  ASSERT_EQ(page.findings.size(), 1u);
+  EXPECT_EQ(page.findings[0].offset, 0u);
+  EXPECT_NE(AuditText(page, false).find("byte 0"), std::string::npos);
+  EXPECT_EQ(AuditJson(page)["findings"][0]["offset"], 0);
+}
+
+TEST_F(AuditTest, MissingFileNamesNoBytePosition) {
+  // An I/O error has no position in a file: no "byte 0" in either form
+  // (before, every such error read "at byte 0").
+  const AuditReport r = Audit(::testing::TempDir() + "/no_such_model.gguf", {});
+  EXPECT_EQ(r.verdict, Verdict::kUnreadable);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].check, "structure.io-error");
+  EXPECT_EQ(r.findings[0].message.find(" at byte"), std::string::npos) << r.findings[0].message;
+  const std::string text = AuditText(r, false);
+  EXPECT_EQ(text.find("byte"), std::string::npos) << text;
+  EXPECT_NE(text.find("no_such_model.gguf"), std::string::npos) << text;
+  EXPECT_TRUE(AuditJson(r)["findings"][0]["offset"].is_null());
 }
 
 TEST_F(AuditTest, ExpectSha256) {

@@ -69,9 +69,20 @@ TEST(Reader, OpenReportsMissingFileAsIoError) {
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().code, ErrorCode::kIo);
   EXPECT_NE(f.error().Message().find("/nonexistent/model.gguf"), std::string::npos);
+  // No position in the file to name: the message has no "at byte".
+  EXPECT_FALSE(f.error().has_offset());
+  EXPECT_EQ(f.error().Message().find(" at byte"), std::string::npos) << f.error().Message();
   Result<GgufFile> d = GgufFile::Open("/tmp");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kIo);
+  EXPECT_EQ(d.error().Message(), "io-error: /tmp: expected a regular file, found not a regular file");
+}
+
+TEST(Reader, ErrorMessageNamesTheByteOnlyWhereThereIsOne) {
+  EXPECT_EQ((Error{ErrorCode::kBadMagic, "header.magic", 0, "\"GGUF\"", "\"<!DO\""}).Message(),
+            "bad-magic: header.magic at byte 0: expected \"GGUF\", found \"<!DO\"");
+  EXPECT_EQ((Error{ErrorCode::kInvalidArgument, "--type", Error::kNoOffset, "f32 or f16", "q4_0"}).Message(),
+            "invalid-argument: --type: expected f32 or f16, found q4_0");
 }
 
 }  // namespace
