@@ -94,10 +94,10 @@ def main():
         trees = {"main": os.path.join(work, "main")}
         for i, p in enumerate(a.patches):
             trees[os.path.basename(p)] = os.path.join(work, f"v{i}")
-        for name, tree in trees.items():
+        # The committed tree (HEAD), not the working tree, as `git apply` in bench_cuda.sh sees it.
+        archive = subprocess.run(["git", "-C", top, "archive", "HEAD"], capture_output=True, check=True).stdout
+        for tree in trees.values():
             os.makedirs(tree)
-            # The committed tree (HEAD), not the working tree, as `git apply` in bench_cuda.sh sees it.
-            archive = subprocess.run(["git", "-C", top, "archive", "HEAD"], capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
         for p, (name, tree) in zip(a.patches, list(trees.items())[1:]):
             r = subprocess.run(["git", "apply", os.path.abspath(p)], cwd=tree, capture_output=True, text=True)

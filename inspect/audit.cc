@@ -368,7 +368,7 @@ nlohmann::json AuditJson(const AuditReport& r) {
   for (const Finding& x : r.findings) {
     fs.push_back({{"severity", SeverityName(x.severity)}, {"check", x.check}, {"tensor", x.tensor},
                   {"key", x.key},
-                  {"offset", x.offset != gguf::Error::kNoOffset ? nlohmann::json(x.offset) : nlohmann::json(nullptr)},
+                  {"offset", x.has_offset() ? nlohmann::json(x.offset) : nlohmann::json(nullptr)},
                   {"message", x.message}});
   }
   j["findings"] = std::move(fs);
@@ -438,7 +438,7 @@ std::string AuditText(const AuditReport& r, bool all_tensors) {
       const std::string where = !x.tensor.empty() ? fmt::format("tensor '{}'", x.tensor)
                                 : !x.key.empty()  ? fmt::format("key '{}'", x.key)
                                                   : std::string("file");
-      const std::string at = x.offset != gguf::Error::kNoOffset ? fmt::format(", byte {}", x.offset) : std::string();
+      const std::string at = x.has_offset() ? fmt::format(", byte {}", x.offset) : std::string();
       o += fmt::format("  [{}] {} ({}{}): {}\n", SeverityName(x.severity), x.check, where, at, x.message);
     }
   }

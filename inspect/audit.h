@@ -32,6 +32,8 @@ struct Finding {
   std::string key;      // metadata key, or empty
   uint64_t offset = 0;  // byte offset in the file the finding points at; gguf::Error::kNoOffset: none (an I/O error)
   std::string message;
+
+  bool has_offset() const { return offset != gguf::Error::kNoOffset; }
 };
 
 struct AuditOptions {

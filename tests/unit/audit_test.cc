@@ -200,7 +200,9 @@ TEST_F(AuditTest, MissingFileNamesNoBytePosition) {
   EXPECT_EQ(r.findings[0].check, "structure.io-error");
   EXPECT_EQ(r.findings[0].message.find(" at byte"), std::string::npos) << r.findings[0].message;
   const std::string text = AuditText(r, false);
-  EXPECT_EQ(text.find("byte"), std::string::npos) << text;
+  EXPECT_EQ(text.find(", byte "), std::string::npos) << text;
+  EXPECT_EQ(text.find(" at byte"), std::string::npos) << text;
+  EXPECT_FALSE(r.findings[0].has_offset());
   EXPECT_NE(text.find("no_such_model.gguf"), std::string::npos) << text;
   EXPECT_TRUE(AuditJson(r)["findings"][0]["offset"].is_null());
 }
