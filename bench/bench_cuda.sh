@@ -12,6 +12,11 @@
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-/tmp/bench_cuda_out}"; mkdir -p "$OUT"
 S=$(date +%s); t() { echo "[t+$(( $(date +%s) - S ))s] $*"; }
+# The variants are built and timed inside the TESTS=1 block (they reuse its build of the tests);
+# without it they would be skipped silently after minutes of device time (session 23 lost a call so).
+if [ -n "${SED_VARIANTS:-}" ] && [ "${TESTS:-0}" != 1 ]; then
+  echo "bench_cuda.sh: SED_VARIANTS needs TESTS=1 (add FWD_FILTER=NONE to skip the forward tests)" >&2; exit 2
+fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 # LLAMA=0: ours only (no llama.cpp build). PROFILE=1: per-kernel device time of decode steps
 # (ncu, gpu__time_duration per launch, summed by kernel) on the first models written.

@@ -993,7 +993,8 @@ using KQ5 = KQ45<true, kRows>;
 // masked in place), the digits as B's columns 0-2. What is left for the
 // SIMT cores is joining the sums and the digit split (Q4_K: integer
 // multiply-adds per sub-block, f32 once per stage; Q8_0: f32 per block),
-// and the weights stream through shared memory with cp.async:
+// and the weights stream through shared memory with cp.async (Q4_K, Q6_K)
+// or Hopper's bulk copies, one a row and stage (Q8_0; F::kBulk):
 // bytes in flight no longer cost registers (the SIMT kernels stop at 40-60%
 // of the copy bandwidth on the 7B shapes, issue- and latency-bound).
 //
@@ -1031,6 +1032,56 @@ __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Hopper's bulk copies (the TMA unit): one instruction copies a row's whole
+// stage (a multiple of 16 bytes, 16-byte aligned at both ends) and reports
+// its bytes to an mbarrier in shared memory, whose phase completes when
+// the bytes it expects have landed.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr bool kTcBulk = true;
+#else
+constexpr bool kTcBulk = false;
+#endif
+__device__ __forceinline__ void BarInit(uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
+#endif
+}
+__device__ __forceinline__ void BarInitFence() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void BarExpect(uint32_t bar, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#endif
+}
+__device__ __forceinline__ void BulkCopy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+#endif
+}
+__device__ __forceinline__ void BarWait(uint32_t bar, uint32_t parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t ok = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(ok)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (ok == 0);
+#endif
+}
+// Before a bulk copy overwrites shared memory that plain loads just read.
+__device__ __forceinline__ void FenceProxyAsync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
 }
 
 // f(std::integral_constant<int, i>{}) for i = 0, 1, ..., N - 1, in order: the
@@ -1154,6 +1205,14 @@ struct TcQ8 {
   static constexpr int kScaleLanes = 4;  // x's scale per 32-element block, as the file's d
   static constexpr bool kWindow = false;  // stages are 16-byte aligned (TcQ6K)
   static constexpr bool kSubSums = false;  // Stage takes x's sub-block sums (TcQ4K)
+  // A row's stage by one bulk copy (MatVecTensorCoreKernel's kBulk): on the
+  // H200 (2026-11-28, docs/PERFORMANCE.md, section "Session 23") 7B Q8_0
+  // decode 402.5 / 401.1 tokens/s against 388.7 with 16-byte cp.async in
+  // one call, 386.4 / 388.4 against 379.8 / 380.0 in another (both at the
+  // 700 W cap), 1.5B Q8_0 946.4 / 937.4 against 914.9 / 913.6. Q4_K's
+  // 144-byte stages were slower by bulk copies (7B Q4_K_M 428 against 502),
+  // so TcQ4K keeps cp.async.
+  static constexpr bool kBulk = true;
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -1227,6 +1286,7 @@ struct TcQ4K {
   static constexpr int kScaleLanes = 32;  // one x scale per stage
   static constexpr bool kWindow = false;
   static constexpr bool kSubSums = true;
+  static constexpr bool kBulk = false;  // 16-byte cp.async (TcQ8)
   // The int32 bound above (digits |d| <= 128; codes 15 or 240, scales 63; 16 even + odd).
   static_assert(int64_t{8} * 32 * 240 * 128 * 63 < (int64_t{1} << 29), "Q4_K stage sums fit in int32");
 
@@ -1362,6 +1422,7 @@ struct TcQ6K {
   static constexpr int kDepth = 2;
   static constexpr int kScaleLanes = 32;  // one x scale per stage (the sub-block scales are integers)
   static constexpr bool kWindow = true;
+  static constexpr bool kBulk = false;  // 2-byte aligned blocks: cp.async windows
   static constexpr bool kSubSums = false;  // its group sums come with kWindow's Stage
   static_assert(int64_t{8} * 16 * 63 * 128 * 128 < (int64_t{1} << 28), "Q6_K group sums fit in int32");
 
@@ -1592,6 +1653,11 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   constexpr bool kWindow = F::kWindow;
   extern __shared__ uint4 tc_shared[];
   __shared__ float red[kWarps][kR];
+  // kBulk: each row's stage by one bulk copy (lane i copies rows i, i + 32),
+  // completed on the warp's mbarrier of the stage's slot.
+  constexpr bool kBulk = kTcBulk && F::kBulk && !kWindow;
+  constexpr int kBulkRows = (kR + 31) / 32;
+  __shared__ uint64_t tc_bar[kBulk ? kWarps : 1][kBulk ? F::kDepth : 1];
   __shared__ float red_ss[kNorm ? kWarps : 1];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
@@ -1608,8 +1674,17 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   // per instruction. Nothing outside the matrix is read (the window's bytes
   // around the block are never used).
   constexpr int kLanes = TcQ6KCopyLanes(kWarps), kLaneRows = kLanes / 2;
-  const uint8_t* src[kWindow ? kLaneRows : kC];
-  uint32_t dst[kWindow ? 1 : kC];
+  const uint8_t* src[kWindow ? kLaneRows : kBulk ? kBulkRows : kC];
+  uint32_t dst[kWindow ? 1 : kBulk ? kBulkRows : kC];
+  const uint32_t bar0 = static_cast<uint32_t>(__cvta_generic_to_shared(&tc_bar[kBulk ? warp : 0][0]));
+  if constexpr (kBulk) {
+    if (lane == 0) {
+#pragma unroll
+      for (int s = 0; s < F::kDepth; ++s) BarInit(bar0 + 8 * s);
+    }
+    BarInitFence();
+    __syncwarp();
+  }
   [[maybe_unused]] unsigned last_rows = 0;  // kWindow: bit j, row j of this lane is its matrix's last
   [[maybe_unused]] int lo[2] = {0, 0};  // kWindow: rows g and g + 8 modulo 32 bytes
   if constexpr (kWindow) {
@@ -1625,6 +1700,14 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     for (int r = 0; r < 2; ++r) {
       const int64_t vr = v0 + g + 8 * r < last ? v0 + g + 8 * r : last;
       lo[r] = static_cast<int>(reinterpret_cast<uintptr_t>(TcRowPtr<kRope>(p, vr)) & 31);
+    }
+  } else if constexpr (kBulk) {
+#pragma unroll
+    for (int i = 0; i < kBulkRows; ++i) {
+      const int row = lane + 32 * i;
+      const int64_t v = v0 + row < last ? v0 + row : last;
+      src[i] = row < kR ? TcRowPtr<kRope>(p, v) : nullptr;
+      dst[i] = a_addr + row * F::kRowStride;
     }
   } else {
     // A block whose rows all exist and lie in one matrix (or, for pairs,
@@ -1701,6 +1784,15 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
           }
         }
       }
+    } else if constexpr (kBulk) {
+      const int64_t off = (warp + k * kWarps) * F::kStageBytes;
+      const uint32_t bar = bar0 + 8 * static_cast<uint32_t>(k % F::kDepth);
+      FenceProxyAsync();
+      if (lane == 0) BarExpect(bar, kR * F::kStageBytes);
+#pragma unroll
+      for (int i = 0; i < kBulkRows; ++i) {
+        if (src[i] != nullptr) BulkCopy(dst[i] + slot, src[i] + off, F::kStageBytes, bar);
+      }
     } else {
       const int64_t off = (warp + k * kWarps) * F::kStageBytes;
 #pragma unroll
@@ -1773,7 +1865,11 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       *reinterpret_cast<uint2*>(b_sm + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
     }
     if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
-    CpAsyncWait<F::kDepth - 1>();
+    if constexpr (kBulk) {
+      BarWait(bar0 + 8 * static_cast<uint32_t>(k % F::kDepth), static_cast<uint32_t>((k / F::kDepth) & 1));
+    } else {
+      CpAsyncWait<F::kDepth - 1>();
+    }
     __syncwarp();
     if constexpr (kWindow) {
       // Where rows g and g + 8 begin in their windows: (row + 210 kb) mod 32.
