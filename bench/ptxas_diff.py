@@ -9,7 +9,7 @@ for each patch applied to a copy of it, all in parallel, and prints one line
 per kernel whose registers or spills differ (or every kernel with --all).
 Needs nvcc and the Eigen headers, not a GPU.
 
-    python3 bench/ptxas_diff.py bench/variants/sector-pairs.patch [more.patch ...]
+    python3 bench/ptxas_diff.py bench/variants/copy-only-bound.patch [more.patch ...]
         [--file cuda_runtime/attention.cu] [--match TensorCore] [--all]
 
 Exit codes: 0 compiled and compared; 1 a patch did not apply or a compile
