@@ -1655,7 +1655,8 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   __shared__ float red[kWarps][kR];
   // kBulk: each row's stage by one bulk copy (lane i copies rows i, i + 32),
   // completed on the warp's mbarrier of the stage's slot.
-  constexpr bool kBulk = kTcBulk && F::kBulk && !kWindow;
+  static_assert(!(F::kBulk && kWindow), "bulk copies need 16-byte aligned stages, which kWindow's are not");
+  constexpr bool kBulk = kTcBulk && F::kBulk;
   constexpr int kBulkRows = (kR + 31) / 32;
   __shared__ uint64_t tc_bar[kBulk ? kWarps : 1][kBulk ? F::kDepth : 1];
   __shared__ float red_ss[kNorm ? kWarps : 1];
