@@ -222,6 +222,9 @@ Status Session::Reserve(int64_t n) {
   if (options_.inject == reference::Fault::kKvOffByOne) {
     GGUFSCOPE_TRY(store_pos_.Allocate(ctx_, static_cast<size_t>(n) * sizeof(int32_t)));
   }
+  if (rope_cs_.data() == nullptr && hp.n_rot > 0) {
+    GGUFSCOPE_TRY(rope_cs_.Allocate(ctx_, static_cast<size_t>(2 * hp.n_rot) * sizeof(float)));
+  }
   capacity_ = n;
   return {};
 }
@@ -528,6 +531,25 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // rope dimension.)
   const bool fold_rope =
       fold_rope_on && decode && trace == nullptr && !fam.qk_norm && hd % 2 == 0 && keep(kSkipQkvPost);
+  // The folds' angles, once a step for each base the layers use (RopeTable:
+  // the values each fold would compute). GGUFSCOPE_ROPE_TABLE=0: each fold
+  // computes its own (benchmarking switch).
+  static const bool rope_table_on = [] {
+    const char* e = std::getenv("GGUFSCOPE_ROPE_TABLE");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  const float* rope_cs[2] = {nullptr, nullptr};  // [swa]
+  if (fold_rope && rope_table_on && hp.n_rot > 0 && hp.n_rot % 2 == 0 && hp.n_rot <= hd) {
+    bool any_swa = false;
+    for (int l = 0; l < hp.n_layers; ++l) any_swa = any_swa || reference::IsSlidingWindowLayer(fam, hp, l);
+    float* cs = rope_cs_.as<float>();
+    GGUFSCOPE_TRY(RopeTable(ctx_, pos, hp.n_rot, hp.rope_base, cs));
+    rope_cs[0] = cs;
+    if (any_swa) {
+      GGUFSCOPE_TRY(RopeTable(ctx_, pos, hp.n_rot, fam.rope_base_swa, cs + hp.n_rot));
+      rope_cs[1] = cs + hp.n_rot;
+    }
+  }
   bool normed = false;
   for (int l = 0; l < hp.n_layers; ++l) {
     const DeviceLayer& L = m_.layers()[static_cast<size_t>(l)];
@@ -552,7 +574,8 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
                              .head_dim = static_cast<int>(hd),
                              .n_rot = hp.n_rot,
                              .base = base,
-                             .mode = rope};
+                             .mode = rope,
+                             .cos_sin = rope_cs[swa ? 1 : 0]};
     bool rope_folded = false;
     if (!keep(kSkipQkv)) {  // left out (benchmarking)
     } else if (fold_attn_norm) {

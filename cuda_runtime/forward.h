@@ -206,6 +206,9 @@ class Session {
   // Only with inject = kKvOffByOne: the cache row of each token, its
   // position + 1 (capacity) int32.
   DeviceBuffer store_pos_;
+  // A one-token step's RopeTable for the global base, then the sliding
+  // window layers' (2 * n_rot f32): RopeFold::cos_sin.
+  DeviceBuffer rope_cs_;
   // Only with inject = kTransposedGemm: every square wo dequantized once,
   // (n_square_layers, n_embd, n_embd) f32, and per layer its matrix here or
   // null (a non-square wo keeps the clean product, as the reference does).

@@ -240,6 +240,8 @@ struct RowPlan {
   int head_dim, n_rot;
   float rope_base;
   bool neox;
+  // RopeFold::cos_sin (RopeTable's), or null: the emitters compute the angle.
+  const float* cos_sin;
 };
 
 __device__ __forceinline__ int SegOf(const RowPlan& p, int64_t v) { return v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2; }
@@ -1570,10 +1572,18 @@ constexpr int TcMinBlocks(int tiles, int warps, bool norm, bool window) {
 // (QkvPost's f64 computation, RopeCosSin) and the cache row are computed
 // before the kernel waits for the previous one, while its first weights
 // are in flight: they depend on positions[0] and store_rows[0] only, which
-// no op this kernel may overlap writes (ops.h).
+// no op this kernel may overlap writes (ops.h). With a RopeTable
+// (p.cos_sin), the emitter only notes its pair before the wait and loads
+// the pair's values after it (Load), so warp 0 no longer runs the f64
+// chain before its stages; it runs once a step. Measured on the H200
+// (2026-11-29, same build, GGUFSCOPE_ROPE_TABLE alternated twice): 7B
+// Q4_K_M 500.0 / 500.9 tokens/s against 498.7 / 498.7, 7B Q8_0 394.9 /
+// 393.6 against 391.8 / 392.7 (+0.3-0.5%). The rest of the fold's cost
+// (--skip-ops 2: 510.4) is elsewhere in it, not in the angle.
 struct RopeEmit {
   float c = 1.0f, s = 0.0f;
   int64_t to = -1;
+  int pair = -1;  // with p.cos_sin: the pair whose values Load reads
 
   __device__ __forceinline__ void Prepare(const RowPlan& p, int64_t e) {
     const int seg = SegOf(p, e);
@@ -1581,7 +1591,20 @@ struct RopeEmit {
     if (!Rotates(p, seg)) return;
     const int64_t i = e - SegStart(p, seg);
     const int j = static_cast<int>(i % p.head_dim);
-    if (j < p.n_rot) internal::RopeCosSin(static_cast<double>(*p.positions), p.rope_base, j >> 1, p.n_rot, &c, &s);
+    if (j >= p.n_rot) return;
+    if (p.cos_sin != nullptr) {
+      pair = j >> 1;
+    } else {
+      internal::RopeCosSin(static_cast<double>(*p.positions), p.rope_base, j >> 1, p.n_rot, &c, &s);
+    }
+  }
+
+  // After the wait (the table is an op's output).
+  __device__ __forceinline__ void Load(const RowPlan& p) {
+    if (pair >= 0) {
+      c = p.cos_sin[2 * pair];
+      s = p.cos_sin[2 * pair + 1];
+    }
   }
 
   // QkvPost's arithmetic on y = s + bias: the pair rotated (each product
@@ -1821,6 +1844,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   EmitInputs<2> in;
   if constexpr (kRope) {
     LoadRopeBias(p, emit_row, emits, &in);
+    if (emits) rope.Load(p);
   } else {
     in.Load(p, emit_row, emits);
   }
@@ -2495,6 +2519,7 @@ Status CheckRope(const char* op, const RopeFold& r, const MatVecPart* parts, int
   if (r.n_cache_rows < 0) return err("n_cache_rows must be >= 0");
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "positions", r.positions, 1));
   GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "store_rows", r.store_rows, 1));
+  if (r.cos_sin != nullptr) GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(op, "cos_sin", r.cos_sin, r.n_rot));
   int n_k = 0, n_v = 0;
   for (int i = 0; i < n_parts; ++i) {
     const PartRole role = r.role[i];
@@ -2596,6 +2621,7 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
     p.n_rot = rope->n_rot;
     p.rope_base = rope->base;
     p.neox = rope->mode == RopeMode::kNeox;
+    p.cos_sin = rope->cos_sin;
   }
   GGUFSCOPE_RETURN_IF_ERROR(FoldOrNorm(ctx, norm, kind, total, n_cols, &x, &p));
   if (kind == FastKind::kNone) {  // one MatVec (and Add) per part: the same values

@@ -159,6 +159,18 @@ __global__ void RopeKernel(const float* x, const int32_t* positions, int n_heads
   }
 }
 
+// Thread m: pair m's cosine and sine at positions[0] (RopeTable).
+__global__ void RopeTableKernel(const int32_t* positions, int half, int n_rot, float base, float* cos_sin) {
+  internal::GridEnter();
+  const double pos = positions[0];
+  for (int m = threadIdx.x; m < half; m += blockDim.x) {
+    float cf, sf;
+    internal::RopeCosSin(pos, base, m, n_rot, &cf, &sf);
+    cos_sin[2 * m] = cf;
+    cos_sin[2 * m + 1] = sf;
+  }
+}
+
 }  // namespace
 
 namespace {
@@ -242,6 +254,22 @@ Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_to
   RopeKernel<<<static_cast<unsigned>(n_tokens), threads, 0, internal::StreamOf(ctx)>>>(
       x, positions, n_heads, head_dim, n_rot, base, mode == RopeMode::kNeox, y);
   GGUFSCOPE_CHECK_LAUNCH("RopeKernel");
+  return {};
+}
+
+Status RopeTable(Context& ctx, const int32_t* positions, int n_rot, float base, float* cos_sin) {
+  constexpr const char* kOp = "RopeTable";
+  if (n_rot <= 0 || n_rot % 2 != 0) {
+    return Status::Error("RopeTable: n_rot " + std::to_string(n_rot) + " must be even and > 0");
+  }
+  if (!(base > 0.0f)) return Status::Error("RopeTable: base must be > 0");
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "positions", positions, 1));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::CheckArray(kOp, "cos_sin", cos_sin, n_rot));
+  GGUFSCOPE_RETURN_IF_ERROR(internal::Enter(ctx));
+  const int half = n_rot / 2;
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, RopeTableKernel, 1, half >= 128 ? 128 : 64, 0, positions, half,
+                                               n_rot, base, cos_sin));
+  GGUFSCOPE_CHECK_LAUNCH("RopeTableKernel");
   return {};
 }
 

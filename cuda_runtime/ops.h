@@ -139,6 +139,13 @@ enum class RopeMode {
 Status Rope(Context& ctx, const float* x, const int32_t* positions, int64_t n_tokens, int n_heads,
             int head_dim, int n_rot, float base, RopeMode mode, float* y);
 
+// The cosine and sine of each rotation pair's angle at positions[0] (pair
+// m at cos_sin[2m], cos_sin[2m + 1]), computed as Rope, QkvPost and a
+// RopeFold compute them (f64, rounded to f32): a decode step computes them
+// once for every layer of one base (RopeFold::cos_sin).
+//   positions: (1) int32;  cos_sin: (n_rot) f32
+Status RopeTable(Context& ctx, const int32_t* positions, int n_rot, float base, float* cos_sin);
+
 enum class GluKind {
   kSwiglu,    // silu(gate) * up:     z / (1 + exp(-z))
   kGegluTanh  // gelu_tanh(gate) * up: 0.5 z (1 + tanh(sqrt(2/pi) z (1 + 0.044715 z^2)))
@@ -254,6 +261,11 @@ struct RopeFold {
   int n_rot;                 // even, in (0, head_dim]
   float base;
   RopeMode mode;
+  // Optional: RopeTable's output for positions[0], base and n_rot. Given,
+  // the launch reads each pair's cosine and sine from it after its wait
+  // instead of computing them (f64 pow and sincos) in its emitting threads
+  // before it; the values, and so the results, are the same bit for bit.
+  const float* cos_sin = nullptr;
 };
 
 // Whether a MatVecParts launch over these n_w matrices (n_rows rows in all)

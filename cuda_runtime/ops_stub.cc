@@ -39,6 +39,7 @@ Status Rope(Context&, const float*, const int32_t*, int64_t, int, int, int, floa
             float*) {
   return NoCuda();
 }
+Status RopeTable(Context&, const int32_t*, int, float, float*) { return NoCuda(); }
 Status Glu(Context&, GluKind, const float*, const float*, int64_t, float*) { return NoCuda(); }
 Status Add(Context&, const float*, const float*, int64_t, int64_t, int64_t, float*) {
   return NoCuda();

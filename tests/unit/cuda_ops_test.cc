@@ -752,10 +752,11 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
 // both caches, for NEOX and NORM rotations, a partial one (n_rot <
 // head_dim), with and without a folded norm, biases on q and v, the 7B
 // Q4_K_M layout (Q4_K q/k on the tensor cores, a Q6_K v apart on a SIMT
-// kernel, store only), and a store row past the cache (nothing stored).
-// MatVecFoldsRope must say which launches fold; a rotated part on a launch
-// without the tensor cores is refused and nothing is written; bad
-// arguments are refused.
+// kernel, store only), and a store row past the cache (nothing stored);
+// and the same with the angles read from a RopeTable (RopeFold::cos_sin,
+// as a decode step passes them). MatVecFoldsRope must say which launches
+// fold; a rotated part on a launch without the tensor cores is refused and
+// nothing is written; bad arguments are refused.
 TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
   constexpr int kHeadDim = 128, kHeadsKv = 2;
   constexpr int64_t kCols = 2048, kCacheRows = 8;
@@ -810,12 +811,14 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
     const std::vector<std::pair<int, int>> groups = one ? std::vector<std::pair<int, int>>{{0, 3}}
                                                         : std::vector<std::pair<int, int>>{{0, 2}, {2, 3}};
     // Runs every group's MatVecParts (with `fold`: roles q rotate, k rotate
-    // and store, v store); returns q, k, v, k cache, v cache as downloaded.
-    const auto run = [&](bool fold) {
+    // and store, v store; with `table`, the angles from RopeTable); returns
+    // q, k, v, k cache, v cache as downloaded.
+    const auto run = [&](bool fold, bool table) {
       std::vector<DeviceBuffer> y(3);
       for (int i = 0; i < 3; ++i) y[i] = Poisoned(rows[i]);
       DeviceBuffer kc = Poisoned(kCacheRows * rows[1]), vc = Poisoned(kCacheRows * rows[2]);
-      DeviceBuffer normed = Poisoned(cols);
+      DeviceBuffer normed = Poisoned(cols), cs = Poisoned(c.n_rot);
+      if (table) ExpectOk(RopeTable(*ctx_, d_pos.as<int32_t>(), c.n_rot, kBase, cs.as<float>()));
       const NormFold norm{d_nw.as<float>(), kEps, normed.as<float>()};
       for (const auto& [first, end] : groups) {
         MatVecPart parts[3];
@@ -828,7 +831,8 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
                       .head_dim = kHeadDim,
                       .n_rot = c.n_rot,
                       .base = kBase,
-                      .mode = c.mode};
+                      .mode = c.mode,
+                      .cos_sin = table ? cs.as<float>() : nullptr};
         const void* ws[3] = {};
         int64_t n_rows = 0;
         for (int i = first; i < end; ++i) {
@@ -855,30 +859,34 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
       out.push_back(Download<uint32_t>(vc.data(), kCacheRows * rows[2]));
       return out;
     };
-    const auto want = run(false), got = run(true);
-    const char* names[5] = {"q", "k", "v", "k cache", "v cache"};
-    for (int i = 0; i < 5; ++i) {
-      SCOPED_TRACE(names[i]);
-      size_t differ = 0, first_diff = want[i].size();
-      for (size_t j = 0; j < want[i].size(); ++j) {
-        if (want[i][j] != got[i][j]) {
-          ++differ;
-          first_diff = std::min(first_diff, j);
+    const auto want = run(false, false);
+    for (const bool table : {false, true}) {
+      SCOPED_TRACE(table ? "angles from RopeTable" : "angles in the launch");
+      const auto got = run(true, table);
+      const char* names[5] = {"q", "k", "v", "k cache", "v cache"};
+      for (int i = 0; i < 5; ++i) {
+        SCOPED_TRACE(names[i]);
+        size_t differ = 0, first_diff = want[i].size();
+        for (size_t j = 0; j < want[i].size(); ++j) {
+          if (want[i][j] != got[i][j]) {
+            ++differ;
+            first_diff = std::min(first_diff, j);
+          }
+        }
+        EXPECT_EQ(differ, 0u) << "first at " << first_diff << ": " << std::bit_cast<float>(got[i][first_diff])
+                              << " against QkvPost's " << std::bit_cast<float>(want[i][first_diff]);
+        // Not vacuous: outputs are finite (cache rows: the stored one).
+        if (i < 3) {
+          EXPECT_TRUE(std::all_of(got[i].begin(), got[i].end(), [](uint32_t b) { return std::isfinite(std::bit_cast<float>(b)); }));
         }
       }
-      EXPECT_EQ(differ, 0u) << "first at " << first_diff << ": " << std::bit_cast<float>(got[i][first_diff])
-                            << " against QkvPost's " << std::bit_cast<float>(want[i][first_diff]);
-      // Not vacuous: outputs are finite (cache rows: the stored one).
-      if (i < 3) {
-        EXPECT_TRUE(std::all_of(got[i].begin(), got[i].end(), [](uint32_t b) { return std::isfinite(std::bit_cast<float>(b)); }));
-      }
-    }
-    const int64_t stored = c.row >= 0 && c.row < kCacheRows ? c.row : -1;
-    for (int i = 3; i < 5; ++i) {
-      const int64_t len = rows[i - 2];
-      for (int64_t r = 0; r < kCacheRows; ++r) {
-        const bool finite = std::isfinite(std::bit_cast<float>(got[i][r * len]));
-        EXPECT_EQ(finite, r == stored) << names[i] << " row " << r;
+      const int64_t stored = c.row >= 0 && c.row < kCacheRows ? c.row : -1;
+      for (int i = 3; i < 5; ++i) {
+        const int64_t len = rows[i - 2];
+        for (int64_t r = 0; r < kCacheRows; ++r) {
+          const bool finite = std::isfinite(std::bit_cast<float>(got[i][r * len]));
+          EXPECT_EQ(finite, r == stored) << names[i] << " row " << r;
+        }
       }
     }
   }
@@ -920,6 +928,9 @@ TEST_F(CudaOps, MatVecPartsRopeFoldIsMatVecPartsThenQkvPost) {
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
   bad = rope;
   bad.k_cache = nullptr;
+  EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
+  bad = rope;  // a RopeTable that is not 4-byte aligned
+  bad.cos_sin = reinterpret_cast<const float*>(reinterpret_cast<const char*>(y.data()) + 2);
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kQ4_K, kCols, d_x.as<float>(), parts, 2, nullptr, &bad).ok());
 }
 
@@ -1125,6 +1136,57 @@ TEST_F(CudaOps, RopeMatchesFloat64InBothModes) {
       }
     }
   }
+}
+
+// RopeTable: each pair's cosine and sine at positions[0], the f64 values
+// rounded to f32 (so within an f32 ulp of float64's, and of the angle's own
+// f64 error), for both bases the models use, short and long rotations;
+// and bit for bit what Rope applies (a Rope of
+// x = (1, 0) pairs leaves (cos, sin) in them). Bad arguments are refused and
+// write nothing.
+TEST_F(CudaOps, RopeTableIsRopesAnglesAndMatchesFloat64) {
+  std::uniform_int_distribution<int32_t> pos_dist(0, 131071);
+  for (const int n_rot : {2, 64, 128, 256}) {
+    for (const float base : {10000.0f, 1000000.0f}) {
+      const int32_t pos = pos_dist(rng_);
+      SCOPED_TRACE("n_rot " + std::to_string(n_rot) + " base " + std::to_string(base) + " position " +
+                   std::to_string(pos));
+      DeviceBuffer d_pos = Upload(std::vector<int32_t>{pos}), cs = Poisoned(n_rot);
+      ExpectOk(RopeTable(*ctx_, d_pos.as<int32_t>(), n_rot, base, cs.as<float>()));
+      const std::vector<float> got = Download<float>(cs.data(), n_rot);
+      // Rope of one head of (1, 0) pairs (NORM: pair m at 2m, 2m + 1).
+      std::vector<float> ones(n_rot, 0.0f);
+      for (int m = 0; m < n_rot / 2; ++m) ones[2 * m] = 1.0f;
+      DeviceBuffer d_x = Upload(ones), d_y = Poisoned(n_rot);
+      ExpectOk(Rope(*ctx_, d_x.as<float>(), d_pos.as<int32_t>(), 1, 1, n_rot, n_rot, base, RopeMode::kNorm,
+                    d_y.as<float>()));
+      const std::vector<float> rope = Download<float>(d_y.data(), n_rot);
+      for (int m = 0; m < n_rot / 2; ++m) {
+        const double theta = pos * std::pow(static_cast<double>(base), -2.0 * m / n_rot);
+        const double want[2] = {std::cos(theta), std::sin(theta)};
+        for (int k = 0; k < 2; ++k) {
+          const float g = got[2 * m + k];
+          ASSERT_TRUE(std::isfinite(g)) << "pair " << m;
+          const float w = static_cast<float>(want[k]);
+          // An f32 ulp of the value, plus what the two f64 angles (ours
+          // and std::pow's, each within a few f64 ulps) may differ by.
+          const double tol = (std::nextafter(std::abs(w), INFINITY) - std::abs(w)) + theta * 1e-15;
+          EXPECT_LE(std::abs(static_cast<double>(g) - want[k]), tol) << "pair " << m << (k ? " sine" : " cosine");
+          EXPECT_EQ(std::bit_cast<uint32_t>(g), std::bit_cast<uint32_t>(rope[2 * m + k]))
+              << "pair " << m << (k ? " sine" : " cosine") << ": Rope applied " << rope[2 * m + k];
+        }
+      }
+    }
+  }
+  DeviceBuffer d_pos = Upload(std::vector<int32_t>{3}), cs = Poisoned(64);
+  EXPECT_FALSE(RopeTable(*ctx_, d_pos.as<int32_t>(), 63, 1e4f, cs.as<float>()).ok());
+  EXPECT_FALSE(RopeTable(*ctx_, d_pos.as<int32_t>(), 0, 1e4f, cs.as<float>()).ok());
+  EXPECT_FALSE(RopeTable(*ctx_, d_pos.as<int32_t>(), 64, 0.0f, cs.as<float>()).ok());
+  EXPECT_FALSE(RopeTable(*ctx_, d_pos.as<int32_t>(), 64, NAN, cs.as<float>()).ok());
+  EXPECT_FALSE(RopeTable(*ctx_, nullptr, 64, 1e4f, cs.as<float>()).ok());
+  EXPECT_FALSE(RopeTable(*ctx_, d_pos.as<int32_t>(), 64, 1e4f, nullptr).ok());
+  const std::vector<float> untouched = Download<float>(cs.data(), 64);
+  EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](float v) { return std::isnan(v); }));
 }
 
 TEST_F(CudaOps, GluMatchesFloat64) {
