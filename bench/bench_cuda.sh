@@ -64,6 +64,7 @@ fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/$SHARED" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
 TARGETS="ggufscope ggufscope-synth ggufscope-bench-forward"; [ "${TESTS:-0}" = 1 ] && TARGETS="$TARGETS ggufscope-bench-matvec cuda_ops_test cuda_decode_ops_test cuda_forward_test"
+[ -n "${STEP_BOUND:-}" ] && TARGETS="$TARGETS ggufscope-bench-step"
 cmake --build build-gpu -j${JOBS:-8} --target $TARGETS > /tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -30; exit 1; }
 cp /tmp/sums.now build-gpu/.source-sums
 t "ggufscope built"
@@ -81,6 +82,14 @@ if [ "${TIMELINE:-0}" = 1 ]; then
 fi
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
 BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
+# STEP_BOUND='--depth 2;--warps 4 --depth 4': ggufscope-bench-step under each argument set (';' between them):
+# a decode step's weight traffic with copies only, one dependent launch per op against one persistent kernel
+# (bench/step_bound.cu), each with the copy bandwidth it measures itself.
+if [ -n "${STEP_BOUND:-}" ]; then
+  IFS=';' read -r -a sbs <<< "$STEP_BOUND"
+  for sb in "${sbs[@]}"; do echo "--- ggufscope-bench-step $sb"; timeout 120 build-gpu/ggufscope-bench-step $sb; done | tee "$OUT/step_bound.txt"
+  t "step bound done"
+fi
 if [ "${TESTS:-0}" = 1 ]; then
   timeout 60 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_ops_test.log" | head -20

@@ -1,0 +1,542 @@
+// ggufscope-bench-step: how fast can a decode step stream its weights in two
+// execution models, before any arithmetic? (issue 5; docs/PERFORMANCE.md,
+// "Session 25 on the H200").
+//
+// It replays the weight traffic of one decode step of a model shape (default
+// the Qwen2.5-7B Q4_K_M layout of bench_cuda.sh's q7-Q4_K_M file: per layer
+// q/k/v, attention, attn_output, gate/up, down, then the output head) with
+// copies only: every product's rows in 16-row tiles, each tile's columns in
+// stages of 16 bulk copies (one piece of a row each, 144 bytes for Q4_K, 208
+// for Q6_K's 210), completed on mbarriers into a ring of shared-memory slots
+// per warp, each stage read once; attention is a launch with no weights.
+// Every op reads its input vector after its dependency and writes its
+// outputs, so the step has the real chain of dependencies.
+//
+//   launch:  one kernel per op, launched as a dependent launch (programmatic
+//            stream serialization, as cuda_runtime's decode does), each block
+//            one tile, its first stages requested before griddepcontrol.wait;
+//            the step recorded in a CUDA graph and replayed.
+//   persist: one kernel a step, one wave of blocks that walk every op's tiles
+//            in turn, a global arrival counter per op as the dependency; each
+//            warp keeps requesting the stages of its next tiles, of the next
+//            ops too, while it waits for one (--no-ahead: only within an op).
+//
+// Both report the step's time, tokens/s and the share of the card's
+// device-to-device copy bandwidth measured in the same run (the anchor).
+// Results say what each design allows at most; they compute nothing.
+//
+//   ggufscope-bench-step [--mode launch|persist|all] [--depth D] [--warps W]
+//                        [--steps N] [--shape 7b|1.5b] [--json]
+// Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+#define CK(call)                                                                                     \
+  do {                                                                                               \
+    cudaError_t e_ = (call);                                                                         \
+    if (e_ != cudaSuccess) {                                                                         \
+      std::fprintf(stderr, "ggufscope-bench-step: %s: %s (%s:%d)\n", #call, cudaGetErrorString(e_), \
+                   __FILE__, __LINE__);                                                              \
+      std::exit(1);                                                                                  \
+    }                                                                                                \
+  } while (0)
+
+constexpr int kTileRows = 16;
+constexpr int kMaxPiece = 208;  // bytes of a row a stage copies (16-byte multiple)
+constexpr int kMaxOps = 256;
+
+struct Op {
+  int64_t tiles;      // 16-row tiles (a latency op: blocks)
+  int64_t row_bytes;  // 0: no weights (attention)
+  int piece;          // bytes of a row per stage
+  int x_len;          // floats of input read after the dependency
+  int64_t w_off;      // bytes into the weight buffer
+  int64_t x_off, y_off;  // floats into the activation buffer
+  int y_per_tile;     // floats written per tile
+};
+
+struct Plan {
+  Op ops[kMaxOps];
+  int n_ops;
+};
+
+// sm_90 instructions; other targets compile them out (main() refuses to run there).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define SM90(x)
+#else
+#define SM90(x) x
+#endif
+
+__device__ __forceinline__ void BarInit(uint32_t bar) {
+  SM90(asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory"));
+}
+__device__ __forceinline__ void BarExpect(uint32_t bar, uint32_t bytes) {
+  SM90(asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory"));
+}
+__device__ __forceinline__ void BulkCopy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  SM90(asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                    "l"(src), "r"(bytes), "r"(bar)
+                    : "memory"));
+}
+__device__ __forceinline__ void BarWait(uint32_t bar, uint32_t parity) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+  uint32_t ok = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(ok)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (ok == 0);
+#endif
+}
+__device__ __forceinline__ void FenceProxyAsync() { SM90(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory")); }
+__device__ __forceinline__ void GridAllow() { SM90(asm volatile("griddepcontrol.launch_dependents;" ::: "memory")); }
+__device__ __forceinline__ void GridWait() { SM90(asm volatile("griddepcontrol.wait;" ::: "memory")); }
+
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
+  return v;
+}
+
+// A warp's ring of `depth` slots (16 rows x kMaxPiece bytes each) and its
+// mbarriers; k counts the warp's stages since the kernel began, so slot k %
+// depth completes phase (k / depth) & 1.
+struct Ring {
+  uint32_t slots, bars;
+  int depth;
+  __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * kTileRows * kMaxPiece; }
+  __device__ uint32_t Bar(int64_t k) const { return bars + 8 * static_cast<uint32_t>(k % depth); }
+  // Stage s of tile t of op o into the slot of k (lane r < 16 copies row r).
+  __device__ void Issue(const Op& o, const uint8_t* w, int64_t t, int64_t s, int64_t k) const {
+    const uint32_t bar = Bar(k);
+    FenceProxyAsync();
+    const int lane = threadIdx.x % 32;
+    if (lane == 0) BarExpect(bar, kTileRows * o.piece);
+    __syncwarp();
+    if (lane < kTileRows) {
+      const uint8_t* src = w + o.w_off + (t * kTileRows + lane) * o.row_bytes + s * o.piece;
+      BulkCopy(Slot(k) + lane * kMaxPiece, src, o.piece, bar);
+    }
+  }
+  // Waits for the stage of k and reads one word of it per lane.
+  __device__ float Consume(int64_t k) const {
+    BarWait(Bar(k), static_cast<uint32_t>((k / depth) & 1));
+    float v;
+    const int lane = threadIdx.x % 32;
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(Slot(k) + (lane % kTileRows) * kMaxPiece + 4 * (lane / 16)));
+    __syncwarp();
+    return v;
+  }
+};
+
+__device__ Ring SetUpRing(int depth) {
+  extern __shared__ uint8_t smem[];
+  const int warp = threadIdx.x / 32;
+  const int warps = blockDim.x / 32;
+  Ring r;
+  r.depth = depth;
+  uint8_t* bars = smem + static_cast<size_t>(warps) * depth * kTileRows * kMaxPiece;
+  r.slots = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + warp * depth * kTileRows * kMaxPiece;
+  r.bars = static_cast<uint32_t>(__cvta_generic_to_shared(bars)) + 8 * warp * depth;
+  if (threadIdx.x % 32 == 0) {
+    for (int i = 0; i < depth; ++i) BarInit(r.bars + 8 * i);
+  }
+  SM90(asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"));
+  __syncwarp();
+  return r;
+}
+
+// The input vector's elements summed (every thread a share), after the dependency.
+__device__ float ReadX(const float* act, const Op& o) {
+  float s = 0.0f;
+  for (int i = threadIdx.x; i < o.x_len; i += blockDim.x) s += act[o.x_off + i];
+  return s;
+}
+
+// The tile's outputs: the block's sum spread over y_per_tile floats.
+__device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* red) {
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  part = WarpSum(part);
+  if (threadIdx.x % 32 == 0) red[warp] = part;
+  __syncthreads();
+  float total = 0.0f;
+  for (int i = 0; i < warps; ++i) total += red[i];
+  for (int i = threadIdx.x; i < o.y_per_tile; i += blockDim.x) act[o.y_off + t * o.y_per_tile + i] = total * 1e-30f + i;
+  __syncthreads();  // red reused
+}
+
+// ---- launch: one kernel per op, one tile a block.
+__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth) {
+  __shared__ float red[32];
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const int64_t t = blockIdx.x;
+  const int64_t n_stages = o.row_bytes > 0 ? o.row_bytes / o.piece : 0;
+  const int64_t mine = warp < n_stages ? (n_stages - warp + warps - 1) / warps : 0;
+  const Ring ring = SetUpRing(depth);
+  for (int64_t k = 0; k < depth && k < mine; ++k) ring.Issue(o, w, t, warp + k * warps, k);
+  GridAllow();
+  GridWait();
+  float acc = ReadX(act, o);
+  for (int64_t k = 0; k < mine; ++k) {
+    acc += ring.Consume(k);
+    if (k + depth < mine) ring.Issue(o, w, t, warp + (k + depth) * warps, k + depth);
+  }
+  WriteY(act, o, t, acc, red);
+}
+
+// ---- persist: one wave of blocks walks every op.
+struct Cursor {  // a warp's position in its stream of stages: op o, tile t, stage s
+  int o;
+  int64_t t, s;
+};
+
+__device__ __forceinline__ bool HasStages(const Op& o) { return o.row_bytes > 0; }
+
+// The first stage at or after (o, t, s) that this warp copies, within op
+// `last_op` at most; false when there is none.
+__device__ bool Settle(const Plan& p, Cursor* c, int last_op) {
+  const int warp = threadIdx.x / 32;
+  while (c->o <= last_op && c->o < p.n_ops) {
+    const Op& o = p.ops[c->o];
+    if (HasStages(o) && c->t < o.tiles) {
+      if (c->s < o.row_bytes / o.piece) return true;
+      c->t += gridDim.x;
+      c->s = warp;
+      continue;
+    }
+    ++c->o;
+    c->t = blockIdx.x;
+    c->s = warp;
+  }
+  return false;
+}
+
+__global__ void PersistKernel(const Plan* __restrict__ plan, const uint8_t* __restrict__ w, float* act,
+                              unsigned* done, unsigned epoch, int depth, int ahead) {
+  __shared__ float red[32];
+  const Plan& p = *plan;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const Ring ring = SetUpRing(depth);
+  Cursor next{0, blockIdx.x, warp};  // the next stage to request
+  int64_t issued = 0, consumed = 0;
+  // Requests stages while the ring has room, up to op `limit`.
+  auto fill = [&](int limit) {
+    while (issued < consumed + depth && Settle(p, &next, limit)) {
+      ring.Issue(p.ops[next.o], w, next.t, next.s, issued);
+      ++issued;
+      next.s += warps;
+    }
+  };
+  for (int oi = 0; oi < p.n_ops; ++oi) {
+    const Op& o = p.ops[oi];
+    if (blockIdx.x >= o.tiles) continue;  // no tile here: the next op's wait covers this one's
+    fill(ahead ? p.n_ops - 1 : oi);
+    if (oi > 0) {  // the dependency: every tile of the op before
+      const unsigned need = epoch * static_cast<unsigned>(p.ops[oi - 1].tiles);
+      if (threadIdx.x == 0) {
+        unsigned v;
+        do {
+          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(done + oi - 1) : "memory");
+        } while (v < need);
+      }
+      __syncthreads();
+    }
+    fill(ahead ? p.n_ops - 1 : oi);
+    const int64_t n_stages = HasStages(o) ? o.row_bytes / o.piece : 0;
+    for (int64_t t = blockIdx.x; t < o.tiles; t += gridDim.x) {
+      float acc = ReadX(act, o);
+      for (int64_t s = warp; s < n_stages; s += warps) {
+        acc += ring.Consume(consumed);
+        ++consumed;
+        fill(ahead ? p.n_ops - 1 : oi);
+      }
+      WriteY(act, o, t, acc, red);
+      if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(done + oi, 1u);
+      }
+    }
+  }
+}
+
+// ---- The step's ops.
+struct Shape {
+  int layers, hidden, q_dim, kv_dim, ffn, vocab;
+};
+
+Plan MakePlan(const Shape& m, int64_t* weight_bytes, int64_t* act_floats) {
+  Plan p{};
+  int64_t w = 0, a = 0;
+  auto add = [&](int64_t rows, int64_t cols, bool q6, int x_len, int64_t x_off, int y_per_tile_or_0) {
+    Op& o = p.ops[p.n_ops++];
+    o.piece = q6 ? 208 : 144;
+    o.row_bytes = rows > 0 ? cols / 256 * o.piece : 0;
+    o.tiles = rows / kTileRows;
+    o.x_len = x_len;
+    o.x_off = x_off;
+    o.w_off = w;
+    w += rows * o.row_bytes;
+    o.y_per_tile = y_per_tile_or_0 > 0 ? y_per_tile_or_0 : kTileRows;
+    o.y_off = a;
+    a += o.tiles * o.y_per_tile;
+    return o.y_off;
+  };
+  int64_t x = a;
+  a += m.hidden;
+  for (int l = 0; l < m.layers; ++l) {
+    // q/k/v as one launch (Q4_K; the Q4_K_M layers with a Q6_K attn_v count as Q4_K here).
+    const int64_t qkv = add(m.q_dim + 2 * m.kv_dim, m.hidden, false, m.hidden, x, 0);
+    // Attention: one block per head, no weights, reads q/k/v, writes the heads' outputs.
+    Op& at = p.ops[p.n_ops++];
+    at = Op{};
+    at.tiles = m.q_dim / 128;
+    at.x_len = m.q_dim + 2 * m.kv_dim;
+    at.x_off = qkv;
+    at.y_per_tile = 128;
+    at.y_off = a;
+    a += m.q_dim;
+    const int64_t attn = at.y_off;
+    x = add(m.hidden, m.q_dim, false, m.q_dim, attn, 0);                  // attn_output (+ residual)
+    const int64_t act = add(2 * m.ffn, m.hidden, false, m.hidden, x, 0);  // gate/up pairs (+ GLU: half the outputs)
+    x = add(m.hidden, m.ffn, l % 2 == 1, m.ffn, act, 0);                  // down: Q6_K in half the layers (Q4_K_M)
+  }
+  add(m.vocab, m.hidden, true, m.hidden, x, 0);  // output head, Q6_K
+  *weight_bytes = w;
+  *act_floats = a;
+  return p;
+}
+
+double CopyGbps() {
+  const size_t n = size_t{1} << 30;
+  void *a, *b;
+  CK(cudaMalloc(&a, n));
+  CK(cudaMalloc(&b, n));
+  CK(cudaMemset(a, 1, n));
+  cudaEvent_t s, e;
+  CK(cudaEventCreate(&s));
+  CK(cudaEventCreate(&e));
+  std::vector<float> ms;
+  for (int i = 0; i < 11; ++i) {
+    CK(cudaEventRecord(s));
+    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    CK(cudaEventRecord(e));
+    CK(cudaEventSynchronize(e));
+    float t;
+    CK(cudaEventElapsedTime(&t, s, e));
+    if (i > 0) ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+size_t SharedBytes(int warps, int depth) {
+  return static_cast<size_t>(warps) * depth * (kTileRows * kMaxPiece + 8);
+}
+
+// Median us per step over `steps` graph replays (after one warm-up).
+double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps) {
+  const size_t sh = SharedBytes(warps, depth);
+  CK(cudaFuncSetAttribute(LaunchOpKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  cudaGraph_t g;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+  for (int i = 0; i < p.n_ops; ++i) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(p.ops[i].tiles));
+    cfg.blockDim = dim3(32 * warps);
+    cfg.dynamicSmemBytes = sh;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth));
+  }
+  CK(cudaStreamEndCapture(st, &g));
+  cudaGraphExec_t ge;
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  cudaEvent_t s, e;
+  CK(cudaEventCreate(&s));
+  CK(cudaEventCreate(&e));
+  std::vector<float> ms;
+  for (int i = 0; i <= steps; ++i) {
+    CK(cudaEventRecord(s, st));
+    CK(cudaGraphLaunch(ge, st));
+    CK(cudaEventRecord(e, st));
+    CK(cudaEventSynchronize(e));
+    float t;
+    CK(cudaEventElapsedTime(&t, s, e));
+    if (i > 0) ms.push_back(t);
+  }
+  CK(cudaGetLastError());
+  std::sort(ms.begin(), ms.end());
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  CK(cudaStreamDestroy(st));
+  return 1e3 * ms[ms.size() / 2];
+}
+
+double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool ahead,
+                   int* grid_out) {
+  const size_t sh = SharedBytes(warps, depth);
+  CK(cudaFuncSetAttribute(PersistKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
+  int per_sm = 0, dev = 0, sms = 0;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, PersistKernel, 32 * warps, sh));
+  if (per_sm < 1) {
+    std::fprintf(stderr, "ggufscope-bench-step: persist: no block of %d warps and depth %d fits\n", warps, depth);
+    std::exit(2);
+  }
+  const int grid = per_sm * sms;
+  *grid_out = grid;
+  Plan* dp;
+  unsigned* done;
+  CK(cudaMalloc(&dp, sizeof(Plan)));
+  CK(cudaMemcpy(dp, &p, sizeof(Plan), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&done, sizeof(unsigned) * kMaxOps));
+  CK(cudaMemset(done, 0, sizeof(unsigned) * kMaxOps));
+  cudaEvent_t s, e;
+  CK(cudaEventCreate(&s));
+  CK(cudaEventCreate(&e));
+  std::vector<float> ms;
+  for (int i = 0; i <= steps; ++i) {
+    unsigned epoch = static_cast<unsigned>(i + 1);
+    int d = depth, a = ahead ? 1 : 0;
+    void* args[] = {&dp, &w, &act, &done, &epoch, &d, &a};
+    CK(cudaEventRecord(s));
+    // Cooperative: every block resident, or the launch fails (the counters' spin needs it).
+    CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(PersistKernel), dim3(grid), dim3(32 * warps), args, sh,
+                                   nullptr));
+    CK(cudaEventRecord(e));
+    CK(cudaEventSynchronize(e));
+    float t;
+    CK(cudaEventElapsedTime(&t, s, e));
+    if (i > 0) ms.push_back(t);
+  }
+  CK(cudaGetLastError());
+  std::sort(ms.begin(), ms.end());
+  CK(cudaFree(dp));
+  CK(cudaFree(done));
+  return 1e3 * ms[ms.size() / 2];
+}
+
+int Usage(const char* why) {
+  std::fprintf(stderr,
+               "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|all] [--depth D] "
+               "[--warps W] [--steps N] [--shape 7b|1.5b] [--json]\n",
+               why);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = "all", shape = "7b";
+  int depth = 0, warps = 8, steps = 20;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        Usage((std::string(name) + " needs a value").c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--mode") {
+      mode = val("--mode");
+    } else if (a == "--depth") {
+      depth = std::atoi(val("--depth"));
+    } else if (a == "--warps") {
+      warps = std::atoi(val("--warps"));
+    } else if (a == "--steps") {
+      steps = std::atoi(val("--steps"));
+    } else if (a == "--shape") {
+      shape = val("--shape");
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      return Usage(("unknown argument " + a).c_str());
+    }
+  }
+  if (mode != "launch" && mode != "persist" && mode != "all") return Usage("--mode must be launch, persist or all");
+  if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
+  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000) {
+    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000");
+  }
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
+                                                 cudaSuccess || major < 9) {
+    std::fprintf(stderr, "ggufscope-bench-step: needs an sm_90 GPU (bulk copies, dependent launches)\n");
+    return 2;
+  }
+  const Shape m = shape == "7b" ? Shape{28, 3584, 3584, 512, 18944, 152064} : Shape{28, 1536, 1536, 256, 8960, 151936};
+  int64_t wbytes = 0, afloats = 0;
+  const Plan plan = MakePlan(m, &wbytes, &afloats);
+  if (plan.n_ops > kMaxOps) return Usage("too many ops");
+  std::fprintf(stderr, "ggufscope-bench-step: %s shape, %d ops, %.1f MB of weights a step; measuring...\n",
+               shape.c_str(), plan.n_ops, wbytes / 1e6);
+  uint8_t* w;
+  float* act;
+  CK(cudaMalloc(&w, static_cast<size_t>(wbytes)));
+  CK(cudaMemset(w, 0x11, static_cast<size_t>(wbytes)));
+  CK(cudaMalloc(&act, static_cast<size_t>(afloats) * sizeof(float)));
+  CK(cudaMemset(act, 0, static_cast<size_t>(afloats) * sizeof(float)));
+  const double bw = CopyGbps();
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, dev));
+  struct Row {
+    std::string mode;
+    int depth, grid;
+    double us;
+  };
+  std::vector<Row> rows;
+  std::vector<int> depths = depth > 0 ? std::vector<int>{depth} : std::vector<int>{2, 4};
+  for (int d : depths) {
+    if (mode == "launch" || mode == "all") rows.push_back({"launch", d, 0, TimeLaunch(plan, w, act, warps, d, steps)});
+    if (mode == "persist" || mode == "all") {
+      int grid = 0;
+      const double us = TimePersist(plan, w, act, warps, d, steps, true, &grid);
+      rows.push_back({"persist", d, grid, us});
+      const double us2 = TimePersist(plan, w, act, warps, d, steps, false, &grid);
+      rows.push_back({"persist --no-ahead", d, grid, us2});
+    }
+  }
+  if (json) {
+    std::printf("{\"device\": \"%s\", \"shape\": \"%s\", \"weight_bytes\": %lld, \"copy_gbps\": %.1f, \"runs\": [",
+                prop.name, shape.c_str(), static_cast<long long>(wbytes), bw);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      std::printf("%s{\"mode\": \"%s\", \"depth\": %d, \"warps\": %d, \"grid\": %d, \"step_us\": %.1f, \"tok_s\": %.1f, "
+                  "\"share_of_copy\": %.4f}",
+                  i ? ", " : "", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us, wbytes / (r.us * 1e3) / bw);
+    }
+    std::printf("]}\n");
+  } else {
+    std::printf("%s, %s shape: %.1f MB of weights a step, copy bandwidth %.1f GB/s (the anchor)\n", prop.name,
+                shape.c_str(), wbytes / 1e6, bw);
+    std::printf("%-20s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
+    for (const Row& r : rows) {
+      std::printf("%-20s %5d %5d %6d %10.1f %9.1f %6.1f%%\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
+                  100.0 * wbytes / (r.us * 1e3) / bw);
+    }
+  }
+  CK(cudaFree(w));
+  CK(cudaFree(act));
+  return 0;
+}
