@@ -55,11 +55,19 @@ export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 # only what is newer than its object: a source put back to an older state (a patch the previous call applied
 # on the device, absent now) would keep the patched object (session 22 timed a variant as main that way).
 # Each build leaves its sources' checksums; a tracked file whose contents differ from them is touched.
-git ls-files -z | xargs -0 sha1sum > /tmp/sums.now 2> /dev/null
+# The tree's files, NUL-separated: tracked and untracked-but-not-ignored ones that exist. (The device's
+# copy may carry a git index older than the tree: files added since are "others" there, files deleted
+# since are still listed, so both lists and a check that each file is there.)
+tree_files() {
+  git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+    [ -f "$f" ] && printf '%s\0' "$f"
+  done
+}
+tree_files | xargs -0 sha1sum > /tmp/sums.now 2> /dev/null
 if [ -f build-gpu/.source-sums ]; then
   comm -13 <(sort build-gpu/.source-sums) <(sort /tmp/sums.now) | cut -c43- | while IFS= read -r f; do touch -- "$f"; done
 elif [ -d build-gpu ]; then
-  git ls-files -z | xargs -0 touch  # a build from before the checksums: rebuild it all once
+  tree_files | xargs -0 touch  # a build from before the checksums: rebuild it all once
 fi
 cmake -S . -B build-gpu -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_BENCH=ON -DGGUFSCOPE_TESTS=${TESTS:-0} -DGGUFSCOPE_WERROR=OFF \
   -DGGUFSCOPE_SHARED_DIR="$PWD/$SHARED" > /tmp/configure.log 2>&1 || { tail -30 /tmp/configure.log; exit 1; }
@@ -74,7 +82,7 @@ t "ggufscope built"
 # (bench/timeline_summary.py: each kernel's share of the step, how many of its blocks were resident before
 # its release). The records cost ~4% of the step; the summaries and the 7B CSV land in $OUT.
 if [ "${TIMELINE:-0}" = 1 ]; then
-  rm -rf /tmp/tl /tmp/tl-done && mkdir -p /tmp/tl && git ls-files -z | xargs -0 cp --parents -t /tmp/tl
+  rm -rf /tmp/tl /tmp/tl-done && mkdir -p /tmp/tl && tree_files | xargs -0 cp --parents -t /tmp/tl
   ( git -C /tmp/tl apply "$PWD/bench/variants/timeline.patch" &&
     cmake -S /tmp/tl -B /tmp/tl/build -G Ninja -DCMAKE_PREFIX_PATH=/tmp/deps/usr -DGGUFSCOPE_TESTS=OFF -DGGUFSCOPE_BENCH=ON \
       -DGGUFSCOPE_WERROR=OFF -DCMAKE_CUDA_FLAGS=-DGGUFSCOPE_TIMELINE -DCMAKE_CXX_FLAGS=-DGGUFSCOPE_TIMELINE > /tmp/tl.log 2>&1 &&
@@ -127,7 +135,7 @@ if [ "${TESTS:-0}" = 1 ]; then
     [ "${VARIANT_DECODE:-0}" = 1 ] && vt="$vt ggufscope-bench-forward"
     for v in "${vs[@]}"; do
       d=/tmp/variant-${v%%=*}; spec=${v#*=}
-      rm -rf $d && mkdir -p $d && git ls-files -z | xargs -0 cp --parents -t $d
+      rm -rf $d && mkdir -p $d && tree_files | xargs -0 cp --parents -t $d
       if [ "${spec#patch:}" != "$spec" ]; then
         git -C $d apply "$PWD/${spec#patch:}" || echo "variant ${v%%=*}: patch does not apply"
       else
@@ -270,7 +278,7 @@ IDS=$(seq -s, 100 107)
 t "ours done"
 if [ "${TIMELINE:-0}" = 1 ]; then
   while [ ! -f /tmp/tl-done ] && [ $(( $(date +%s) - S )) -lt ${TL_WAIT:-500} ]; do sleep 3; done
-  cat /tmp/tl-done 2>/dev/null || echo "timeline build not done in time"; grep -E "error" /tmp/tl.log | head -5
+  cat /tmp/tl-done 2>/dev/null || echo "timeline build not done in time"; grep -iE "error" /tmp/tl.log | head -5
   for m in /tmp/m/*.gguf; do
     n=$(basename $m .gguf); [[ $n =~ ${TL_ONLY:-q7-Q4_K_M|q15-Q4_K_M} ]] || continue
     [ -x /tmp/tl/build/ggufscope-bench-forward ] || break
