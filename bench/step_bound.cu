@@ -26,7 +26,9 @@
 // Results say what each design allows at most; they compute nothing.
 //
 //   ggufscope-bench-step [--mode launch|persist|all] [--depth D] [--warps W]
-//                        [--steps N] [--shape 7b|1.5b] [--json]
+//                        [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
+// --no-wait leaves out every dependency (the ops' waits): what the same
+// copies stream with nothing to wait for, the structure's own bound.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
 #include <cuda_runtime.h>
 
@@ -186,7 +188,7 @@ __device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* re
 }
 
 // ---- launch: one kernel per op, one tile a block.
-__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth) {
+__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait) {
   __shared__ float red[32];
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
   const int64_t t = blockIdx.x;
@@ -195,7 +197,7 @@ __global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, 
   const Ring ring = SetUpRing(depth);
   for (int64_t k = 0; k < depth && k < mine; ++k) ring.Issue(o, w, t, warp + k * warps, k);
   GridAllow();
-  GridWait();
+  if (wait) GridWait();
   float acc = ReadX(act, o);
   for (int64_t k = 0; k < mine; ++k) {
     acc += XSlice(act, o, warp + k * warps);
@@ -233,7 +235,7 @@ __device__ bool Settle(const Plan& p, Cursor* c, int last_op) {
 }
 
 __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigned* done, unsigned epoch, int depth,
-                              int ahead) {
+                              int ahead, int wait) {
   __shared__ float red[32];
   const Plan& p = c_plan;
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
@@ -252,7 +254,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
     const Op& o = p.ops[oi];
     if (blockIdx.x >= o.tiles) continue;  // no tile here: the next op's wait covers this one's
     fill(ahead ? p.n_ops - 1 : oi);
-    if (oi > 0) {  // the dependency: every tile of the op before
+    if (wait && oi > 0) {  // the dependency: every tile of the op before
       const unsigned need = epoch * static_cast<unsigned>(p.ops[oi - 1].tiles);
       if (threadIdx.x == 0) {
         unsigned v;
@@ -359,7 +361,7 @@ size_t SharedBytes(int warps, int depth) {
 }
 
 // Median us per step over `steps` graph replays (after one warm-up).
-double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps) {
+double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait) {
   const size_t sh = SharedBytes(warps, depth);
   CK(cudaFuncSetAttribute(LaunchOpKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   cudaStream_t st;
@@ -377,7 +379,7 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
     cfg.stream = st;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth));
+    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0));
   }
   CK(cudaStreamEndCapture(st, &g));
   cudaGraphExec_t ge;
@@ -404,7 +406,7 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
 }
 
 double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool ahead,
-                   int* grid_out) {
+                   bool wait, int* grid_out) {
   const size_t sh = SharedBytes(warps, depth);
   CK(cudaFuncSetAttribute(PersistKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   int per_sm = 0, dev = 0, sms = 0;
@@ -427,8 +429,8 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
   std::vector<float> ms;
   for (int i = 0; i <= steps; ++i) {
     unsigned epoch = static_cast<unsigned>(i + 1);
-    int d = depth, a = ahead ? 1 : 0;
-    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d, &a};
+    int d = depth, a = ahead ? 1 : 0, wt = wait ? 1 : 0;
+    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d, &a, &wt};
     CK(cudaEventRecord(s));
     // Cooperative: every block resident, or the launch fails (the counters' spin needs it).
     CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(PersistKernel), dim3(grid), dim3(32 * warps), args, sh,
@@ -448,7 +450,7 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
 int Usage(const char* why) {
   std::fprintf(stderr,
                "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|all] [--depth D] "
-               "[--warps W] [--steps N] [--shape 7b|1.5b] [--json]\n",
+               "[--warps W] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
                why);
   return 2;
 }
@@ -458,7 +460,7 @@ int Usage(const char* why) {
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
   int depth = 0, warps = 8, steps = 20;
-  bool json = false;
+  bool json = false, no_wait = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -478,6 +480,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(val("--steps"));
     } else if (a == "--shape") {
       shape = val("--shape");
+    } else if (a == "--no-wait") {
+      no_wait = true;
     } else if (a == "--json") {
       json = true;
     } else {
@@ -518,13 +522,16 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   std::vector<int> depths = depth > 0 ? std::vector<int>{depth} : std::vector<int>{2, 4};
   for (int d : depths) {
-    if (mode == "launch" || mode == "all") rows.push_back({"launch", d, 0, TimeLaunch(plan, w, act, warps, d, steps)});
+    const std::string nw = no_wait ? " (no wait)" : "";
+    if (mode == "launch" || mode == "all") {
+      rows.push_back({"launch" + nw, d, 0, TimeLaunch(plan, w, act, warps, d, steps, !no_wait)});
+    }
     if (mode == "persist" || mode == "all") {
       int grid = 0;
-      const double us = TimePersist(plan, w, act, warps, d, steps, true, &grid);
-      rows.push_back({"persist", d, grid, us});
-      const double us2 = TimePersist(plan, w, act, warps, d, steps, false, &grid);
-      rows.push_back({"persist --no-ahead", d, grid, us2});
+      const double us = TimePersist(plan, w, act, warps, d, steps, true, !no_wait, &grid);
+      rows.push_back({"persist" + nw, d, grid, us});
+      const double us2 = TimePersist(plan, w, act, warps, d, steps, false, !no_wait, &grid);
+      rows.push_back({"persist --no-ahead" + nw, d, grid, us2});
     }
   }
   if (json) {
@@ -540,9 +547,9 @@ int main(int argc, char** argv) {
   } else {
     std::printf("%s, %s shape: %.1f MB of weights a step, copy bandwidth %.1f GB/s (the anchor)\n", prop.name,
                 shape.c_str(), wbytes / 1e6, bw);
-    std::printf("%-20s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
+    std::printf("%-30s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
     for (const Row& r : rows) {
-      std::printf("%-20s %5d %5d %6d %10.1f %9.1f %6.1f%%\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
+      std::printf("%-30s %5d %5d %6d %10.1f %9.1f %6.1f%%\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
                   100.0 * wbytes / (r.us * 1e3) / bw);
     }
   }
