@@ -26,7 +26,8 @@
 // Results say what each design allows at most; they compute nothing.
 //
 //   ggufscope-bench-step [--mode launch|persist|all] [--depth D] [--warps W]
-//                        [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
+//                        [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
+// --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
 // --no-wait leaves out every dependency (the ops' waits): what the same
 // copies stream with nothing to wait for, the structure's own bound.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
@@ -116,18 +117,18 @@ __device__ __forceinline__ float WarpSum(float v) {
 // depth completes phase (k / depth) & 1.
 struct Ring {
   uint32_t slots, bars;
-  int depth;
-  __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * kTileRows * kMaxPiece; }
+  int depth, rows;  // rows: a stage's rows (16 a tile; --tiles 2 in the launch mode: 32)
+  __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * rows * kMaxPiece; }
   __device__ uint32_t Bar(int64_t k) const { return bars + 8 * static_cast<uint32_t>(k % depth); }
-  // Stage s of tile t of op o into the slot of k (lane r < 16 copies row r).
+  // Stage s of row group t (`rows` rows) of op o into the slot of k (lane r < rows copies row r).
   __device__ void Issue(const Op& o, const uint8_t* w, int64_t t, int64_t s, int64_t k) const {
     const uint32_t bar = Bar(k);
     FenceProxyAsync();
     const int lane = threadIdx.x % 32;
-    if (lane == 0) BarExpect(bar, kTileRows * o.piece);
+    if (lane == 0) BarExpect(bar, rows * o.piece);
     __syncwarp();
-    if (lane < kTileRows) {
-      const uint8_t* src = w + o.w_off + (t * kTileRows + lane) * o.row_bytes + s * o.piece;
+    if (lane < rows) {
+      const uint8_t* src = w + o.w_off + (t * rows + lane) * o.row_bytes + s * o.piece;
       BulkCopy(Slot(k) + lane * kMaxPiece, src, o.piece, bar);
     }
   }
@@ -142,14 +143,15 @@ struct Ring {
   }
 };
 
-__device__ Ring SetUpRing(int depth) {
+__device__ Ring SetUpRing(int depth, int rows) {
   extern __shared__ uint8_t smem[];
   const int warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
   Ring r;
   r.depth = depth;
-  uint8_t* bars = smem + static_cast<size_t>(warps) * depth * kTileRows * kMaxPiece;
-  r.slots = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + warp * depth * kTileRows * kMaxPiece;
+  r.rows = rows;
+  uint8_t* bars = smem + static_cast<size_t>(warps) * depth * rows * kMaxPiece;
+  r.slots = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + warp * depth * rows * kMaxPiece;
   r.bars = static_cast<uint32_t>(__cvta_generic_to_shared(bars)) + 8 * warp * depth;
   if (threadIdx.x % 32 == 0) {
     for (int i = 0; i < depth; ++i) BarInit(r.bars + 8 * i);
@@ -176,25 +178,27 @@ __device__ float XSlice(const float* act, const Op& o, int64_t s) {
 }
 
 // The tile's outputs: the block's sum spread over y_per_tile floats.
-__device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* red) {
+__device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* red, int tiles = 1) {
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
   part = WarpSum(part);
   if (threadIdx.x % 32 == 0) red[warp] = part;
   __syncthreads();
   float total = 0.0f;
   for (int i = 0; i < warps; ++i) total += red[i];
-  for (int i = threadIdx.x; i < o.y_per_tile; i += blockDim.x) act[o.y_off + t * o.y_per_tile + i] = total * 1e-30f + i;
+  const int n = o.y_per_tile * tiles;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) act[o.y_off + t * n + i] = total * 1e-30f + i;
   __syncthreads();  // red reused
 }
 
 // ---- launch: one kernel per op, one tile a block.
-__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait) {
+__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait, int tiles) {
   __shared__ float red[32];
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
   const int64_t t = blockIdx.x;
   const int64_t n_stages = o.row_bytes > 0 ? o.row_bytes / o.piece : 0;
   const int64_t mine = warp < n_stages ? (n_stages - warp + warps - 1) / warps : 0;
-  const Ring ring = SetUpRing(depth);
+  if (o.row_bytes == 0) tiles = 1;  // a latency op: a block each
+  const Ring ring = SetUpRing(depth, kTileRows * tiles);
   for (int64_t k = 0; k < depth && k < mine; ++k) ring.Issue(o, w, t, warp + k * warps, k);
   GridAllow();
   if (wait) GridWait();
@@ -204,7 +208,7 @@ __global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, 
     acc += ring.Consume(k);
     if (k + depth < mine) ring.Issue(o, w, t, warp + (k + depth) * warps, k + depth);
   }
-  WriteY(act, o, t, acc, red);
+  WriteY(act, o, t, acc, red, tiles);
 }
 
 // ---- persist: one wave of blocks walks every op.
@@ -239,7 +243,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
   __shared__ float red[32];
   const Plan& p = c_plan;
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const Ring ring = SetUpRing(depth);
+  const Ring ring = SetUpRing(depth, kTileRows);
   Cursor next{0, blockIdx.x, warp};  // the next stage to request
   int64_t issued = 0, consumed = 0;
   // Requests stages while the ring has room, up to op `limit`.
@@ -356,13 +360,14 @@ double CopyGbps() {
   return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
 }
 
-size_t SharedBytes(int warps, int depth) {
-  return static_cast<size_t>(warps) * depth * (kTileRows * kMaxPiece + 8);
+size_t SharedBytes(int warps, int depth, int tiles = 1) {
+  return static_cast<size_t>(warps) * depth * (kTileRows * tiles * kMaxPiece + 8);
 }
 
 // Median us per step over `steps` graph replays (after one warm-up).
-double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait) {
-  const size_t sh = SharedBytes(warps, depth);
+double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
+                  int tiles) {
+  const size_t sh = SharedBytes(warps, depth, tiles);
   CK(cudaFuncSetAttribute(LaunchOpKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -373,13 +378,14 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(p.ops[i].tiles));
+    const int64_t t = p.ops[i].row_bytes > 0 ? tiles : 1;
+    cfg.gridDim = dim3(static_cast<unsigned>((p.ops[i].tiles + t - 1) / t));
     cfg.blockDim = dim3(32 * warps);
     cfg.dynamicSmemBytes = sh;
     cfg.stream = st;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0));
+    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0, tiles));
   }
   CK(cudaStreamEndCapture(st, &g));
   cudaGraphExec_t ge;
@@ -450,7 +456,7 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
 int Usage(const char* why) {
   std::fprintf(stderr,
                "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|all] [--depth D] "
-               "[--warps W] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
+               "[--warps W] [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
                why);
   return 2;
 }
@@ -459,7 +465,7 @@ int Usage(const char* why) {
 
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
-  int depth = 0, warps = 8, steps = 20;
+  int depth = 0, warps = 8, steps = 20, tiles = 1;
   bool json = false, no_wait = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -480,6 +486,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(val("--steps"));
     } else if (a == "--shape") {
       shape = val("--shape");
+    } else if (a == "--tiles") {
+      tiles = std::atoi(val("--tiles"));
     } else if (a == "--no-wait") {
       no_wait = true;
     } else if (a == "--json") {
@@ -490,8 +498,8 @@ int main(int argc, char** argv) {
   }
   if (mode != "launch" && mode != "persist" && mode != "all") return Usage("--mode must be launch, persist or all");
   if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
-  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000) {
-    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000");
+  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000 || tiles < 1 || tiles > 2) {
+    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2");
   }
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
@@ -524,9 +532,10 @@ int main(int argc, char** argv) {
   for (int d : depths) {
     const std::string nw = no_wait ? " (no wait)" : "";
     if (mode == "launch" || mode == "all") {
-      rows.push_back({"launch" + nw, d, 0, TimeLaunch(plan, w, act, warps, d, steps, !no_wait)});
+      const std::string tl = tiles > 1 ? " --tiles " + std::to_string(tiles) : "";
+      rows.push_back({"launch" + tl + nw, d, 0, TimeLaunch(plan, w, act, warps, d, steps, !no_wait, tiles)});
     }
-    if (mode == "persist" || mode == "all") {
+    if ((mode == "persist" || mode == "all") && tiles == 1) {  // (one tile a stage only)
       int grid = 0;
       const double us = TimePersist(plan, w, act, warps, d, steps, true, !no_wait, &grid);
       rows.push_back({"persist" + nw, d, grid, us});
