@@ -28,6 +28,8 @@
 //   ggufscope-bench-step [--mode launch|persist|all] [--depth D] [--warps W]
 //                        [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
 // --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
+// --pieces 2: each row's copy a stage spans two super-blocks (288 bytes
+// for Q4_K), half the stages: the two-super-block stages of session 24.
 // --no-wait leaves out every dependency (the ops' waits): what the same
 // copies stream with nothing to wait for, the structure's own bound.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
@@ -54,7 +56,7 @@ namespace {
   } while (0)
 
 constexpr int kTileRows = 16;
-constexpr int kMaxPiece = 208;  // bytes of a row a stage copies (16-byte multiple)
+constexpr int kMaxPiece = 208;  // bytes of a row's super-block a stage copies (16-byte multiple; --pieces: times N)
 constexpr int kMaxOps = 256;
 
 struct Op {
@@ -70,6 +72,7 @@ struct Op {
 struct Plan {
   Op ops[kMaxOps];
   int n_ops;
+  int pieces;  // super-blocks of a row per stage (--pieces)
 };
 __constant__ Plan c_plan;  // the persistent kernel's (uniform indices: the constant cache broadcasts)
 
@@ -118,7 +121,8 @@ __device__ __forceinline__ float WarpSum(float v) {
 struct Ring {
   uint32_t slots, bars;
   int depth, rows;  // rows: a stage's rows (16 a tile; --tiles 2 in the launch mode: 32)
-  __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * rows * kMaxPiece; }
+  int stride;       // a row's bytes in a slot: kMaxPiece x pieces
+  __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * rows * stride; }
   __device__ uint32_t Bar(int64_t k) const { return bars + 8 * static_cast<uint32_t>(k % depth); }
   // Stage s of row group t (`rows` rows) of op o into the slot of k (lane r < rows copies row r).
   __device__ void Issue(const Op& o, const uint8_t* w, int64_t t, int64_t s, int64_t k) const {
@@ -129,7 +133,7 @@ struct Ring {
     __syncwarp();
     if (lane < rows) {
       const uint8_t* src = w + o.w_off + (t * rows + lane) * o.row_bytes + s * o.piece;
-      BulkCopy(Slot(k) + lane * kMaxPiece, src, o.piece, bar);
+      BulkCopy(Slot(k) + lane * stride, src, o.piece, bar);
     }
   }
   // Waits for the stage of k and reads one word of it per lane.
@@ -137,21 +141,22 @@ struct Ring {
     BarWait(Bar(k), static_cast<uint32_t>((k / depth) & 1));
     float v;
     const int lane = threadIdx.x % 32;
-    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(Slot(k) + (lane % kTileRows) * kMaxPiece + 4 * (lane / 16)));
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"(Slot(k) + (lane % kTileRows) * stride + 4 * (lane / 16)));
     __syncwarp();
     return v;
   }
 };
 
-__device__ Ring SetUpRing(int depth, int rows) {
+__device__ Ring SetUpRing(int depth, int rows, int pieces) {
   extern __shared__ uint8_t smem[];
   const int warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
   Ring r;
   r.depth = depth;
   r.rows = rows;
-  uint8_t* bars = smem + static_cast<size_t>(warps) * depth * rows * kMaxPiece;
-  r.slots = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + warp * depth * rows * kMaxPiece;
+  r.stride = kMaxPiece * pieces;
+  uint8_t* bars = smem + static_cast<size_t>(warps) * depth * rows * r.stride;
+  r.slots = static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + warp * depth * rows * r.stride;
   r.bars = static_cast<uint32_t>(__cvta_generic_to_shared(bars)) + 8 * warp * depth;
   if (threadIdx.x % 32 == 0) {
     for (int i = 0; i < depth; ++i) BarInit(r.bars + 8 * i);
@@ -170,11 +175,15 @@ __device__ float ReadX(const float* act, const Op& o) {
   for (int i = threadIdx.x; i < o.x_len; i += blockDim.x) s += act[o.x_off + i];
   return s;
 }
-// Stage s's 256 elements of x, 8 a lane (two 16-byte loads).
-__device__ float XSlice(const float* act, const Op& o, int64_t s) {
-  const float4* q = reinterpret_cast<const float4*>(act + o.x_off + s * 256) + 2 * (threadIdx.x % 32);
-  const float4 a = __ldg(q), b = __ldg(q + 1);
-  return a.x + a.y + a.z + a.w + b.x + b.y + b.z + b.w;
+// Stage s's elements of x (256 a super-block), 8 a lane per super-block (two 16-byte loads each).
+__device__ float XSlice(const float* act, const Op& o, int64_t s, int pieces) {
+  float v = 0.0f;
+  for (int j = 0; j < pieces; ++j) {
+    const float4* q = reinterpret_cast<const float4*>(act + o.x_off + (s * pieces + j) * 256) + 2 * (threadIdx.x % 32);
+    const float4 a = __ldg(q), b = __ldg(q + 1);
+    v += a.x + a.y + a.z + a.w + b.x + b.y + b.z + b.w;
+  }
+  return v;
 }
 
 // The tile's outputs: the block's sum spread over y_per_tile floats.
@@ -191,20 +200,21 @@ __device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* re
 }
 
 // ---- launch: one kernel per op, one tile a block.
-__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait, int tiles) {
+__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait, int tiles,
+                               int pieces) {
   __shared__ float red[32];
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
   const int64_t t = blockIdx.x;
   const int64_t n_stages = o.row_bytes > 0 ? o.row_bytes / o.piece : 0;
   const int64_t mine = warp < n_stages ? (n_stages - warp + warps - 1) / warps : 0;
   if (o.row_bytes == 0) tiles = 1;  // a latency op: a block each
-  const Ring ring = SetUpRing(depth, kTileRows * tiles);
+  const Ring ring = SetUpRing(depth, kTileRows * tiles, pieces);
   for (int64_t k = 0; k < depth && k < mine; ++k) ring.Issue(o, w, t, warp + k * warps, k);
   GridAllow();
   if (wait) GridWait();
   float acc = ReadX(act, o);
   for (int64_t k = 0; k < mine; ++k) {
-    acc += XSlice(act, o, warp + k * warps);
+    acc += XSlice(act, o, warp + k * warps, pieces);
     acc += ring.Consume(k);
     if (k + depth < mine) ring.Issue(o, w, t, warp + (k + depth) * warps, k + depth);
   }
@@ -243,7 +253,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
   __shared__ float red[32];
   const Plan& p = c_plan;
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const Ring ring = SetUpRing(depth, kTileRows);
+  const Ring ring = SetUpRing(depth, kTileRows, p.pieces);
   Cursor next{0, blockIdx.x, warp};  // the next stage to request
   int64_t issued = 0, consumed = 0;
   // Requests stages while the ring has room, up to op `limit`.
@@ -274,7 +284,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
     for (int64_t t = blockIdx.x; t < o.tiles; t += gridDim.x) {
       float acc = ReadX(act, o);
       for (int64_t s = warp; s < n_stages; s += warps) {
-        acc += XSlice(act, o, s);
+        acc += XSlice(act, o, s, p.pieces);
         acc += ring.Consume(consumed);
         ++consumed;
         fill(ahead ? p.n_ops - 1 : oi);
@@ -293,13 +303,14 @@ struct Shape {
   int layers, hidden, q_dim, kv_dim, ffn, vocab;
 };
 
-Plan MakePlan(const Shape& m, int64_t* weight_bytes, int64_t* act_floats) {
+Plan MakePlan(const Shape& m, int pieces, int64_t* weight_bytes, int64_t* act_floats) {
   Plan p{};
+  p.pieces = pieces;
   int64_t w = 0, a = 0;
   auto add = [&](int64_t rows, int64_t cols, bool q6, int x_len, int64_t x_off, int y_per_tile_or_0) {
     Op& o = p.ops[p.n_ops++];
-    o.piece = q6 ? 208 : 144;
-    o.row_bytes = rows > 0 ? cols / 256 * o.piece : 0;
+    o.piece = (q6 ? 208 : 144) * pieces;
+    o.row_bytes = rows > 0 ? cols / 256 * (q6 ? 208 : 144) : 0;
     o.tiles = rows / kTileRows;
     o.x_len = x_len;
     o.x_off = x_off;
@@ -360,14 +371,14 @@ double CopyGbps() {
   return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
 }
 
-size_t SharedBytes(int warps, int depth, int tiles = 1) {
-  return static_cast<size_t>(warps) * depth * (kTileRows * tiles * kMaxPiece + 8);
+size_t SharedBytes(int warps, int depth, int tiles, int pieces) {
+  return static_cast<size_t>(warps) * depth * (kTileRows * tiles * kMaxPiece * pieces + 8);
 }
 
 // Median us per step over `steps` graph replays (after one warm-up).
 double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
                   int tiles) {
-  const size_t sh = SharedBytes(warps, depth, tiles);
+  const size_t sh = SharedBytes(warps, depth, tiles, p.pieces);
   CK(cudaFuncSetAttribute(LaunchOpKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -385,7 +396,7 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
     cfg.stream = st;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0, tiles));
+    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0, tiles, p.pieces));
   }
   CK(cudaStreamEndCapture(st, &g));
   cudaGraphExec_t ge;
@@ -413,7 +424,7 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
 
 double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool ahead,
                    bool wait, int* grid_out) {
-  const size_t sh = SharedBytes(warps, depth);
+  const size_t sh = SharedBytes(warps, depth, 1, p.pieces);
   CK(cudaFuncSetAttribute(PersistKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   int per_sm = 0, dev = 0, sms = 0;
   CK(cudaGetDevice(&dev));
@@ -456,7 +467,7 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
 int Usage(const char* why) {
   std::fprintf(stderr,
                "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|all] [--depth D] "
-               "[--warps W] [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
+               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
                why);
   return 2;
 }
@@ -465,7 +476,7 @@ int Usage(const char* why) {
 
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
-  int depth = 0, warps = 8, steps = 20, tiles = 1;
+  int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1;
   bool json = false, no_wait = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -486,6 +497,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(val("--steps"));
     } else if (a == "--shape") {
       shape = val("--shape");
+    } else if (a == "--pieces") {
+      pieces = std::atoi(val("--pieces"));
     } else if (a == "--tiles") {
       tiles = std::atoi(val("--tiles"));
     } else if (a == "--no-wait") {
@@ -498,8 +511,9 @@ int main(int argc, char** argv) {
   }
   if (mode != "launch" && mode != "persist" && mode != "all") return Usage("--mode must be launch, persist or all");
   if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
-  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000 || tiles < 1 || tiles > 2) {
-    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2");
+  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000 || tiles < 1 || tiles > 2 ||
+      (pieces != 1 && pieces != 2)) {
+    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2, --pieces 1..2");
   }
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
@@ -509,7 +523,7 @@ int main(int argc, char** argv) {
   }
   const Shape m = shape == "7b" ? Shape{28, 3584, 3584, 512, 18944, 152064} : Shape{28, 1536, 1536, 256, 8960, 151936};
   int64_t wbytes = 0, afloats = 0;
-  const Plan plan = MakePlan(m, &wbytes, &afloats);
+  const Plan plan = MakePlan(m, pieces, &wbytes, &afloats);
   if (plan.n_ops > kMaxOps) return Usage("too many ops");
   std::fprintf(stderr, "ggufscope-bench-step: %s shape, %d ops, %.1f MB of weights a step; measuring...\n",
                shape.c_str(), plan.n_ops, wbytes / 1e6);
@@ -532,7 +546,8 @@ int main(int argc, char** argv) {
   for (int d : depths) {
     const std::string nw = no_wait ? " (no wait)" : "";
     if (mode == "launch" || mode == "all") {
-      const std::string tl = tiles > 1 ? " --tiles " + std::to_string(tiles) : "";
+      const std::string tl = (tiles > 1 ? " --tiles " + std::to_string(tiles) : "") +
+                             (pieces > 1 ? " --pieces " + std::to_string(pieces) : "");
       rows.push_back({"launch" + tl + nw, d, 0, TimeLaunch(plan, w, act, warps, d, steps, !no_wait, tiles)});
     }
     if ((mode == "persist" || mode == "all") && tiles == 1) {  // (one tile a stage only)
