@@ -20,12 +20,18 @@
 //            in turn, a global arrival counter per op as the dependency; each
 //            warp keeps requesting the stages of its next tiles, of the next
 //            ops too, while it waits for one (--no-ahead: only within an op).
+//   warps:   one kernel a step, one wave of warps that each claim work units
+//            (16 rows x at most --unit-stages stages, default 8) from a
+//            counter per op, with no block barrier; a warp keeps requesting
+//            the stages of its next units, of the next ops too, up to
+//            --depth ahead, and waits for the op before only when it starts
+//            to consume a unit.
 //
 // Both report the step's time, tokens/s and the share of the card's
 // device-to-device copy bandwidth measured in the same run (the anchor).
 // Results say what each design allows at most; they compute nothing.
 //
-//   ggufscope-bench-step [--mode launch|persist|all] [--depth D] [--warps W]
+//   ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] [--warps W]
 //                        [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
 // --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
 // --pieces 2: each row's copy a stage spans two super-blocks (288 bytes
@@ -67,12 +73,17 @@ struct Op {
   int64_t w_off;      // bytes into the weight buffer
   int64_t x_off, y_off;  // floats into the activation buffer
   int y_per_tile;     // floats written per tile
+  // The warps mode's work units (SetUnits): `parts` units of at most
+  // --unit-stages stages a tile; a latency op's unit is a block's work.
+  int n_stages, parts;
+  unsigned units;
 };
 
 struct Plan {
   Op ops[kMaxOps];
   int n_ops;
-  int pieces;  // super-blocks of a row per stage (--pieces)
+  int pieces;       // super-blocks of a row per stage (--pieces)
+  int unit_stages;  // the warps mode's stages a unit at most (--unit-stages)
 };
 __constant__ Plan c_plan;  // the persistent kernel's (uniform indices: the constant cache broadcasts)
 
@@ -298,14 +309,128 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
   }
 }
 
+// ---- warps: one wave of warps, each on its own. A warp claims work units
+// (16 rows x at most --unit-stages stages of one op) from a counter per op,
+// in op order, and requests the stages of the units it holds up to `depth`
+// ahead, claiming its next unit (of the next ops too: weights depend on
+// nothing) as soon as the stages of the ones it holds are all requested.
+// Before it consumes a unit it waits until every unit of the op before is
+// done. No block barrier anywhere; units' partial sums are stored, not
+// added (the results mean nothing).
+struct Unit {
+  int op, first, s, end;  // stages [first, end); s: the next to request
+  int64_t tile;
+};
+constexpr int kQueue = 16;
+constexpr int kMaxWarps = 16;
+
+__global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned* done, unsigned* claim, unsigned epoch,
+                            int depth) {
+  __shared__ Unit queue[kMaxWarps][kQueue];
+  const Plan& p = c_plan;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const Ring ring = SetUpRing(depth, kTileRows, p.pieces);
+  Unit* q = queue[warp];
+  int head = 0, tail = 0, iss = 0;  // claimed units [head, tail); iss: the first with stages left to request
+  int claim_op = 0;
+  int64_t issued = 0, consumed = 0;
+  auto claim_one = [&]() -> bool {
+    if (tail - head >= kQueue) return false;
+    int op = claim_op;
+    unsigned v = 0;
+    for (; op < p.n_ops; ++op) {
+      if (lane == 0) v = atomicAdd(claim + op, 1u);
+      v = __shfl_sync(0xFFFFFFFFu, v, 0);
+      if (v < p.ops[op].units) break;
+    }
+    claim_op = op;
+    if (op >= p.n_ops) return false;
+    const Op& o = p.ops[op];
+    if (lane == 0) {
+      Unit u;
+      u.op = op;
+      if (o.row_bytes > 0) {
+        u.tile = v / o.parts;
+        u.first = u.s = static_cast<int>(v % o.parts) * p.unit_stages;
+        u.end = min(o.n_stages, u.s + p.unit_stages);
+      } else {
+        u.tile = v;
+        u.first = u.s = u.end = 0;
+      }
+      q[tail % kQueue] = u;
+    }
+    __syncwarp();
+    ++tail;
+    return true;
+  };
+  auto fill = [&]() {
+    while (issued < consumed + depth) {
+      while (iss < tail && q[iss % kQueue].s >= q[iss % kQueue].end) ++iss;
+      if (iss == tail) {
+        // Past a unit with no stages (attention) a warp claims nothing
+        // more until it has done it, or one warp would take most of them.
+        if (tail > head && q[(tail - 1) % kQueue].end == 0) return;
+        if (!claim_one()) return;
+        continue;
+      }
+      Unit& u = q[iss % kQueue];
+      ring.Issue(p.ops[u.op], w, u.tile, u.s, issued);
+      ++issued;
+      __syncwarp();
+      if (lane == 0) ++u.s;
+      __syncwarp();
+    }
+  };
+  while (head < tail || claim_one()) {
+    fill();
+    const Unit u = q[head % kQueue];
+    const Op& o = p.ops[u.op];
+    if (u.op > 0) {  // the dependency: every unit of the op before
+      const unsigned need = epoch * p.ops[u.op - 1].units;
+      if (lane == 0) {
+        unsigned v;
+        for (;;) {
+          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(done + u.op - 1) : "memory");
+          if (v >= need) break;
+          __nanosleep(32);
+        }
+      }
+      __syncwarp();
+    }
+    float acc = 0.0f;
+    if (o.row_bytes > 0) {
+      acc = act[o.x_off + lane];
+      for (int st = u.first; st < u.end; ++st) {
+        acc += XSlice(act, o, st, p.pieces);
+        acc += ring.Consume(consumed);
+        ++consumed;
+        fill();
+      }
+      acc = WarpSum(acc);
+      if (lane < kTileRows) act[o.y_off + u.tile * kTileRows + lane] = acc * 1e-30f + lane;
+    } else {
+      for (int i = lane; i < o.x_len; i += 32) acc += act[o.x_off + i];
+      acc = WarpSum(acc);
+      for (int i = lane; i < o.y_per_tile; i += 32) act[o.y_off + u.tile * o.y_per_tile + i] = acc * 1e-30f + i;
+    }
+    __syncwarp();
+    if (lane == 0) {
+      __threadfence();
+      atomicAdd(done + u.op, 1u);
+    }
+    ++head;
+  }
+}
+
 // ---- The step's ops.
 struct Shape {
   int layers, hidden, q_dim, kv_dim, ffn, vocab;
 };
 
-Plan MakePlan(const Shape& m, int pieces, int64_t* weight_bytes, int64_t* act_floats) {
+Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes, int64_t* act_floats) {
   Plan p{};
   p.pieces = pieces;
+  p.unit_stages = unit_stages;
   int64_t w = 0, a = 0;
   auto add = [&](int64_t rows, int64_t cols, bool q6, int x_len, int64_t x_off, int y_per_tile_or_0) {
     Op& o = p.ops[p.n_ops++];
@@ -341,6 +466,12 @@ Plan MakePlan(const Shape& m, int pieces, int64_t* weight_bytes, int64_t* act_fl
     x = add(m.hidden, m.ffn, l % 2 == 1, m.ffn, act, 0);                  // down: Q6_K in half the layers (Q4_K_M)
   }
   add(m.vocab, m.hidden, true, m.hidden, x, 0);  // output head, Q6_K
+  for (int i = 0; i < p.n_ops; ++i) {
+    Op& o = p.ops[i];
+    o.n_stages = o.row_bytes > 0 ? static_cast<int>(o.row_bytes / o.piece) : 0;
+    o.parts = o.row_bytes > 0 ? (o.n_stages + unit_stages - 1) / unit_stages : 1;
+    o.units = static_cast<unsigned>(o.tiles * o.parts);
+  }
   *weight_bytes = w;
   *act_floats = a;
   return p;
@@ -464,10 +595,55 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
   return 1e3 * ms[ms.size() / 2];
 }
 
+double TimeWarps(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
+                 int* grid_out) {
+  const size_t sh = SharedBytes(warps, depth, 1, p.pieces);
+  CK(cudaFuncSetAttribute(WarpsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
+  int per_sm = 0, dev = 0, sms = 0;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, WarpsKernel, 32 * warps, sh));
+  if (per_sm < 1 || warps > kMaxWarps) {
+    std::fprintf(stderr, "ggufscope-bench-step: warps: no block of %d warps and depth %d fits\n", warps, depth);
+    std::exit(2);
+  }
+  const int grid = per_sm * sms;
+  *grid_out = grid;
+  unsigned *done, *claim;
+  CK(cudaMemcpyToSymbol(c_plan, &p, sizeof(Plan)));
+  CK(cudaMalloc(&done, sizeof(unsigned) * kMaxOps));
+  CK(cudaMalloc(&claim, sizeof(unsigned) * kMaxOps));
+  CK(cudaMemset(done, 0, sizeof(unsigned) * kMaxOps));
+  cudaEvent_t s, e;
+  CK(cudaEventCreate(&s));
+  CK(cudaEventCreate(&e));
+  std::vector<float> ms;
+  for (int i = 0; i <= steps; ++i) {
+    // --no-wait: a target no count reaches late (epoch 0).
+    unsigned epoch = wait ? static_cast<unsigned>(i + 1) : 0u;
+    int d = depth;
+    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &claim, &epoch, &d};
+    CK(cudaMemset(claim, 0, sizeof(unsigned) * kMaxOps));
+    CK(cudaEventRecord(s));
+    CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(WarpsKernel), dim3(grid), dim3(32 * warps), args, sh,
+                                   nullptr));
+    CK(cudaEventRecord(e));
+    CK(cudaEventSynchronize(e));
+    float t;
+    CK(cudaEventElapsedTime(&t, s, e));
+    if (i > 0) ms.push_back(t);
+  }
+  CK(cudaGetLastError());
+  std::sort(ms.begin(), ms.end());
+  CK(cudaFree(done));
+  CK(cudaFree(claim));
+  return 1e3 * ms[ms.size() / 2];
+}
+
 int Usage(const char* why) {
   std::fprintf(stderr,
-               "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|all] [--depth D] "
-               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
+               "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] "
+               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
                why);
   return 2;
 }
@@ -476,7 +652,7 @@ int Usage(const char* why) {
 
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
-  int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1;
+  int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1, unit_stages = 8;
   bool json = false, no_wait = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -497,6 +673,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(val("--steps"));
     } else if (a == "--shape") {
       shape = val("--shape");
+    } else if (a == "--unit-stages") {
+      unit_stages = std::atoi(val("--unit-stages"));
     } else if (a == "--pieces") {
       pieces = std::atoi(val("--pieces"));
     } else if (a == "--tiles") {
@@ -509,11 +687,13 @@ int main(int argc, char** argv) {
       return Usage(("unknown argument " + a).c_str());
     }
   }
-  if (mode != "launch" && mode != "persist" && mode != "all") return Usage("--mode must be launch, persist or all");
+  if (mode != "launch" && mode != "persist" && mode != "warps" && mode != "all") {
+    return Usage("--mode must be launch, persist, warps or all");
+  }
   if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
   if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000 || tiles < 1 || tiles > 2 ||
-      (pieces != 1 && pieces != 2)) {
-    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2, --pieces 1..2");
+      (pieces != 1 && pieces != 2) || unit_stages < 1 || unit_stages > 1000) {
+    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2, --pieces 1..2, --unit-stages 1..1000");
   }
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
@@ -523,7 +703,7 @@ int main(int argc, char** argv) {
   }
   const Shape m = shape == "7b" ? Shape{28, 3584, 3584, 512, 18944, 152064} : Shape{28, 1536, 1536, 256, 8960, 151936};
   int64_t wbytes = 0, afloats = 0;
-  const Plan plan = MakePlan(m, pieces, &wbytes, &afloats);
+  const Plan plan = MakePlan(m, pieces, unit_stages, &wbytes, &afloats);
   if (plan.n_ops > kMaxOps) return Usage("too many ops");
   std::fprintf(stderr, "ggufscope-bench-step: %s shape, %d ops, %.1f MB of weights a step; measuring...\n",
                shape.c_str(), plan.n_ops, wbytes / 1e6);
@@ -556,6 +736,11 @@ int main(int argc, char** argv) {
       rows.push_back({"persist" + nw, d, grid, us});
       const double us2 = TimePersist(plan, w, act, warps, d, steps, false, !no_wait, &grid);
       rows.push_back({"persist --no-ahead" + nw, d, grid, us2});
+    }
+    if (mode == "warps" || mode == "all") {
+      int grid = 0;
+      const double us = TimeWarps(plan, w, act, warps, d, steps, !no_wait, &grid);
+      rows.push_back({"warps, units of " + std::to_string(unit_stages) + nw, d, grid, us});
     }
   }
   if (json) {
