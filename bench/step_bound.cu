@@ -20,12 +20,13 @@
 //            in turn, a global arrival counter per op as the dependency; each
 //            warp keeps requesting the stages of its next tiles, of the next
 //            ops too, while it waits for one (--no-ahead: only within an op).
-//   warps:   one kernel a step, one wave of warps that each claim work units
-//            (16 rows x at most --unit-stages stages, default 8) from a
-//            counter per op, with no block barrier; a warp keeps requesting
-//            the stages of its next units, of the next ops too, up to
-//            --depth ahead, and waits for the op before only when it starts
-//            to consume a unit.
+//   warps:   one kernel a step, one wave of warps, each on its own with no
+//            block barrier: op o's work units (16 rows x at most
+//            --unit-stages stages, default 8) go to the warps in turn, so a
+//            warp requests the stages of its next units, of the next ops
+//            too, up to --depth ahead, and waits for the op before only
+//            when it starts its first unit of an op (counters per block,
+//            one atomic a block and op).
 //
 // Both report the step's time, tokens/s and the share of the card's
 // device-to-device copy bandwidth measured in the same run (the anchor).
@@ -309,116 +310,143 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
   }
 }
 
-// ---- warps: one wave of warps, each on its own. A warp claims work units
-// (16 rows x at most --unit-stages stages of one op) from a counter per op,
-// in op order, and requests the stages of the units it holds up to `depth`
-// ahead, claiming its next unit (of the next ops too: weights depend on
-// nothing) as soon as the stages of the ones it holds are all requested.
-// Before it consumes a unit it waits until every unit of the op before is
-// done. No block barrier anywhere; units' partial sums are stored, not
-// added (the results mean nothing).
-struct Unit {
-  int op, first, s, end;  // stages [first, end); s: the next to request
+// ---- warps: one wave of warps, each on its own, no block barrier. Op o's
+// work units (16 rows x at most --unit-stages stages; a latency op's unit is
+// one head: 384 floats read, 128 written) go to the wave's warps in turn,
+// unit u to warp u mod (warps in the wave), so each warp knows its whole
+// stream of stages in advance and requests them up to --depth ahead, across
+// the ops' dependencies (weights depend on nothing). A warp waits for op
+// o - 1 to be done only when it starts its first unit of op o. Completion
+// is counted per block in shared memory; the block's last warp to finish an
+// op adds the block's units to the op's global counter (one atomic a block
+// and op); one warp of a block at a time polls that counter, and the block
+// notes the ops it has seen done.
+struct WCursor {  // a warp's position: op o, its unit u, stage s (in the unit's [first, end))
+  int o;
+  unsigned u;
+  int s, end;
   int64_t tile;
 };
-constexpr int kQueue = 16;
-constexpr int kMaxWarps = 16;
 
-__global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned* done, unsigned* claim, unsigned epoch,
-                            int depth) {
-  __shared__ Unit queue[kMaxWarps][kQueue];
+// Unit u of op o: its tile and its stage range.
+__device__ __forceinline__ void UnitRange(const Plan& p, WCursor* c) {
+  const Op& o = p.ops[c->o];
+  if (o.row_bytes > 0) {
+    c->tile = c->u / static_cast<unsigned>(o.parts);
+    c->s = static_cast<int>(c->u % static_cast<unsigned>(o.parts)) * p.unit_stages;
+    c->end = min(o.n_stages, c->s + p.unit_stages);
+  } else {
+    c->tile = c->u;
+    c->s = c->end = 0;
+  }
+}
+
+// The first unit at or after op c->o (from unit c->u there) that this warp
+// owns; false when it owns none (c->o == n_ops).
+__device__ bool NextUnit(const Plan& p, WCursor* c, unsigned gw, unsigned tw) {
+  while (c->o < p.n_ops) {
+    if (c->u < p.ops[c->o].units) {
+      UnitRange(p, c);
+      return true;
+    }
+    ++c->o;
+    c->u = gw;
+  }
+  return false;
+}
+
+// Units of op o that the warps of block b own.
+__device__ unsigned BlockUnits(const Op& o, unsigned b, unsigned warps, unsigned tw) {
+  unsigned n = 0;
+  for (unsigned w = 0; w < warps; ++w) {
+    const unsigned gw = b * warps + w;
+    if (o.units > gw) n += (o.units - gw - 1) / tw + 1;
+  }
+  return n;
+}
+
+__global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned* done, unsigned epoch, int depth) {
+  __shared__ unsigned blk_done[kMaxOps];
+  __shared__ int seen;  // ops [0, seen) are known done
+  __shared__ int poll_lock;
   const Plan& p = c_plan;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const unsigned warps = blockDim.x / 32, gw = blockIdx.x * warps + warp, tw = gridDim.x * warps;
+  for (int i = threadIdx.x; i < kMaxOps; i += blockDim.x) blk_done[i] = 0;
+  if (threadIdx.x == 0) {
+    seen = 0;
+    poll_lock = 0;
+  }
   const Ring ring = SetUpRing(depth, kTileRows, p.pieces);
-  Unit* q = queue[warp];
-  int head = 0, tail = 0, iss = 0;  // claimed units [head, tail); iss: the first with stages left to request
-  int claim_op = 0;
+  __syncthreads();
+  WCursor in{0, gw, 0, 0, 0}, out{0, gw, 0, 0, 0};  // the next stage to request; the unit to consume
+  bool more_in = NextUnit(p, &in, gw, tw);
   int64_t issued = 0, consumed = 0;
-  auto claim_one = [&]() -> bool {
-    if (tail - head >= kQueue) return false;
-    int op = claim_op;
-    unsigned v = 0;
-    for (; op < p.n_ops; ++op) {
-      if (lane == 0) v = atomicAdd(claim + op, 1u);
-      v = __shfl_sync(0xFFFFFFFFu, v, 0);
-      if (v < p.ops[op].units) break;
-    }
-    claim_op = op;
-    if (op >= p.n_ops) return false;
-    const Op& o = p.ops[op];
-    if (lane == 0) {
-      Unit u;
-      u.op = op;
-      if (o.row_bytes > 0) {
-        u.tile = v / o.parts;
-        u.first = u.s = static_cast<int>(v % o.parts) * p.unit_stages;
-        u.end = min(o.n_stages, u.s + p.unit_stages);
-      } else {
-        u.tile = v;
-        u.first = u.s = u.end = 0;
-      }
-      q[tail % kQueue] = u;
-    }
-    __syncwarp();
-    ++tail;
-    return true;
-  };
   auto fill = [&]() {
-    while (issued < consumed + depth) {
-      while (iss < tail && q[iss % kQueue].s >= q[iss % kQueue].end) ++iss;
-      if (iss == tail) {
-        // Past a unit with no stages (attention) a warp claims nothing
-        // more until it has done it, or one warp would take most of them.
-        if (tail > head && q[(tail - 1) % kQueue].end == 0) return;
-        if (!claim_one()) return;
+    while (more_in && issued < consumed + depth) {
+      if (in.s >= in.end) {  // the unit's stages all requested (or none): the next unit
+        in.u += tw;
+        more_in = NextUnit(p, &in, gw, tw);
         continue;
       }
-      Unit& u = q[iss % kQueue];
-      ring.Issue(p.ops[u.op], w, u.tile, u.s, issued);
+      ring.Issue(p.ops[in.o], w, in.tile, in.s, issued);
       ++issued;
-      __syncwarp();
-      if (lane == 0) ++u.s;
-      __syncwarp();
+      ++in.s;
     }
   };
-  while (head < tail || claim_one()) {
+  int waited = 0;  // ops before `waited` this warp knows done
+  while (NextUnit(p, &out, gw, tw)) {
     fill();
-    const Unit u = q[head % kQueue];
-    const Op& o = p.ops[u.op];
-    if (u.op > 0) {  // the dependency: every unit of the op before
-      const unsigned need = epoch * p.ops[u.op - 1].units;
-      if (lane == 0) {
-        unsigned v;
-        for (;;) {
-          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(done + u.op - 1) : "memory");
-          if (v >= need) break;
-          __nanosleep(32);
+    const Op& o = p.ops[out.o];
+    if (epoch > 0 && out.o > waited) {  // the dependency: op out.o - 1 done
+      for (;;) {
+        int known = *reinterpret_cast<volatile int*>(&seen);
+        if (known >= out.o) break;
+        if (lane == 0 && atomicCAS(&poll_lock, 0, 1) == 0) {
+          unsigned v;
+          asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(done + out.o - 1) : "memory");
+          if (v >= epoch * p.ops[out.o - 1].units) atomicMax(&seen, out.o);
+          atomicExch(&poll_lock, 0);
         }
+        __syncwarp();
+        __nanosleep(64);
+        fill();
       }
-      __syncwarp();
+      __threadfence_block();
+      waited = out.o;
     }
     float acc = 0.0f;
     if (o.row_bytes > 0) {
       acc = act[o.x_off + lane];
-      for (int st = u.first; st < u.end; ++st) {
+      for (int st = out.s; st < out.end; ++st) {
         acc += XSlice(act, o, st, p.pieces);
         acc += ring.Consume(consumed);
         ++consumed;
         fill();
       }
       acc = WarpSum(acc);
-      if (lane < kTileRows) act[o.y_off + u.tile * kTileRows + lane] = acc * 1e-30f + lane;
+      if (lane < kTileRows) act[o.y_off + out.tile * kTileRows + lane] = acc * 1e-30f + lane;
     } else {
-      for (int i = lane; i < o.x_len; i += 32) acc += act[o.x_off + i];
+      const int n = min(o.x_len, 384);
+      for (int i = lane; i < n; i += 32) acc += act[o.x_off + i];
       acc = WarpSum(acc);
-      for (int i = lane; i < o.y_per_tile; i += 32) act[o.y_off + u.tile * o.y_per_tile + i] = acc * 1e-30f + i;
+      for (int i = lane; i < o.y_per_tile; i += 32) act[o.y_off + out.tile * o.y_per_tile + i] = acc * 1e-30f + i;
     }
-    __syncwarp();
-    if (lane == 0) {
-      __threadfence();
-      atomicAdd(done + u.op, 1u);
+    // Done: the block's count of op out.o; the last of its units reports the block's.
+    out.u += tw;
+    const bool last_of_op = out.u >= o.units;
+    if (last_of_op) {
+      const unsigned mine = (o.units - gw - 1) / tw + 1;
+      __syncwarp();
+      if (lane == 0) {
+        __threadfence();
+        const unsigned total = BlockUnits(o, blockIdx.x, warps, tw);
+        if (atomicAdd(&blk_done[out.o], mine) + mine == total) {
+          __threadfence();
+          asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(done + out.o), "r"(total) : "memory");
+        }
+      }
     }
-    ++head;
   }
 }
 
@@ -603,28 +631,26 @@ double TimeWarps(const Plan& p, const uint8_t* w, float* act, int warps, int dep
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, WarpsKernel, 32 * warps, sh));
-  if (per_sm < 1 || warps > kMaxWarps) {
+  if (per_sm < 1) {
     std::fprintf(stderr, "ggufscope-bench-step: warps: no block of %d warps and depth %d fits\n", warps, depth);
     std::exit(2);
   }
   const int grid = per_sm * sms;
   *grid_out = grid;
-  unsigned *done, *claim;
+  unsigned* done;
   CK(cudaMemcpyToSymbol(c_plan, &p, sizeof(Plan)));
   CK(cudaMalloc(&done, sizeof(unsigned) * kMaxOps));
-  CK(cudaMalloc(&claim, sizeof(unsigned) * kMaxOps));
   CK(cudaMemset(done, 0, sizeof(unsigned) * kMaxOps));
   cudaEvent_t s, e;
   CK(cudaEventCreate(&s));
   CK(cudaEventCreate(&e));
   std::vector<float> ms;
   for (int i = 0; i <= steps; ++i) {
-    // --no-wait: a target no count reaches late (epoch 0).
-    unsigned epoch = wait ? static_cast<unsigned>(i + 1) : 0u;
+    unsigned epoch = wait ? static_cast<unsigned>(i + 1) : 0u;  // 0: --no-wait
     int d = depth;
-    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &claim, &epoch, &d};
-    CK(cudaMemset(claim, 0, sizeof(unsigned) * kMaxOps));
+    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d};
     CK(cudaEventRecord(s));
+    // Cooperative: every block resident, or the launch fails (the counters' waits need it).
     CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(WarpsKernel), dim3(grid), dim3(32 * warps), args, sh,
                                    nullptr));
     CK(cudaEventRecord(e));
@@ -636,7 +662,6 @@ double TimeWarps(const Plan& p, const uint8_t* w, float* act, int warps, int dep
   CK(cudaGetLastError());
   std::sort(ms.begin(), ms.end());
   CK(cudaFree(done));
-  CK(cudaFree(claim));
   return 1e3 * ms[ms.size() / 2];
 }
 
