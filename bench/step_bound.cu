@@ -78,6 +78,7 @@ struct Op {
   // --unit-stages stages a tile; a latency op's unit is a block's work.
   int n_stages, parts;
   unsigned units;
+  uint64_t unit_base;  // units of the ops before (the warps mode's hand-out continues across ops)
 };
 
 struct Plan {
@@ -313,7 +314,8 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
 // ---- warps: one wave of warps, each on its own, no block barrier. Op o's
 // work units (16 rows x at most --unit-stages stages; a latency op's unit is
 // one head: 384 floats read, 128 written) go to the wave's warps in turn,
-// unit u to warp u mod (warps in the wave), so each warp knows its whole
+// continuing across ops (unit u of op o to warp (unit_base + u) mod warps
+// in the wave, so that every warp gets the same share), so each warp knows its whole
 // stream of stages in advance and requests them up to --depth ahead, across
 // the ops' dependencies (weights depend on nothing). A warp waits for op
 // o - 1 to be done only when it starts its first unit of op o. Completion
@@ -341,6 +343,16 @@ __device__ __forceinline__ void UnitRange(const Plan& p, WCursor* c) {
   }
 }
 
+// Warp gw's first unit of op o.
+__device__ __forceinline__ unsigned FirstUnit(const Op& o, unsigned gw, unsigned tw) {
+  return static_cast<unsigned>((gw + tw - o.unit_base % tw) % tw);
+}
+// Units of op o that warp gw owns.
+__device__ __forceinline__ unsigned OwnUnits(const Op& o, unsigned gw, unsigned tw) {
+  const unsigned u0 = FirstUnit(o, gw, tw);
+  return o.units > u0 ? (o.units - u0 - 1) / tw + 1 : 0u;
+}
+
 // The first unit at or after op c->o (from unit c->u there) that this warp
 // owns; false when it owns none (c->o == n_ops).
 __device__ bool NextUnit(const Plan& p, WCursor* c, unsigned gw, unsigned tw) {
@@ -350,7 +362,7 @@ __device__ bool NextUnit(const Plan& p, WCursor* c, unsigned gw, unsigned tw) {
       return true;
     }
     ++c->o;
-    c->u = gw;
+    if (c->o < p.n_ops) c->u = FirstUnit(p.ops[c->o], gw, tw);
   }
   return false;
 }
@@ -358,10 +370,7 @@ __device__ bool NextUnit(const Plan& p, WCursor* c, unsigned gw, unsigned tw) {
 // Units of op o that the warps of block b own.
 __device__ unsigned BlockUnits(const Op& o, unsigned b, unsigned warps, unsigned tw) {
   unsigned n = 0;
-  for (unsigned w = 0; w < warps; ++w) {
-    const unsigned gw = b * warps + w;
-    if (o.units > gw) n += (o.units - gw - 1) / tw + 1;
-  }
+  for (unsigned w = 0; w < warps; ++w) n += OwnUnits(o, b * warps + w, tw);
   return n;
 }
 
@@ -379,7 +388,8 @@ __global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned*
   }
   const Ring ring = SetUpRing(depth, kTileRows, p.pieces);
   __syncthreads();
-  WCursor in{0, gw, 0, 0, 0}, out{0, gw, 0, 0, 0};  // the next stage to request; the unit to consume
+  const unsigned u0 = FirstUnit(p.ops[0], gw, tw);
+  WCursor in{0, u0, 0, 0, 0}, out{0, u0, 0, 0, 0};  // the next stage to request; the unit to consume
   bool more_in = NextUnit(p, &in, gw, tw);
   int64_t issued = 0, consumed = 0;
   auto fill = [&]() {
@@ -436,7 +446,7 @@ __global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned*
     out.u += tw;
     const bool last_of_op = out.u >= o.units;
     if (last_of_op) {
-      const unsigned mine = (o.units - gw - 1) / tw + 1;
+      const unsigned mine = OwnUnits(o, gw, tw);
       __syncwarp();
       if (lane == 0) {
         __threadfence();
@@ -494,11 +504,14 @@ Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes
     x = add(m.hidden, m.ffn, l % 2 == 1, m.ffn, act, 0);                  // down: Q6_K in half the layers (Q4_K_M)
   }
   add(m.vocab, m.hidden, true, m.hidden, x, 0);  // output head, Q6_K
+  uint64_t base = 0;
   for (int i = 0; i < p.n_ops; ++i) {
     Op& o = p.ops[i];
+    o.unit_base = base;
     o.n_stages = o.row_bytes > 0 ? static_cast<int>(o.row_bytes / o.piece) : 0;
     o.parts = o.row_bytes > 0 ? (o.n_stages + unit_stages - 1) / unit_stages : 1;
     o.units = static_cast<unsigned>(o.tiles * o.parts);
+    base += o.units;
   }
   *weight_bytes = w;
   *act_floats = a;
