@@ -40,6 +40,8 @@
 // --no-wait leaves out every dependency (the ops' waits): what the same
 // copies stream with nothing to wait for, the structure's own bound.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
+// Built by CMake (GGUFSCOPE_CUDA, GGUFSCOPE_BENCH), or by hand from the
+// repository root: nvcc -I. -O2 -std=c++17 -arch=sm_90 -o sb bench/step_bound.cu
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -50,7 +52,16 @@
 #include <string>
 #include <vector>
 
+#include "cuda_runtime/bulk_copy.cuh"
+
 namespace {
+
+using ggufscope::cuda::internal::BarExpect;
+using ggufscope::cuda::internal::BarInit;
+using ggufscope::cuda::internal::BarInitFence;
+using ggufscope::cuda::internal::BarWait;
+using ggufscope::cuda::internal::BulkCopy;
+using ggufscope::cuda::internal::FenceProxyAsync;
 
 #define CK(call)                                                                                     \
   do {                                                                                               \
@@ -89,37 +100,14 @@ struct Plan {
 };
 __constant__ Plan c_plan;  // the persistent kernel's (uniform indices: the constant cache broadcasts)
 
-// sm_90 instructions; other targets compile them out (main() refuses to run there).
+// The dependent-launch instructions are sm_90's; other targets compile them
+// out, as bulk_copy.cuh does its own (main() refuses to run there).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #define SM90(x)
 #else
 #define SM90(x) x
 #endif
 
-__device__ __forceinline__ void BarInit(uint32_t bar) {
-  SM90(asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory"));
-}
-__device__ __forceinline__ void BarExpect(uint32_t bar, uint32_t bytes) {
-  SM90(asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory"));
-}
-__device__ __forceinline__ void BulkCopy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  SM90(asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-                    "l"(src), "r"(bytes), "r"(bar)
-                    : "memory"));
-}
-__device__ __forceinline__ void BarWait(uint32_t bar, uint32_t parity) {
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
-  uint32_t ok = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(ok)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (ok == 0);
-#endif
-}
-__device__ __forceinline__ void FenceProxyAsync() { SM90(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory")); }
 __device__ __forceinline__ void GridAllow() { SM90(asm volatile("griddepcontrol.launch_dependents;" ::: "memory")); }
 __device__ __forceinline__ void GridWait() { SM90(asm volatile("griddepcontrol.wait;" ::: "memory")); }
 
@@ -174,7 +162,7 @@ __device__ Ring SetUpRing(int depth, int rows, int pieces) {
   if (threadIdx.x % 32 == 0) {
     for (int i = 0; i < depth; ++i) BarInit(r.bars + 8 * i);
   }
-  SM90(asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"));
+  BarInitFence();
   __syncwarp();
   return r;
 }
@@ -262,7 +250,7 @@ __device__ bool Settle(const Plan& p, Cursor* c, int last_op) {
 }
 
 __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigned* done, unsigned epoch, int depth,
-                              int ahead, int wait) {
+                              int ahead) {
   __shared__ float red[32];
   const Plan& p = c_plan;
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
@@ -281,7 +269,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
     const Op& o = p.ops[oi];
     if (blockIdx.x >= o.tiles) continue;  // no tile here: the next op's wait covers this one's
     fill(ahead ? p.n_ops - 1 : oi);
-    if (wait && oi > 0) {  // the dependency: every tile of the op before
+    if (epoch > 0 && oi > 0) {  // the dependency: every tile of the op before (epoch 0: --no-wait)
       const unsigned need = epoch * static_cast<unsigned>(p.ops[oi - 1].tiles);
       if (threadIdx.x == 0) {
         unsigned v;
@@ -518,29 +506,40 @@ Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes
   return p;
 }
 
+// Median us of step(i) on `stream` for i = 1..steps, after step(0) as a warm-up.
+template <typename F>
+double MedianUs(int steps, cudaStream_t stream, F&& step) {
+  cudaEvent_t s, e;
+  CK(cudaEventCreate(&s));
+  CK(cudaEventCreate(&e));
+  std::vector<float> ms;
+  for (int i = 0; i <= steps; ++i) {
+    CK(cudaEventRecord(s, stream));
+    step(i);
+    CK(cudaEventRecord(e, stream));
+    CK(cudaEventSynchronize(e));
+    float t;
+    CK(cudaEventElapsedTime(&t, s, e));
+    if (i > 0) ms.push_back(t);
+  }
+  CK(cudaGetLastError());
+  CK(cudaEventDestroy(s));
+  CK(cudaEventDestroy(e));
+  std::sort(ms.begin(), ms.end());
+  return 1e3 * ms[ms.size() / 2];
+}
+
 double CopyGbps() {
   const size_t n = size_t{1} << 30;
   void *a, *b;
   CK(cudaMalloc(&a, n));
   CK(cudaMalloc(&b, n));
   CK(cudaMemset(a, 1, n));
-  cudaEvent_t s, e;
-  CK(cudaEventCreate(&s));
-  CK(cudaEventCreate(&e));
-  std::vector<float> ms;
-  for (int i = 0; i < 11; ++i) {
-    CK(cudaEventRecord(s));
-    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
-    CK(cudaEventRecord(e));
-    CK(cudaEventSynchronize(e));
-    float t;
-    CK(cudaEventElapsedTime(&t, s, e));
-    if (i > 0) ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
+  // Median of 10 after a warm-up, as bench/cuda_copy_bw.cu.
+  const double us = MedianUs(10, nullptr, [&](int) { CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice)); });
   CK(cudaFree(a));
   CK(cudaFree(b));
-  return 2.0 * n / (ms[ms.size() / 2] * 1e-3) / 1e9;
+  return 2.0 * n / (us * 1e-6) / 1e9;
 }
 
 size_t SharedBytes(int warps, int depth, int tiles, int pieces) {
@@ -573,37 +572,29 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
   CK(cudaStreamEndCapture(st, &g));
   cudaGraphExec_t ge;
   CK(cudaGraphInstantiate(&ge, g, 0));
-  cudaEvent_t s, e;
-  CK(cudaEventCreate(&s));
-  CK(cudaEventCreate(&e));
-  std::vector<float> ms;
-  for (int i = 0; i <= steps; ++i) {
-    CK(cudaEventRecord(s, st));
-    CK(cudaGraphLaunch(ge, st));
-    CK(cudaEventRecord(e, st));
-    CK(cudaEventSynchronize(e));
-    float t;
-    CK(cudaEventElapsedTime(&t, s, e));
-    if (i > 0) ms.push_back(t);
-  }
-  CK(cudaGetLastError());
-  std::sort(ms.begin(), ms.end());
+  const double us = MedianUs(steps, st, [&](int) { CK(cudaGraphLaunch(ge, st)); });
   CK(cudaGraphExecDestroy(ge));
   CK(cudaGraphDestroy(g));
   CK(cudaStreamDestroy(st));
-  return 1e3 * ms[ms.size() / 2];
+  return us;
 }
 
-double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool ahead,
-                   bool wait, int* grid_out) {
+// Median us per step of a one-wave cooperative kernel (after one warm-up):
+// kernel(w, act, done, epoch, depth, extra...) with epoch = step + 1 (0 when
+// !wait: a target every count meets), so the op counters in `done` need no
+// reset between steps.
+template <typename... Extra>
+double TimeCooperative(void (*kernel)(const uint8_t*, float*, unsigned*, unsigned, int, Extra...), const char* name,
+                       const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
+                       int* grid_out, Extra... extra) {
   const size_t sh = SharedBytes(warps, depth, 1, p.pieces);
-  CK(cudaFuncSetAttribute(PersistKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
+  CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
   int per_sm = 0, dev = 0, sms = 0;
   CK(cudaGetDevice(&dev));
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, PersistKernel, 32 * warps, sh));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps, sh));
   if (per_sm < 1) {
-    std::fprintf(stderr, "ggufscope-bench-step: persist: no block of %d warps and depth %d fits\n", warps, depth);
+    std::fprintf(stderr, "ggufscope-bench-step: %s: no block of %d warps and depth %d fits\n", name, warps, depth);
     std::exit(2);
   }
   const int grid = per_sm * sms;
@@ -612,70 +603,15 @@ double TimePersist(const Plan& p, const uint8_t* w, float* act, int warps, int d
   CK(cudaMemcpyToSymbol(c_plan, &p, sizeof(Plan)));
   CK(cudaMalloc(&done, sizeof(unsigned) * kMaxOps));
   CK(cudaMemset(done, 0, sizeof(unsigned) * kMaxOps));
-  cudaEvent_t s, e;
-  CK(cudaEventCreate(&s));
-  CK(cudaEventCreate(&e));
-  std::vector<float> ms;
-  for (int i = 0; i <= steps; ++i) {
-    unsigned epoch = static_cast<unsigned>(i + 1);
-    int d = depth, a = ahead ? 1 : 0, wt = wait ? 1 : 0;
-    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d, &a, &wt};
-    CK(cudaEventRecord(s));
-    // Cooperative: every block resident, or the launch fails (the counters' spin needs it).
-    CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(PersistKernel), dim3(grid), dim3(32 * warps), args, sh,
-                                   nullptr));
-    CK(cudaEventRecord(e));
-    CK(cudaEventSynchronize(e));
-    float t;
-    CK(cudaEventElapsedTime(&t, s, e));
-    if (i > 0) ms.push_back(t);
-  }
-  CK(cudaGetLastError());
-  std::sort(ms.begin(), ms.end());
-  CK(cudaFree(done));
-  return 1e3 * ms[ms.size() / 2];
-}
-
-double TimeWarps(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
-                 int* grid_out) {
-  const size_t sh = SharedBytes(warps, depth, 1, p.pieces);
-  CK(cudaFuncSetAttribute(WarpsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
-  int per_sm = 0, dev = 0, sms = 0;
-  CK(cudaGetDevice(&dev));
-  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, WarpsKernel, 32 * warps, sh));
-  if (per_sm < 1) {
-    std::fprintf(stderr, "ggufscope-bench-step: warps: no block of %d warps and depth %d fits\n", warps, depth);
-    std::exit(2);
-  }
-  const int grid = per_sm * sms;
-  *grid_out = grid;
-  unsigned* done;
-  CK(cudaMemcpyToSymbol(c_plan, &p, sizeof(Plan)));
-  CK(cudaMalloc(&done, sizeof(unsigned) * kMaxOps));
-  CK(cudaMemset(done, 0, sizeof(unsigned) * kMaxOps));
-  cudaEvent_t s, e;
-  CK(cudaEventCreate(&s));
-  CK(cudaEventCreate(&e));
-  std::vector<float> ms;
-  for (int i = 0; i <= steps; ++i) {
-    unsigned epoch = wait ? static_cast<unsigned>(i + 1) : 0u;  // 0: --no-wait
+  const double us = MedianUs(steps, nullptr, [&](int i) {
+    unsigned epoch = wait ? static_cast<unsigned>(i + 1) : 0u;
     int d = depth;
-    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d};
-    CK(cudaEventRecord(s));
+    void* args[] = {const_cast<uint8_t**>(&w), &act, &done, &epoch, &d, &extra...};
     // Cooperative: every block resident, or the launch fails (the counters' waits need it).
-    CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(WarpsKernel), dim3(grid), dim3(32 * warps), args, sh,
-                                   nullptr));
-    CK(cudaEventRecord(e));
-    CK(cudaEventSynchronize(e));
-    float t;
-    CK(cudaEventElapsedTime(&t, s, e));
-    if (i > 0) ms.push_back(t);
-  }
-  CK(cudaGetLastError());
-  std::sort(ms.begin(), ms.end());
+    CK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(kernel), dim3(grid), dim3(32 * warps), args, sh, nullptr));
+  });
   CK(cudaFree(done));
-  return 1e3 * ms[ms.size() / 2];
+  return us;
 }
 
 int Usage(const char* why) {
@@ -701,22 +637,33 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    // An integer option's value, or exit 2 naming it.
+    auto num = [&](const char* name) {
+      const char* v = val(name);
+      char* end = nullptr;
+      const long n = std::strtol(v, &end, 10);
+      if (end == v || *end != '\0' || n < 0 || n > 1000000) {
+        Usage((std::string(name) + ": not an integer in range: " + v).c_str());
+        std::exit(2);
+      }
+      return static_cast<int>(n);
+    };
     if (a == "--mode") {
       mode = val("--mode");
-    } else if (a == "--depth") {
-      depth = std::atoi(val("--depth"));
-    } else if (a == "--warps") {
-      warps = std::atoi(val("--warps"));
-    } else if (a == "--steps") {
-      steps = std::atoi(val("--steps"));
     } else if (a == "--shape") {
       shape = val("--shape");
+    } else if (a == "--depth") {
+      depth = num("--depth");
+    } else if (a == "--warps") {
+      warps = num("--warps");
+    } else if (a == "--steps") {
+      steps = num("--steps");
     } else if (a == "--unit-stages") {
-      unit_stages = std::atoi(val("--unit-stages"));
+      unit_stages = num("--unit-stages");
     } else if (a == "--pieces") {
-      pieces = std::atoi(val("--pieces"));
+      pieces = num("--pieces");
     } else if (a == "--tiles") {
-      tiles = std::atoi(val("--tiles"));
+      tiles = num("--tiles");
     } else if (a == "--no-wait") {
       no_wait = true;
     } else if (a == "--json") {
@@ -770,14 +717,14 @@ int main(int argc, char** argv) {
     }
     if ((mode == "persist" || mode == "all") && tiles == 1) {  // (one tile a stage only)
       int grid = 0;
-      const double us = TimePersist(plan, w, act, warps, d, steps, true, !no_wait, &grid);
+      const double us = TimeCooperative(PersistKernel, "persist", plan, w, act, warps, d, steps, !no_wait, &grid, 1);
       rows.push_back({"persist" + nw, d, grid, us});
-      const double us2 = TimePersist(plan, w, act, warps, d, steps, false, !no_wait, &grid);
+      const double us2 = TimeCooperative(PersistKernel, "persist", plan, w, act, warps, d, steps, !no_wait, &grid, 0);
       rows.push_back({"persist --no-ahead" + nw, d, grid, us2});
     }
     if (mode == "warps" || mode == "all") {
       int grid = 0;
-      const double us = TimeWarps(plan, w, act, warps, d, steps, !no_wait, &grid);
+      const double us = TimeCooperative(WarpsKernel, "warps", plan, w, act, warps, d, steps, !no_wait, &grid);
       rows.push_back({"warps, units of " + std::to_string(unit_stages) + nw, d, grid, us});
     }
   }

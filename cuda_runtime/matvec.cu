@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "cuda_runtime/act_digits.h"
+#include "cuda_runtime/bulk_copy.cuh"
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 #include "cuda_runtime/rope_rows.h"
@@ -1045,46 +1046,12 @@ constexpr bool kTcBulk = true;
 #else
 constexpr bool kTcBulk = false;
 #endif
-__device__ __forceinline__ void BarInit(uint32_t bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
-#endif
-}
-__device__ __forceinline__ void BarInitFence() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void BarExpect(uint32_t bar, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-#endif
-}
-__device__ __forceinline__ void BulkCopy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-#endif
-}
-__device__ __forceinline__ void BarWait(uint32_t bar, uint32_t parity) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  uint32_t ok = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(ok)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (ok == 0);
-#endif
-}
-// Before a bulk copy overwrites shared memory that plain loads just read.
-__device__ __forceinline__ void FenceProxyAsync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
+using internal::BarExpect;
+using internal::BarInit;
+using internal::BarInitFence;
+using internal::BarWait;
+using internal::BulkCopy;
+using internal::FenceProxyAsync;
 
 // f(std::integral_constant<int, i>{}) for i = 0, 1, ..., N - 1, in order: the
 // stage bodies' compile-time loops over blocks, chunks and sub-blocks.
