@@ -1,5 +1,5 @@
-// ggufscope-bench-step: how fast can a decode step stream its weights in two
-// execution models, before any arithmetic? (issue 5; docs/PERFORMANCE.md,
+// ggufscope-bench-step: how fast can a decode step stream its weights in
+// three execution models, before any arithmetic? (issue 5; docs/PERFORMANCE.md,
 // "Session 25 on the H200").
 //
 // It replays the weight traffic of one decode step of a model shape (default
@@ -28,12 +28,14 @@
 //            when it starts its first unit of an op (counters per block,
 //            one atomic a block and op).
 //
-// Both report the step's time, tokens/s and the share of the card's
+// Each reports the step's time, tokens/s and the share of the card's
 // device-to-device copy bandwidth measured in the same run (the anchor).
 // Results say what each design allows at most; they compute nothing.
 //
 //   ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] [--warps W]
-//                        [--tiles 1|2] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]
+//                        [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N]
+//                        [--shape 7b|1.5b] [--no-wait] [--json]
+// --depth 0 (the default) runs each mode with 2 and with 4 stages a warp.
 // --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
 // --pieces 2: each row's copy a stage spans two super-blocks (288 bytes
 // for Q4_K), half the stages: the two-super-block stages of session 24.
