@@ -34,13 +34,16 @@
 //
 //   ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] [--warps W]
 //                        [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N]
-//                        [--shape 7b|1.5b] [--no-wait] [--json]
+//                        [--shape 7b|1.5b] [--no-wait] [--empty] [--json]
 // --depth 0 (the default) runs each mode with 2 and with 4 stages a warp.
 // --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
 // --pieces 2: each row's copy a stage spans two super-blocks (288 bytes
 // for Q4_K), half the stages: the two-super-block stages of session 24.
 // --no-wait leaves out every dependency (the ops' waits): what the same
 // copies stream with nothing to wait for, the structure's own bound.
+// --empty takes every product's weights out (each tile a unit that reads
+// one element of x and writes its rows): the chain of dependencies alone,
+// what one hop costs in each mode.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
 // Built by CMake (GGUFSCOPE_CUDA, GGUFSCOPE_BENCH), or by hand from the
 // repository root: nvcc -I. -O2 -std=c++17 -arch=sm_90 -o sb bench/step_bound.cu
@@ -91,6 +94,7 @@ struct Op {
   // --unit-stages stages a tile; a latency op's unit is a block's work.
   int n_stages, parts;
   unsigned units;
+  bool emptied;  // --empty: a product with its weights taken out (reads one element of x, as a product does)
   uint64_t unit_base;  // units of the ops before (the warps mode's hand-out continues across ops)
 };
 
@@ -173,7 +177,7 @@ __device__ Ring SetUpRing(int depth, int rows, int pieces) {
 // their own 256 elements, XSlice, as the tensor-core kernels do); a
 // latency op (attention) its whole input.
 __device__ float ReadX(const float* act, const Op& o) {
-  if (o.row_bytes > 0) return act[o.x_off + threadIdx.x % 32];
+  if (o.row_bytes > 0 || o.emptied) return act[o.x_off + threadIdx.x % 32];
   float s = 0.0f;
   for (int i = threadIdx.x; i < o.x_len; i += blockDim.x) s += act[o.x_off + i];
   return s;
@@ -426,6 +430,9 @@ __global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned*
       }
       acc = WarpSum(acc);
       if (lane < kTileRows) act[o.y_off + out.tile * kTileRows + lane] = acc * 1e-30f + lane;
+    } else if (o.emptied) {
+      acc = WarpSum(act[o.x_off + lane]);
+      if (lane < kTileRows) act[o.y_off + out.tile * kTileRows + lane] = acc * 1e-30f + lane;
     } else {
       const int n = min(o.x_len, 384);
       for (int i = lane; i < n; i += 32) acc += act[o.x_off + i];
@@ -616,10 +623,16 @@ double TimeCooperative(void (*kernel)(const uint8_t*, float*, unsigned*, unsigne
   return us;
 }
 
+std::string fmt1(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f", v);
+  return b;
+}
+
 int Usage(const char* why) {
   std::fprintf(stderr,
                "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] "
-               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N] [--shape 7b|1.5b] [--no-wait] [--json]\n",
+               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N] [--shape 7b|1.5b] [--no-wait] [--empty] [--json]\n",
                why);
   return 2;
 }
@@ -629,7 +642,7 @@ int Usage(const char* why) {
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
   int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1, unit_stages = 8;
-  bool json = false, no_wait = false;
+  bool json = false, no_wait = false, empty = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -668,6 +681,8 @@ int main(int argc, char** argv) {
       tiles = num("--tiles");
     } else if (a == "--no-wait") {
       no_wait = true;
+    } else if (a == "--empty") {
+      empty = true;
     } else if (a == "--json") {
       json = true;
     } else {
@@ -690,7 +705,22 @@ int main(int argc, char** argv) {
   }
   const Shape m = shape == "7b" ? Shape{28, 3584, 3584, 512, 18944, 152064} : Shape{28, 1536, 1536, 256, 8960, 151936};
   int64_t wbytes = 0, afloats = 0;
-  const Plan plan = MakePlan(m, pieces, unit_stages, &wbytes, &afloats);
+  Plan plan = MakePlan(m, pieces, unit_stages, &wbytes, &afloats);
+  if (empty) {  // the step's chain of dependencies alone: every op a tile's latency, no weights
+    uint64_t base = 0;
+    for (int i = 0; i < plan.n_ops; ++i) {
+      Op& o = plan.ops[i];
+      if (o.row_bytes > 0) {
+        o.row_bytes = 0;
+        o.n_stages = 0;
+        o.parts = 1;
+        o.units = static_cast<unsigned>(o.tiles);
+        o.emptied = true;
+      }
+      o.unit_base = base;
+      base += o.units;
+    }
+  }
   if (plan.n_ops > kMaxOps) return Usage("too many ops");
   std::fprintf(stderr, "ggufscope-bench-step: %s shape, %d ops, %.1f MB of weights a step; measuring...\n",
                shape.c_str(), plan.n_ops, wbytes / 1e6);
@@ -711,7 +741,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   std::vector<int> depths = depth > 0 ? std::vector<int>{depth} : std::vector<int>{2, 4};
   for (int d : depths) {
-    const std::string nw = no_wait ? " (no wait)" : "";
+    const std::string nw = std::string(no_wait ? " (no wait)" : "") + (empty ? " (empty)" : "");
     if (mode == "launch" || mode == "all") {
       const std::string tl = (tiles > 1 ? " --tiles " + std::to_string(tiles) : "") +
                              (pieces > 1 ? " --pieces " + std::to_string(pieces) : "");
@@ -735,18 +765,21 @@ int main(int argc, char** argv) {
                 prop.name, shape.c_str(), static_cast<long long>(wbytes), bw);
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
+      // --empty streams nothing: no share.
+      const std::string share = empty ? "null" : std::to_string(wbytes / (r.us * 1e3) / bw);
       std::printf("%s{\"mode\": \"%s\", \"depth\": %d, \"warps\": %d, \"grid\": %d, \"step_us\": %.1f, \"tok_s\": %.1f, "
-                  "\"share_of_copy\": %.4f}",
-                  i ? ", " : "", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us, wbytes / (r.us * 1e3) / bw);
+                  "\"share_of_copy\": %s}",
+                  i ? ", " : "", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us, share.c_str());
     }
     std::printf("]}\n");
   } else {
     std::printf("%s, %s shape: %.1f MB of weights a step, copy bandwidth %.1f GB/s (the anchor)\n", prop.name,
                 shape.c_str(), wbytes / 1e6, bw);
-    std::printf("%-30s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
+    std::printf("%-40s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
     for (const Row& r : rows) {
-      std::printf("%-30s %5d %5d %6d %10.1f %9.1f %6.1f%%\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
-                  100.0 * wbytes / (r.us * 1e3) / bw);
+      const std::string share = empty ? "-" : fmt1(100.0 * wbytes / (r.us * 1e3) / bw) + "%";
+      std::printf("%-40s %5d %5d %6d %10.1f %9.1f %7s\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
+                  share.c_str());
     }
   }
   CK(cudaFree(w));
