@@ -91,8 +91,9 @@ fi
 nvcc -O2 -o /tmp/bw bench/cuda_copy_bw.cu && /tmp/bw | tee "$OUT/bw.txt"
 BW=$(grep -o "[0-9.]*$" "$OUT/bw.txt")
 # STEP_BOUND='--depth 2;--warps 4 --depth 4': ggufscope-bench-step under each argument set (';' between them):
-# a decode step's weight traffic with copies only, one dependent launch per op against one persistent kernel
-# (bench/step_bound.cu), each with the copy bandwidth it measures itself.
+# a decode step's weight traffic with copies only, one dependent launch per op against two persistent forms
+# (--mode launch|persist|warps|all, --no-wait, --empty; bench/step_bound.cu's header), each run against the copy
+# bandwidth it measures itself.
 if [ -n "${STEP_BOUND:-}" ]; then
   IFS=';' read -r -a sbs <<< "$STEP_BOUND"
   for sb in "${sbs[@]}"; do echo "--- ggufscope-bench-step $sb"; timeout 120 build-gpu/ggufscope-bench-step $sb; done | tee "$OUT/step_bound.txt"

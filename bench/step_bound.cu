@@ -55,6 +55,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_runtime/bulk_copy.cuh"
@@ -643,60 +644,47 @@ int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
   int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1, unit_stages = 8;
   bool json = false, no_wait = false, empty = false;
+  // Options with a value: integers with their range, strings, flags.
+  struct IntOpt {
+    const char* name;
+    int* v;
+    int lo, hi;
+  };
+  const IntOpt ints[] = {{"--depth", &depth, 0, 8},     {"--warps", &warps, 1, 16},  {"--steps", &steps, 1, 10000},
+                         {"--tiles", &tiles, 1, 2},     {"--pieces", &pieces, 1, 2}, {"--unit-stages", &unit_stages, 1, 1000}};
+  const std::pair<const char*, std::string*> strs[] = {{"--mode", &mode}, {"--shape", &shape}};
+  const std::pair<const char*, bool*> flags[] = {{"--no-wait", &no_wait}, {"--empty", &empty}, {"--json", &json}};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto val = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        Usage((std::string(name) + " needs a value").c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    // An integer option's value, or exit 2 naming it.
-    auto num = [&](const char* name) {
-      const char* v = val(name);
+    bool known = false;
+    for (const auto& f : flags) {
+      if (a == f.first) *f.second = known = true;
+    }
+    for (const auto& o : strs) {
+      if (a != o.first) continue;
+      if (i + 1 >= argc) return Usage((a + " needs a value").c_str());
+      *o.second = argv[++i];
+      known = true;
+    }
+    for (const IntOpt& o : ints) {
+      if (a != o.name) continue;
+      if (i + 1 >= argc) return Usage((a + " needs a value").c_str());
+      const char* v = argv[++i];
       char* end = nullptr;
       const long n = std::strtol(v, &end, 10);
-      if (end == v || *end != '\0' || n < 0 || n > 1000000) {
-        Usage((std::string(name) + ": not an integer in range: " + v).c_str());
-        std::exit(2);
+      if (end == v || *end != '\0' || n < o.lo || n > o.hi) {
+        return Usage((a + ": " + v + " is not an integer in " + std::to_string(o.lo) + ".." + std::to_string(o.hi))
+                         .c_str());
       }
-      return static_cast<int>(n);
-    };
-    if (a == "--mode") {
-      mode = val("--mode");
-    } else if (a == "--shape") {
-      shape = val("--shape");
-    } else if (a == "--depth") {
-      depth = num("--depth");
-    } else if (a == "--warps") {
-      warps = num("--warps");
-    } else if (a == "--steps") {
-      steps = num("--steps");
-    } else if (a == "--unit-stages") {
-      unit_stages = num("--unit-stages");
-    } else if (a == "--pieces") {
-      pieces = num("--pieces");
-    } else if (a == "--tiles") {
-      tiles = num("--tiles");
-    } else if (a == "--no-wait") {
-      no_wait = true;
-    } else if (a == "--empty") {
-      empty = true;
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      return Usage(("unknown argument " + a).c_str());
+      *o.v = static_cast<int>(n);
+      known = true;
     }
+    if (!known) return Usage(("unknown argument " + a).c_str());
   }
   if (mode != "launch" && mode != "persist" && mode != "warps" && mode != "all") {
     return Usage("--mode must be launch, persist, warps or all");
   }
   if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
-  if (depth < 0 || depth > 8 || warps < 1 || warps > 16 || steps < 1 || steps > 10000 || tiles < 1 || tiles > 2 ||
-      (pieces != 1 && pieces != 2) || unit_stages < 1 || unit_stages > 1000) {
-    return Usage("--depth 0..8 (0: 2 and 4), --warps 1..16, --steps 1..10000, --tiles 1..2, --pieces 1..2, --unit-stages 1..1000");
-  }
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
                                                  cudaSuccess || major < 9) {
