@@ -34,7 +34,9 @@
 //
 //   ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] [--warps W]
 //                        [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N]
-//                        [--shape 7b|1.5b] [--no-wait] [--empty] [--json]
+//                        [--shape 7b|1.5b] [--no-wait] [--empty] [--one-wave]
+//                        [--wide-mask M] [--blocks-per-sm N] [--alu N] [--evict-first]
+//                        [--tail-prefetch BYTES] [--json]
 // --depth 0 (the default) runs each mode with 2 and with 4 stages a warp.
 // --tiles 2: the launch mode's blocks take 32 rows, each stage 32 copies.
 // --pieces 2: each row's copy a stage spans two super-blocks (288 bytes
@@ -44,6 +46,22 @@
 // --empty takes every product's weights out (each tile a unit that reads
 // one element of x and writes its rows): the chain of dependencies alone,
 // what one hop costs in each mode.
+// Launch mode only:
+// --one-wave: each launch's grid at most the blocks resident at once (its
+// own shared memory's count, capped by --blocks-per-sm), each block walking
+// every grid-th row group with its ring of stages running across them.
+// --wide-mask M: the ops that take --pieces and --one-wave, by class (1
+// q/k/v, 2 attn_output, 4 gate/up, 8 Q4_K down, 16 Q6_K down, 32 head;
+// default 63, all); the others keep one super-block a stage and their
+// many-wave grid.
+// --alu N: N FMAs (four independent chains) by each lane for each
+// super-block it reads, after the copy: a stand-in for the arithmetic a
+// real stage issues (main's Q4_K tensor-core stage: ~692 warp instructions
+// a super-block, ncu 2026-11-28), to find how much a structure tolerates.
+// --evict-first: the weights' copies with an L2 evict-first policy.
+// --tail-prefetch B: when a block has requested its last stage, it
+// prefetches into L2 the first B bytes of each row of the next product's
+// group that the same place in the next launch's first wave takes.
 // Exit codes: 0 ran; 1 a CUDA error (printed); 2 bad arguments or no sm_90 GPU.
 // Built by CMake (GGUFSCOPE_CUDA, GGUFSCOPE_BENCH), or by hand from the
 // repository root: nvcc -I. -O2 -std=c++17 -arch=sm_90 -o sb bench/step_bound.cu
@@ -95,6 +113,8 @@ struct Op {
   // --unit-stages stages a tile; a latency op's unit is a block's work.
   int n_stages, parts;
   unsigned units;
+  int pieces;    // super-blocks of a row per stage (--pieces, for the classes in --wide-mask)
+  int cls;       // its bit in --wide-mask: 1 q/k/v, 2 attn_output, 4 gate/up, 8 Q4_K down, 16 Q6_K down, 32 head
   bool emptied;  // --empty: a product with its weights taken out (reads one element of x, as a product does)
   uint64_t unit_base;  // units of the ops before (the warps mode's hand-out continues across ops)
 };
@@ -118,6 +138,26 @@ __constant__ Plan c_plan;  // the persistent kernel's (uniform indices: the cons
 __device__ __forceinline__ void GridAllow() { SM90(asm volatile("griddepcontrol.launch_dependents;" ::: "memory")); }
 __device__ __forceinline__ void GridWait() { SM90(asm volatile("griddepcontrol.wait;" ::: "memory")); }
 
+// The launch mode's L2 options (--tail-prefetch, --evict-first): a bulk
+// prefetch into L2 with no destination, and a bulk copy whose lines L2
+// evicts first.
+__device__ __forceinline__ void PrefetchL2(const void* p, uint32_t bytes) {
+  SM90(asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory"));
+}
+__device__ __forceinline__ uint64_t EvictFirstPolicy() {
+  uint64_t pol = 0;
+  SM90(asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol)));
+  return pol;
+}
+__device__ __forceinline__ void BulkCopyHint(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar,
+                                             uint64_t pol) {
+  SM90(asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+          dst),
+      "l"(src), "r"(bytes), "r"(bar), "l"(pol)
+      : "memory"));
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
   return v;
@@ -133,6 +173,7 @@ struct Ring {
   __device__ uint32_t Slot(int64_t k) const { return slots + static_cast<uint32_t>(k % depth) * rows * stride; }
   __device__ uint32_t Bar(int64_t k) const { return bars + 8 * static_cast<uint32_t>(k % depth); }
   // Stage s of row group t (`rows` rows) of op o into the slot of k (lane r < rows copies row r).
+  uint64_t policy;   // an L2 cache policy for the copies (--evict-first), 0: none
   __device__ void Issue(const Op& o, const uint8_t* w, int64_t t, int64_t s, int64_t k) const {
     const uint32_t bar = Bar(k);
     FenceProxyAsync();
@@ -141,7 +182,11 @@ struct Ring {
     __syncwarp();
     if (lane < rows) {
       const uint8_t* src = w + o.w_off + (t * rows + lane) * o.row_bytes + s * o.piece;
-      BulkCopy(Slot(k) + lane * stride, src, o.piece, bar);
+      if (policy != 0) {
+        BulkCopyHint(Slot(k) + lane * stride, src, o.piece, bar, policy);
+      } else {
+        BulkCopy(Slot(k) + lane * stride, src, o.piece, bar);
+      }
     }
   }
   // Waits for the stage of k and reads one word of it per lane.
@@ -160,6 +205,7 @@ __device__ Ring SetUpRing(int depth, int rows, int pieces) {
   const int warp = threadIdx.x / 32;
   const int warps = blockDim.x / 32;
   Ring r;
+  r.policy = 0;
   r.depth = depth;
   r.rows = rows;
   r.stride = kMaxPiece * pieces;
@@ -207,26 +253,86 @@ __device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* re
   __syncthreads();  // red reused
 }
 
-// ---- launch: one kernel per op, one tile a block.
-__global__ void LaunchOpKernel(Op o, const uint8_t* __restrict__ w, float* act, int depth, int wait, int tiles,
-                               int pieces) {
+// ---- launch: one kernel per op, one tile (--tiles: group of tiles) a block,
+// or (--one-wave) one wave of blocks that each walk every grid-th group.
+struct LaunchArgs {
+  int depth, wait, tiles, pieces;
+  int pf_bytes;  // --tail-prefetch: bytes of each row of the next product's first groups, 0: none
+  int resident;  // blocks resident on the card at once (the last wave's size)
+  int evict_first;
+  int alu;  // --alu: FMAs a lane adds to each super-block it reads (four independent chains)
+};
+
+// --alu: n dependent-in-fours FMAs on v (inline asm, so none is folded
+// away): a stand-in for a stage's arithmetic, in issue slots.
+__device__ __forceinline__ float Alu(float v, int n) {
+  float a = v, b = v + 1.0f, c = v + 2.0f, d = v + 3.0f;
+  for (int i = 0; i < n; i += 4) {
+    asm volatile("fma.rn.f32 %0, %0, 0f3F7FFFFF, 0f33800000;" : "+f"(a));
+    asm volatile("fma.rn.f32 %0, %0, 0f3F7FFFFF, 0f33800000;" : "+f"(b));
+    asm volatile("fma.rn.f32 %0, %0, 0f3F7FFFFF, 0f33800000;" : "+f"(c));
+    asm volatile("fma.rn.f32 %0, %0, 0f3F7FFFFF, 0f33800000;" : "+f"(d));
+  }
+  return a + b + c + d;
+}
+
+// The next product's group that block b of a grid of `grid` blocks prefetches
+// when it has requested its last stage: the last wave's i-th block the next
+// op's i-th group (its first wave).
+__device__ __noinline__ void TailPrefetch(const Op& next, const uint8_t* w, const LaunchArgs& a) {
+  const int64_t b = blockIdx.x, grid = gridDim.x;
+  const int64_t g = grid > a.resident ? b - (grid - a.resident) : b;
+  const int rows = kTileRows * a.tiles;
+  if (g < 0 || next.row_bytes == 0 || (g + 1) * a.tiles > next.tiles) return;
+  const uint32_t bytes = static_cast<uint32_t>(a.pf_bytes < next.row_bytes ? a.pf_bytes : next.row_bytes) & ~15u;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  const int r = warp + lane * warps;
+  if (bytes > 0 && r < rows) PrefetchL2(w + next.w_off + (g * rows + r) * next.row_bytes, bytes);
+}
+
+// kL2: the --tail-prefetch and --evict-first paths compiled in (64
+// registers at most, so that four 8-warp blocks stay resident, as without).
+template <bool kL2>
+__global__ void __maxnreg__(64) LaunchOpKernel(Op o, Op next, const uint8_t* __restrict__ w, float* act, LaunchArgs a) {
   __shared__ float red[32];
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const int64_t t = blockIdx.x;
-  const int64_t n_stages = o.row_bytes > 0 ? o.row_bytes / o.piece : 0;
-  const int64_t mine = warp < n_stages ? (n_stages - warp + warps - 1) / warps : 0;
-  if (o.row_bytes == 0) tiles = 1;  // a latency op: a block each
-  const Ring ring = SetUpRing(depth, kTileRows * tiles, pieces);
-  for (int64_t k = 0; k < depth && k < mine; ++k) ring.Issue(o, w, t, warp + k * warps, k);
+  const int n_stages = o.row_bytes > 0 ? static_cast<int>(o.row_bytes / o.piece) : 0;
+  const int mine = warp < n_stages ? (n_stages - warp + warps - 1) / warps : 0;
+  const int tiles = o.row_bytes == 0 ? 1 : a.tiles;  // a latency op: a block each
+  const int groups = static_cast<int>((o.tiles + tiles - 1) / tiles);
+  const int grid = static_cast<int>(gridDim.x), b = static_cast<int>(blockIdx.x);
+  const int total = mine * (groups > b ? (groups - b - 1) / grid + 1 : 0);  // this warp's stages, all groups
+  Ring ring = SetUpRing(a.depth, kTileRows * tiles, o.pieces);
+  if (kL2 && a.evict_first) ring.policy = EvictFirstPolicy();
+  // The warp's stages in order: stage warp + k x warps of group g, for each
+  // of the block's groups (g = blockIdx.x, + grid, ...); j counts them.
+  int in_g = b, in_k = 0;
+  auto issue = [&](int j) {
+    ring.Issue(o, w, in_g, warp + in_k * warps, j);
+    if (++in_k == mine) {
+      in_k = 0;
+      in_g += grid;
+    }
+  };
+  for (int j = 0; j < a.depth && j < total; ++j) issue(j);
+  if (kL2 && total <= a.depth && a.pf_bytes > 0) TailPrefetch(next, w, a);  // every stage requested
   GridAllow();
-  if (wait) GridWait();
-  float acc = ReadX(act, o);
-  for (int64_t k = 0; k < mine; ++k) {
-    acc += XSlice(act, o, warp + k * warps, pieces);
-    acc += ring.Consume(k);
-    if (k + depth < mine) ring.Issue(o, w, t, warp + (k + depth) * warps, k + depth);
+  if (a.wait) GridWait();
+  int j = 0;
+  for (int g = b; g < groups; g += grid) {
+    float acc = ReadX(act, o);
+    for (int k = 0; k < mine; ++k, ++j) {
+      acc += XSlice(act, o, warp + k * warps, o.pieces);
+      acc += ring.Consume(j);
+      if (a.alu > 0) acc = Alu(acc, a.alu * o.pieces);
+      if (j + a.depth < total) {
+        issue(j + a.depth);
+      } else if (kL2 && j + a.depth == total && a.pf_bytes > 0) {
+        TailPrefetch(next, w, a);  // the last stage requested a stage ago
+      }
+    }
+    WriteY(act, o, g, acc, red, tiles);
   }
-  WriteY(act, o, t, acc, red, tiles);
 }
 
 // ---- persist: one wave of blocks walks every op.
@@ -292,7 +398,7 @@ __global__ void PersistKernel(const uint8_t* __restrict__ w, float* act, unsigne
     for (int64_t t = blockIdx.x; t < o.tiles; t += gridDim.x) {
       float acc = ReadX(act, o);
       for (int64_t s = warp; s < n_stages; s += warps) {
-        acc += XSlice(act, o, s, p.pieces);
+        acc += XSlice(act, o, s, o.pieces);
         acc += ring.Consume(consumed);
         ++consumed;
         fill(ahead ? p.n_ops - 1 : oi);
@@ -424,7 +530,7 @@ __global__ void WarpsKernel(const uint8_t* __restrict__ w, float* act, unsigned*
     if (o.row_bytes > 0) {
       acc = act[o.x_off + lane];
       for (int st = out.s; st < out.end; ++st) {
-        acc += XSlice(act, o, st, p.pieces);
+        acc += XSlice(act, o, st, o.pieces);
         acc += ring.Consume(consumed);
         ++consumed;
         fill();
@@ -463,14 +569,18 @@ struct Shape {
   int layers, hidden, q_dim, kv_dim, ffn, vocab;
 };
 
-Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes, int64_t* act_floats) {
+// Ops whose class (Op::cls) is not in wide_mask keep one super-block a
+// stage (and, in the launch mode, their many-wave grid under --one-wave).
+Plan MakePlan(const Shape& m, int pieces, int wide_mask, int unit_stages, int64_t* weight_bytes, int64_t* act_floats) {
   Plan p{};
   p.pieces = pieces;
   p.unit_stages = unit_stages;
   int64_t w = 0, a = 0;
-  auto add = [&](int64_t rows, int64_t cols, bool q6, int x_len, int64_t x_off, int y_per_tile_or_0) {
+  auto add = [&](int cls, int64_t rows, int64_t cols, bool q6, int x_len, int64_t x_off, int y_per_tile_or_0) {
     Op& o = p.ops[p.n_ops++];
-    o.piece = (q6 ? 208 : 144) * pieces;
+    o.cls = cls;
+    o.pieces = (cls & wide_mask) != 0 ? pieces : 1;
+    o.piece = (q6 ? 208 : 144) * o.pieces;
     o.row_bytes = rows > 0 ? cols / 256 * (q6 ? 208 : 144) : 0;
     o.tiles = rows / kTileRows;
     o.x_len = x_len;
@@ -486,10 +596,11 @@ Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes
   a += m.hidden;
   for (int l = 0; l < m.layers; ++l) {
     // q/k/v as one launch (Q4_K; the Q4_K_M layers with a Q6_K attn_v count as Q4_K here).
-    const int64_t qkv = add(m.q_dim + 2 * m.kv_dim, m.hidden, false, m.hidden, x, 0);
+    const int64_t qkv = add(1, m.q_dim + 2 * m.kv_dim, m.hidden, false, m.hidden, x, 0);
     // Attention: one block per head, no weights, reads q/k/v, writes the heads' outputs.
     Op& at = p.ops[p.n_ops++];
     at = Op{};
+    at.pieces = 1;
     at.tiles = m.q_dim / 128;
     at.x_len = m.q_dim + 2 * m.kv_dim;
     at.x_off = qkv;
@@ -497,11 +608,11 @@ Plan MakePlan(const Shape& m, int pieces, int unit_stages, int64_t* weight_bytes
     at.y_off = a;
     a += m.q_dim;
     const int64_t attn = at.y_off;
-    x = add(m.hidden, m.q_dim, false, m.q_dim, attn, 0);                  // attn_output (+ residual)
-    const int64_t act = add(2 * m.ffn, m.hidden, false, m.hidden, x, 0);  // gate/up pairs (+ GLU: half the outputs)
-    x = add(m.hidden, m.ffn, l % 2 == 1, m.ffn, act, 0);                  // down: Q6_K in half the layers (Q4_K_M)
+    x = add(2, m.hidden, m.q_dim, false, m.q_dim, attn, 0);                  // attn_output (+ residual)
+    const int64_t act = add(4, 2 * m.ffn, m.hidden, false, m.hidden, x, 0);  // gate/up pairs (+ GLU: half the outputs)
+    x = add(l % 2 == 1 ? 16 : 8, m.hidden, m.ffn, l % 2 == 1, m.ffn, act, 0);                  // down: Q6_K in half the layers (Q4_K_M)
   }
-  add(m.vocab, m.hidden, true, m.hidden, x, 0);  // output head, Q6_K
+  add(32, m.vocab, m.hidden, true, m.hidden, x, 0);  // output head, Q6_K
   uint64_t base = 0;
   for (int i = 0; i < p.n_ops; ++i) {
     Op& o = p.ops[i];
@@ -557,10 +668,23 @@ size_t SharedBytes(int warps, int depth, int tiles, int pieces) {
 }
 
 // Median us per step over `steps` graph replays (after one warm-up).
-double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int depth, int steps, bool wait,
-                  int tiles) {
-  const size_t sh = SharedBytes(warps, depth, tiles, p.pieces);
-  CK(cudaFuncSetAttribute(LaunchOpKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(sh)));
+// one_wave: each launch's grid at most the blocks resident at once.
+double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int steps, LaunchArgs a, bool one_wave,
+                  int wide_mask, int blocks_per_sm) {
+  // Each launch's shared memory for its own stage size (an op outside
+  // --wide-mask keeps one super-block's slots, and so its resident blocks).
+  auto* kernel = a.pf_bytes > 0 || a.evict_first ? LaunchOpKernel<true> : LaunchOpKernel<false>;
+  CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                          static_cast<int>(SharedBytes(warps, a.depth, a.tiles, p.pieces))));
+  int dev = 0, sms = 0;
+  CK(cudaGetDevice(&dev));
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  auto resident = [&](size_t sh) {
+    int per_sm = 0;
+    CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, 32 * warps, sh));
+    if (blocks_per_sm > 0) per_sm = std::min(per_sm, blocks_per_sm);
+    return std::max(1, per_sm * sms);
+  };
   cudaStream_t st;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   cudaGraph_t g;
@@ -570,14 +694,26 @@ double TimeLaunch(const Plan& p, const uint8_t* w, float* act, int warps, int de
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg{};
-    const int64_t t = p.ops[i].row_bytes > 0 ? tiles : 1;
-    cfg.gridDim = dim3(static_cast<unsigned>((p.ops[i].tiles + t - 1) / t));
+    const int64_t t = p.ops[i].row_bytes > 0 ? a.tiles : 1;
+    const size_t sh = SharedBytes(warps, a.depth, a.tiles, p.ops[i].pieces);
+    LaunchArgs ai = a;
+    ai.resident = resident(sh);
+    int64_t grid = (p.ops[i].tiles + t - 1) / t;
+    if (one_wave && (p.ops[i].cls & wide_mask) != 0) grid = std::min<int64_t>(grid, ai.resident);
+    Op next{};  // the next op with weights (after a product's attention: attn_output)
+    for (int k = i + 1; k < p.n_ops; ++k) {
+      if (p.ops[k].row_bytes > 0) {
+        next = p.ops[k];
+        break;
+      }
+    }
+    cfg.gridDim = dim3(static_cast<unsigned>(grid));
     cfg.blockDim = dim3(32 * warps);
     cfg.dynamicSmemBytes = sh;
     cfg.stream = st;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    CK(cudaLaunchKernelEx(&cfg, LaunchOpKernel, p.ops[i], w, act, depth, wait ? 1 : 0, tiles, p.pieces));
+    CK(cudaLaunchKernelEx(&cfg, kernel, p.ops[i], next, w, act, ai));
   }
   CK(cudaStreamEndCapture(st, &g));
   cudaGraphExec_t ge;
@@ -633,7 +769,8 @@ std::string fmt1(double v) {
 int Usage(const char* why) {
   std::fprintf(stderr,
                "ggufscope-bench-step: %s\nusage: ggufscope-bench-step [--mode launch|persist|warps|all] [--depth D] "
-               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N] [--shape 7b|1.5b] [--no-wait] [--empty] [--json]\n",
+               "[--warps W] [--tiles 1|2] [--pieces 1|2] [--unit-stages N] [--steps N] [--shape 7b|1.5b] [--no-wait] [--empty] "
+               "[--one-wave] [--wide-mask M] [--blocks-per-sm N] [--alu N] [--evict-first] [--tail-prefetch BYTES] [--json]\n",
                why);
   return 2;
 }
@@ -642,8 +779,8 @@ int Usage(const char* why) {
 
 int main(int argc, char** argv) {
   std::string mode = "all", shape = "7b";
-  int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1, unit_stages = 8;
-  bool json = false, no_wait = false, empty = false;
+  int depth = 0, warps = 8, steps = 20, tiles = 1, pieces = 1, unit_stages = 8, tail_prefetch = 0, wide_mask = 63, blocks_per_sm = 0, alu = 0;
+  bool json = false, no_wait = false, empty = false, one_wave = false, evict_first = false;
   // Options with a value: integers with their range, strings, flags.
   struct IntOpt {
     const char* name;
@@ -651,9 +788,14 @@ int main(int argc, char** argv) {
     int lo, hi;
   };
   const IntOpt ints[] = {{"--depth", &depth, 0, 8},     {"--warps", &warps, 1, 16},  {"--steps", &steps, 1, 10000},
-                         {"--tiles", &tiles, 1, 2},     {"--pieces", &pieces, 1, 2}, {"--unit-stages", &unit_stages, 1, 1000}};
+                         {"--tiles", &tiles, 1, 2},     {"--pieces", &pieces, 1, 2}, {"--unit-stages", &unit_stages, 1, 1000},
+                         {"--tail-prefetch", &tail_prefetch, 0, 1 << 20},
+                         {"--wide-mask", &wide_mask, 1, 63},  {"--blocks-per-sm", &blocks_per_sm, 0, 32},
+                         {"--alu", &alu, 0, 100000}};
   const std::pair<const char*, std::string*> strs[] = {{"--mode", &mode}, {"--shape", &shape}};
-  const std::pair<const char*, bool*> flags[] = {{"--no-wait", &no_wait}, {"--empty", &empty}, {"--json", &json}};
+  const std::pair<const char*, bool*> flags[] = {{"--no-wait", &no_wait}, {"--empty", &empty}, {"--json", &json},
+                                                 {"--one-wave", &one_wave}, {"--evict-first", &evict_first},
+};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     bool known = false;
@@ -693,7 +835,7 @@ int main(int argc, char** argv) {
   }
   const Shape m = shape == "7b" ? Shape{28, 3584, 3584, 512, 18944, 152064} : Shape{28, 1536, 1536, 256, 8960, 151936};
   int64_t wbytes = 0, afloats = 0;
-  Plan plan = MakePlan(m, pieces, unit_stages, &wbytes, &afloats);
+  Plan plan = MakePlan(m, pieces, wide_mask, unit_stages, &wbytes, &afloats);
   if (empty) {  // the step's chain of dependencies alone: every op a tile's latency, no weights
     uint64_t base = 0;
     for (int i = 0; i < plan.n_ops; ++i) {
@@ -732,8 +874,13 @@ int main(int argc, char** argv) {
     const std::string nw = std::string(no_wait ? " (no wait)" : "") + (empty ? " (empty)" : "");
     if (mode == "launch" || mode == "all") {
       const std::string tl = (tiles > 1 ? " --tiles " + std::to_string(tiles) : "") +
-                             (pieces > 1 ? " --pieces " + std::to_string(pieces) : "");
-      rows.push_back({"launch" + tl + nw, d, 0, TimeLaunch(plan, w, act, warps, d, steps, !no_wait, tiles)});
+                             (pieces > 1 ? " --pieces " + std::to_string(pieces) : "") +
+                             (one_wave ? " --one-wave" : "") + (wide_mask != 63 ? " --wide-mask " + std::to_string(wide_mask) : "") +
+                             (blocks_per_sm > 0 ? " --blocks-per-sm " + std::to_string(blocks_per_sm) : "") +
+                             (alu > 0 ? " --alu " + std::to_string(alu) : "") + (evict_first ? " --evict-first" : "") +
+                             (tail_prefetch > 0 ? " --tail-prefetch " + std::to_string(tail_prefetch) : "");
+      const LaunchArgs la{d, no_wait ? 0 : 1, tiles, pieces, tail_prefetch, 0, evict_first ? 1 : 0, alu};
+      rows.push_back({"launch" + tl + nw, d, 0, TimeLaunch(plan, w, act, warps, steps, la, one_wave, wide_mask, blocks_per_sm)});
     }
     if ((mode == "persist" || mode == "all") && tiles == 1) {  // (one tile a stage only)
       int grid = 0;
@@ -763,10 +910,10 @@ int main(int argc, char** argv) {
   } else {
     std::printf("%s, %s shape: %.1f MB of weights a step, copy bandwidth %.1f GB/s (the anchor)\n", prop.name,
                 shape.c_str(), wbytes / 1e6, bw);
-    std::printf("%-40s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
+    std::printf("%-56s %5s %5s %6s %10s %9s %7s\n", "mode", "depth", "warps", "grid", "step us", "tok/s", "share");
     for (const Row& r : rows) {
       const std::string share = empty ? "-" : fmt1(100.0 * wbytes / (r.us * 1e3) / bw) + "%";
-      std::printf("%-40s %5d %5d %6d %10.1f %9.1f %7s\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
+      std::printf("%-56s %5d %5d %6d %10.1f %9.1f %7s\n", r.mode.c_str(), r.depth, warps, r.grid, r.us, 1e6 / r.us,
                   share.c_str());
     }
   }
