@@ -256,7 +256,7 @@ __device__ void WriteY(float* act, const Op& o, int64_t t, float part, float* re
 // ---- launch: one kernel per op, one tile (--tiles: group of tiles) a block,
 // or (--one-wave) one wave of blocks that each walk every grid-th group.
 struct LaunchArgs {
-  int depth, wait, tiles, pieces;
+  int depth, wait, tiles;  // (each op's super-blocks a stage: Op::pieces)
   int pf_bytes;  // --tail-prefetch: bytes of each row of the next product's first groups, 0: none
   int resident;  // blocks resident on the card at once (the last wave's size)
   int evict_first;
@@ -879,7 +879,7 @@ int main(int argc, char** argv) {
                              (blocks_per_sm > 0 ? " --blocks-per-sm " + std::to_string(blocks_per_sm) : "") +
                              (alu > 0 ? " --alu " + std::to_string(alu) : "") + (evict_first ? " --evict-first" : "") +
                              (tail_prefetch > 0 ? " --tail-prefetch " + std::to_string(tail_prefetch) : "");
-      const LaunchArgs la{d, no_wait ? 0 : 1, tiles, pieces, tail_prefetch, 0, evict_first ? 1 : 0, alu};
+      const LaunchArgs la{d, no_wait ? 0 : 1, tiles, tail_prefetch, 0, evict_first ? 1 : 0, alu};
       rows.push_back({"launch" + tl + nw, d, 0, TimeLaunch(plan, w, act, warps, steps, la, one_wave, wide_mask, blocks_per_sm)});
     }
     if ((mode == "persist" || mode == "all") && tiles == 1) {  // (one tile a stage only)
