@@ -55,9 +55,11 @@
 // default 63, all); the others keep one super-block a stage and their
 // many-wave grid.
 // --alu N: N FMAs (four independent chains) by each lane for each
-// super-block it reads, after the copy: a stand-in for the arithmetic a
-// real stage issues (main's Q4_K tensor-core stage: ~692 warp instructions
-// a super-block, ncu 2026-11-28), to find how much a structure tolerates.
+// super-block it reads, after the copy (0..4096): a stand-in for the
+// arithmetic a real stage issues, to find how much a structure tolerates.
+// 128 puts the launch form with main's geometry at main's decode (H200,
+// 2026-11-29: 501-502 against 500-503 tokens/s); the real stage is latency-
+// rather than issue-bound, so the stand-in does not predict other forms.
 // --evict-first: the weights' copies with an L2 evict-first policy.
 // --tail-prefetch B: when a block has requested its last stage, it
 // prefetches into L2 the first B bytes of each row of the next product's
@@ -791,7 +793,7 @@ int main(int argc, char** argv) {
                          {"--tiles", &tiles, 1, 2},     {"--pieces", &pieces, 1, 2}, {"--unit-stages", &unit_stages, 1, 1000},
                          {"--tail-prefetch", &tail_prefetch, 0, 1 << 20},
                          {"--wide-mask", &wide_mask, 1, 63},  {"--blocks-per-sm", &blocks_per_sm, 0, 32},
-                         {"--alu", &alu, 0, 100000}};
+                         {"--alu", &alu, 0, 4096}};
   const std::pair<const char*, std::string*> strs[] = {{"--mode", &mode}, {"--shape", &shape}};
   const std::pair<const char*, bool*> flags[] = {{"--no-wait", &no_wait}, {"--empty", &empty}, {"--json", &json},
                                                  {"--one-wave", &one_wave}, {"--evict-first", &evict_first},
@@ -827,6 +829,11 @@ int main(int argc, char** argv) {
     return Usage("--mode must be launch, persist, warps or all");
   }
   if (shape != "7b" && shape != "1.5b") return Usage("--shape must be 7b or 1.5b");
+  if ((mode == "persist" || mode == "warps") &&
+      (one_wave || evict_first || tail_prefetch > 0 || alu > 0 || blocks_per_sm > 0 || wide_mask != 63)) {
+    return Usage("--one-wave, --wide-mask, --blocks-per-sm, --alu, --evict-first and --tail-prefetch are the launch "
+                 "mode's (--mode launch or all)");
+  }
   int dev = 0, major = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) !=
                                                  cudaSuccess || major < 9) {
