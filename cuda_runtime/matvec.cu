@@ -21,7 +21,9 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -1297,14 +1299,16 @@ struct TcQ4K {
 
   // sx: x's sums over sub-blocks 2t and 2t + 1 of this stage (f32, the
   // kernel's kSubSums), for the min term.
-  template <int kTiles>
+  // kStride: the bytes between rows in the slot (TcWarp's stages of two
+  // super-blocks: 288).
+  template <int kTiles, int kStride = kRowStride>
   static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, float2 sx,
                                                float (&acc)[kTiles][2]) {
     const MinLane ml(l.t);
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
-      const uint8_t* ra = slot + (16 * m + l.g) * kRowStride;
-      const uint8_t* rb = ra + 8 * kRowStride;
+      const uint8_t* ra = slot + (16 * m + l.g) * kStride;
+      const uint8_t* rb = ra + 8 * kStride;
       const Row row_a(ra), row_b(rb);
       // sum_j sc_j (q . digits)_j over the even j (low nibbles, codes q) and
       // the odd j (high nibbles in place, 16 q): rows g, g + 8, D's columns
@@ -1614,6 +1618,39 @@ __device__ __forceinline__ void LoadRopeBias(const RowPlan& p, int64_t e, bool e
   in->bias[1] = p.bias[seg][RopeRow(p, seg, i + 1)];
 }
 
+// The emitting thread's inputs, after the wait: its rows' bias and
+// residual (EmitInputs), or under a RopeFold (kRope) the segment rows' bias
+// and the pair's cosine and sine from a RopeTable.
+template <bool kRope>
+__device__ __forceinline__ void LoadEmitInputs(const RowPlan& p, int64_t emit_row, bool emits, EmitInputs<2>* in,
+                                               RopeEmit* rope) {
+  if constexpr (kRope) {
+    LoadRopeBias(p, emit_row, emits, in);
+    if (emits) rope->Load(p);
+  } else {
+    in->Load(p, emit_row, emits);
+  }
+}
+
+// Rows emit_row and emit_row + 1 from their sums s: the plan's epilogue, or
+// a RopeFold's rotation and cache stores.
+template <bool kRope>
+__device__ __forceinline__ void EmitPair(const RowPlan& p, int64_t emit_row, const float* s, const EmitInputs<2>& in,
+                                         const RopeEmit& rope) {
+  if constexpr (kRope) {
+    rope.Emit(p, emit_row, s, in);
+  } else {
+    Emit<2>(p, emit_row, s, in);
+  }
+}
+
+// The sum of v over a quad of lanes (4i..4i + 3: an mma's D columns of one
+// row, the digit columns' shares), in the same order in every lane.
+__device__ __forceinline__ float QuadSum(float v) {
+  v += __shfl_xor_sync(0xFFFFFFFFu, v, 1);
+  return v + __shfl_xor_sync(0xFFFFFFFFu, v, 2);
+}
+
 // The end of the matrix that holds virtual row v (the bound of TcQ6K's window copies).
 __device__ __forceinline__ const uint8_t* MatrixEnd(const RowPlan& p, int64_t v) {
   if (p.pairs) return p.w[v & 1] + (p.end[2] >> 1) * p.row_bytes;
@@ -1809,12 +1846,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   internal::GridEnter();
   // The emitter's bias and residual now.
   EmitInputs<2> in;
-  if constexpr (kRope) {
-    LoadRopeBias(p, emit_row, emits, &in);
-    if (emits) rope.Load(p);
-  } else {
-    in.Load(p, emit_row, emits);
-  }
+  LoadEmitInputs<kRope>(p, emit_row, emits, &in, &rope);
   const TcLane l{b_sm, g, t, t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, t == 0 ? 1.0f / 128 : 0.0f};
   float acc[kTiles][2];
 #pragma unroll
@@ -1911,9 +1943,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   for (int m = 0; m < kTiles; ++m) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float s = acc[m][h];
-      s += __shfl_xor_sync(0xFFFFFFFFu, s, 1);
-      s += __shfl_xor_sync(0xFFFFFFFFu, s, 2);
+      const float s = QuadSum(acc[m][h]);
       if (t == 0) red[warp][16 * m + 8 * h + g] = s;
     }
   }
@@ -1935,11 +1965,184 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       s[0] *= scale;
       s[1] *= scale;
     }
-    if constexpr (kRope) {
-      rope.Emit(p, emit_row, s, in);
-    } else {
-      Emit<2>(p, emit_row, s, in);
+    EmitPair<kRope>(p, emit_row, s, in, rope);
+  }
+}
+
+// ---- Q4_K with a warp per row group (TcWarp).
+//
+// MatVecTensorCoreKernel shares each 16-row group among a block's warps
+// (each takes every 4th or 8th stage of the row), so every group ends in a
+// block barrier and a reduction, and a product of many groups runs in
+// waves of short-lived blocks that each split x into digits again. Here
+// each warp takes whole groups and streams their stages (two super-blocks
+// of a row, 288 bytes, one bulk copy a row) through its own ring of two
+// slots, and reduces and emits its rows itself: no block barrier after the
+// start. x's digits, scales and sub-block sums are split once per block
+// into a table in shared memory (rows of up to kWarpMaxBlocks
+// super-blocks), so a stage is TcQ4K's Stage on each of its two
+// super-blocks and nothing else. Two blocks a multiprocessor of up to 9
+// warps (95-96 registers, ~110 KB of shared memory each); warp w of block b
+// takes groups w * grid + b, + grid * warps, ..., so the idle warps of the
+// last round are spread over the multiprocessors.
+//
+// Session 26 (H200, 2026-11-29, docs/PERFORMANCE.md "Session 26 on the
+// H200"): on the 7B gate/up launch (2368 groups, 9 warps a block, one
+// round) the launch alone 23.6-23.8 us against 28.0 (76% of the copy
+// bandwidth against 65%), the 7B Q4_K_M decode 532.0-532.6 tokens/s
+// against 502.3-503.3. Two earlier forms lost: the stages of a group split
+// over a block's 8 warps with a barrier per group (-10%), and a warp per
+// group with 8 warps and too few blocks or a last round of a few warps
+// (-5%). Each warp's sums run over every stage of its rows, so results
+// differ from TcQ4K's kernel by f32 rounding only.
+constexpr int kWarpMinWarps = 8;  // the launches it takes (WarpLaunch): one round of 8 or 9 warps a block
+constexpr int kWarpMaxWarps = 9;  // two blocks of 9 fit a multiprocessor (registers and shared memory)
+constexpr int kWarpDepth = 2;
+constexpr int kWarpStageBytes = 2 * TcQ4K::kStageBytes;
+constexpr int kWarpSlotBytes = 16 * kWarpStageBytes;
+constexpr int kWarpMaxBlocks = 28;
+constexpr int kWarpEntryScale = kTcDigitBytes;
+constexpr int kWarpEntrySums = kTcDigitBytes + 16;
+constexpr int kWarpEntryBytes = kTcDigitBytes + 16 + 32;
+static_assert(kWarpEntryBytes % 16 == 0 && kWarpSlotBytes % 16 == 0, "16-byte aligned table and slots");
+
+constexpr size_t WarpSharedBytes(int warps, int64_t n_blocks) {
+  return size_t(warps) * kWarpDepth * kWarpSlotBytes + static_cast<size_t>(n_blocks) * kWarpEntryBytes;
+}
+
+template <bool kNorm, bool kRope>
+__global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
+    MatVecTcWarpKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x) {
+  extern __shared__ uint4 tc_shared[];
+  __shared__ float red[kWarpMaxWarps][16];
+  __shared__ uint64_t bars[kWarpMaxWarps][kWarpDepth];
+  __shared__ float red_ss[kNorm ? kWarpMaxWarps : 1];
+  const int warps = static_cast<int>(blockDim.x / 32);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int64_t last = p.end[2] - 1;
+  const int64_t groups = (p.end[2] + 15) / 16;
+  const int64_t tw = int64_t{gridDim.x} * warps, gw = int64_t{warp} * gridDim.x + blockIdx.x;
+  const int n_stages = static_cast<int>(n_blocks / 2);
+  const int my_groups = groups > gw ? static_cast<int>((groups - 1 - gw) / tw + 1) : 0;
+  const int total = my_groups * n_stages;
+  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (kWarpDepth * kWarpSlotBytes);
+  uint8_t* const table = reinterpret_cast<uint8_t*>(tc_shared) + warps * (kWarpDepth * kWarpSlotBytes);
+  const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
+  const uint32_t bar0 = static_cast<uint32_t>(__cvta_generic_to_shared(&bars[warp][0]));
+  if (lane == 0) {
+#pragma unroll
+    for (int s = 0; s < kWarpDepth; ++s) BarInit(bar0 + 8 * s);
+  }
+  BarInitFence();
+  __syncwarp();
+  int64_t in_v0 = gw * 16;
+  int in_k = 0;
+  const auto row_src = [&](int64_t v0) { return TcRowPtr<kRope>(p, v0 + lane < last ? v0 + lane : last); };
+  const uint8_t* src = lane < 16 && my_groups > 0 ? row_src(in_v0) : nullptr;
+  const auto issue = [&](int j) {
+    const uint32_t bar = bar0 + 8 * static_cast<uint32_t>(j % kWarpDepth);
+    FenceProxyAsync();
+    if (lane == 0) BarExpect(bar, kWarpSlotBytes);
+    if (lane < 16) {
+      BulkCopy(a_addr + static_cast<uint32_t>(j % kWarpDepth) * kWarpSlotBytes + lane * kWarpStageBytes,
+               src + static_cast<int64_t>(in_k) * kWarpStageBytes, kWarpStageBytes, bar);
     }
+    if (++in_k == n_stages) {
+      in_k = 0;
+      in_v0 += tw * 16;
+      if (lane < 16 && in_v0 <= last) src = row_src(in_v0);
+    }
+  };
+  for (int j = 0; j < kWarpDepth && j < total; ++j) issue(j);
+  int64_t v0 = gw * 16;
+  int64_t emit_row = v0 + 2 * lane;
+  bool emits = lane < 8 && my_groups > 0 && emit_row <= last;
+  [[maybe_unused]] RopeEmit rope;
+  if constexpr (kRope) {
+    if (emits) rope.Prepare(p, emit_row);
+  }
+  internal::GridEnter();
+  float ss = 0.0f;
+  for (int64_t b = warp; b < n_blocks; b += warps) {
+    float v[8];
+    const float4* q = reinterpret_cast<const float4*>(x) + b * (kTcStageCols / 4) + 2 * lane;
+    const float4 lo = __ldg(q), hi = __ldg(q + 1);
+    v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+    if constexpr (kNorm) {
+      const float4* nq = reinterpret_cast<const float4*>(p.norm_w) + b * (kTcStageCols / 4) + 2 * lane;
+      const float4 nlo = __ldg(nq), nhi = __ldg(nq + 1);
+      const float w[8] = {nlo.x, nlo.y, nlo.z, nlo.w, nhi.x, nhi.y, nhi.z, nhi.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        ss = fmaf(v[i], v[i], ss);
+        v[i] *= w[i];
+      }
+    }
+    uint8_t* const e = table + b * kWarpEntryBytes;
+    uint32_t dg[3][2];
+    float scale;
+    LaneDigits<TcQ4K::kScaleLanes>(v, dg, &scale);
+#pragma unroll
+    for (int n = 0; n < 3; ++n) {
+      *reinterpret_cast<uint2*>(e + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+    }
+    const float part = GroupSum<4>(v);
+    if (lane == 0) *reinterpret_cast<float*>(e + kWarpEntryScale) = scale;
+    if (lane % 4 == 0) reinterpret_cast<float*>(e + kWarpEntrySums)[lane / 4] = part;
+  }
+  [[maybe_unused]] float rs = 1.0f;
+  if constexpr (kNorm) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xFFFFFFFFu, ss, o);
+    if (lane == 0) red_ss[warp] = ss;
+  }
+  __syncthreads();
+  if constexpr (kNorm) {
+    float total_ss = 0.0f;
+    for (int w = 0; w < warps; ++w) total_ss += red_ss[w];
+    rs = 1.0f / sqrtf(total_ss / static_cast<float>(n_blocks * kTcStageCols) + p.norm_eps);
+  }
+  const float w0 = t == 0 ? 1.0f : t == 1 ? 1.0f / (128 * 128) : 0.0f, w1 = t == 0 ? 1.0f / 128 : 0.0f;
+  int j = 0;
+  for (int gi = 0; gi < my_groups; ++gi, v0 += tw * 16) {
+    if (gi > 0) {
+      emit_row = v0 + 2 * lane;
+      emits = lane < 8 && emit_row <= last;
+      if constexpr (kRope) {
+        if (emits) rope.Prepare(p, emit_row);
+      }
+    }
+    EmitInputs<2> in;
+    LoadEmitInputs<kRope>(p, emit_row, emits, &in, &rope);
+    float acc[1][2] = {{0.0f, 0.0f}};
+    for (int k = 0; k < n_stages; ++k, ++j) {
+      BarWait(bar0 + 8 * static_cast<uint32_t>(j % kWarpDepth), static_cast<uint32_t>((j / kWarpDepth) & 1));
+      const uint8_t* slot = a_sm + (j % kWarpDepth) * kWarpSlotBytes;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* e = table + (2 * k + h) * kWarpEntryBytes;
+        const float2 sx = *reinterpret_cast<const float2*>(e + kWarpEntrySums + 8 * t);
+        TcQ4K::Stage<1, kWarpStageBytes>(slot + h * TcQ4K::kStageBytes, TcLane{e, g, t, w0, w1},
+                                         *reinterpret_cast<const float*>(e + kWarpEntryScale), sx, acc);
+      }
+      __syncwarp();
+      if (j + kWarpDepth < total) issue(j + kWarpDepth);
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float sum = QuadSum(acc[0][h]);
+      if (t == 0) red[warp][8 * h + g] = sum;
+    }
+    __syncwarp();
+    if (emits) {
+      float sum[2] = {red[warp][2 * lane], red[warp][2 * lane + 1]};
+      if constexpr (kNorm) {
+        sum[0] *= rs;
+        sum[1] *= rs;
+      }
+      EmitPair<kRope>(p, emit_row, sum, in, rope);
+    }
+    __syncwarp();
   }
 }
 
@@ -2034,6 +2237,87 @@ int TcMaxWarps() {
   return w;
 }
 
+// GGUFSCOPE_MATVEC_TC_WARP=0: Q4_K never takes MatVecTcWarpKernel
+// (benchmarking switch).
+bool TcWarpEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_WARP");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
+// Resident blocks per multiprocessor of a MatVecTcWarpKernel variant with
+// `warps` warps (kWarpMinWarps..kWarpMaxWarps) and the largest table; 0
+// where none fits, the query fails, or the code that runs here was built
+// before sm_90 (its bulk copies compile to nothing there: bulk_copy.cuh).
+template <bool kNorm, bool kRope>
+int WarpResident(int warps) {
+  static const std::array<int, kWarpMaxWarps + 1> n = [] {
+    std::array<int, kWarpMaxWarps + 1> r{};
+    cudaFuncAttributes attr{};
+    if (cudaFuncGetAttributes(&attr, MatVecTcWarpKernel<kNorm, kRope>) != cudaSuccess || attr.binaryVersion < 90) {
+      (void)cudaGetLastError();  // not left for the next launch's check
+      return r;
+    }
+    for (int w = kWarpMinWarps; w <= kWarpMaxWarps; ++w) {
+      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r[w], MatVecTcWarpKernel<kNorm, kRope>, 32 * w,
+                                                        WarpSharedBytes(w, kWarpMaxBlocks)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        r[w] = 0;
+      }
+    }
+    return r;
+  }();
+  return warps >= kWarpMinWarps && warps <= kWarpMaxWarps ? n[warps] : 0;
+}
+
+// The launch of MatVecTcWarpKernel for Q4_K rows of n_blocks super-blocks
+// (grid, warps a block), or grid 0 where it does not take them: an odd
+// block count or more than kWarpMaxBlocks, groups that one round of two
+// blocks a multiprocessor covers with fewer than kWarpMinWarps or more
+// than kWarpMaxWarps warps a block, no two resident blocks, or a warp's
+// stages past an int.
+template <bool kNorm, bool kRope>
+std::pair<int64_t, int> WarpLaunch(const Context& ctx, const RowPlan& p, int64_t n_blocks) {
+  const int64_t sms = ctx.multiprocessors();
+  const int64_t groups = (p.end[2] + 15) / 16;
+  if (n_blocks % 2 != 0 || n_blocks > kWarpMaxBlocks) return {0, 0};
+  // One round of groups at two blocks a multiprocessor, with 8 or 9 warps a
+  // block: the 7B gate/up launch (2368 groups on 132 multiprocessors: 9),
+  // where it was timed faster (H200, 2026-11-29: the launch alone 23.6-23.8
+  // us against 28.0, decode +5.9%). With 5 warps (the 1.5B gate/up launch,
+  // 1120 groups) the launch alone was 2% faster but the decode 4.7% slower;
+  // several rounds (Q4_K output matrices) are not timed yet.
+  const int64_t warps = (groups + 2 * sms - 1) / (2 * sms);
+  if (warps < kWarpMinWarps || warps > kWarpMaxWarps) return {0, 0};
+  const int w = static_cast<int>(warps);
+  if (WarpResident<kNorm, kRope>(w) < 2) return {0, 0};
+  const int64_t grid = 2 * sms;  // groups round-robin over the blocks: every multiprocessor as busy
+  const int64_t per_warp = n_blocks / 2 * ((groups + grid * w - 1) / (grid * w));
+  if (per_warp > std::numeric_limits<int>::max() || grid > internal::kMaxGridX) return {0, 0};
+  return {grid, w};
+}
+
+template <bool kNorm, bool kRope>
+Status LaunchWarpAs(Context& ctx, const RowPlan& p, int64_t n_blocks, const float* x, bool* taken) {
+  const auto [grid, warps] = WarpLaunch<kNorm, kRope>(ctx, p, n_blocks);
+  *taken = grid > 0;
+  if (grid == 0) return {};
+  GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTcWarpKernel<kNorm, kRope>, static_cast<unsigned>(grid),
+                                               32 * warps, WarpSharedBytes(warps, n_blocks), p, n_blocks, x));
+  GGUFSCOPE_CHECK_LAUNCH("MatVecTcWarpKernel");
+  return {};
+}
+
+Status LaunchWarpQ4K(Context& ctx, const RowPlan& p, int64_t n_blocks, const float* x, bool* taken) {
+  const bool norm = p.norm_w != nullptr, rope = PlanRotates(p);
+  return rope ? (norm ? LaunchWarpAs<true, true>(ctx, p, n_blocks, x, taken)
+                      : LaunchWarpAs<false, true>(ctx, p, n_blocks, x, taken))
+              : (norm ? LaunchWarpAs<true, false>(ctx, p, n_blocks, x, taken)
+                      : LaunchWarpAs<false, false>(ctx, p, n_blocks, x, taken));
+}
+
 template <typename F>
 Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const float* x) {
   if constexpr (F::kWindow) {  // TcQ6K: one 16-row tile a block
@@ -2062,6 +2346,12 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
     // 7B Q8_0 382.8 against 375.1 and 379.9, 1.5B Q8_0 878.8 against 865.8
     // and 862.7 tokens/s), so it is not built.
     if constexpr (F::kSubSums) {
+      // Q4_K products of many groups: a warp per group (TcWarp).
+      if (TcWarpEnabled() && TcForcedTiles() == 0) {
+        bool taken = false;
+        Status st = LaunchWarpQ4K(ctx, p, n_stages, x, &taken);
+        if (taken || !st.ok()) return st;
+      }
       // Q4_K: one, two or three row tiles per block (more: B and the digit
       // split serve 32 or 48 rows), whichever fills its waves of resident
       // blocks better (a last wave a quarter full leaves most of the device
@@ -2124,9 +2414,14 @@ cudaError_t PrepareTc() {
 template <typename F>
 cudaError_t PrepareTensorCore() {
   cudaError_t err = PrepareTc<F, 1, kTcWarps>();
-  if constexpr (F::kSubSums) {  // 2 and 3 tiles: Q4_K only (LaunchTensorCore)
+  if constexpr (F::kSubSums) {  // 2 and 3 tiles, TcWarp: Q4_K only (LaunchTensorCore)
     if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
     if (err == cudaSuccess) err = PrepareTc<F, 3, kTcWarps>();
+    const int bytes = static_cast<int>(WarpSharedBytes(kWarpMaxWarps, kWarpMaxBlocks));
+    for (const auto kernel : {MatVecTcWarpKernel<false, false>, MatVecTcWarpKernel<true, false>,
+                              MatVecTcWarpKernel<false, true>, MatVecTcWarpKernel<true, true>}) {
+      if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
   }
   return err == cudaSuccess ? PrepareTc<F, 1, 2 * kTcWarps>() : err;
 }

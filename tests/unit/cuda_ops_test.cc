@@ -632,10 +632,13 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
   for (const GgmlType type :
        {GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16}) {
     // (9504 gate/up pairs: 19008 virtual rows, which Q4_K's 48-row blocks
-    // fill in one wave on an H100 or H200: LaunchTensorCore's 3 tiles.)
+    // fill in one wave on an H100 or H200: LaunchTensorCore's 3 tiles.
+    // 18944 pairs, the 7B shape's: 2368 groups of 16 rows, which Q4_K's
+    // TcWarp takes on a card of 132 multiprocessors, 9 warps a block.)
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37},
-                          Case{2304, {2048, 256, 256}, 37}, Case{1536, {96, 16, 40}, 9504}}) {
+                          Case{2304, {2048, 256, 256}, 37}, Case{1536, {96, 16, 40}, 9504},
+                          Case{1536, {96, 16, 40}, 18944}}) {
       const int64_t n_cols = c.n_cols;
       // The documented rule: the tensor-core kernels (Q8_0 and Q4_K on rows of
       // 8192+ columns or from one 16-row block per multiprocessor, Q6_K below),
