@@ -197,6 +197,8 @@ if [ "${TESTS:-0}" = 1 ]; then
       -f -o /tmp/ncu_src build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" > /tmp/ncu_src.log 2>&1
     timeout 120 ncu --import /tmp/ncu_src.ncu-rep --page source --print-source sass --csv > "$OUT/ncu_source_${ts%%:*}.csv" 2>&1
     echo "ncu source $ts rc=$? $(wc -l < "$OUT/ncu_source_${ts%%:*}.csv") lines; $(grep -c ERR /tmp/ncu_src.log) errors"
+    # Its instruction mix: the main loop body by opcode (bench/ncu_source_summary.py; --warps for per-warp counts).
+    python3 bench/ncu_source_summary.py "$OUT/ncu_source_${ts%%:*}.csv" --top 10 | tee "$OUT/ncu_source_${ts%%:*}.txt"
   done
   t "matvec bench done"
   # SANITIZE=1: compute-sanitizer on the op tests, every (tool, test) pair at once (each is CPU-bound);
