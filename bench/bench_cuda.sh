@@ -300,7 +300,9 @@ if [ "${PROFILE:-0}" = 1 ] && command -v ncu > /dev/null; then
   done
   t "profile done"
 fi
-[ "${LLAMA:-1}" = 1 ] || exit 0
+# The table of docs/PERFORMANCE.md from this run (bench/cuda_table.py: tokens/s, GB/s and share of the copy
+# bandwidth, what 70% needs; with llama.cpp's numbers after its runs below).
+[ "${LLAMA:-1}" = 1 ] || { python3 bench/cuda_table.py "$OUT" | tee "$OUT/table.md"; exit 0; }
 while [ ! -f /tmp/llama/done ]; do sleep 5; if [ $(( $(date +%s) - S )) -gt ${LLAMA_WAIT:-520} ]; then echo "llama build not done in time"; tail -3 /tmp/llama/build.log; exit 0; fi; done
 cat /tmp/llama/done; tail -2 /tmp/llama/build.log
 t "llama built"
@@ -308,4 +310,5 @@ for m in /tmp/m/*.gguf; do
   timeout 90 /tmp/llama/build/bin/llama-bench -m $m -p 512 -n 128 -ngl 99 -r 2 -o json > /tmp/lb.json 2>/dev/null
   python3 -c "import json; j=json.load(open('/tmp/lb.json')); print('llama $(basename $m) pp512, tg128', [round(r['avg_ts'],1) for r in j])" || echo "llama $(basename $m) failed"
 done | tee "$OUT/llama.txt"
+python3 bench/cuda_table.py "$OUT" | tee "$OUT/table.md"
 t done
