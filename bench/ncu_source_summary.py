@@ -10,7 +10,8 @@ normally a kernel's main loop body, and its count divided by the warps that ran 
 warps a block) is the loop's trip count a warp. Prints, for the whole launch and for that loop body:
 instructions a warp (and a trip), the opcodes that make them up, and each opcode's share of the
 stall samples, so that a change to a stage loop can be weighed in instructions before it is timed.
-Exit codes: 0 printed, 1 the file has no instruction rows, 2 bad arguments.
+Its static counterpart, without a GPU, is scripts/sass_loops.sh (every path of a loop counted);
+this one counts what ran. Exit codes: 0 printed, 1 the file has no instruction rows, 2 bad arguments.
 """
 import argparse
 import collections
