@@ -44,7 +44,11 @@ def main() -> int:
     for line in read(os.path.join(a.out_dir, "ours.txt")):
         m = re.match(r"ours (\S+) size (\d+) (\{.*\})", line)
         if m:
-            j = json.loads(m.group(3))
+            try:
+                j = json.loads(m.group(3))
+            except json.JSONDecodeError:
+                print(f"ours.txt: unreadable line left out: {line[:80]}", file=sys.stderr)
+                continue
             rows[m.group(1)] = {"model": m.group(1), "bytes": int(m.group(2)), "tg": j.get("tg_tok_s"),
                                 "tg_host": j.get("tg_host_loop_tok_s"), "pp_f32": j.get("pp_tok_s")}
             continue

@@ -28,6 +28,14 @@ def opcode(sass: str) -> str:
     return word.split(".")[0]
 
 
+def count(cell: str) -> int:
+    """ncu's integer cells, with or without thousands separators; anything else 0."""
+    try:
+        return int(cell.replace(",", "") or 0)
+    except ValueError:
+        return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv")
@@ -53,8 +61,8 @@ def main() -> int:
     for r in rows[header_at + 1:]:
         if len(r) <= max(i_src, i_exec):
             continue
-        n = int(r[i_exec] or 0)
-        s = int(r[i_samp] or 0) if i_samp is not None and len(r) > i_samp else 0
+        n = count(r[i_exec])
+        s = count(r[i_samp]) if i_samp is not None and len(r) > i_samp else 0
         instr.append((opcode(r[i_src]), n, s))
     if not instr:
         print(f"{a.csv}: no instruction rows", file=sys.stderr)

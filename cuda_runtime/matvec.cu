@@ -1982,15 +1982,17 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
 // into a table in shared memory (rows of up to kWarpMaxBlocks
 // super-blocks), so a stage is TcQ4K's Stage on each of its two
 // super-blocks and nothing else. Two blocks a multiprocessor of up to 9
-// warps (95-96 registers, ~110 KB of shared memory each); warp w of block b
+// warps (95-96 registers; up to ~110 KB of shared memory each, 94 KB on
+// the 7B gate/up launch's 14-super-block rows); warp w of block b
 // takes groups w * grid + b, + grid * warps, ..., so the idle warps of the
 // last round are spread over the multiprocessors.
 //
 // Session 26 (H200, 2026-11-29, docs/PERFORMANCE.md "Session 26 on the
 // H200"): on the 7B gate/up launch (2368 groups, 9 warps a block, one
 // round) the launch alone 23.6-23.8 us against 28.0 (76% of the copy
-// bandwidth against 65%), the 7B Q4_K_M decode 532.0-532.6 tokens/s
-// against 502.3-503.3. Two earlier forms lost: the stages of a group split
+// bandwidth against 65%); in this final form (session 27, switch alternated
+// in one build) the 7B Q4_K_M decode 537.4-538.0 tokens/s against
+// 506.0-506.2 (+6.3%). Two earlier forms lost: the stages of a group split
 // over a block's 8 warps with a barrier per group (-10%), and a warp per
 // group with 8 warps and too few blocks or a last round of a few warps
 // (-5%). Each warp's sums run over every stage of its rows, so results
@@ -2286,7 +2288,7 @@ std::pair<int64_t, int> WarpLaunch(const Context& ctx, const RowPlan& p, int64_t
   // One round of groups at two blocks a multiprocessor, with 8 or 9 warps a
   // block: the 7B gate/up launch (2368 groups on 132 multiprocessors: 9),
   // where it was timed faster (H200, 2026-11-29: the launch alone 23.6-23.8
-  // us against 28.0, decode +5.9%). With 5 warps (the 1.5B gate/up launch,
+  // us against 28.0, decode +6.3%). With 5 warps (the 1.5B gate/up launch,
   // 1120 groups) the launch alone was 2% faster but the decode 4.7% slower;
   // several rounds (Q4_K output matrices) are not timed yet.
   const int64_t warps = (groups + 2 * sms - 1) / (2 * sms);
