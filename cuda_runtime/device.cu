@@ -85,6 +85,11 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     if (why) *why = std::string("CUDA: uploading the IQ grids: ") + cudaGetErrorString(err);
     return nullptr;
   }
+  err = cudaMalloc(&ctx->x_table_, kXTableBytes);
+  if (err != cudaSuccess) {
+    if (why) *why = std::string("CUDA: the mat-vec's x table: ") + cudaGetErrorString(err);
+    return nullptr;
+  }
   return ctx;
 }
 
@@ -119,6 +124,7 @@ Context::~Context() {
   if (stream_ != nullptr) cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   if (workspace_ != nullptr) cudaFree(workspace_);
   if (iq_grids_ != nullptr) cudaFree(iq_grids_);
+  if (x_table_ != nullptr) cudaFree(x_table_);
   if (cublas_ != nullptr) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (stream_ != nullptr) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }

@@ -58,6 +58,12 @@ class Context {
   // cuda_runtime/iq_grids.cuh).
   const void* iq_grids() const { return iq_grids_; }
 
+  // x's digit table for the table-fed mat-vec launches (matvec.cu,
+  // MatVecXTableKernel): kXTableBytes, fixed for the context's life (a
+  // recorded graph keeps its address); each such launch writes it anew.
+  static constexpr size_t kXTableBytes = size_t{1} << 20;
+  void* x_table() const { return x_table_; }
+
   // Scratch of at least `bytes` bytes (256-byte aligned), reused by ops that
   // need temporary buffers (dequantized weights for cuBLAS). Growing it waits
   // for the stream first, so work already queued never sees it freed. Valid
@@ -77,7 +83,8 @@ class Context {
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes
-  void* workspace_ = nullptr;  // device, workspace_bytes_ bytes
+  void* x_table_ = nullptr;     // device, kXTableBytes
+  void* workspace_ = nullptr;   // device, workspace_bytes_ bytes
   size_t workspace_bytes_ = 0;
 };
 

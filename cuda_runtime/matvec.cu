@@ -1184,6 +1184,7 @@ struct TcQ8 {
   // 144-byte stages were slower by bulk copies (7B Q4_K_M 428 against 502),
   // so TcQ4K keeps cp.async.
   static constexpr bool kBulk = true;
+  static constexpr int kSuper = 1;  // super-blocks (x's 256-element digit groups) a stage
 
   // A's two 4-byte words for thread t of block j of a stage row (compile-time
   // j: odd blocks' codes are 4-byte aligned, even blocks' at 2 mod 4).
@@ -1258,6 +1259,7 @@ struct TcQ4K {
   static constexpr bool kWindow = false;
   static constexpr bool kSubSums = true;
   static constexpr bool kBulk = false;  // 16-byte cp.async (TcQ8)
+  static constexpr int kSuper = 1;  // super-blocks (x's 256-element digit groups) a stage
   // The int32 bound above (digits |d| <= 128; codes 15 or 240, scales 63; 16 even + odd).
   static_assert(int64_t{8} * 32 * 240 * 128 * 63 < (int64_t{1} << 29), "Q4_K stage sums fit in int32");
 
@@ -1396,6 +1398,7 @@ struct TcQ6K {
   static constexpr int kScaleLanes = 32;  // one x scale per stage (the sub-block scales are integers)
   static constexpr bool kWindow = true;
   static constexpr bool kBulk = false;  // 2-byte aligned blocks: cp.async windows
+  static constexpr int kSuper = 1;  // super-blocks (x's 256-element digit groups) a stage
   static constexpr bool kSubSums = false;  // its group sums come with kWindow's Stage
   static_assert(int64_t{8} * 16 * 63 * 128 * 128 < (int64_t{1} << 28), "Q6_K group sums fit in int32");
 
@@ -1513,9 +1516,28 @@ struct TcQ6KDeep : TcQ6K {
   static constexpr int kDepth = 4;
 };
 
+// Q4_K in stages of two super-blocks (288 bytes a row, one bulk copy a
+// row, rows 288 bytes apart in the slot: 72 words, so the 8-byte fragment
+// loads of a half-warp's rows g fall on distinct banks, as TcQ4K's 160),
+// fed from x's table only (kTable: two entries a stage). Each half is
+// TcQ4K's Stage with its own entry. Session 24 timed 288-byte stages with
+// x split in the stage loop (docs/PERFORMANCE.md): 89% of the copy
+// bandwidth without arithmetic on 3584 x 18944, 14.45 us with it against
+// 15.26: arithmetic-bound, which the table is meant to relieve.
+struct TcQ4KW {
+  static constexpr int kStageBytes = 2 * TcQ4K::kStageBytes;
+  static constexpr int kRowStride = kStageBytes;
+  static constexpr int kDepth = 2;
+  static constexpr int kScaleLanes = 32;
+  static constexpr bool kWindow = false;
+  static constexpr bool kSubSums = true;
+  static constexpr bool kBulk = true;
+  static constexpr int kSuper = 2;
+};
+
 template <typename F, int kTiles, int kWarps>
 constexpr size_t TcSharedBytes() {
-  return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + kTcDigitBytes);
+  return size_t{kWarps} * (size_t{F::kDepth} * 16 * kTiles * F::kRowStride + F::kSuper * kTcDigitBytes);
 }
 
 // Resident blocks the register allocation must allow, by [tiles - 1][8 warps]
@@ -1670,9 +1692,63 @@ __device__ __forceinline__ const uint8_t* TcRowPtr(const RowPlan& p, int64_t v) 
   }
 }
 
-template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false>
+// x's digits made once per x (kTable): MatVecXTableKernel writes one entry
+// per 256-element super-block of x, what a warp's stage of the Q4_K and
+// Q6_K kernels would otherwise compute from x itself: the three digit
+// planes as the stage's b_sm holds them, the stage's scale, and x's sums
+// over its 16-element groups (Q6_K's; Q4_K's 32-element sums are pairs of
+// them added, bit for bit the shuffle tree of GroupSum<4>). A product of
+// many blocks then reads the entries instead of splitting every
+// super-block of x again in each block (224 times on the 7B down
+// projection, ~180 of a stage's 383 instructions: docs/PERFORMANCE.md,
+// session 27). The entries go to Context::x_table(), written by their own
+// launch just before the product's (one more dependent launch).
+constexpr int kXEntrySums = kTcDigitBytes;  // 16 floats: x's 16-element group sums
+constexpr int kXEntryBytes = kTcDigitBytes + 16 * 4;
+static_assert(kXEntryBytes % 16 == 0, "16-byte aligned entries");
+
+// A warp's entry for one super-block of x, lane holding elements 8 lane..
+// (its 8 in v): the three digit planes at n kTcPlaneBytes, the scale at
+// kTcScaleOffset, the 16-element group sums at kXEntrySums. Also the
+// per-block table of MatVecTcWarpKernel.
+__device__ __forceinline__ void WriteDigitEntry(const float (&v)[8], uint8_t* e, int lane) {
+  uint32_t dg[3][2];
+  float scale;
+  LaneDigits<32>(v, dg, &scale);
+#pragma unroll
+  for (int n = 0; n < 3; ++n) *reinterpret_cast<uint2*>(e + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+  const float part = GroupSum<2>(v);
+  if (lane == 0) *reinterpret_cast<float*>(e + kTcScaleOffset) = scale;
+  if (lane % 2 == 0) reinterpret_cast<float*>(e + kXEntrySums)[lane / 2] = part;
+}
+
+// x's 16-element group sums 4t..4t + 3 of an entry as Q4_K's sub-block
+// sums 2t and 2t + 1: GroupSum<4>'s shuffle tree, bit for bit.
+__device__ __forceinline__ float2 SubBlockSums(const uint8_t* e, int t) {
+  const float4 s = *reinterpret_cast<const float4*>(e + kXEntrySums + 16 * t);
+  return make_float2(s.x + s.y, s.z + s.w);
+}
+
+__global__ void __launch_bounds__(256) MatVecXTableKernel(const float* __restrict__ x, int64_t n_blocks,
+                                                          uint8_t* __restrict__ table) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t b = int64_t{blockIdx.x} * 8 + warp;
+  internal::GridEnter();
+  if (b >= n_blocks) return;
+  const float4* q = reinterpret_cast<const float4*>(x) + b * (kTcStageCols / 4) + 2 * lane;
+  const float4 lo = __ldg(q), hi = __ldg(q + 1);
+  const float v[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+  WriteDigitEntry(v, table + b * kXEntryBytes, lane);
+}
+
+template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false, bool kTable = false>
 __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm, F::kWindow))
     MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
+  // kTable: x is Context::x_table()'s entries (MatVecXTableKernel), one a stage.
+  static_assert(!kTable || (kTiles == 1 && F::kScaleLanes == 32 && !kNorm && !kRope),
+                "table-fed: one-tile Q4_K and Q6_K products without folds");
+  static_assert(kTable || F::kSuper == 1, "stages of two super-blocks are table-fed only");
+  constexpr int kSuper = F::kSuper;
   constexpr int kR = 16 * kTiles;
   constexpr int kChunks = F::kStageBytes / 16;     // 16-byte copies per row and stage
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
@@ -1692,7 +1768,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   const int64_t last = p.end[2] - 1;
   uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
   uint8_t* const b_sm =
-      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * kTcDigitBytes;
+      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * (kSuper * kTcDigitBytes);
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
   // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
   // kWindow (one tile, TcQ6K): the kLanes lanes kLanes i.. copy rows i +
@@ -1857,19 +1933,45 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     const float4 lo = __ldg(q), hi = __ldg(q + 1);
     v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
+  // kTable: this lane's share of stage k's entry (its digits, the scale,
+  // the sums of groups 4t..4t + 3), in registers one stage ahead as x is.
+  struct TableIn {
+    uint2 d[3];
+    float scale;
+    float4 sums;
+  };
+  const auto load_entry = [&](int64_t k, TableIn (&in)[kSuper]) {
+#pragma unroll
+    for (int h = 0; h < kSuper; ++h) {
+      const uint8_t* e = reinterpret_cast<const uint8_t*>(x) + ((warp + k * kWarps) * kSuper + h) * kXEntryBytes;
+#pragma unroll
+      for (int n = 0; n < 3; ++n) in[h].d[n] = __ldg(reinterpret_cast<const uint2*>(e + n * kTcPlaneBytes + 8 * lane));
+      in[h].scale = __ldg(reinterpret_cast<const float*>(e + kTcScaleOffset));
+      in[h].sums = __ldg(reinterpret_cast<const float4*>(e + kXEntrySums) + t);
+    }
+  };
+  [[maybe_unused]] TableIn tv[kSuper] = {}, tn[kSuper] = {};
   // kNorm: the norm's weights beside x, and this lane's sum of x^2 (each
   // element of x is one lane's in one warp's stage).
   const float4* nw4 = reinterpret_cast<const float4*>(p.norm_w);
   float xv[8] = {}, wv[kNorm ? 8 : 1] = {};
   float ss = 0.0f;
   if (mine > 0) {
-    load8(x4, 0, xv);
+    if constexpr (kTable) {
+      load_entry(0, tv);
+    } else {
+      load8(x4, 0, xv);
+    }
     if constexpr (kNorm) load8(nw4, 0, wv);
   }
   for (int64_t k = 0; k < mine; ++k) {
     float xn[8] = {}, wn[kNorm ? 8 : 1] = {};
     if (k + 1 < mine) {
-      load8(x4, k + 1, xn);
+      if constexpr (kTable) {
+        load_entry(k + 1, tn);
+      } else {
+        load8(x4, k + 1, xn);
+      }
       if constexpr (kNorm) load8(nw4, k + 1, wn);
     }
     if constexpr (kNorm) {
@@ -1881,14 +1983,25 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     }
     // This stage's digits (the previous stage's readers passed the
     // __syncwarp at the end of the last iteration).
-    uint32_t dg[3][2];
     float scale;
-    LaneDigits<F::kScaleLanes>(xv, dg, &scale);
+    if constexpr (kTable) {
 #pragma unroll
-    for (int n = 0; n < 3; ++n) {
-      *reinterpret_cast<uint2*>(b_sm + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+      for (int h = 0; h < kSuper; ++h) {
+#pragma unroll
+        for (int n = 0; n < 3; ++n) {
+          *reinterpret_cast<uint2*>(b_sm + h * kTcDigitBytes + n * kTcPlaneBytes + 8 * lane) = tv[h].d[n];
+        }
+      }
+      scale = tv[0].scale;
+    } else {
+      uint32_t dg[3][2];
+      LaneDigits<F::kScaleLanes>(xv, dg, &scale);
+#pragma unroll
+      for (int n = 0; n < 3; ++n) {
+        *reinterpret_cast<uint2*>(b_sm + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
+      }
+      if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     }
-    if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     if constexpr (kBulk) {
       BarWait(bar0 + 8 * static_cast<uint32_t>(k % F::kDepth), static_cast<uint32_t>((k / F::kDepth) & 1));
     } else {
@@ -1901,10 +2014,14 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       const int o[1][2] = {{(lo[0] + kb18) & 31, (lo[1] + kb18) & 31}};
       const uint8_t* slot = a_sm + (k % F::kDepth) * kSlotBytes;
       // x's sums over the 16-element groups 4t..4t+3 (lanes 2g, 2g + 1 hold group g).
-      const float part = GroupSum<2>(xv);
-      const float4 gs =
-          make_float4(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 2),
-                      __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 6));
+      float4 gs;
+      if constexpr (kTable) {
+        gs = tv[0].sums;
+      } else {
+        const float part = GroupSum<2>(xv);
+        gs = make_float4(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 2),
+                         __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 6));
+      }
       if (p.row_bytes % 4 != 0) {  // an odd block count: each row's parity
         F::template Stage<kTiles, 2>(slot, l, scale, gs, o, acc);
       } else if (warp % 2 != 0) {
@@ -1914,10 +2031,21 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       }
     } else if constexpr (F::kSubSums) {
       // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
-      const float part = GroupSum<4>(xv);
-      const float2 sx =
-          make_float2(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4));
-      F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, sx, acc);
+      if constexpr (kTable) {
+        // Each super-block of the stage with its own entry (TcQ4KW: two).
+#pragma unroll
+        for (int h = 0; h < kSuper; ++h) {
+          const float2 sx = make_float2(tv[h].sums.x + tv[h].sums.y, tv[h].sums.z + tv[h].sums.w);
+          TcQ4K::Stage<kTiles, F::kRowStride>(a_sm + (k % F::kDepth) * kSlotBytes + h * TcQ4K::kStageBytes,
+                                              TcLane{b_sm + h * kTcDigitBytes, g, t, l.w0, l.w1}, tv[h].scale, sx,
+                                              acc);
+        }
+      } else {
+        const float part = GroupSum<4>(xv);
+        const float2 sx =
+            make_float2(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4));
+        F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, sx, acc);
+      }
     } else {
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
     }
@@ -1926,6 +2054,10 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     CpAsyncCommit();
 #pragma unroll
     for (int i = 0; i < 8; ++i) xv[i] = xn[i];
+    if constexpr (kTable) {
+#pragma unroll
+      for (int h = 0; h < kSuper; ++h) tv[h] = tn[h];
+    }
     if constexpr (kNorm) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) wv[i] = wn[i];
@@ -1978,7 +2110,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
 // each warp takes whole groups and streams their stages (two super-blocks
 // of a row, 288 bytes, one bulk copy a row) through its own ring of two
 // slots, and reduces and emits its rows itself: no block barrier after the
-// start. x's digits, scales and sub-block sums are split once per block
+// start. x's digits, scale and group sums are split once per block
 // into a table in shared memory (rows of up to kWarpMaxBlocks
 // super-blocks), so a stage is TcQ4K's Stage on each of its two
 // super-blocks and nothing else. Two blocks a multiprocessor of up to 9
@@ -2003,13 +2135,11 @@ constexpr int kWarpDepth = 2;
 constexpr int kWarpStageBytes = 2 * TcQ4K::kStageBytes;
 constexpr int kWarpSlotBytes = 16 * kWarpStageBytes;
 constexpr int kWarpMaxBlocks = 28;
-constexpr int kWarpEntryScale = kTcDigitBytes;
-constexpr int kWarpEntrySums = kTcDigitBytes + 16;
-constexpr int kWarpEntryBytes = kTcDigitBytes + 16 + 32;
-static_assert(kWarpEntryBytes % 16 == 0 && kWarpSlotBytes % 16 == 0, "16-byte aligned table and slots");
+static_assert(kWarpSlotBytes % 16 == 0, "16-byte aligned slots");
 
+// Its table: WriteDigitEntry's entries, one a super-block of the row.
 constexpr size_t WarpSharedBytes(int warps, int64_t n_blocks) {
-  return size_t(warps) * kWarpDepth * kWarpSlotBytes + static_cast<size_t>(n_blocks) * kWarpEntryBytes;
+  return size_t(warps) * kWarpDepth * kWarpSlotBytes + static_cast<size_t>(n_blocks) * kXEntryBytes;
 }
 
 template <bool kNorm, bool kRope>
@@ -2080,17 +2210,7 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
         v[i] *= w[i];
       }
     }
-    uint8_t* const e = table + b * kWarpEntryBytes;
-    uint32_t dg[3][2];
-    float scale;
-    LaneDigits<TcQ4K::kScaleLanes>(v, dg, &scale);
-#pragma unroll
-    for (int n = 0; n < 3; ++n) {
-      *reinterpret_cast<uint2*>(e + n * kTcPlaneBytes + 8 * lane) = make_uint2(dg[n][0], dg[n][1]);
-    }
-    const float part = GroupSum<4>(v);
-    if (lane == 0) *reinterpret_cast<float*>(e + kWarpEntryScale) = scale;
-    if (lane % 4 == 0) reinterpret_cast<float*>(e + kWarpEntrySums)[lane / 4] = part;
+    WriteDigitEntry(v, table + b * kXEntryBytes, lane);
   }
   [[maybe_unused]] float rs = 1.0f;
   if constexpr (kNorm) {
@@ -2122,10 +2242,9 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
       const uint8_t* slot = a_sm + (j % kWarpDepth) * kWarpSlotBytes;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint8_t* e = table + (2 * k + h) * kWarpEntryBytes;
-        const float2 sx = *reinterpret_cast<const float2*>(e + kWarpEntrySums + 8 * t);
+        const uint8_t* e = table + (2 * k + h) * kXEntryBytes;
         TcQ4K::Stage<1, kWarpStageBytes>(slot + h * TcQ4K::kStageBytes, TcLane{e, g, t, w0, w1},
-                                         *reinterpret_cast<const float*>(e + kWarpEntryScale), sx, acc);
+                                         *reinterpret_cast<const float*>(e + kTcScaleOffset), SubBlockSums(e, t), acc);
       }
       __syncwarp();
       if (j + kWarpDepth < total) issue(j + kWarpDepth);
@@ -2196,8 +2315,73 @@ bool PlanRotates(const RowPlan& p) {
   return false;
 }
 
+// GGUFSCOPE_MATVEC_XTABLE=0: no table-fed launch (kTable); =q4k or =q6k:
+// only that type's (benchmarking switch; unset: both).
+int XTableTypes() {
+  static const int m = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE");
+    if (e == nullptr) return 3;
+    const std::string v(e);
+    return v == "0" ? 0 : v == "q4k" ? 1 : v == "q6k" ? 2 : 3;
+  }();
+  return m;
+}
+
+// Rows of this many super-blocks or more take the table (the 7B and 1.5B
+// down projections, 74 and 35): a product of short rows has too few
+// stages a warp to pay for the table's launch.
+constexpr int64_t kXTableMinBlocks = 32;
+
+// Whether a one-tile Q4_K or Q6_K product is fed from x's table
+// (MatVecXTableKernel): no folded norm or RoPE (their x is made in the
+// launch), long rows, and the table fits Context::x_table().
+template <typename F>
+bool TakesXTable(const Context& ctx, const RowPlan& p, int64_t n_stages) {
+  if constexpr (F::kScaleLanes != 32) {
+    return false;  // Q8_0: a scale per 32-element block
+  } else {
+    const int type = F::kSubSums ? 1 : 2;
+    return (XTableTypes() & type) != 0 && p.norm_w == nullptr && !PlanRotates(p) && n_stages >= kXTableMinBlocks &&
+           ctx.x_table() != nullptr && n_stages * kXEntryBytes <= static_cast<int64_t>(Context::kXTableBytes);
+  }
+}
+
+// GGUFSCOPE_MATVEC_XTABLE_WIDE=0: table-fed Q4_K products keep one
+// super-block a stage (benchmarking switch; else the 8-warp ones of an even
+// block count take TcQ4KW's two).
+bool XTableWide() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE_WIDE");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
+  if constexpr (kTiles == 1 && F::kScaleLanes == 32) {
+    if (TakesXTable<F>(ctx, p, n_stages)) {
+      uint8_t* const table = static_cast<uint8_t*>(ctx.x_table());
+      GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecXTableKernel, static_cast<unsigned>((n_stages + 7) / 8),
+                                                   256, 0, x, n_stages, table));
+      GGUFSCOPE_CHECK_LAUNCH("MatVecXTableKernel");
+      const float* entries = reinterpret_cast<const float*>(table);
+      if constexpr (std::is_same_v<F, TcQ4K> && kWarps == 2 * kTcWarps) {
+        if (XTableWide() && n_stages % 2 == 0) {
+          GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
+              ctx, MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true>, static_cast<unsigned>(grid),
+              32 * kWarps, TcSharedBytes<TcQ4KW, 1, kWarps>(), p, n_stages / 2, entries));
+          GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
+          return {};
+        }
+      }
+      GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 1, kWarps, false, false, true>,
+                                                   static_cast<unsigned>(grid), 32 * kWarps,
+                                                   TcSharedBytes<F, 1, kWarps>(), p, n_stages, entries));
+      GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
+      return {};
+    }
+  }
   const bool norm = p.norm_w != nullptr, rope = PlanRotates(p);
   const auto kernel = rope ? (norm ? MatVecTensorCoreKernel<F, kTiles, kWarps, true, true>
                                    : MatVecTensorCoreKernel<F, kTiles, kWarps, false, true>)
@@ -2409,6 +2593,19 @@ cudaError_t PrepareTc() {
        {MatVecTensorCoreKernel<F, kTiles, kWarps, false>, MatVecTensorCoreKernel<F, kTiles, kWarps, true>,
         MatVecTensorCoreKernel<F, kTiles, kWarps, false, true>, MatVecTensorCoreKernel<F, kTiles, kWarps, true, true>}) {
     if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  }
+  if constexpr (kTiles == 1 && F::kScaleLanes == 32) {  // the table-fed forms (LaunchTc)
+    if (err == cudaSuccess) {
+      err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1, kWarps, false, false, true>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
+    if constexpr (std::is_same_v<F, TcQ4K> && kWarps == 2 * kTcWarps) {
+      if (err == cudaSuccess) {
+        err = cudaFuncSetAttribute(MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(TcSharedBytes<TcQ4KW, 1, kWarps>()));
+      }
+    }
   }
   return err;
 }

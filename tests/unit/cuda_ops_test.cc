@@ -604,6 +604,47 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
   EXPECT_FALSE(MatVecParts(*ctx_, GgmlType::kF32, 32, buf.as<float>(), nullptr, 1).ok());
 }
 
+// The down projections as the forward pass calls them (MatVecResidual in
+// place over the residual) on rows of 32 super-blocks or more, which the
+// Q4_K and Q6_K tensor-core kernels take fed from x's digit table
+// (MatVecXTableKernel, one launch before the product's): the 7B shape
+// (3584 x 18944, 74 super-blocks: Q4_K in stages of two, TcQ4KW), the 1.5B
+// one (1536 x 8960, 35: an odd count, so Q4_K's stages of one; Q6_K's rows
+// of an odd block count, TcQ6KDeep) and a partial last block (1037 rows). Against float64 at the f32 threshold, twice in a row from
+// poisoned outputs (the table is rewritten by each launch), the same bits
+// both times.
+TEST_F(CudaOps, MatVecResidualLongRowsMatchFloat64) {
+  for (const GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    SCOPED_TRACE(gguf::TypeName(type));
+    for (const auto& [n_rows, n_cols] :
+         std::vector<std::pair<int64_t, int64_t>>{{3584, 18944}, {1536, 8960}, {1037, 18944}}) {
+      SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
+      const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
+      const std::vector<float> x = RandomFloats(n_cols, rng_), resid = RandomFloats(n_rows, rng_);
+      const Reference product = Float64MatVec(CpuDequantize(type, w, n_rows * n_cols), x, n_rows, n_cols);
+      Reference want = product;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        want.value[r] += resid[r];
+        want.scale[r] += std::abs(resid[r]);
+      }
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x);
+      std::vector<std::vector<uint32_t>> bits;
+      for (int run = 0; run < 2; ++run) {
+        DeviceBuffer d_res = Upload(resid), d_pre = Poisoned(n_rows);
+        ExpectOk(MatVecResidual(*ctx_, type, d_w.data(), n_rows, n_cols, d_x.as<float>(), d_res.as<float>(),
+                                d_pre.as<float>(), d_res.as<float>()));
+        const std::vector<float> pre = Download<float>(d_pre.data(), n_rows),
+                                 y = Download<float>(d_res.data(), n_rows);
+        EXPECT_NMSE_BELOW(std::span<const float>(pre), product, kF32Nmse);
+        EXPECT_NMSE_BELOW(std::span<const float>(y), want, kF32Nmse);
+        bits.push_back(Download<uint32_t>(d_res.data(), n_rows));
+      }
+      EXPECT_EQ(bits[0], bits[1]) << "the same product twice gave different bits";
+    }
+  }
+}
+
+
 // The fused decode products with RMSNorm folded in (NormFold): against
 // float64 RmsNorm(x) (its weights too) then the product. A launch that folds
 // the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
