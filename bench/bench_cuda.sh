@@ -192,8 +192,9 @@ if [ "${TESTS:-0}" = 1 ]; then
   done
   # NCU_SOURCE="Q4_K:18944x3584": ncu's sampled stalls by SASS instruction for one launch of each
   # (the source page as CSV, $OUT/ncu_source_TYPE.csv): which instruction each stall reason waits at.
+  # NCU_KERNEL (a regex, default MatVec): which launches count (MatVecTensorCore: not the x table's launch).
   for ts in ${NCU_SOURCE:-}; do
-    timeout 120 ncu --clock-control none --section SourceCounters --section WarpStateStats -k regex:MatVec -s 6 -c 1 \
+    timeout 120 ncu --clock-control none --section SourceCounters --section WarpStateStats -k regex:${NCU_KERNEL:-MatVec} -s 6 -c 1 \
       -f -o /tmp/ncu_src build-gpu/ggufscope-bench-matvec --type "${ts%%:*}" --shape "${ts##*:}" > /tmp/ncu_src.log 2>&1
     timeout 120 ncu --import /tmp/ncu_src.ncu-rep --page source --print-source sass --csv > "$OUT/ncu_source_${ts%%:*}.csv" 2>&1
     echo "ncu source $ts rc=$? $(wc -l < "$OUT/ncu_source_${ts%%:*}.csv") lines; $(grep -c ERR /tmp/ncu_src.log) errors"

@@ -2329,8 +2329,16 @@ int XTableTypes() {
 
 // Rows of this many super-blocks or more take the table (the 7B and 1.5B
 // down projections, 74 and 35): a product of short rows has too few
-// stages a warp to pay for the table's launch.
-constexpr int64_t kXTableMinBlocks = 32;
+// stages a warp to pay for the table's launch. GGUFSCOPE_MATVEC_XTABLE_MIN=n
+// sets another bound (benchmarking switch: 14 also takes the 7B attn_output).
+int64_t XTableMinBlocks() {
+  static const int64_t n = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE_MIN");
+    const long v = e != nullptr ? std::atol(e) : 0;
+    return v > 0 ? static_cast<int64_t>(v) : int64_t{32};
+  }();
+  return n;
+}
 
 // Whether a one-tile Q4_K or Q6_K product is fed from x's table
 // (MatVecXTableKernel): no folded norm or RoPE (their x is made in the
@@ -2341,7 +2349,7 @@ bool TakesXTable(const Context& ctx, const RowPlan& p, int64_t n_stages) {
     return false;  // Q8_0: a scale per 32-element block
   } else {
     const int type = F::kSubSums ? 1 : 2;
-    return (XTableTypes() & type) != 0 && p.norm_w == nullptr && !PlanRotates(p) && n_stages >= kXTableMinBlocks &&
+    return (XTableTypes() & type) != 0 && p.norm_w == nullptr && !PlanRotates(p) && n_stages >= XTableMinBlocks() &&
            ctx.x_table() != nullptr && n_stages * kXEntryBytes <= static_cast<int64_t>(Context::kXTableBytes);
   }
 }
