@@ -117,9 +117,9 @@ if [ "${TESTS:-0}" = 1 ]; then
     done
   done | tee "$OUT/matvec_tc_simt.txt"
   # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_WARPS=4,GGUFSCOPE_MATVEC_TC_TILES=1": the
-  # tensor-core kernels again under each setting (a comma joins variables within one setting).
+  # tensor-core kernels again under each setting (a comma joins variables within one setting). MATVEC_AB_TYPES: which types (default Q8_0 Q4_K).
   for ab in ${MATVEC_AB:-}; do
-    for ty in Q8_0 Q4_K; do
+    for ty in ${MATVEC_AB_TYPES:-Q8_0 Q4_K}; do
       echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
     done
   done | tee "$OUT/matvec_ab.txt"

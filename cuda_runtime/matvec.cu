@@ -1707,6 +1707,14 @@ constexpr int kXEntrySums = kTcDigitBytes;  // 16 floats: x's 16-element group s
 constexpr int kXEntryBytes = kTcDigitBytes + 16 * 4;
 static_assert(kXEntryBytes % 16 == 0, "16-byte aligned entries");
 
+// A table-fed launch's shared memory: each warp's slots of weights, and
+// beside them each slot's kSuper entries, copied with the slot's weights
+// (no digits of its own: the stage reads the entries in place).
+template <typename F, int kWarps>
+constexpr size_t TcTableSharedBytes() {
+  return size_t{kWarps} * F::kDepth * (size_t{16} * F::kRowStride + size_t{F::kSuper} * kXEntryBytes);
+}
+
 // A warp's entry for one super-block of x, lane holding elements 8 lane..
 // (its 8 in v): the three digit planes at n kTcPlaneBytes, the scale at
 // kTcScaleOffset, the 16-element group sums at kXEntrySums. Also the
@@ -1769,6 +1777,16 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
   uint8_t* const b_sm =
       reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * (kSuper * kTcDigitBytes);
+  // kTable: slot s's entries at e_sm + s kEntryStage (after every warp's
+  // weight slots, in place of b_sm), copied in the slot's copy group (or
+  // on its mbarrier) with its weights, so they arrive with them. (Loaded
+  // into registers one stage ahead they did not: on the H200 on 2026-11-29
+  // a quarter of the Q6_K down projection's stall samples waited for them,
+  // L2 reads behind the weight stream.)
+  constexpr int kEntryStage = kTable ? kSuper * kXEntryBytes : 0;
+  uint8_t* const e_sm =
+      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * (F::kDepth * kEntryStage);
+  const uint32_t e_addr = static_cast<uint32_t>(__cvta_generic_to_shared(e_sm));
   const uint32_t a_addr = static_cast<uint32_t>(__cvta_generic_to_shared(a_sm));
   // This lane's copies of a stage: (row, chunk) = divmod(lane + 32i, kChunks).
   // kWindow (one tile, TcQ6K): the kLanes lanes kLanes i.. copy rows i +
@@ -1892,7 +1910,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       const int64_t off = (warp + k * kWarps) * F::kStageBytes;
       const uint32_t bar = bar0 + 8 * static_cast<uint32_t>(k % F::kDepth);
       FenceProxyAsync();
-      if (lane == 0) BarExpect(bar, kR * F::kStageBytes);
+      if (lane == 0) BarExpect(bar, kR * F::kStageBytes + kEntryStage);  // kTable: issue_entry's bytes too
 #pragma unroll
       for (int i = 0; i < kBulkRows; ++i) {
         if (src[i] != nullptr) BulkCopy(dst[i] + slot, src[i] + off, F::kStageBytes, bar);
@@ -1902,6 +1920,21 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
 #pragma unroll
       for (int i = 0; i < kC; ++i) {
         if (src[i] != nullptr) CpAsync16(dst[i] + slot, src[i] + off);
+      }
+    }
+  };
+  // kTable: stage k's entries into its slot (an op's output: after the
+  // wait), on the stage's mbarrier (kBulk: its expected bytes count them)
+  // or with cp.async.
+  const auto issue_entry = [&](int64_t k) {
+    if constexpr (kTable) {
+      const uint8_t* from = reinterpret_cast<const uint8_t*>(x) + (warp + k * kWarps) * kEntryStage;
+      const uint32_t to = e_addr + static_cast<uint32_t>(k % F::kDepth) * kEntryStage;
+      if constexpr (kBulk) {
+        if (lane == 0) BulkCopy(to, from, kEntryStage, bar0 + 8 * static_cast<uint32_t>(k % F::kDepth));
+      } else {
+#pragma unroll
+        for (int c = lane; c < kEntryStage / 16; c += 32) CpAsync16(to + 16 * c, from + 16 * c);
       }
     }
   };
@@ -1920,6 +1953,13 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     if (emits) rope.Prepare(p, emit_row);
   }
   internal::GridEnter();
+  if constexpr (kTable) {  // the first stages' entries (one more copy group: stage 0 waits for all)
+#pragma unroll
+    for (int k = 0; k < F::kDepth; ++k) {
+      if (k < mine) issue_entry(k);
+    }
+    CpAsyncCommit();
+  }
   // The emitter's bias and residual now.
   EmitInputs<2> in;
   LoadEmitInputs<kRope>(p, emit_row, emits, &in, &rope);
@@ -1933,45 +1973,19 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     const float4 lo = __ldg(q), hi = __ldg(q + 1);
     v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
   };
-  // kTable: this lane's share of stage k's entry (its digits, the scale,
-  // the sums of groups 4t..4t + 3), in registers one stage ahead as x is.
-  struct TableIn {
-    uint2 d[3];
-    float scale;
-    float4 sums;
-  };
-  const auto load_entry = [&](int64_t k, TableIn (&in)[kSuper]) {
-#pragma unroll
-    for (int h = 0; h < kSuper; ++h) {
-      const uint8_t* e = reinterpret_cast<const uint8_t*>(x) + ((warp + k * kWarps) * kSuper + h) * kXEntryBytes;
-#pragma unroll
-      for (int n = 0; n < 3; ++n) in[h].d[n] = __ldg(reinterpret_cast<const uint2*>(e + n * kTcPlaneBytes + 8 * lane));
-      in[h].scale = __ldg(reinterpret_cast<const float*>(e + kTcScaleOffset));
-      in[h].sums = __ldg(reinterpret_cast<const float4*>(e + kXEntrySums) + t);
-    }
-  };
-  [[maybe_unused]] TableIn tv[kSuper] = {}, tn[kSuper] = {};
   // kNorm: the norm's weights beside x, and this lane's sum of x^2 (each
   // element of x is one lane's in one warp's stage).
   const float4* nw4 = reinterpret_cast<const float4*>(p.norm_w);
   float xv[8] = {}, wv[kNorm ? 8 : 1] = {};
   float ss = 0.0f;
   if (mine > 0) {
-    if constexpr (kTable) {
-      load_entry(0, tv);
-    } else {
-      load8(x4, 0, xv);
-    }
+    if constexpr (!kTable) load8(x4, 0, xv);
     if constexpr (kNorm) load8(nw4, 0, wv);
   }
   for (int64_t k = 0; k < mine; ++k) {
     float xn[8] = {}, wn[kNorm ? 8 : 1] = {};
     if (k + 1 < mine) {
-      if constexpr (kTable) {
-        load_entry(k + 1, tn);
-      } else {
-        load8(x4, k + 1, xn);
-      }
+      if constexpr (!kTable) load8(x4, k + 1, xn);
       if constexpr (kNorm) load8(nw4, k + 1, wn);
     }
     if constexpr (kNorm) {
@@ -1982,18 +1996,10 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       }
     }
     // This stage's digits (the previous stage's readers passed the
-    // __syncwarp at the end of the last iteration).
-    float scale;
-    if constexpr (kTable) {
-#pragma unroll
-      for (int h = 0; h < kSuper; ++h) {
-#pragma unroll
-        for (int n = 0; n < 3; ++n) {
-          *reinterpret_cast<uint2*>(b_sm + h * kTcDigitBytes + n * kTcPlaneBytes + 8 * lane) = tv[h].d[n];
-        }
-      }
-      scale = tv[0].scale;
-    } else {
+    // __syncwarp at the end of the last iteration); kTable: its entries,
+    // read in their slot after the wait below.
+    float scale = 1.0f;
+    if constexpr (!kTable) {
       uint32_t dg[3][2];
       LaneDigits<F::kScaleLanes>(xv, dg, &scale);
 #pragma unroll
@@ -2004,10 +2010,14 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     }
     if constexpr (kBulk) {
       BarWait(bar0 + 8 * static_cast<uint32_t>(k % F::kDepth), static_cast<uint32_t>((k / F::kDepth) & 1));
+    } else if (kTable && k == 0) {
+      CpAsyncWait<0>();  // the first stages' entries came in a group of their own, after the wait
     } else {
       CpAsyncWait<F::kDepth - 1>();
     }
     __syncwarp();
+    [[maybe_unused]] const uint8_t* const e = e_sm + (k % F::kDepth) * kEntryStage;
+    if constexpr (kTable) scale = *reinterpret_cast<const float*>(e + kTcScaleOffset);
     if constexpr (kWindow) {
       // Where rows g and g + 8 begin in their windows: (row + 210 kb) mod 32.
       const int kb18 = static_cast<int>(18 * (warp + k * kWarps));
@@ -2016,18 +2026,19 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       // x's sums over the 16-element groups 4t..4t+3 (lanes 2g, 2g + 1 hold group g).
       float4 gs;
       if constexpr (kTable) {
-        gs = tv[0].sums;
+        gs = reinterpret_cast<const float4*>(e + kXEntrySums)[t];
       } else {
         const float part = GroupSum<2>(xv);
         gs = make_float4(__shfl_sync(0xFFFFFFFFu, part, 8 * t), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 2),
                          __shfl_sync(0xFFFFFFFFu, part, 8 * t + 4), __shfl_sync(0xFFFFFFFFu, part, 8 * t + 6));
       }
+      const TcLane lk = kTable ? TcLane{e, g, t, l.w0, l.w1} : l;
       if (p.row_bytes % 4 != 0) {  // an odd block count: each row's parity
-        F::template Stage<kTiles, 2>(slot, l, scale, gs, o, acc);
+        F::template Stage<kTiles, 2>(slot, lk, scale, gs, o, acc);
       } else if (warp % 2 != 0) {
-        F::template Stage<kTiles, 1>(slot, l, scale, gs, o, acc);
+        F::template Stage<kTiles, 1>(slot, lk, scale, gs, o, acc);
       } else {
-        F::template Stage<kTiles, 0>(slot, l, scale, gs, o, acc);
+        F::template Stage<kTiles, 0>(slot, lk, scale, gs, o, acc);
       }
     } else if constexpr (F::kSubSums) {
       // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
@@ -2035,10 +2046,12 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
         // Each super-block of the stage with its own entry (TcQ4KW: two).
 #pragma unroll
         for (int h = 0; h < kSuper; ++h) {
-          const float2 sx = make_float2(tv[h].sums.x + tv[h].sums.y, tv[h].sums.z + tv[h].sums.w);
+          const uint8_t* const eh = e + h * kXEntryBytes;
+          const float4 sums = reinterpret_cast<const float4*>(eh + kXEntrySums)[t];
+          const float2 sx = make_float2(sums.x + sums.y, sums.z + sums.w);
           TcQ4K::Stage<kTiles, F::kRowStride>(a_sm + (k % F::kDepth) * kSlotBytes + h * TcQ4K::kStageBytes,
-                                              TcLane{b_sm + h * kTcDigitBytes, g, t, l.w0, l.w1}, tv[h].scale, sx,
-                                              acc);
+                                              TcLane{eh, g, t, l.w0, l.w1},
+                                              *reinterpret_cast<const float*>(eh + kTcScaleOffset), sx, acc);
         }
       } else {
         const float part = GroupSum<4>(xv);
@@ -2050,14 +2063,13 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       F::template Stage<kTiles>(a_sm + (k % F::kDepth) * kSlotBytes, l, scale, acc);
     }
     __syncwarp();
-    if (k + F::kDepth < mine) issue(k + F::kDepth);
+    if (k + F::kDepth < mine) {
+      issue(k + F::kDepth);
+      issue_entry(k + F::kDepth);
+    }
     CpAsyncCommit();
 #pragma unroll
     for (int i = 0; i < 8; ++i) xv[i] = xn[i];
-    if constexpr (kTable) {
-#pragma unroll
-      for (int h = 0; h < kSuper; ++h) tv[h] = tn[h];
-    }
     if constexpr (kNorm) {
 #pragma unroll
       for (int i = 0; i < 8; ++i) wv[i] = wn[i];
@@ -2378,14 +2390,14 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
         if (XTableWide() && n_stages % 2 == 0) {
           GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
               ctx, MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true>, static_cast<unsigned>(grid),
-              32 * kWarps, TcSharedBytes<TcQ4KW, 1, kWarps>(), p, n_stages / 2, entries));
+              32 * kWarps, TcTableSharedBytes<TcQ4KW, kWarps>(), p, n_stages / 2, entries));
           GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
           return {};
         }
       }
       GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 1, kWarps, false, false, true>,
                                                    static_cast<unsigned>(grid), 32 * kWarps,
-                                                   TcSharedBytes<F, 1, kWarps>(), p, n_stages, entries));
+                                                   TcTableSharedBytes<F, kWarps>(), p, n_stages, entries));
       GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
       return {};
     }
@@ -2605,13 +2617,14 @@ cudaError_t PrepareTc() {
   if constexpr (kTiles == 1 && F::kScaleLanes == 32) {  // the table-fed forms (LaunchTc)
     if (err == cudaSuccess) {
       err = cudaFuncSetAttribute(MatVecTensorCoreKernel<F, 1, kWarps, false, false, true>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(TcTableSharedBytes<F, kWarps>()));
     }
     if constexpr (std::is_same_v<F, TcQ4K> && kWarps == 2 * kTcWarps) {
       if (err == cudaSuccess) {
         err = cudaFuncSetAttribute(MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   static_cast<int>(TcSharedBytes<TcQ4KW, 1, kWarps>()));
+                                   static_cast<int>(TcTableSharedBytes<TcQ4KW, kWarps>()));
       }
     }
   }
@@ -2803,13 +2816,14 @@ cudaError_t PrepareKernels() {
   cudaError_t err = PrepareTensorCore<TcQ8>();
   if (err == cudaSuccess) err = PrepareTensorCore<TcQ4K>();
   if (err == cudaSuccess) err = PrepareTensorCore<TcQ6K>();
-  // TcQ6KDeep's 129 KB of shared memory a block is more than some cards
-  // allow (99 KB on sm_86/sm_89): there it is not prepared, and
+  // TcQ6KDeep's 129 KB of shared memory a block (150 KB table-fed) is more
+  // than some cards allow (99 KB on sm_86/sm_89): there it is not prepared, and
   // LaunchTensorCore finds no resident block for it and does not take it.
   int device = 0, optin = 0;
   if (err == cudaSuccess) err = cudaGetDevice(&device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (err == cudaSuccess && TcSharedBytes<TcQ6KDeep, 1, 2 * kTcWarps>() <= static_cast<size_t>(optin)) {
+  if (err == cudaSuccess && std::max(TcSharedBytes<TcQ6KDeep, 1, 2 * kTcWarps>(),
+                                     TcTableSharedBytes<TcQ6KDeep, 2 * kTcWarps>()) <= static_cast<size_t>(optin)) {
     err = PrepareTc<TcQ6KDeep, 1, 2 * kTcWarps>();
   }
   return err;
