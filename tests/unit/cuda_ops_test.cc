@@ -610,14 +610,17 @@ TEST_F(CudaOps, FusedMatVecsMatchFloat64) {
 // (MatVecXTableKernel, one launch before the product's): the 7B shape
 // (3584 x 18944, 74 super-blocks: Q4_K in stages of two, TcQ4KW), the 1.5B
 // one (1536 x 8960, 35: an odd count, so Q4_K's stages of one; Q6_K's rows
-// of an odd block count, TcQ6KDeep) and a partial last block (1037 rows). Against float64 at the f32 threshold, twice in a row from
+// of an odd block count, TcQ6KDeep), a partial last block (1037 rows), and
+// more 16-row blocks than two 8-warp blocks a multiprocessor hold (8704 x
+// 8192 on an H100 or H200: 544 blocks, the table-fed 4-warp launches).
+// Against float64 at the f32 threshold, twice in a row from
 // poisoned outputs (the table is rewritten by each launch), the same bits
 // both times.
 TEST_F(CudaOps, MatVecResidualLongRowsMatchFloat64) {
   for (const GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     SCOPED_TRACE(gguf::TypeName(type));
     for (const auto& [n_rows, n_cols] :
-         std::vector<std::pair<int64_t, int64_t>>{{3584, 18944}, {1536, 8960}, {1037, 18944}}) {
+         std::vector<std::pair<int64_t, int64_t>>{{3584, 18944}, {1536, 8960}, {1037, 18944}, {8704, 8192}}) {
       SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols));
       const std::vector<uint8_t> w = RandomData(type, n_rows * n_cols, rng_);
       const std::vector<float> x = RandomFloats(n_cols, rng_), resid = RandomFloats(n_rows, rng_);
