@@ -117,10 +117,10 @@ if [ "${TESTS:-0}" = 1 ]; then
     done
   done | tee "$OUT/matvec_tc_simt.txt"
   # MATVEC_AB="GGUFSCOPE_MATVEC_TC_TILES=2 GGUFSCOPE_MATVEC_TC_WARPS=4,GGUFSCOPE_MATVEC_TC_TILES=1": the
-  # tensor-core kernels again under each setting (a comma joins variables within one setting). MATVEC_AB_TYPES: which types (default Q8_0 Q4_K).
+  # tensor-core kernels again under each setting (a comma joins variables within one setting). MATVEC_AB_TYPES: which types (default Q8_0 Q4_K); MATVEC_AB_ARGS: more arguments (e.g. '--op glu-norm').
   for ab in ${MATVEC_AB:-}; do
     for ty in ${MATVEC_AB_TYPES:-Q8_0 Q4_K}; do
-      echo "--- $ty --path tc [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc
+      echo "--- $ty --path tc ${MATVEC_AB_ARGS:-} [$ab]"; env ${ab//,/ } timeout 60 build-gpu/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path tc ${MATVEC_AB_ARGS:-}
     done
   done | tee "$OUT/matvec_ab.txt"
   # SED_VARIANTS='d3=s/kDepth = 2;/kDepth = 3;/;;q6=patch:.device/q6k.patch': for each name=spec (';;'
@@ -162,7 +162,8 @@ if [ "${TESTS:-0}" = 1 ]; then
         done
       fi
       for ty in ${VARIANT_TYPES:-Q8_0 Q4_K}; do
-        echo "--- $ty --path ${VARIANT_PATH:-tc} [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path ${VARIANT_PATH:-tc}
+        # VARIANT_MATVEC_ARGS (e.g. '--op glu-norm --shape 18944x3584': the 7B gate/up launch alone): more arguments.
+        echo "--- $ty --path ${VARIANT_PATH:-tc} ${VARIANT_MATVEC_ARGS:-} [variant ${v%%=*}]"; timeout 60 $d/build/ggufscope-bench-matvec --copy-gbps "$BW" --type $ty --path ${VARIANT_PATH:-tc} ${VARIANT_MATVEC_ARGS:-}
       done
     done | tee "$OUT/matvec_variants.txt"
   fi
