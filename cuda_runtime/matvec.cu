@@ -2425,6 +2425,16 @@ int TcForcedTiles() {
   return n;
 }
 
+// GGUFSCOPE_MATVEC_TC_RESID_TILES=2: LaunchTensorCore's Q4_K residual
+// products of short rows in 2-tile blocks (benchmarking switch).
+int TcResidTiles() {
+  static const int n = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_RESID_TILES");
+    return e != nullptr && std::string(e) == "2" ? 2 : 0;
+  }();
+  return n;
+}
+
 // GGUFSCOPE_MATVEC_TC_3TILES=0: Q4_K never takes 3 tiles a block (benchmarking switch).
 bool Tc3Tiles() {
   static const bool on = [] {
@@ -2580,6 +2590,16 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
       // in one wave, decode 935.7 -> 948.7-962.4 tokens/s; the 7B one, 790
       // blocks in two waves, 451.8 -> 441.9-443.3, though 18944 x 3584
       // alone, 395 blocks, ran 17.84 -> 16.60 us).
+      // GGUFSCOPE_MATVEC_TC_RESID_TILES=2 (benchmarking switch): residual
+      // products of short rows (the 7B attn_output) in 2-tile 4-warp blocks,
+      // one a multiprocessor (~18 K registers), so that a 9-warp gate/up block
+      // (27.6 K) fits beside it before gate/up's release; two 1-tile 8-warp
+      // blocks (49 K) leave it no room (session 28: ~39 of gate/up's 264
+      // blocks resident early, the last entering 4.4 us after its release).
+      if (TcResidTiles() == 2 && TcForcedTiles() == 0 && p.residual != nullptr && n_stages <= 16) {
+        const int64_t grid2 = (p.end[2] + 31) / 32;
+        if (grid2 <= internal::kMaxGridX) return LaunchTc<F, 2, kTcWarps>(ctx, grid2, p, n_stages, x);
+      }
       if (TcForcedTiles() == 3 ||
           (TcForcedTiles() == 0 && Tc3Tiles() && waves(1) > 1.0 && waves(2) > 1.0 && waves(3) <= 1.0)) {
         const int64_t grid3 = (p.end[2] + 47) / 48;
