@@ -11,7 +11,11 @@ warps a block) is the loop's trip count a warp. Prints, for the whole launch and
 instructions a warp (and a trip), the opcodes that make them up, and each opcode's share of the
 stall samples, so that a change to a stage loop can be weighed in instructions before it is timed.
 Its static counterpart, without a GPU, is scripts/sass_loops.sh (every path of a loop counted);
-this one counts what ran. Exit codes: 0 printed, 1 the file has no instruction rows, 2 bad arguments.
+this one counts what ran. Grouping by count is a heuristic: a loop whose body branches, or that
+runs two stages a trip, splits into several groups (session 28's Q6_K down kernel: a 676-instruction
+group once a trip of two stages, and the x split's 227 once a stage), so weigh the groups beside
+it (--json lists only the largest) before calling it the whole loop.
+Exit codes: 0 printed, 1 the file has no instruction rows, 2 bad arguments or an unreadable file.
 """
 import argparse
 import collections
@@ -46,8 +50,12 @@ def main() -> int:
     if a.warps < 0 or a.top < 1:
         print("--warps must be >= 0 and --top >= 1", file=sys.stderr)
         return 2
-    with open(a.csv, newline="") as f:
-        lines = [line for line in f if line.startswith('"')]  # ncu's own messages start with ==
+    try:
+        with open(a.csv, newline="") as f:
+            lines = [line for line in f if line.startswith('"')]  # ncu's own messages start with ==
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"{a.csv}: cannot read: {e}", file=sys.stderr)
+        return 2
     rows = list(csv.reader(lines))
     kernel = rows[0][1] if rows and len(rows[0]) > 1 and rows[0][0] == "Kernel Name" else ""
     header_at = next((i for i, r in enumerate(rows) if "Source" in r and "Instructions Executed" in r), None)
