@@ -45,6 +45,19 @@ __device__ __forceinline__ void BarWait(uint32_t bar, uint32_t parity) {
   } while (ok == 0);
 #endif
 }
+// A 2-D box of a tensor map (cp.async.bulk.tensor, the TMA unit's tiled
+// mode): the box at coordinates (c0, c1) of the map at `map` (the generic
+// address of a __grid_constant__ kernel parameter) into shared memory at
+// dst (128-byte aligned), completed on the mbarrier bar with the box's bytes.
+__device__ __forceinline__ void TensorCopy2d(uint32_t dst, const void* map, int c0, int c1, uint32_t bar) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+#endif
+}
 // Before a bulk copy overwrites shared memory that plain loads just read.
 __device__ __forceinline__ void FenceProxyAsync() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

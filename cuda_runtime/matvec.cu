@@ -18,6 +18,7 @@
 //
 // Other types: their rows are dequantized in chunks to the context's
 // workspace and multiplied by cublasSgemv.
+#include <cuda.h>  // CUtensorMap (the encoder is reached through the runtime: no -lcuda)
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -1054,6 +1055,7 @@ using internal::BarInitFence;
 using internal::BarWait;
 using internal::BulkCopy;
 using internal::FenceProxyAsync;
+using internal::TensorCopy2d;
 
 // f(std::integral_constant<int, i>{}) for i = 0, 1, ..., N - 1, in order: the
 // stage bodies' compile-time loops over blocks, chunks and sub-blocks.
@@ -1451,9 +1453,11 @@ struct TcQ6K {
   }
 
   // gs: x's sums over groups 4t..4t+3 of this stage (f32, from the kernel).
+  // stride: the bytes between rows in the slot (kSpan: the matrix's row).
   template <int kTiles, int kPar>
   static __device__ __forceinline__ void Stage(const uint8_t* slot, const TcLane& l, float xs, float4 gs,
-                                               const int (&o)[kTiles][2], float (&acc)[kTiles][2]) {
+                                               const int (&o)[kTiles][2], float (&acc)[kTiles][2],
+                                               int stride = kRowStride) {
     const int g = l.g, t = l.t;
     // B: column g's digits (plane g % 3), kept in group g / 3's slots; columns 6, 7 zero.
     const uint8_t* bp = l.b_sm + (g < 3 ? g : g < 6 ? g - 3 : 2) * kTcPlaneBytes + 8 * t;
@@ -1465,8 +1469,8 @@ struct TcQ6K {
     const float w1 = t == 0 ? 1.0f / 128 : t == 1 ? 1.0f : t == 2 ? 1.0f / (128 * 128) : 0.0f;
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
-      const uint8_t* ra = slot + (16 * m + g) * kRowStride + o[m][0];
-      const uint8_t* rb = slot + (16 * m + g + 8) * kRowStride + o[m][1];
+      const uint8_t* ra = slot + (16 * m + g) * stride + o[m][0];
+      const uint8_t* rb = slot + (16 * m + g + 8) * stride + o[m][1];
       int sm[4] = {0, 0, 0, 0};  // sum_j sc_j (q . digits): rows g, g + 8, columns 2t, 2t + 1
       const auto half = [&](auto nc) {
         constexpr int n = decltype(nc)::value;
@@ -1749,9 +1753,37 @@ __global__ void __launch_bounds__(256) MatVecXTableKernel(const float* __restric
   WriteDigitEntry(v, table + b * kXEntryBytes, lane);
 }
 
-template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false, bool kTable = false>
+// Tensor maps of the TMA unit's tiled copies (kTma), passed as a
+// __grid_constant__ parameter: MatVecTcWarpKernel's GLU pairs (gate, up),
+// the table-fed TcQ4KW kernel's one matrix (m[0]).
+struct TmaPair {
+  CUtensorMap m[2];
+};
+
+// kSpan (TcQ6K on rows of at most kSpanMaxStages super-blocks, one matrix
+// of whole 16-row blocks): a block's 16 rows are one contiguous span of
+// 16 row_bytes, 16-byte aligned (rows start at 16 b row_bytes), fetched
+// whole by one bulk copy before the wait instead of each stage's 16-byte
+// cp.async windows (row_bytes = 210 n is no multiple of 16, so no stage
+// of a row is 16-byte aligned and no tensor map can describe the rows);
+// the stages then read rows at a stride of row_bytes.
+constexpr int kSpanMaxStages = 16;
+// A block waits for its whole span before its first stage: that pays only
+// when several blocks share a multiprocessor, one's wait covered by the
+// others' stages. H200, session 29 (bench_cuda.sh's matvec table, Q6_K):
+// 152064 x 3584 159.6 -> 142.8 us and 8960 x 1536 (560 blocks) 10.0 ->
+// 8.3, but 3584 x 3584 (224 blocks, under 2 a multiprocessor) 7.3 -> 9.3
+// and 1536 x 1536 3.7 -> 4.0. Rows below kSpanMinRows keep the windows.
+constexpr int64_t kSpanMinRows = 8192;
+__host__ __device__ constexpr int64_t SpanBytes(int64_t row_bytes) { return (16 * row_bytes + 127) / 128 * 128; }
+
+template <typename F, int kTiles, int kWarps, bool kNorm, bool kRope = false, bool kTable = false, bool kTma = false,
+          bool kSpan = false>
 __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm, F::kWindow))
-    MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x) {
+    MatVecTensorCoreKernel(RowPlan p, int64_t n_stages, const float* __restrict__ x,
+                           const __grid_constant__ TmaPair tma) {
+  static_assert(!kTma || (F::kBulk && kTiles == 1 && kTable), "tensor-map copies: the table-fed TcQ4KW kernel");
+  static_assert(!kSpan || (F::kWindow && kTiles == 1 && !kRope && !kTable), "spans: one-tile TcQ6K products");
   // kTable: x is Context::x_table()'s entries (MatVecXTableKernel), one a stage.
   static_assert(!kTable || (kTiles == 1 && F::kScaleLanes == 32 && !kNorm && !kRope),
                 "table-fed: one-tile Q4_K and Q6_K products without folds");
@@ -1762,7 +1794,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   constexpr int kC = (kR * kChunks + 31) / 32;     // per lane
   constexpr int kSlotBytes = kR * F::kRowStride;
   constexpr bool kWindow = F::kWindow;
-  extern __shared__ uint4 tc_shared[];
+  extern __shared__ __align__(128) uint4 tc_shared[];  // (kTma: the tensor copies' destinations)
   __shared__ float red[kWarps][kR];
   // kBulk: each row's stage by one bulk copy (lane i copies rows i, i + 32),
   // completed on the warp's mbarrier of the stage's slot.
@@ -1774,9 +1806,12 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t v0 = static_cast<int64_t>(blockIdx.x) * kR;
   const int64_t last = p.end[2] - 1;
-  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + warp * (F::kDepth * kSlotBytes);
-  uint8_t* const b_sm =
-      reinterpret_cast<uint8_t*>(tc_shared) + kWarps * (F::kDepth * kSlotBytes) + warp * (kSuper * kTcDigitBytes);
+  // kSpan: the block's span at the start (shared by its warps), the warps'
+  // digits after it.
+  [[maybe_unused]] const int64_t span_bytes = kSpan ? SpanBytes(p.row_bytes) : 0;
+  uint8_t* const a_sm = reinterpret_cast<uint8_t*>(tc_shared) + (kSpan ? 0 : warp * (F::kDepth * kSlotBytes));
+  uint8_t* const b_sm = reinterpret_cast<uint8_t*>(tc_shared) +
+                        (kSpan ? span_bytes : kWarps * (F::kDepth * kSlotBytes)) + warp * (kSuper * kTcDigitBytes);
   // kTable: slot s's entries at e_sm + s kEntryStage (after every warp's
   // weight slots, in place of b_sm), copied in the slot's copy group (or
   // on its mbarrier) with its weights, so they arrive with them. (Loaded
@@ -1870,9 +1905,24 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     }
   }
   const int64_t mine = warp < n_stages ? (n_stages - warp + kWarps - 1) / kWarps : 0;
+  __shared__ uint64_t span_bar;
+  [[maybe_unused]] const uint32_t span_bar_addr = static_cast<uint32_t>(__cvta_generic_to_shared(&span_bar));
+  if constexpr (kSpan && kTcBulk) {
+    // The whole span by one bulk copy, before the wait (weights).
+    if (threadIdx.x == 0) {
+      BarInit(span_bar_addr);
+      BarInitFence();
+      const uint32_t bytes = static_cast<uint32_t>(16 * p.row_bytes);
+      BarExpect(span_bar_addr, bytes);
+      BulkCopy(a_addr, p.w[0] + v0 * p.row_bytes, bytes, span_bar_addr);
+    }
+    __syncthreads();  // the barrier initialized before any warp waits on it
+  }
   const auto issue = [&](int64_t k) {  // this warp's k-th stage into slot k % kDepth
     const uint32_t slot = static_cast<uint32_t>(k % F::kDepth) * kSlotBytes;
-    if constexpr (kWindow) {
+    if constexpr (kSpan) {
+      return;  // (the span came whole)
+    } else if constexpr (kWindow) {
       const int64_t off = (warp + k * kWarps) * F::kBlockBytes;
       const int cl = lane % kLanes;
       constexpr int kLast = (14 + kLanes - 1) / kLanes - 1;  // a lane's last chunk: m = kLast
@@ -1910,10 +1960,19 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       const int64_t off = (warp + k * kWarps) * F::kStageBytes;
       const uint32_t bar = bar0 + 8 * static_cast<uint32_t>(k % F::kDepth);
       FenceProxyAsync();
-      if (lane == 0) BarExpect(bar, kR * F::kStageBytes + kEntryStage);  // kTable: issue_entry's bytes too
+      if constexpr (kTma) {
+        // The block's 16 rows of the stage as one box (rows past the matrix
+        // zero-filled), instead of 16 lanes' bulk copies issued one at a time.
+        if (lane == 0) {
+          BarExpect(bar, kR * F::kStageBytes + kEntryStage);
+          TensorCopy2d(a_addr + slot, &tma.m[0], static_cast<int>(off / 2), static_cast<int>(v0), bar);
+        }
+      } else {
+        if (lane == 0) BarExpect(bar, kR * F::kStageBytes + kEntryStage);  // kTable: issue_entry's bytes too
 #pragma unroll
-      for (int i = 0; i < kBulkRows; ++i) {
-        if (src[i] != nullptr) BulkCopy(dst[i] + slot, src[i] + off, F::kStageBytes, bar);
+        for (int i = 0; i < kBulkRows; ++i) {
+          if (src[i] != nullptr) BulkCopy(dst[i] + slot, src[i] + off, F::kStageBytes, bar);
+        }
       }
     } else {
       const int64_t off = (warp + k * kWarps) * F::kStageBytes;
@@ -2008,7 +2067,9 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       }
       if (F::kScaleLanes == 4 && t == 0) reinterpret_cast<float*>(b_sm + kTcScaleOffset)[g] = scale;
     }
-    if constexpr (kBulk) {
+    if constexpr (kSpan) {
+      BarWait(span_bar_addr, 0);
+    } else if constexpr (kBulk) {
       BarWait(bar0 + 8 * static_cast<uint32_t>(k % F::kDepth), static_cast<uint32_t>((k / F::kDepth) & 1));
     } else if (kTable && k == 0) {
       CpAsyncWait<0>();  // the first stages' entries came in a group of their own, after the wait
@@ -2020,9 +2081,12 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
     if constexpr (kTable) scale = *reinterpret_cast<const float*>(e + kTcScaleOffset);
     if constexpr (kWindow) {
       // Where rows g and g + 8 begin in their windows: (row + 210 kb) mod 32.
+      // (kSpan: the stage's super-block within each row of the span.)
       const int kb18 = static_cast<int>(18 * (warp + k * kWarps));
-      const int o[1][2] = {{(lo[0] + kb18) & 31, (lo[1] + kb18) & 31}};
-      const uint8_t* slot = a_sm + (k % F::kDepth) * kSlotBytes;
+      const int kb = static_cast<int>(F::kBlockBytes * (warp + k * kWarps));
+      const int o[1][2] = {{kSpan ? kb : (lo[0] + kb18) & 31, kSpan ? kb : (lo[1] + kb18) & 31}};
+      const uint8_t* slot = kSpan ? a_sm : a_sm + (k % F::kDepth) * kSlotBytes;
+      const int stride = kSpan ? static_cast<int>(p.row_bytes) : F::kRowStride;  // (kSpan: rows of <= 16 blocks)
       // x's sums over the 16-element groups 4t..4t+3 (lanes 2g, 2g + 1 hold group g).
       float4 gs;
       if constexpr (kTable) {
@@ -2034,11 +2098,11 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
       }
       const TcLane lk = kTable ? TcLane{e, g, t, l.w0, l.w1} : l;
       if (p.row_bytes % 4 != 0) {  // an odd block count: each row's parity
-        F::template Stage<kTiles, 2>(slot, lk, scale, gs, o, acc);
+        F::template Stage<kTiles, 2>(slot, lk, scale, gs, o, acc, stride);
       } else if (warp % 2 != 0) {
-        F::template Stage<kTiles, 1>(slot, lk, scale, gs, o, acc);
+        F::template Stage<kTiles, 1>(slot, lk, scale, gs, o, acc, stride);
       } else {
-        F::template Stage<kTiles, 0>(slot, lk, scale, gs, o, acc);
+        F::template Stage<kTiles, 0>(slot, lk, scale, gs, o, acc, stride);
       }
     } else if constexpr (F::kSubSums) {
       // x's sums over sub-blocks 2t and 2t + 1 (lanes 4j.. hold sub-block j).
@@ -2149,15 +2213,30 @@ constexpr int kWarpSlotBytes = 16 * kWarpStageBytes;
 constexpr int kWarpMaxBlocks = 28;
 static_assert(kWarpSlotBytes % 16 == 0, "16-byte aligned slots");
 
+// kTma (GLU pairs): a stage's 16 rows by two boxes of the TMA unit's tensor
+// copies, one per matrix (gate rows v0 / 2 .. + 7, then up rows), instead of
+// 16 lanes' bulk copies, which the compiler issues one lane at a time (a
+// 9-instruction loop a lane: ~144 of a stage's ~600 instructions, SASS of
+// 2026-11-29). The slot then holds the 8 gate rows and below them the 8 up
+// rows, so the mma's rows g and g + 8 are pair g's two halves; each row's
+// sum is computed as before (the same bits), only its place differs.
+// The maps: uint16 elements (rows of row_bytes / 2), boxes of 144 x 8 (one
+// 288-byte stage of 8 rows), made by LaunchWarpAs for each launch.
+constexpr int kTmaBoxRows = 8;
+constexpr int kTmaBoxCols = kWarpStageBytes / 2;  // uint16 elements
+static_assert(kTmaBoxCols <= 256, "a tensor map box is at most 256 elements a side");
+
 // Its table: WriteDigitEntry's entries, one a super-block of the row.
 constexpr size_t WarpSharedBytes(int warps, int64_t n_blocks) {
   return size_t(warps) * kWarpDepth * kWarpSlotBytes + static_cast<size_t>(n_blocks) * kXEntryBytes;
 }
 
-template <bool kNorm, bool kRope>
+template <bool kNorm, bool kRope, bool kTma = false>
 __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
-    MatVecTcWarpKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x) {
-  extern __shared__ uint4 tc_shared[];
+    MatVecTcWarpKernel(RowPlan p, int64_t n_blocks, const float* __restrict__ x, const __grid_constant__ TmaPair tma) {
+  static_assert(!(kTma && kRope), "tensor-map copies: GLU pairs only");
+  // (128-byte aligned: the tensor copies' destinations; slots are 4608 bytes.)
+  extern __shared__ __align__(128) uint4 tc_shared[];
   __shared__ float red[kWarpMaxWarps][16];
   __shared__ uint64_t bars[kWarpMaxWarps][kWarpDepth];
   __shared__ float red_ss[kNorm ? kWarpMaxWarps : 1];
@@ -2182,19 +2261,29 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
   int64_t in_v0 = gw * 16;
   int in_k = 0;
   const auto row_src = [&](int64_t v0) { return TcRowPtr<kRope>(p, v0 + lane < last ? v0 + lane : last); };
-  const uint8_t* src = lane < 16 && my_groups > 0 ? row_src(in_v0) : nullptr;
+  const uint8_t* src = !kTma && lane < 16 && my_groups > 0 ? row_src(in_v0) : nullptr;
   const auto issue = [&](int j) {
     const uint32_t bar = bar0 + 8 * static_cast<uint32_t>(j % kWarpDepth);
     FenceProxyAsync();
-    if (lane == 0) BarExpect(bar, kWarpSlotBytes);
-    if (lane < 16) {
-      BulkCopy(a_addr + static_cast<uint32_t>(j % kWarpDepth) * kWarpSlotBytes + lane * kWarpStageBytes,
-               src + static_cast<int64_t>(in_k) * kWarpStageBytes, kWarpStageBytes, bar);
+    if constexpr (kTma) {
+      if (lane == 0) {
+        BarExpect(bar, kWarpSlotBytes);
+        const uint32_t slot = a_addr + static_cast<uint32_t>(j % kWarpDepth) * kWarpSlotBytes;
+        const int c0 = in_k * kTmaBoxCols, c1 = static_cast<int>(in_v0 >> 1);
+        TensorCopy2d(slot, &tma.m[0], c0, c1, bar);
+        TensorCopy2d(slot + kTmaBoxRows * kWarpStageBytes, &tma.m[1], c0, c1, bar);
+      }
+    } else {
+      if (lane == 0) BarExpect(bar, kWarpSlotBytes);
+      if (lane < 16) {
+        BulkCopy(a_addr + static_cast<uint32_t>(j % kWarpDepth) * kWarpSlotBytes + lane * kWarpStageBytes,
+                 src + static_cast<int64_t>(in_k) * kWarpStageBytes, kWarpStageBytes, bar);
+      }
     }
     if (++in_k == n_stages) {
       in_k = 0;
       in_v0 += tw * 16;
-      if (lane < 16 && in_v0 <= last) src = row_src(in_v0);
+      if (!kTma && lane < 16 && in_v0 <= last) src = row_src(in_v0);
     }
   };
   for (int j = 0; j < kWarpDepth && j < total; ++j) issue(j);
@@ -2268,7 +2357,8 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
     }
     __syncwarp();
     if (emits) {
-      float sum[2] = {red[warp][2 * lane], red[warp][2 * lane + 1]};
+      // kTma: pair lane's gate row is the slot's row lane, its up row lane + 8.
+      float sum[2] = {red[warp][kTma ? lane : 2 * lane], red[warp][kTma ? lane + 8 : 2 * lane + 1]};
       if constexpr (kNorm) {
         sum[0] *= rs;
         sum[1] *= rs;
@@ -2377,6 +2467,72 @@ bool XTableWide() {
   return on;
 }
 
+// GGUFSCOPE_MATVEC_TMA=0: MatVecTcWarpKernel's GLU pairs keep the lanes'
+// bulk copies instead of tensor-map copies (benchmarking switch).
+bool TmaEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TMA");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link with
+// libcuda), or null where the driver has none.
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+EncodeTiledFn EncodeTiled() {
+  static const EncodeTiledFn fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+#if CUDART_VERSION >= 12050
+    const cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q);
+#else
+    const cudaError_t err = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &f, cudaEnableDefault, &q);
+#endif
+    if (err != cudaSuccess || q != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();  // not left for the next launch's check
+      return static_cast<EncodeTiledFn>(nullptr);
+    }
+    return reinterpret_cast<EncodeTiledFn>(f);
+  }();
+  return fn;
+}
+
+// A map of a matrix of `rows` rows of row_bytes (uint16 elements), boxes of
+// box_cols x box_rows; false where the driver or the layout does not allow
+// it (then the lanes' bulk copies).
+bool MakeTmaMap(const uint8_t* w, int64_t row_bytes, int64_t rows, uint32_t box_cols, uint32_t box_rows,
+                CUtensorMap* m) {
+  const EncodeTiledFn encode = EncodeTiled();
+  if (encode == nullptr || row_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(w) % 16 != 0) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(row_bytes / 2), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(row_bytes)};
+  const cuuint32_t box[2] = {box_cols, box_rows};
+  const cuuint32_t elem[2] = {1, 1};
+  return encode(m, CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<uint8_t*>(w), dims, strides, box, elem,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+// The two maps of a GLU pair plan (gate = w[0], up = w[1]: end[2] / 2 rows
+// each), boxes of one 288-byte stage of 8 rows: MatVecTcWarpKernel's kTma.
+bool MakeTmaPair(const RowPlan& p, TmaPair* t) {
+  return p.pairs && MakeTmaMap(p.w[0], p.row_bytes, p.end[2] / 2, kTmaBoxCols, kTmaBoxRows, &t->m[0]) &&
+         MakeTmaMap(p.w[1], p.row_bytes, p.end[2] / 2, kTmaBoxCols, kTmaBoxRows, &t->m[1]);
+}
+
+// GGUFSCOPE_MATVEC_TMA_DOWN=0: the table-fed TcQ4KW kernel keeps the lanes'
+// bulk copies (benchmarking switch; GGUFSCOPE_MATVEC_TMA=0 as well).
+bool TmaDownEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_TMA_DOWN");
+    return TmaEnabled() && (e == nullptr || std::string(e) != "0");
+  }();
+  return on;
+}
+
 template <typename F, int kTiles, int kWarps>
 Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, const float* x) {
   if constexpr (kTiles == 1 && F::kScaleLanes == 32) {
@@ -2387,17 +2543,27 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
       GGUFSCOPE_CHECK_LAUNCH("MatVecXTableKernel");
       const float* entries = reinterpret_cast<const float*>(table);
       if constexpr (std::is_same_v<F, TcQ4K> && kWarps == 2 * kTcWarps) {
+        // One matrix (no pairs or segments): its 16-row boxes of a stage.
+        TmaPair tma{};
+        if (XTableWide() && n_stages % 2 == 0 && TmaDownEnabled() && !p.pairs && p.end[0] == p.end[2] &&
+            MakeTmaMap(p.w[0], p.row_bytes, p.end[2], TcQ4KW::kStageBytes / 2, 16, &tma.m[0])) {
+          GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
+              ctx, MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true, true>, static_cast<unsigned>(grid),
+              32 * kWarps, TcTableSharedBytes<TcQ4KW, kWarps>(), p, n_stages / 2, entries, tma));
+          GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
+          return {};
+        }
         if (XTableWide() && n_stages % 2 == 0) {
           GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
               ctx, MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true>, static_cast<unsigned>(grid),
-              32 * kWarps, TcTableSharedBytes<TcQ4KW, kWarps>(), p, n_stages / 2, entries));
+              32 * kWarps, TcTableSharedBytes<TcQ4KW, kWarps>(), p, n_stages / 2, entries, TmaPair{}));
           GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
           return {};
         }
       }
       GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTensorCoreKernel<F, 1, kWarps, false, false, true>,
                                                    static_cast<unsigned>(grid), 32 * kWarps,
-                                                   TcTableSharedBytes<F, kWarps>(), p, n_stages, entries));
+                                                   TcTableSharedBytes<F, kWarps>(), p, n_stages, entries, TmaPair{}));
       GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
       return {};
     }
@@ -2408,7 +2574,7 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
                            : (norm ? MatVecTensorCoreKernel<F, kTiles, kWarps, true>
                                    : MatVecTensorCoreKernel<F, kTiles, kWarps, false>);
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, kernel, static_cast<unsigned>(grid), 32 * kWarps,
-                                               TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x));
+                                               TcSharedBytes<F, kTiles, kWarps>(), p, n_stages, x, TmaPair{}));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
   return {};
 }
@@ -2421,16 +2587,6 @@ int TcForcedTiles() {
     const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_TILES");
     const int v = e != nullptr ? std::atoi(e) : 0;
     return v == 1 || v == 2 || v == 3 ? v : 0;
-  }();
-  return n;
-}
-
-// GGUFSCOPE_MATVEC_TC_RESID_TILES=2: LaunchTensorCore's Q4_K residual
-// products of short rows in 2-tile blocks (benchmarking switch).
-int TcResidTiles() {
-  static const int n = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_RESID_TILES");
-    return e != nullptr && std::string(e) == "2" ? 2 : 0;
   }();
   return n;
 }
@@ -2515,13 +2671,24 @@ std::pair<int64_t, int> WarpLaunch(const Context& ctx, const RowPlan& p, int64_t
   return {grid, w};
 }
 
+
 template <bool kNorm, bool kRope>
 Status LaunchWarpAs(Context& ctx, const RowPlan& p, int64_t n_blocks, const float* x, bool* taken) {
   const auto [grid, warps] = WarpLaunch<kNorm, kRope>(ctx, p, n_blocks);
   *taken = grid > 0;
   if (grid == 0) return {};
+  TmaPair tma{};
+  if constexpr (!kRope) {
+    if (TmaEnabled() && MakeTmaPair(p, &tma)) {
+      GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTcWarpKernel<kNorm, false, true>,
+                                                   static_cast<unsigned>(grid), 32 * warps,
+                                                   WarpSharedBytes(warps, n_blocks), p, n_blocks, x, tma));
+      GGUFSCOPE_CHECK_LAUNCH("MatVecTcWarpKernel");
+      return {};
+    }
+  }
   GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(ctx, MatVecTcWarpKernel<kNorm, kRope>, static_cast<unsigned>(grid),
-                                               32 * warps, WarpSharedBytes(warps, n_blocks), p, n_blocks, x));
+                                               32 * warps, WarpSharedBytes(warps, n_blocks), p, n_blocks, x, tma));
   GGUFSCOPE_CHECK_LAUNCH("MatVecTcWarpKernel");
   return {};
 }
@@ -2534,11 +2701,51 @@ Status LaunchWarpQ4K(Context& ctx, const RowPlan& p, int64_t n_blocks, const flo
                       : LaunchWarpAs<false, false>(ctx, p, n_blocks, x, taken));
 }
 
+// GGUFSCOPE_MATVEC_Q6K_SPAN=0: Q6_K products of short rows keep the stages'
+// cp.async windows (kSpan; benchmarking switch).
+bool Q6KSpanEnabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_Q6K_SPAN");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  return on;
+}
+
+// GGUFSCOPE_MATVEC_Q6K_SPAN_MIN_ROWS=n: the fewest rows that take kSpan
+// (benchmarking switch; default kSpanMinRows).
+int64_t Q6KSpanMinRows() {
+  static const int64_t n = [] {
+    const char* e = std::getenv("GGUFSCOPE_MATVEC_Q6K_SPAN_MIN_ROWS");
+    return e == nullptr ? kSpanMinRows : std::max<int64_t>(0, std::atoll(e));
+  }();
+  return n;
+}
+
+// kSpan's launches: one matrix of whole 16-row blocks, rows of at most
+// kSpanMaxStages super-blocks and at least Q6KSpanMinRows() rows (the Q6_K
+// output heads; a 7B layer's Q6_K attn_v, 32 blocks, stays on the SIMT
+// kernel), no RoPE fold.
+bool TakesSpan(const RowPlan& p, int64_t n_stages) {
+  return Q6KSpanEnabled() && n_stages <= kSpanMaxStages && !p.pairs && p.end[0] == p.end[2] && p.end[2] % 16 == 0 &&
+         p.end[2] >= Q6KSpanMinRows() && !PlanRotates(p);
+}
+constexpr size_t kSpanSharedBytes = static_cast<size_t>(SpanBytes(int64_t{kSpanMaxStages} * 210)) +
+                                    size_t{kTcWarps} * kTcDigitBytes;
+
 template <typename F>
 Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const float* x) {
   if constexpr (F::kWindow) {  // TcQ6K: one 16-row tile a block
     const int64_t grid = (p.end[2] + 15) / 16;
     if (grid > internal::kMaxGridX) return Status::Error("MatVec: too many rows for one launch");
+    if (TakesSpan(p, n_stages)) {
+      const auto kernel = p.norm_w != nullptr ? MatVecTensorCoreKernel<F, 1, kTcWarps, true, false, false, false, true>
+                                              : MatVecTensorCoreKernel<F, 1, kTcWarps, false, false, false, false, true>;
+      GGUFSCOPE_CUDA_TRY(internal::LaunchDependent(
+          ctx, kernel, static_cast<unsigned>(grid), 32 * kTcWarps,
+          static_cast<size_t>(SpanBytes(p.row_bytes)) + size_t{kTcWarps} * kTcDigitBytes, p, n_stages, x, TmaPair{}));
+      GGUFSCOPE_CHECK_LAUNCH("MatVecTensorCoreKernel");
+      return {};
+    }
     // One block of 8 warps per multiprocessor or fewer: 4 stages in
     // flight per warp (TcQ6KDeep: on 1536 x 8960, 96 blocks of 35 stages,
     // 13.1 -> 11.6 us; more stages in flight everywhere lost a resident
@@ -2590,16 +2797,6 @@ Status LaunchTensorCore(Context& ctx, const RowPlan& p, int64_t n_stages, const 
       // in one wave, decode 935.7 -> 948.7-962.4 tokens/s; the 7B one, 790
       // blocks in two waves, 451.8 -> 441.9-443.3, though 18944 x 3584
       // alone, 395 blocks, ran 17.84 -> 16.60 us).
-      // GGUFSCOPE_MATVEC_TC_RESID_TILES=2 (benchmarking switch): residual
-      // products of short rows (the 7B attn_output) in 2-tile 4-warp blocks,
-      // one a multiprocessor (~18 K registers), so that a 9-warp gate/up block
-      // (27.6 K) fits beside it before gate/up's release; two 1-tile 8-warp
-      // blocks (49 K) leave it no room (session 28: ~39 of gate/up's 264
-      // blocks resident early, the last entering 4.4 us after its release).
-      if (TcResidTiles() == 2 && TcForcedTiles() == 0 && p.residual != nullptr && n_stages <= 16) {
-        const int64_t grid2 = (p.end[2] + 31) / 32;
-        if (grid2 <= internal::kMaxGridX) return LaunchTc<F, 2, kTcWarps>(ctx, grid2, p, n_stages, x);
-      }
       if (TcForcedTiles() == 3 ||
           (TcForcedTiles() == 0 && Tc3Tiles() && waves(1) > 1.0 && waves(2) > 1.0 && waves(3) <= 1.0)) {
         const int64_t grid3 = (p.end[2] + 47) / 48;
@@ -2646,6 +2843,11 @@ cudaError_t PrepareTc() {
                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    static_cast<int>(TcTableSharedBytes<TcQ4KW, kWarps>()));
       }
+      if (err == cudaSuccess) {
+        err = cudaFuncSetAttribute(MatVecTensorCoreKernel<TcQ4KW, 1, kWarps, false, false, true, true>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(TcTableSharedBytes<TcQ4KW, kWarps>()));
+      }
     }
   }
   return err;
@@ -2654,12 +2856,22 @@ cudaError_t PrepareTc() {
 template <typename F>
 cudaError_t PrepareTensorCore() {
   cudaError_t err = PrepareTc<F, 1, kTcWarps>();
+  if constexpr (F::kWindow) {  // kSpan (LaunchTensorCore)
+    for (const auto kernel : {MatVecTensorCoreKernel<F, 1, kTcWarps, false, false, false, false, true>,
+                              MatVecTensorCoreKernel<F, 1, kTcWarps, true, false, false, false, true>}) {
+      if (err == cudaSuccess) {
+        err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(kSpanSharedBytes));
+      }
+    }
+  }
   if constexpr (F::kSubSums) {  // 2 and 3 tiles, TcWarp: Q4_K only (LaunchTensorCore)
     if (err == cudaSuccess) err = PrepareTc<F, 2, kTcWarps>();
     if (err == cudaSuccess) err = PrepareTc<F, 3, kTcWarps>();
     const int bytes = static_cast<int>(WarpSharedBytes(kWarpMaxWarps, kWarpMaxBlocks));
     for (const auto kernel : {MatVecTcWarpKernel<false, false>, MatVecTcWarpKernel<true, false>,
-                              MatVecTcWarpKernel<false, true>, MatVecTcWarpKernel<true, true>}) {
+                              MatVecTcWarpKernel<false, true>, MatVecTcWarpKernel<true, true>,
+                              MatVecTcWarpKernel<false, false, true>, MatVecTcWarpKernel<true, false, true>}) {
       if (err == cudaSuccess) err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     }
   }

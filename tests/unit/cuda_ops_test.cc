@@ -648,6 +648,41 @@ TEST_F(CudaOps, MatVecResidualLongRowsMatchFloat64) {
 }
 
 
+// Q6_K products of short rows on the tensor cores from one matrix of whole
+// 16-row blocks, 8192 rows or more (kSpanMinRows): each block's rows
+// fetched as one contiguous span (kSpan, the output head's launch), with
+// and without the output norm folded in, rows of an even block count (14,
+// 6: words 4-byte aligned per stage parity), an odd one (15: per row) and
+// one block, an odd number of 16-row blocks (8208 rows: 513); 4224 rows
+// keep the stages' windows (below kSpanMinRows). Against float64 (RmsNorm
+// too) at the f32 threshold, from poisoned outputs.
+TEST_F(CudaOps, MatVecQ6KSpansMatchFloat64) {
+  constexpr float kEps = 1e-6f;
+  for (const auto& [n_rows, n_cols] :
+       std::vector<std::pair<int64_t, int64_t>>{{8448, 3584}, {8208, 1536}, {8192, 3840}, {8192, 256}, {4224, 3584}}) {
+    for (const bool fold : {false, true}) {
+      SCOPED_TRACE(std::to_string(n_rows) + "x" + std::to_string(n_cols) + (fold ? " folded norm" : ""));
+      const std::vector<uint8_t> w = RandomData(GgmlType::kQ6_K, n_rows * n_cols, rng_);
+      std::vector<float> x = RandomFloats(n_cols, rng_, 4.0);
+      const std::vector<float> nw = RandomFloats(n_cols, rng_, 2.0);
+      std::vector<float> xin = x;  // the product's input: x, or float64 RmsNorm(x) rounded once
+      if (fold) {
+        double ss = 0;
+        for (const float v : x) ss += static_cast<double>(v) * v;
+        const double row_scale = 1.0 / std::sqrt(ss / static_cast<double>(n_cols) + kEps);
+        for (int64_t i = 0; i < n_cols; ++i) xin[i] = static_cast<float>(x[i] * row_scale * nw[i]);
+      }
+      const Reference want = Float64MatVec(CpuDequantize(GgmlType::kQ6_K, w, n_rows * n_cols), xin, n_rows, n_cols);
+      DeviceBuffer d_w = Upload(w), d_x = Upload(x), d_nw = Upload(nw), d_y = Poisoned(n_rows),
+                   d_normed = Poisoned(n_cols);
+      const MatVecPart part{d_w.data(), n_rows, d_y.as<float>(), nullptr};
+      const NormFold nf{d_nw.as<float>(), kEps, d_normed.as<float>()};
+      ExpectOk(MatVecParts(*ctx_, GgmlType::kQ6_K, n_cols, d_x.as<float>(), &part, 1, fold ? &nf : nullptr));
+      EXPECT_NMSE_BELOW(std::span<const float>(Download<float>(d_y.data(), n_rows)), want, kF32Nmse);
+    }
+  }
+}
+
 // The fused decode products with RMSNorm folded in (NormFold): against
 // float64 RmsNorm(x) (its weights too) then the product. A launch that folds
 // the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
@@ -678,11 +713,13 @@ TEST_F(CudaOps, FusedMatVecsFoldRmsNorm) {
     // (9504 gate/up pairs: 19008 virtual rows, which Q4_K's 48-row blocks
     // fill in one wave on an H100 or H200: LaunchTensorCore's 3 tiles.
     // 18944 pairs, the 7B shape's: 2368 groups of 16 rows, which Q4_K's
-    // TcWarp takes on a card of 132 multiprocessors, 9 warps a block.)
+    // TcWarp takes on a card of 132 multiprocessors, 9 warps a block, its
+    // stages by tensor-map copies (kTma); 18940 pairs: the same launch with
+    // a last group of 4 pairs, whose boxes reach 4 rows past each matrix.)
     for (const Case& c : {Case{1536, {96, 16, 40}, 37}, Case{8192, {96, 16, 40}, 37},
                           Case{1536, {2048, 256, 256}, 6336}, Case{2304, {96, 16, 40}, 37},
                           Case{2304, {2048, 256, 256}, 37}, Case{1536, {96, 16, 40}, 9504},
-                          Case{1536, {96, 16, 40}, 18944}}) {
+                          Case{1536, {96, 16, 40}, 18944}, Case{1536, {96, 16, 40}, 18940}}) {
       const int64_t n_cols = c.n_cols;
       // The documented rule: the tensor-core kernels (Q8_0 and Q4_K on rows of
       // 8192+ columns or from one 16-row block per multiprocessor, Q6_K below),
