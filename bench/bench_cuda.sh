@@ -100,7 +100,7 @@ if [ -n "${STEP_BOUND:-}" ]; then
   t "step bound done"
 fi
 if [ "${TESTS:-0}" = 1 ]; then
-  timeout 60 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
+  timeout 120 build-gpu/tests/cuda_ops_test > "$OUT/cuda_ops_test.log" 2>&1; echo "cuda_ops_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_ops_test.log" | head -20
   timeout 60 build-gpu/tests/cuda_decode_ops_test > "$OUT/cuda_decode_ops_test.log" 2>&1; echo "cuda_decode_ops_test rc=$?"
   grep -E "^\[  (PASSED|FAILED) |Failure|seed" "$OUT/cuda_decode_ops_test.log" | head -20
