@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "cuda_runtime/env_switch.h"
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 
@@ -425,8 +426,7 @@ namespace internal {
 // refuses it (cudaErrorInvalidValue, cudaErrorNotSupported) keeps its
 // default, and the context stays usable; any other error is returned.
 cudaError_t PrepareAttention() {
-  const char* e = std::getenv("GGUFSCOPE_ATTN_CARVEOUT");
-  if (e != nullptr && std::string(e) == "0") return cudaSuccess;
+  if (!EnvSwitchOn("GGUFSCOPE_ATTN_CARVEOUT")) return cudaSuccess;
   for (const bool vec4 : {false, true}) {
     for (int head_dim = 8; head_dim <= kMaxHeadDim; head_dim *= 2) {
       for (const AttnKernel k : {PickKernel<false>(head_dim, vec4), PickKernel<true>(head_dim, vec4)}) {

@@ -7,6 +7,7 @@
 
 #include "cuda_runtime/check.cuh"
 #include "cuda_runtime/device.h"
+#include "cuda_runtime/env_switch.h"
 #include "cuda_runtime/iq_grids.cuh"
 #include "cuda_runtime/op_common.cuh"
 
@@ -52,8 +53,7 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
   ctx->cluster_launch_ = cluster != 0;
   ctx->dependent_launch_supported_ = major >= 9;
-  const char* pdl = std::getenv("GGUFSCOPE_PDL");
-  ctx->dependent_launch_ = ctx->dependent_launch_supported_ && !(pdl != nullptr && std::string(pdl) == "0");
+  ctx->dependent_launch_ = ctx->dependent_launch_supported_ && EnvSwitchOn("GGUFSCOPE_PDL");
   // The kernels' per-device settings, before any op can be recorded into a
   // graph (mat-vec: the shared-memory opt-in, matvec.cu; attention: the
   // carveout, attention.cu).

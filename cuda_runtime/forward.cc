@@ -16,6 +16,7 @@
 
 #include "cuda_runtime/decode_ops.h"
 #include "cuda_runtime/fault_ops.h"
+#include "cuda_runtime/env_switch.h"
 #include "cuda_runtime/ops.h"
 
 namespace ggufscope::cuda {
@@ -510,10 +511,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // values are RmsNorm's then the product's, up to f32 rounding order.
   // GGUFSCOPE_FOLD_NORM: which pre-norms fold (benchmarking switch; bits 1
   // attn_norm, 2 ffn_norm, 4 output_norm; unset: all).
-  static const int fold_mask = [] {
-    const char* e = std::getenv("GGUFSCOPE_FOLD_NORM");
-    return e != nullptr ? std::atoi(e) : 7;
-  }();
+  static const int fold_mask = static_cast<int>(EnvSwitchInt("GGUFSCOPE_FOLD_NORM", 7, 0, 7));
   const bool fold_norms = decode && trace == nullptr && !fam.post_norms;
   // SessionOptions::skip_ops (benchmarking only): launches left out.
   const unsigned skip = decode && trace == nullptr ? options_.skip_ops : 0u;
@@ -522,10 +520,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // where it has no q/k norms and the products can take it (RopeFold:
   // bit-identical to QkvPost; the 7B shapes' q/k on the tensor cores).
   // GGUFSCOPE_FOLD_ROPE=0 keeps QkvPost's own launch (benchmarking switch).
-  static const bool fold_rope_on = [] {
-    const char* e = std::getenv("GGUFSCOPE_FOLD_ROPE");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool fold_rope_on = EnvSwitchOn("GGUFSCOPE_FOLD_ROPE");
   // (RopeFold pairs a head's rows two by two, so it needs an even head_dim;
   // QkvPost takes an odd one, which the loader allows beside an even
   // rope dimension.)
@@ -534,10 +529,7 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
   // The folds' angles, once a step for each base the layers use (RopeTable:
   // the values each fold would compute). GGUFSCOPE_ROPE_TABLE=0: each fold
   // computes its own (benchmarking switch).
-  static const bool rope_table_on = [] {
-    const char* e = std::getenv("GGUFSCOPE_ROPE_TABLE");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool rope_table_on = EnvSwitchOn("GGUFSCOPE_ROPE_TABLE");
   const float* rope_cs[2] = {nullptr, nullptr};  // [swa]
   if (fold_rope && rope_table_on && hp.n_rot > 0 && hp.n_rot % 2 == 0 && hp.n_rot <= hd) {
     bool any_swa = false;

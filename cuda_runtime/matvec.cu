@@ -30,6 +30,7 @@
 
 #include "cuda_runtime/act_digits.h"
 #include "cuda_runtime/bulk_copy.cuh"
+#include "cuda_runtime/env_switch.h"
 #include "cuda_runtime/op_common.cuh"
 #include "cuda_runtime/ops.h"
 #include "cuda_runtime/rope_rows.h"
@@ -871,11 +872,7 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
   s.rows = pairs || n_rows >= 4096 || (n_rows >= 1024 && n_cols >= 8192) ? 2 : 1;
   // GGUFSCOPE_MATVEC_BLOCKS_PER_SM: the target (benchmarking switch; the
   // split changes the summation order, not what is summed).
-  static const int per_sm = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_BLOCKS_PER_SM");
-    const int v = e != nullptr ? std::atoi(e) : 0;
-    return v > 0 && v <= 64 ? v : 2;
-  }();
+  static const int per_sm = static_cast<int>(EnvSwitchInt("GGUFSCOPE_MATVEC_BLOCKS_PER_SM", 2, 1, 64));
   const int64_t want = per_sm * static_cast<int64_t>(multiprocessors);
   const auto blocks = [&](int split) {
     const int64_t per_block = static_cast<int64_t>(kFastWarps / split) * s.rows;
@@ -883,10 +880,8 @@ FastShape PlanShape(int64_t n_rows, int64_t n_cols, bool pairs, int max_split, i
   };
   // GGUFSCOPE_MATVEC_COLS_PER_WARP: kColsPerWarp (benchmarking switch; 0:
   // no bound).
-  static const int64_t cols_per_warp = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_COLS_PER_WARP");
-    return e != nullptr ? std::clamp<int64_t>(std::atoll(e), 0, int64_t{1} << 30) : kColsPerWarp;
-  }();
+  static const int64_t cols_per_warp =
+      EnvSwitchInt("GGUFSCOPE_MATVEC_COLS_PER_WARP", kColsPerWarp, 0, int64_t{1} << 30);
   while (s.split < max_split && blocks(s.split) < want) s.split *= 2;
   while (s.split < max_split && cols_per_warp > 0 && n_cols > cols_per_warp * s.split) s.split *= 2;
   s.grid = static_cast<unsigned>(blocks(s.split));
@@ -2373,17 +2368,11 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
 // rows of an odd block count the generic one); GGUFSCOPE_MATVEC_TC_Q6K=0:
 // Q6_K alone (benchmarking switches).
 bool TensorCoreEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_TC");
   return on;
 }
 bool Q6KTensorCoreEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_Q6K");
-    return TensorCoreEnabled() && (e == nullptr || std::string(e) != "0");
-  }();
+  static const bool on = TensorCoreEnabled() && EnvSwitchOn("GGUFSCOPE_MATVEC_TC_Q6K");
   return on;
 }
 
@@ -2421,9 +2410,7 @@ bool PlanRotates(const RowPlan& p) {
 // only that type's (benchmarking switch; unset: both).
 int XTableTypes() {
   static const int m = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE");
-    if (e == nullptr) return 3;
-    const std::string v(e);
+    const std::string v = EnvSwitchString("GGUFSCOPE_MATVEC_XTABLE", "both");
     return v == "0" ? 0 : v == "q4k" ? 1 : v == "q6k" ? 2 : 3;
   }();
   return m;
@@ -2434,11 +2421,7 @@ int XTableTypes() {
 // stages a warp to pay for the table's launch. GGUFSCOPE_MATVEC_XTABLE_MIN=n
 // sets another bound (benchmarking switch: 14 also takes the 7B attn_output).
 int64_t XTableMinBlocks() {
-  static const int64_t n = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE_MIN");
-    const long v = e != nullptr ? std::atol(e) : 0;
-    return v > 0 ? static_cast<int64_t>(v) : int64_t{32};
-  }();
+  static const int64_t n = EnvSwitchInt("GGUFSCOPE_MATVEC_XTABLE_MIN", 32, 1, INT64_MAX);
   return n;
 }
 
@@ -2460,20 +2443,14 @@ bool TakesXTable(const Context& ctx, const RowPlan& p, int64_t n_stages) {
 // super-block a stage (benchmarking switch; else the 8-warp ones of an even
 // block count take TcQ4KW's two).
 bool XTableWide() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_XTABLE_WIDE");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_XTABLE_WIDE");
   return on;
 }
 
 // GGUFSCOPE_MATVEC_TMA=0: MatVecTcWarpKernel's GLU pairs keep the lanes'
 // bulk copies instead of tensor-map copies (benchmarking switch).
 bool TmaEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TMA");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_TMA");
   return on;
 }
 
@@ -2526,10 +2503,7 @@ bool MakeTmaPair(const RowPlan& p, TmaPair* t) {
 // GGUFSCOPE_MATVEC_TMA_DOWN=0: the table-fed TcQ4KW kernel keeps the lanes'
 // bulk copies (benchmarking switch; GGUFSCOPE_MATVEC_TMA=0 as well).
 bool TmaDownEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TMA_DOWN");
-    return TmaEnabled() && (e == nullptr || std::string(e) != "0");
-  }();
+  static const bool on = TmaEnabled() && EnvSwitchOn("GGUFSCOPE_MATVEC_TMA_DOWN");
   return on;
 }
 
@@ -2583,39 +2557,26 @@ Status LaunchTc(Context& ctx, int64_t grid, const RowPlan& p, int64_t n_stages, 
 // block (2 and 3: Q4_K only, Q8_0 keeps one; benchmarking switch; 0 or
 // unset: the wave rule below).
 int TcForcedTiles() {
-  static const int n = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_TILES");
-    const int v = e != nullptr ? std::atoi(e) : 0;
-    return v == 1 || v == 2 || v == 3 ? v : 0;
-  }();
+  static const int n = static_cast<int>(EnvSwitchInt("GGUFSCOPE_MATVEC_TC_TILES", 0, 1, 3));
   return n;
 }
 
 // GGUFSCOPE_MATVEC_TC_3TILES=0: Q4_K never takes 3 tiles a block (benchmarking switch).
 bool Tc3Tiles() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_3TILES");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_TC_3TILES");
   return on;
 }
 
 // GGUFSCOPE_MATVEC_TC_WARPS=4: never 8 warps per block (benchmarking switch).
 int TcMaxWarps() {
-  static const int w = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_WARPS");
-    return e != nullptr && std::string(e) == "4" ? 4 : 8;
-  }();
+  static const int w = EnvSwitchString("GGUFSCOPE_MATVEC_TC_WARPS") == "4" ? 4 : 8;
   return w;
 }
 
 // GGUFSCOPE_MATVEC_TC_WARP=0: Q4_K never takes MatVecTcWarpKernel
 // (benchmarking switch).
 bool TcWarpEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_TC_WARP");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_TC_WARP");
   return on;
 }
 
@@ -2704,20 +2665,14 @@ Status LaunchWarpQ4K(Context& ctx, const RowPlan& p, int64_t n_blocks, const flo
 // GGUFSCOPE_MATVEC_Q6K_SPAN=0: Q6_K products of short rows keep the stages'
 // cp.async windows (kSpan; benchmarking switch).
 bool Q6KSpanEnabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_Q6K_SPAN");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool on = EnvSwitchOn("GGUFSCOPE_MATVEC_Q6K_SPAN");
   return on;
 }
 
 // GGUFSCOPE_MATVEC_Q6K_SPAN_MIN_ROWS=n: the fewest rows that take kSpan
 // (benchmarking switch; default kSpanMinRows).
 int64_t Q6KSpanMinRows() {
-  static const int64_t n = [] {
-    const char* e = std::getenv("GGUFSCOPE_MATVEC_Q6K_SPAN_MIN_ROWS");
-    return e == nullptr ? kSpanMinRows : std::max<int64_t>(0, std::atoll(e));
-  }();
+  static const int64_t n = EnvSwitchInt("GGUFSCOPE_MATVEC_Q6K_SPAN_MIN_ROWS", kSpanMinRows, 0, INT64_MAX);
   return n;
 }
 
@@ -3199,10 +3154,7 @@ Status CheckNorm(const char* op, const NormFold* norm, int64_t n_cols, const flo
 bool Folds(const Context& ctx, FastKind kind, int64_t rows, bool pairs, int64_t n_cols) {
   if (KeepTensorCore(kind, rows, n_cols, ctx.multiprocessors())) return true;
   // GGUFSCOPE_FOLD_SIMT=0: only the tensor-core kernels fold (benchmarking switch).
-  static const bool simt_fold = [] {
-    const char* e = std::getenv("GGUFSCOPE_FOLD_SIMT");
-    return e == nullptr || std::string(e) != "0";
-  }();
+  static const bool simt_fold = EnvSwitchOn("GGUFSCOPE_FOLD_SIMT");
   if (!simt_fold) return false;
   const FastKind simt = SimtKind(kind, n_cols);
   return SimtFolds(simt, n_cols, PlanShape(rows, n_cols, pairs, 4, ctx.multiprocessors()).rows == 2);
