@@ -683,6 +683,93 @@ TEST_F(CudaOps, MatVecQ6KSpansMatchFloat64) {
   }
 }
 
+// Context::set_l2_prefetch: a hint that the next MatVecParts takes (the
+// tensor-core kernels issue it before their wait) must change no value:
+// q/k/v-shaped launches with a folded norm give the same bits with and
+// without one, and match float64; the hint's ranges (two gate/up-like
+// matrices, first bytes of each row, and one whole) cover rows past the
+// launch's thread count. The hint is consumed by one launch; malformed
+// ranges are refused and leave no hint.
+TEST_F(CudaOps, MatVecPartsL2PrefetchHintChangesNothing) {
+  constexpr float kEps = 1e-6f;
+  for (const GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ6_K}) {
+    for (const auto& [q_rows, n_cols] : std::vector<std::pair<int64_t, int64_t>>{{3584, 3584}, {2048, 1536}}) {
+      SCOPED_TRACE(std::string(gguf::TypeName(type)) + " " + std::to_string(q_rows) + "x" + std::to_string(n_cols));
+      const int64_t rows[3] = {q_rows, 512, 512};
+      std::vector<float> x = RandomFloats(n_cols, rng_, 4.0);
+      const std::vector<float> nw = RandomFloats(n_cols, rng_, 2.0);
+      double ss = 0;
+      for (const float v : x) ss += static_cast<double>(v) * v;
+      const double row_scale = 1.0 / std::sqrt(ss / static_cast<double>(n_cols) + kEps);
+      std::vector<float> xn(n_cols);
+      for (int64_t i = 0; i < n_cols; ++i) xn[i] = static_cast<float>(x[i] * row_scale * nw[i]);
+      DeviceBuffer d_x = Upload(x), d_nw = Upload(nw), d_normed = Poisoned(n_cols);
+      std::vector<std::vector<uint8_t>> w(3);
+      std::vector<DeviceBuffer> d_w(3), d_y(3);
+      MatVecPart parts[3];
+      for (int i = 0; i < 3; ++i) {
+        w[i] = RandomData(type, rows[i] * n_cols, rng_);
+        d_w[i] = Upload(w[i]);
+        d_y[i] = Poisoned(rows[i]);
+        parts[i] = MatVecPart{d_w[i].data(), rows[i], d_y[i].as<float>(), nullptr};
+      }
+      // The prefetched matrices: 3 x 18944 rows of 2016 bytes (Q4_K, 3584 columns).
+      constexpr int64_t kPfRows = 18944, kPfRowBytes = 2016;
+      DeviceBuffer d_pf = Upload(std::vector<uint8_t>(3 * kPfRows * kPfRowBytes, 0x5a));
+      const auto* pf = static_cast<const uint8_t*>(d_pf.data());
+      const Context::L2Range ranges[3] = {{pf, kPfRows, kPfRowBytes, 864},
+                                          {pf + kPfRows * kPfRowBytes, kPfRows, kPfRowBytes, 16},
+                                          {pf + 2 * kPfRows * kPfRowBytes, kPfRows, kPfRowBytes, kPfRowBytes}};
+      const NormFold fold{d_nw.as<float>(), kEps, d_normed.as<float>()};
+      std::vector<std::vector<float>> plain(3);
+      for (const bool hint : {false, true}) {
+        SCOPED_TRACE(hint ? "with the hint" : "without");
+        for (int i = 0; i < 3; ++i) {
+          d_y[i] = Poisoned(rows[i]);
+          parts[i].y = d_y[i].as<float>();
+        }
+        if (hint) {
+          ASSERT_TRUE(ctx_->set_l2_prefetch(ranges, 3));
+        }
+        ExpectOk(MatVecParts(*ctx_, type, n_cols, d_x.as<float>(), parts, 3, &fold));
+        Context::L2Range left[Context::kMaxL2Ranges];
+        EXPECT_EQ(ctx_->take_l2_prefetch(left), 0) << "the launch took the hint";
+        for (int i = 0; i < 3; ++i) {
+          SCOPED_TRACE("part " + std::to_string(i));
+          const std::vector<float> y = Download<float>(d_y[i].data(), rows[i]);
+          if (!hint) {
+            EXPECT_NMSE_BELOW(std::span<const float>(y),
+                              Float64MatVec(CpuDequantize(type, w[i], rows[i] * n_cols), xn, rows[i], n_cols),
+                              kF32Nmse);
+            plain[i] = y;
+          } else {
+            EXPECT_EQ(std::memcmp(y.data(), plain[i].data(), y.size() * sizeof(float)), 0)
+                << "the hint changed the product's bits";
+          }
+        }
+      }
+    }
+  }
+  // Refused: a misaligned base, bytes not a multiple of 16 or past the row,
+  // a row stride not a multiple of 16, too many ranges; each leaves no hint.
+  DeviceBuffer d_pf = Poisoned(4096);
+  const auto* b = static_cast<const uint8_t*>(d_pf.data());
+  Context::L2Range out[Context::kMaxL2Ranges];
+  const Context::L2Range good{b, 4, 1024, 512};
+  for (const Context::L2Range& bad : {Context::L2Range{b + 8, 4, 1024, 512}, Context::L2Range{b, 4, 1024, 520},
+                                      Context::L2Range{b, 4, 1024, 2048}, Context::L2Range{b, 4, 1000, 512},
+                                      Context::L2Range{b, 4, 1024, 0}, Context::L2Range{nullptr, 4, 1024, 512}}) {
+    ASSERT_TRUE(ctx_->set_l2_prefetch(&good, 1));
+    EXPECT_FALSE(ctx_->set_l2_prefetch(&bad, 1));
+    EXPECT_EQ(ctx_->take_l2_prefetch(out), 0);
+  }
+  const Context::L2Range four[4] = {good, good, good, good};
+  EXPECT_FALSE(ctx_->set_l2_prefetch(four, 4));
+  EXPECT_TRUE(ctx_->set_l2_prefetch(four, 3));
+  EXPECT_EQ(ctx_->take_l2_prefetch(out), 3);
+  EXPECT_EQ(ctx_->take_l2_prefetch(out), 0);
+}
+
 // The fused decode products with RMSNorm folded in (NormFold): against
 // float64 RmsNorm(x) (its weights too) then the product. A launch that folds
 // the norm leaves the `normed` scratch untouched (poisoned): Q8_0 and Q4_K
