@@ -58,13 +58,6 @@ __device__ __forceinline__ void TensorCopy2d(uint32_t dst, const void* map, int 
       : "memory");
 #endif
 }
-// A hint to bring `bytes` bytes at src (both multiples of 16) into L2; no
-// completion to wait for.
-__device__ __forceinline__ void BulkPrefetchL2(const void* src, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
-#endif
-}
 // Before a bulk copy overwrites shared memory that plain loads just read.
 __device__ __forceinline__ void FenceProxyAsync() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,49 +64,6 @@ class Context {
   static constexpr size_t kXTableBytes = size_t{1} << 20;
   void* x_table() const { return x_table_; }
 
-  // L2 prefetches for the next mat-vec launch that can issue them: ranges of
-  // weights a later launch of the step will read, requested into L2 by the
-  // launch's blocks before they wait for the kernel ahead of them (a decode
-  // step's q/k/v, attention and attn_output launches leave the memory bus
-  // mostly idle while gate/up's weights wait; forward.cc). A range is rows
-  // [0, rows) of a matrix at `base`, the first `bytes` of each row
-  // (`row_bytes` apart): base, bytes and row_bytes multiples of 16, bytes
-  // at most row_bytes (checked by set_l2_prefetch, which refuses the hint
-  // otherwise). A prefetch is a hint: it changes no result. The next
-  // MatVecParts takes the hint and clears it (matvec.cu); the tensor-core
-  // kernels issue it, any other launch drops it.
-  struct L2Range {
-    const void* base = nullptr;
-    int64_t rows = 0;
-    int64_t row_bytes = 0;
-    int64_t bytes = 0;
-  };
-  static constexpr int kMaxL2Ranges = 3;
-  // false (and no hint) where a range breaks the rules above or n is not in
-  // [0, kMaxL2Ranges].
-  bool set_l2_prefetch(const L2Range* ranges, int n) {
-    n_l2_prefetch_ = 0;
-    if (n < 0 || n > kMaxL2Ranges || (n > 0 && ranges == nullptr)) return false;
-    for (int i = 0; i < n; ++i) {
-      const L2Range& r = ranges[i];
-      if (r.base == nullptr || reinterpret_cast<uintptr_t>(r.base) % 16 != 0 || r.rows < 0 || r.bytes <= 0 ||
-          r.bytes % 16 != 0 || r.row_bytes % 16 != 0 || (r.rows > 1 && r.bytes > r.row_bytes) ||
-          r.bytes > (int64_t{1} << 30)) {
-        return false;
-      }
-    }
-    for (int i = 0; i < n; ++i) l2_prefetch_[i] = ranges[i];
-    n_l2_prefetch_ = n;
-    return true;
-  }
-  // The pending ranges into out[kMaxL2Ranges]; their count (0: none).
-  int take_l2_prefetch(L2Range* out) {
-    const int n = n_l2_prefetch_;
-    for (int i = 0; i < n; ++i) out[i] = l2_prefetch_[i];
-    n_l2_prefetch_ = 0;
-    return n;
-  }
-
   // Scratch of at least `bytes` bytes (256-byte aligned), reused by ops that
   // need temporary buffers (dequantized weights for cuBLAS). Growing it waits
   // for the stream first, so work already queued never sees it freed. Valid
@@ -128,8 +84,6 @@ class Context {
   void* cublas_ = nullptr;
   void* iq_grids_ = nullptr;   // device, IqGridBytes() bytes
   void* x_table_ = nullptr;     // device, kXTableBytes
-  L2Range l2_prefetch_[kMaxL2Ranges];
-  int n_l2_prefetch_ = 0;
   void* workspace_ = nullptr;   // device, workspace_bytes_ bytes
   size_t workspace_bytes_ = 0;
 };

@@ -24,34 +24,6 @@ namespace {
 
 using reference::RowMatrix;
 
-// A decode step's L2 prefetch (Context::set_l2_prefetch), issued by the
-// layer's q/k/v launch before its wait: while q/k/v, attention and
-// attn_output run (latency-bound launches that read ~17 MB in ~17 us on
-// the 7B shape) the memory bus is mostly idle, and gate/up's weights,
-// the step's largest read, are already known. GGUFSCOPE_L2_PREFETCH=n:
-// the first n bytes of each gate and up row (rounded down to 16; 0: none);
-// GGUFSCOPE_L2_PREFETCH_WO=1: attn_output's rows too (benchmarking
-// switches while the bytes are chosen).
-int PrefetchRanges(const DeviceLayer& L, Context::L2Range* out) {
-  static const int64_t gate_up_bytes = EnvSwitchInt("GGUFSCOPE_L2_PREFETCH", 0, 0, int64_t{1} << 30) / 16 * 16;
-  static const bool wo = EnvSwitchString("GGUFSCOPE_L2_PREFETCH_WO") == "1";
-  int n = 0;
-  const auto add = [&](const DeviceWeight& w, int64_t bytes) {
-    if (w.data == nullptr || w.rows <= 0 || bytes <= 0) return;
-    const gguf::TypeTraits& t = gguf::Traits(w.type);
-    if (t.block_size <= 0 || w.cols % t.block_size != 0) return;
-    const int64_t row_bytes = w.cols / t.block_size * t.type_size;
-    if (row_bytes % 16 != 0) return;
-    out[n++] = Context::L2Range{w.data, w.rows, row_bytes, std::min(bytes, row_bytes)};
-  };
-  if (gate_up_bytes > 0 && L.w_gate.data != nullptr && L.w_up.data != nullptr) {
-    add(L.w_gate, gate_up_bytes);
-    add(L.w_up, gate_up_bytes);
-  }
-  if (wo) add(L.wo, int64_t{1} << 30);
-  return n;
-}
-
 constexpr size_t kArenaAlign = 256;  // each tensor's start: enough for every op's alignment
 
 #define GGUFSCOPE_TRY(expr)                         \
@@ -600,9 +572,6 @@ Status Session::Forward(int n, bool all_logits, reference::TraceSink* trace) {
     if (!keep(kSkipQkv)) {  // left out (benchmarking)
     } else if (fold_attn_norm) {
       const NormFold fold{L.attn_norm, eps, cur};
-      Context::L2Range l2[Context::kMaxL2Ranges];
-      const int n_l2 = PrefetchRanges(L, l2);
-      if (n_l2 > 0) ctx_.set_l2_prefetch(l2, n_l2);
       GGUFSCOPE_TRY(DecodeProjections(L, x, biases, q, k, v, &fold, fold_rope ? &rope_fold : nullptr, &rope_folded));
     } else if (decode) {  // the projections (and biases) in as few launches as their types allow
       GGUFSCOPE_TRY(

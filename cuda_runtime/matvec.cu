@@ -247,29 +247,7 @@ struct RowPlan {
   bool neox;
   // RopeFold::cos_sin (RopeTable's), or null: the emitters compute the angle.
   const float* cos_sin;
-  // Context::take_l2_prefetch's ranges: L2 prefetches the tensor-core
-  // kernels issue before their wait (PrefetchL2Ranges).
-  Context::L2Range l2[Context::kMaxL2Ranges];
-  int n_l2;
-  bool l2_after;  // issued after the wait (GGUFSCOPE_L2_PREFETCH_AFTER=1), else before
 };
-
-// The plan's L2 prefetches, spread over the launch's threads: one bulk
-// prefetch (cp.async.bulk.prefetch.L2, sm_90 and up) of a range's bytes a
-// row. A hint: nothing waits for it, and it changes no value.
-__device__ __forceinline__ void PrefetchL2Ranges(const RowPlan& p) {
-  if (p.n_l2 == 0) return;
-  const int64_t step = int64_t{gridDim.x} * blockDim.x;
-  int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  for (int r = 0; r < p.n_l2; ++r) {
-    const Context::L2Range& range = p.l2[r];
-    for (; i < range.rows; i += step) {
-      internal::BulkPrefetchL2(static_cast<const uint8_t*>(range.base) + i * range.row_bytes,
-                               static_cast<uint32_t>(range.bytes));
-    }
-    i -= range.rows;  // this thread's next index, in the next range
-  }
-}
 
 __device__ __forceinline__ int SegOf(const RowPlan& p, int64_t v) { return v < p.end[0] ? 0 : v < p.end[1] ? 1 : 2; }
 __device__ __forceinline__ int64_t SegStart(const RowPlan& p, int seg) { return seg == 0 ? 0 : p.end[seg - 1]; }
@@ -2028,13 +2006,7 @@ __global__ void __launch_bounds__(32 * kWarps, TcMinBlocks(kTiles, kWarps, kNorm
   if constexpr (kRope) {
     if (emits) rope.Prepare(p, emit_row);
   }
-  if constexpr (!kTable) {  // (table-fed launches are MatVecResidual's: no hint)
-    if (!p.l2_after) PrefetchL2Ranges(p);
-  }
   internal::GridEnter();
-  if constexpr (!kTable) {
-    if (p.l2_after) PrefetchL2Ranges(p);
-  }
   if constexpr (kTable) {  // the first stages' entries (one more copy group: stage 0 waits for all)
 #pragma unroll
     for (int k = 0; k < F::kDepth; ++k) {
@@ -2317,9 +2289,7 @@ __global__ void __launch_bounds__(32 * kWarpMaxWarps, 2)
   if constexpr (kRope) {
     if (emits) rope.Prepare(p, emit_row);
   }
-  if (!p.l2_after) PrefetchL2Ranges(p);
   internal::GridEnter();
-  if (p.l2_after) PrefetchL2Ranges(p);
   float ss = 0.0f;
   for (int64_t b = warp; b < n_blocks; b += warps) {
     float v[8];
@@ -3272,10 +3242,6 @@ bool MatVecFoldsRope(const Context& ctx, GgmlType type, int64_t n_cols, const vo
 Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, const MatVecPart* parts,
                    int n_parts, const NormFold* norm, const RopeFold* rope) {
   constexpr const char* kOp = "MatVecParts";
-  // The pending L2 hint is this launch's, taken whatever path runs (kept
-  // only by the tensor-core kernels).
-  Context::L2Range l2[Context::kMaxL2Ranges];
-  const int n_l2 = ctx.take_l2_prefetch(l2);
   gguf::TypeTraits t;
   GGUFSCOPE_RETURN_IF_ERROR(internal::ActiveTraits(kOp, type, &t));
   if (n_parts < 1 || n_parts > 3 || parts == nullptr) return Status::Error("MatVecParts: 1 to 3 parts");
@@ -3297,10 +3263,6 @@ Status MatVecParts(Context& ctx, GgmlType type, int64_t n_cols, const float* x, 
                             ? FastKind::kNone
                             : FastKindOf(type, w, n_parts, n_cols, n_blocks, n_blocks * t.type_size);
   RowPlan p{};
-  p.n_l2 = n_l2;
-  static const bool l2_after = EnvSwitchString("GGUFSCOPE_L2_PREFETCH_AFTER") == "1";
-  p.l2_after = l2_after;
-  for (int i = 0; i < n_l2; ++i) p.l2[i] = l2[i];
   if (rope != nullptr) {
     bool rotates = false;
     for (int i = 0; i < n_parts; ++i) {
