@@ -85,7 +85,13 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
     if (why) *why = std::string("CUDA: uploading the IQ grids: ") + cudaGetErrorString(err);
     return nullptr;
   }
+  // Zeroed once: the table-fed launches copy whole entries, whose padding
+  // (each digit plane's 32 bytes, the scale's 28) no launch writes or
+  // reads for a value; zeroed, no copy ever moves uninitialized bytes
+  // (compute-sanitizer initcheck flagged them, session 30).
   err = cudaMalloc(&ctx->x_table_, kXTableBytes);
+  if (err == cudaSuccess) err = cudaMemsetAsync(ctx->x_table_, 0, kXTableBytes, static_cast<cudaStream_t>(ctx->stream_));
+  if (err == cudaSuccess) err = cudaStreamSynchronize(static_cast<cudaStream_t>(ctx->stream_));
   if (err != cudaSuccess) {
     if (why) *why = std::string("CUDA: the mat-vec's x table: ") + cudaGetErrorString(err);
     return nullptr;
