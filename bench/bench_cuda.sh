@@ -152,11 +152,12 @@ if [ "${TESTS:-0}" = 1 ]; then
     for v in "${vs[@]}"; do
       d=/tmp/variant-${v%%=*}
       if [ "${VARIANT_TESTS:-0}" = 1 ]; then
-        timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops.log" 2>&1
-        echo "variant ${v%%=*} cuda_ops_test MatVec* rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
+        # VARIANT_TEST_FILTER: the variant's op tests (default *MatVec*; a variant's new test may need adding).
+        timeout 120 $d/build/tests/cuda_ops_test --gtest_filter="${VARIANT_TEST_FILTER:-*MatVec*}" > "$OUT/variant-${v%%=*}-ops.log" 2>&1
+        echo "variant ${v%%=*} cuda_ops_test ${VARIANT_TEST_FILTER:-*MatVec*} rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
         # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_MATVEC_TC_TILES=1): those tests again under each setting.
         for te in ${VARIANT_TEST_ENVS:-}; do
-          env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter='*MatVec*' > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
+          env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter="${VARIANT_TEST_FILTER:-*MatVec*}" > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
           echo "variant ${v%%=*} cuda_ops_test MatVec* [$te] rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops-env.log" | tr '\n' ' ')"
           grep -E "Failure|^\[  FAILED" "$OUT/variant-${v%%=*}-ops-env.log" | head -5
         done
