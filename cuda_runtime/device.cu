@@ -90,8 +90,9 @@ std::unique_ptr<Context> Context::Create(int device, std::string* why) {
   // reads for a value; zeroed, no copy ever moves uninitialized bytes
   // (compute-sanitizer initcheck flagged them, session 30).
   err = cudaMalloc(&ctx->x_table_, kXTableBytes);
-  if (err == cudaSuccess) err = cudaMemsetAsync(ctx->x_table_, 0, kXTableBytes, static_cast<cudaStream_t>(ctx->stream_));
-  if (err == cudaSuccess) err = cudaStreamSynchronize(static_cast<cudaStream_t>(ctx->stream_));
+  const auto stream = static_cast<cudaStream_t>(ctx->stream_);
+  if (err == cudaSuccess) err = cudaMemsetAsync(ctx->x_table_, 0, kXTableBytes, stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) {
     if (why) *why = std::string("CUDA: the mat-vec's x table: ") + cudaGetErrorString(err);
     return nullptr;

@@ -15,8 +15,8 @@
 #include <utility>
 
 #include "cuda_runtime/decode_ops.h"
-#include "cuda_runtime/fault_ops.h"
 #include "cuda_runtime/env_switch.h"
+#include "cuda_runtime/fault_ops.h"
 #include "cuda_runtime/ops.h"
 
 namespace ggufscope::cuda {
