@@ -213,8 +213,16 @@ if [ "${TESTS:-0}" = 1 ]; then
         build-gpu/tests/$test --gtest_filter="${SAN_FILTER:-*}" --gtest_list_tests | grep -q '^  ' ||
           { echo "sanitizer $tool $test: no test matches SAN_FILTER, not run"; continue; }
         extra=; [ $tool = memcheck ] && extra="--leak-check full"
-        ( timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool $extra build-gpu/tests/$test --gtest_filter="${SAN_FILTER:-*}" > "/tmp/san_${tool}_$test.log" 2>&1
-          echo "sanitizer $tool $test rc=$? $(grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' /tmp/san_${tool}_$test.log | tr '\n' ' ')" ) &
+        # SAN_SPLIT=1: one compute-sanitizer process per test (they run at once, one core each), so a
+        # slow tool such as initcheck covers the whole suite within one call.
+        filters=("${SAN_FILTER:-*}")
+        [ "${SAN_SPLIT:-0}" = 1 ] && readarray -t filters < <(build-gpu/tests/$test --gtest_filter="${SAN_FILTER:-*}" \
+          --gtest_list_tests | awk '/^[^ ]/{suite=$1} /^  /{print suite $1}')
+        for filter in "${filters[@]}"; do
+          log="/tmp/san_${tool}_${test}_${filter//[^A-Za-z0-9]/_}.log"
+          ( timeout ${SAN_TIMEOUT:-240} compute-sanitizer --tool $tool $extra build-gpu/tests/$test --gtest_filter="$filter" > "$log" 2>&1
+            echo "sanitizer $tool $test $filter rc=$? $(grep -E '^\[  (PASSED|FAILED) |ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' "$log" | tr '\n' ' ')" ) &
+        done
       done
     done > "$OUT/sanitizer.txt"
     wait; cat "$OUT/sanitizer.txt"
