@@ -17,12 +17,31 @@ release). Then the same by kernel kind
 (block count, and the previous kernel's, which tells apart launches of one size), and the gap
 between steps.
 
+Kinds of under 528 blocks (one wave) also show their placement: how many multiprocessors held 1, 2, ...
+of a launch's blocks, and the median time from the release to the last of them leaving.
+
   python3 bench/timeline_summary.py tl.csv [--step 1] [--rows 24] [--json]
 """
 import argparse
 import collections
 import csv
 import json
+
+
+def placement(mine, mine_sm, go):
+    """Blocks per multiprocessor: {n: [each multiprocessor's last block out after the release, us]}
+    for the multiprocessors that held n of the kernel's blocks (None without t_leave)."""
+    if not all(l > 0 for _, _, l in mine):
+        return None
+    last = collections.defaultdict(int)
+    count = collections.Counter()
+    for (_, _, l), sm in zip(mine, mine_sm):
+        count[sm] += 1
+        last[sm] = max(last[sm], l)
+    out = collections.defaultdict(list)
+    for sm, n in count.items():
+        out[n].append((last[sm] - go) / 1000)
+    return dict(out)
 
 
 def main():
@@ -33,9 +52,11 @@ def main():
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     recs = collections.defaultdict(list)
+    sms = collections.defaultdict(list)  # each record's multiprocessor, in recs' order
     with open(a.csv) as f:
         for r in csv.DictReader(f):
             recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"]), int(r.get("t_leave") or 0)))
+            sms[int(r["grid"])].append(int(r["sm"]))
     if not recs:
         raise SystemExit(f"{a.csv}: no records")
     # Steps: the step's last kernel (ArgMax's final, one block) has one record per step; its
@@ -57,12 +78,14 @@ def main():
         mine = [(e, t, l) for e, t, l in v if step_of(t) == a.step]
         if not mine:
             continue
+        mine_sm = [sm for (e, t, l), sm in zip(v, sms[g]) if step_of(t) == a.step]
         go = min(t for _, t, _ in mine)
         leave = max(l for _, _, l in mine) if all(l > 0 for _, _, l in mine) else None
         ks.append({"grid": g, "blocks": len(mine), "go": go, "go_last": max(t for _, t, _ in mine), "leave": leave,
                    "enter_first": min(e for e, _, _ in mine),
                    "resident_before_release": sum(1 for e, _, _ in mine if e <= go),
-                   "last_entry_after_release_us": max(0, max(e for e, _, _ in mine) - go) / 1000})
+                   "last_entry_after_release_us": max(0, max(e for e, _, _ in mine) - go) / 1000,
+                   "placement": placement(mine, mine_sm, go)})
     ks.sort(key=lambda k: k["go"])
     t0 = ks[0]["go"]
     for i, k in enumerate(ks):
@@ -72,6 +95,18 @@ def main():
         k["handover_us"] = (nxt - k["leave"]) / 1000 if k["leave"] is not None and i + 1 < len(ks) else None
         k["prev_blocks"] = ks[i - 1]["blocks"] if i else 0
     prev_end = ends[a.step - 1] if a.step > 0 else None
+
+    def kind_placement(v):
+        # Per n: multiprocessors holding n blocks (mean a launch) and the median of their last block out.
+        if any(x["placement"] is None for x in v):
+            return None
+        by_n = collections.defaultdict(list)
+        for x in v:
+            for n, lasts in x["placement"].items():
+                by_n[n].extend(lasts)
+        return [{"blocks_per_sm": n, "sms_per_launch": len(l) / len(v), "median_last_out_us": sorted(l)[len(l) // 2]}
+                for n, l in sorted(by_n.items())]
+
     kinds = collections.defaultdict(list)
     for k in ks:
         kinds[(k["blocks"], k["prev_blocks"])].append(k)
@@ -83,7 +118,8 @@ def main():
                        "total_us": sum(x["share_us"] for x in v),
                        "mean_work_us": mean_of(v, "work_us"), "mean_handover_us": mean_of(v, "handover_us"),
                        "mean_resident_before_release": sum(x["resident_before_release"] for x in v) / len(v),
-                       "mean_last_entry_after_release_us": sum(x["last_entry_after_release_us"] for x in v) / len(v)}
+                       "mean_last_entry_after_release_us": sum(x["last_entry_after_release_us"] for x in v) / len(v),
+                       "placement": kind_placement(v)}
                       for (b, p), v in kinds.items()), key=lambda d: -d["total_us"])
     out = {"step": a.step, "kernels": len(ks), "span_us": (ks[-1]["go_last"] - t0) / 1000,
            "gap_from_previous_step_us": (t0 - prev_end) / 1000 if prev_end is not None else None,
@@ -113,6 +149,10 @@ def main():
                  if d["mean_work_us"] is not None and d["mean_handover_us"] is not None else "")
         print(f"  ({d['blocks']}, {d['prev_blocks']}): {d['count']:3d} x {d['mean_us']:7.2f} = {d['total_us']:8.1f} us,"
               f" {d['mean_resident_before_release']:.0f} resident early, last in +{d['mean_last_entry_after_release_us']:.2f}{split}")
+        if d["placement"] and d["blocks"] < 4 * 132 and d["blocks"] > 1:
+            # One-wave launches: how the blocks fell on the multiprocessors, and when each group's last left.
+            print("      placement: " + ", ".join(f"{p['sms_per_launch']:.1f} SMs x {p['blocks_per_sm']}"
+                                               f" (out +{p['median_last_out_us']:.2f})" for p in d["placement"]))
 
 
 if __name__ == "__main__":
