@@ -17,7 +17,7 @@ release). Then the same by kernel kind
 (block count, and the previous kernel's, which tells apart launches of one size), and the gap
 between steps.
 
-Kinds of under 528 blocks (one wave) also show their placement: how many multiprocessors held 1, 2, ...
+Kinds of 2 to 527 blocks (at most one wave of 4 blocks on each of 132 multiprocessors) also show their placement: how many multiprocessors held 1, 2, ...
 of a launch's blocks, and the median time from the release to the last of them leaving.
 
   python3 bench/timeline_summary.py tl.csv [--step 1] [--rows 24] [--json]
@@ -31,7 +31,7 @@ import json
 def placement(mine, mine_sm, go):
     """Blocks per multiprocessor: {n: [each multiprocessor's last block out after the release, us]}
     for the multiprocessors that held n of the kernel's blocks (None without t_leave)."""
-    if not all(l > 0 for _, _, l in mine):
+    if not all(l > 0 for _, _, l in mine) or None in mine_sm:
         return None
     last = collections.defaultdict(int)
     count = collections.Counter()
@@ -56,7 +56,7 @@ def main():
     with open(a.csv) as f:
         for r in csv.DictReader(f):
             recs[int(r["grid"])].append((int(r["t_enter"]), int(r["t_go"]), int(r.get("t_leave") or 0)))
-            sms[int(r["grid"])].append(int(r["sm"]))
+            sms[int(r["grid"])].append(int(r["sm"]) if r.get("sm") else None)
     if not recs:
         raise SystemExit(f"{a.csv}: no records")
     # Steps: the step's last kernel (ArgMax's final, one block) has one record per step; its
