@@ -134,6 +134,9 @@ if [ "${TESTS:-0}" = 1 ]; then
     IFS=$'\n' read -r -d '' -a vs < <(printf '%s' "${SED_VARIANTS//;;/$'\n'}"; printf '\0')
     vt=ggufscope-bench-matvec; [ "${VARIANT_TESTS:-0}" = 1 ] && vt="$vt cuda_ops_test"
     [ "${VARIANT_DECODE:-0}" = 1 ] && vt="$vt ggufscope-bench-forward"
+    # VARIANT_FORWARD=1 (with VARIANT_TESTS=1): the variant's cuda_forward_test too (every model of the shared
+    # directory against the CPU reference; VARIANT_FWD_FILTER, default all), so a variant can be merged on its own run.
+    [ "${VARIANT_TESTS:-0}" = 1 ] && [ "${VARIANT_FORWARD:-0}" = 1 ] && vt="$vt cuda_forward_test"
     for v in "${vs[@]}"; do
       d=/tmp/variant-${v%%=*}; spec=${v#*=}
       rm -rf $d && mkdir -p $d && tree_files | xargs -0 cp --parents -t $d
@@ -155,6 +158,10 @@ if [ "${TESTS:-0}" = 1 ]; then
         # VARIANT_TEST_FILTER: the variant's op tests (default *MatVec*; a variant's new test may need adding).
         timeout 120 $d/build/tests/cuda_ops_test --gtest_filter="${VARIANT_TEST_FILTER:-*MatVec*}" > "$OUT/variant-${v%%=*}-ops.log" 2>&1
         echo "variant ${v%%=*} cuda_ops_test ${VARIANT_TEST_FILTER:-*MatVec*} rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
+        if [ "${VARIANT_FORWARD:-0}" = 1 ]; then
+          timeout 300 $d/build/tests/cuda_forward_test --gtest_filter="${VARIANT_FWD_FILTER:-*}" > "$OUT/variant-${v%%=*}-forward.log" 2>&1
+          echo "variant ${v%%=*} cuda_forward_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) \] [0-9]' "$OUT/variant-${v%%=*}-forward.log" | tr '\n' ' ')"
+        fi
         # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_MATVEC_TC_TILES=1): those tests again under each setting.
         for te in ${VARIANT_TEST_ENVS:-}; do
           env ${te//,/ } timeout 120 $d/build/tests/cuda_ops_test --gtest_filter="${VARIANT_TEST_FILTER:-*MatVec*}" > "$OUT/variant-${v%%=*}-ops-env.log" 2>&1
