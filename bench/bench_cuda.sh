@@ -160,7 +160,7 @@ if [ "${TESTS:-0}" = 1 ]; then
         echo "variant ${v%%=*} cuda_ops_test ${VARIANT_TEST_FILTER:-*MatVec*} rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/variant-${v%%=*}-ops.log" | tr '\n' ' ')"
         if [ "${VARIANT_FORWARD:-0}" = 1 ]; then
           timeout 300 $d/build/tests/cuda_forward_test --gtest_filter="${VARIANT_FWD_FILTER:-*}" > "$OUT/variant-${v%%=*}-forward.log" 2>&1
-          echo "variant ${v%%=*} cuda_forward_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) \] [0-9]' "$OUT/variant-${v%%=*}-forward.log" | tr '\n' ' ')"
+          echo "variant ${v%%=*} cuda_forward_test rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) *\] [0-9]' "$OUT/variant-${v%%=*}-forward.log" | tr '\n' ' ')"
         fi
         # VARIANT_TEST_ENVS="A=1 B=2,C=3" (e.g. GGUFSCOPE_MATVEC_TC_TILES=1): those tests again under each setting.
         for te in ${VARIANT_TEST_ENVS:-}; do

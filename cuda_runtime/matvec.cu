@@ -1405,9 +1405,12 @@ struct TcQ6K {
   template <int kPar>
   static __device__ __forceinline__ uint2 Load8(const uint8_t* p) {
     if constexpr (kPar == 2) {
-      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-      const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-      const uint32_t sh = static_cast<uint32_t>(a & 2) * 8;
+      // The word below p as p minus its misalignment (not p's bits masked
+      // through an integer): the compiler then still knows p's address
+      // space, and these are shared-memory loads rather than generic ones.
+      const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & 3);
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p - mis);
+      const uint32_t sh = (mis & 2) * 8;
       const uint32_t u0 = q[0], u1 = q[1], u2 = sh != 0 ? q[2] : 0u;
       return make_uint2(__funnelshift_r(u0, u1, sh), __funnelshift_r(u1, u2, sh));
     } else if constexpr (kPar == 1) {
@@ -1432,9 +1435,9 @@ struct TcQ6K {
     if constexpr (kPar == 0) {
       return *reinterpret_cast<const uint32_t*>(p);
     } else {
-      const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-      const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-      const uint32_t sh = kPar == 1 ? 16u : static_cast<uint32_t>(a & 2) * 8;
+      const uint32_t mis = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & 3);  // (as Load8)
+      const uint32_t* q = reinterpret_cast<const uint32_t*>(p - mis);
+      const uint32_t sh = kPar == 1 ? 16u : (mis & 2) * 8;
       return __funnelshift_r(q[0], sh != 0 ? q[1] : 0u, sh);
     }
   }
