@@ -24,8 +24,6 @@
 #include <cooperative_groups.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
 
 #include "cuda_runtime/env_switch.h"
 #include "cuda_runtime/op_common.cuh"
